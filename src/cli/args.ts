@@ -1,0 +1,59 @@
+/** Command-line parsing: `messenger-endpoint [command] [arguments] [--flags]`. */
+
+export const COMMANDS = ["serve", "check", "migrate", "backup", "restore", "version", "help"] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export interface ParsedArgs {
+  command: Command;
+  positional: string[];
+  config?: string;
+  port?: number;
+  host?: string;
+  help: boolean;
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const VALUE_FLAGS = new Set(["--config", "--port", "--host"]);
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const positional: string[] = [];
+  const values: Record<string, string> = {};
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") help = true;
+    else if (arg === "--version" || arg === "-v") version = true;
+    else if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq === -1 ? arg : arg.slice(0, eq);
+      if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option ${name}`);
+      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === "") throw new UsageError(`${name} needs a value`);
+      values[name.slice(2)] = value;
+    } else if (arg.startsWith("-") && arg !== "-") throw new UsageError(`unknown option ${arg}`);
+    else positional.push(arg);
+  }
+  let command: Command = "serve";
+  if (version) command = "version";
+  else if (positional.length > 0) {
+    const name = positional.shift()!;
+    if (!(COMMANDS as readonly string[]).includes(name)) throw new UsageError(`unknown command "${name}"`);
+    command = name as Command;
+  }
+  const parsed: ParsedArgs = { command, positional, help };
+  if (values.config !== undefined) parsed.config = values.config;
+  if (values.host !== undefined) parsed.host = values.host;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535`);
+    parsed.port = port;
+  }
+  return parsed;
+}

@@ -1,0 +1,123 @@
+/**
+ * `serve`: open and migrate the database, take the instance lock, listen, print the banner, and
+ * stop cleanly on SIGTERM/SIGINT (a second signal exits at once).
+ */
+import type { Config } from "../config/load.ts";
+import { formatProblem } from "../config/problems.ts";
+import { openDatabase, type Database } from "../db/client.ts";
+import { applyMigrations } from "../db/migrate.ts";
+import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
+import { createApp } from "../app.ts";
+import { createLogger } from "../log/logger.ts";
+import { VERSION } from "../version.ts";
+import type { CliIo } from "./main.ts";
+
+export interface ServeOverrides {
+  host?: string | undefined;
+  port?: number | undefined;
+}
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+export async function serve(config: Config, overrides: ServeOverrides, io: CliIo): Promise<number> {
+  const log = createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
+  for (const warning of config.warnings) log.warn(`settings: ${formatProblem(warning)}`);
+
+  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token });
+  let lock: InstanceLock | null = null;
+  try {
+    if (database.file) lock = await acquireInstanceLock(database.file, `serve pid ${process.pid}`);
+    const migrations = await applyMigrations(database);
+    if (migrations.applied > 0) log.info("database migrated", { applied: migrations.applied, total: migrations.total });
+  } catch (error) {
+    lock?.release();
+    database.close();
+    throw error;
+  }
+
+  const app = createApp({ config, db: database, log });
+  const host = overrides.host ?? config.server.host;
+  const port = overrides.port ?? config.server.port;
+  try {
+    app.server.listen({
+      hostname: host,
+      port,
+      // Elysia's default would let a second copy bind the same port silently and write the same database.
+      reusePort: false,
+      // Bun answers 413 itself beyond this; the webhook route checks the exact limit.
+      maxRequestBodySize: config.server.max_body_bytes + 1,
+    });
+  } catch (error) {
+    lock?.release();
+    database.close();
+    const code = (error as { code?: string }).code;
+    if (code === "EADDRINUSE" || /in use/i.test(String((error as Error).message))) {
+      throw new StartupError(`port ${port} on ${host} is already in use: stop the other process or change server.port`);
+    }
+    throw new StartupError(`cannot listen on ${host}:${port}: ${(error as Error).message}`);
+  }
+  const actualPort = app.server.server?.port ?? port;
+  const base = `http://${host.includes(":") ? `[${host}]` : host}:${actualPort}`;
+  const webhookBase = config.server.public_url?.replace(/\/+$/, "") ?? base;
+  const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
+  log.info("listening", { version: VERSION, url: base, port: actualPort, demo: config.demo, endpoints });
+  io.err(banner(config, base, endpoints, database));
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) {
+        log.warn(`second ${signal}: exiting at once`);
+        process.exit(2);
+      }
+      stopping = true;
+      log.info("stopping: no new webhooks, finishing what was accepted", { signal });
+      try {
+        await app.server.stop();
+        await app.shutdown();
+        database.close();
+        lock?.release();
+        log.info("stopped");
+        resolve(0);
+      } catch (error) {
+        log.error("stopping failed", { error });
+        resolve(2);
+      }
+    };
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+  });
+}
+
+function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database): string {
+  const lines = [
+    "",
+    `  messenger-endpoint ${VERSION}  listening on ${base}`,
+    `  settings   ${config.file ?? "none: built-in demo"}`,
+    `  database   ${database.file ?? database.url}`,
+    "",
+    "  webhook URLs (Facebook App > Messenger > Webhooks > Callback URL):",
+    ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),
+    "",
+    `  health     ${base}/healthz   ${base}/readyz${config.metrics.enabled ? `   ${base}/metrics` : ""}`,
+  ];
+  if (!config.server.public_url && !config.demo) {
+    lines.push("", "  Facebook needs HTTPS: put a TLS reverse proxy in front and set server.public_url to print the public URLs.");
+  }
+  if (config.demo) {
+    lines.push(
+      "",
+      "  DEMO MODE: no settings file was found (--config, $MESSENGER_ENDPOINT_CONFIG, ./messenger-endpoint.toml).",
+      "  Endpoint \"demo\" runs the built-in echo flow; its data is in ./data/.",
+      "  To connect a real Facebook Page: copy examples/messenger-endpoint.toml to ./messenger-endpoint.toml,",
+      "  fill in your Page token, App secret and verify token, run `messenger-endpoint check`, and start again.",
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}

@@ -1,0 +1,54 @@
+import { VERSION } from "../version.ts";
+
+const COMMON = `Settings file: --config FILE, else $MESSENGER_ENDPOINT_CONFIG, else ./messenger-endpoint.toml.`;
+
+export const USAGE: Record<string, string> = {
+  main: `messenger-endpoint ${VERSION}: connects AI agents to Facebook Messenger.
+
+Usage: messenger-endpoint [command] [options]
+
+Commands:
+  serve                 run the server (the default command)
+  check                 validate the settings file and print every problem
+  migrate               apply pending database migrations and exit
+  backup OUT_FILE       write a checked copy of the live database (never overwrites)
+  restore BACKUP_FILE   put a backup in place of the database (server stopped)
+  version               print the version
+
+Options:
+  --config FILE         the settings file
+  --help                usage of a command, e.g. messenger-endpoint backup --help
+  --version             print the version
+
+${COMMON}
+Without any settings file, serve starts the built-in demo.
+Exit codes: 0 ok, 1 invalid settings or usage, 2 runtime failure.`,
+  serve: `Usage: messenger-endpoint serve [--config FILE] [--host HOST] [--port PORT]
+
+Runs the server: Facebook webhooks at /webhooks/{endpoint_id}, /healthz, /readyz, /metrics.
+Applies pending migrations at start. SIGTERM or SIGINT stops it cleanly (a second one at once).
+--host and --port override server.host and server.port (port 0 picks a free port).
+${COMMON}
+Without any settings file it starts the built-in demo (echo flow, endpoint "demo", ./data/).`,
+  check: `Usage: messenger-endpoint check [--config FILE]
+
+Validates the settings file. Prints every problem with its key path, and unknown keys as
+warnings. Exit 0 when valid, 1 otherwise.
+${COMMON}`,
+  migrate: `Usage: messenger-endpoint migrate [--config FILE]
+
+Applies pending database migrations to storage.url and exits. (serve does this at start too.)
+${COMMON}`,
+  backup: `Usage: messenger-endpoint backup OUT_FILE [--config FILE]
+
+Writes a consistent copy of the database while the server keeps running, then checks the copy's
+integrity. Refuses to overwrite an existing file. Works for file: databases.
+${COMMON}`,
+  restore: `Usage: messenger-endpoint restore BACKUP_FILE [--config FILE]
+
+Checks the backup, keeps the current database aside as <db>.before-restore-<time>, and puts the
+backup in its place. The server must be stopped. Newer migrations are applied at the next start.
+${COMMON}`,
+  version: `Usage: messenger-endpoint version\n\nPrints the version.`,
+  help: `Usage: messenger-endpoint help [command]`,
+};

@@ -1,0 +1,33 @@
+/**
+ * The built-in demo: what `serve` runs when there is no settings file. One endpoint `demo` on the
+ * built-in echo flow, the simulator switched on, the database in ./data/. The verify token and
+ * app secret are random per start: the demo is for trying the product on this machine, not for
+ * connecting a real Facebook App.
+ */
+import { randomBytes } from "node:crypto";
+import { resolveSettings, type Config, type Env } from "./load.ts";
+
+export const DEMO_PAGE_ID = "100000000000001";
+
+export function demoConfig(cwd: string, env: Env = process.env): Config {
+  const secret = (prefix: string) => `${prefix}-${randomBytes(12).toString("hex")}`;
+  return resolveSettings(
+    {
+      server: { host: "127.0.0.1", port: 8080 },
+      storage: { url: "file:data/messenger-endpoint.db" },
+      simulator: { enabled: true },
+      flows: { demo: { kind: "script", module: "builtin:echo" } },
+      endpoints: [
+        {
+          id: "demo",
+          flow: "demo",
+          verify_token: secret("demo-verify"),
+          app_secret: secret("demo-secret"),
+          pages: [{ id: DEMO_PAGE_ID, name: "Demo Page", access_token: secret("demo-page-token") }],
+          messenger: { typing_indicators: true, message_delay_ms: 600 },
+        },
+      ],
+    },
+    { dir: cwd, env, demo: true },
+  );
+}

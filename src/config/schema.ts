@@ -1,0 +1,142 @@
+/**
+ * The settings file, as one TypeBox schema: the type the rest of the program sees and the check
+ * that `messenger-endpoint check` runs are the same object. Defaults live here too, so the
+ * example file, the docs and the code cannot disagree about them.
+ *
+ * Kind-specific rules (an http flow needs `url`, an endpoint's `flow` must exist, ...) are checked
+ * in `validate.ts`, where the messages can say exactly what to do.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+
+const PositiveMs = (def: number, max = 3_600_000) => Type.Integer({ minimum: 0, maximum: max, default: def });
+
+export const ServerSettings = Type.Object({
+  host: Type.String({ default: "127.0.0.1", minLength: 1 }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  public_url: Type.Optional(Type.String({ pattern: "^https?://" })),
+  max_body_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1_048_576 }),
+});
+
+export const StorageSettings = Type.Object({
+  url: Type.String({ default: "file:data/messenger-endpoint.db", minLength: 1 }),
+  auth_token: Type.Optional(Type.String()),
+});
+
+export const GraphSettings = Type.Object({
+  url: Type.String({ default: "https://graph.facebook.com", pattern: "^https?://" }),
+  version: Type.String({ default: "v26.0", pattern: "^v\\d+\\.\\d+$" }),
+  timeout_ms: PositiveMs(10_000, 120_000),
+  max_retry_delay_ms: PositiveMs(30_000),
+  retry_for_minutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60, default: 60 }),
+});
+
+export const AdminSettings = Type.Object({
+  api_keys: Type.Array(Type.String({ minLength: 16 }), { default: [] }),
+});
+
+export const LogSettings = Type.Object({
+  level: Type.Union([Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")], {
+    default: "info",
+  }),
+  format: Type.Union([Type.Literal("json"), Type.Literal("pretty")], { default: "json" }),
+});
+
+export const MetricsSettings = Type.Object({
+  enabled: Type.Boolean({ default: true }),
+});
+
+export const SimulatorSettings = Type.Object({
+  enabled: Type.Boolean({ default: false }),
+});
+
+/** One flow = one AI agent. Which fields apply depends on `kind`; see validate.ts. */
+export const FlowSettings = Type.Object({
+  kind: Type.Union([Type.Literal("http"), Type.Literal("script"), Type.Literal("llm")]),
+  url: Type.Optional(Type.String({ pattern: "^https?://" })),
+  timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  module: Type.Optional(Type.String({ minLength: 1 })),
+  model: Type.Optional(Type.String({ minLength: 1 })),
+  api_key: Type.Optional(Type.String()),
+  system_prompt: Type.Optional(Type.String()),
+  history_turns: Type.Optional(Type.Integer({ minimum: 0, maximum: 200 })),
+  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
+  max_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+});
+
+export const PageSettings = Type.Object({
+  id: Type.String({ pattern: "^[0-9]+$" }),
+  access_token: Type.String({ minLength: 1 }),
+  name: Type.Optional(Type.String()),
+});
+
+export const ProfileSettings = Type.Object({
+  request_profile_data: Type.Boolean({ default: true }),
+  update_contact_profiles: Type.Boolean({ default: true }),
+  merge_contact_profiles: Type.Boolean({ default: false }),
+});
+
+export const MessengerSettings = Type.Object({
+  typing_indicators: Type.Boolean({ default: true }),
+  message_delay_ms: PositiveMs(0, 60_000),
+  mark_seen: Type.Boolean({ default: false }),
+});
+
+export const SessionSettings = Type.Object({
+  expiration_minutes: Type.Integer({ minimum: 0, maximum: 525_600, default: 30 }),
+});
+
+export const DataProtectionSettings = Type.Object({
+  contact_profiles: Type.Boolean({ default: true }),
+  collect_conversations: Type.Boolean({ default: true }),
+  collect_analytics: Type.Boolean({ default: true }),
+  mask_logging: Type.Boolean({ default: false }),
+  mask_analytics: Type.Boolean({ default: false }),
+  retention_days: Type.Integer({ minimum: 0, maximum: 3650, default: 30 }),
+});
+
+export const TransformerSettings = Type.Object({
+  module: Type.Optional(Type.String({ minLength: 1 })),
+  abort_on_error: Type.Boolean({ default: false }),
+  input: Type.Boolean({ default: false }),
+  output: Type.Boolean({ default: false }),
+  execution_finished: Type.Boolean({ default: false }),
+  inject: Type.Boolean({ default: false }),
+  notify: Type.Boolean({ default: false }),
+});
+
+export const EndpointSettings = Type.Object({
+  id: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$" }),
+  flow: Type.String({ minLength: 1 }),
+  enabled: Type.Boolean({ default: true }),
+  locale: Type.String({ default: "en", minLength: 2 }),
+  verify_token: Type.String({ minLength: 1 }),
+  app_id: Type.Optional(Type.String({ pattern: "^[0-9]+$" })),
+  app_secret: Type.Optional(Type.String({ minLength: 1 })),
+  pages: Type.Array(PageSettings, { minItems: 1 }),
+  profiles: Type.Object(ProfileSettings.properties, { default: {} }),
+  messenger: Type.Object(MessengerSettings.properties, { default: {} }),
+  session: Type.Object(SessionSettings.properties, { default: {} }),
+  data_protection: Type.Object(DataProtectionSettings.properties, { default: {} }),
+  transformers: Type.Object(TransformerSettings.properties, { default: {} }),
+});
+
+export const Settings = Type.Object({
+  server: Type.Object(ServerSettings.properties, { default: {} }),
+  storage: Type.Object(StorageSettings.properties, { default: {} }),
+  graph: Type.Object(GraphSettings.properties, { default: {} }),
+  admin: Type.Object(AdminSettings.properties, { default: {} }),
+  log: Type.Object(LogSettings.properties, { default: {} }),
+  metrics: Type.Object(MetricsSettings.properties, { default: {} }),
+  simulator: Type.Object(SimulatorSettings.properties, { default: {} }),
+  flows: Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]+$" }), FlowSettings, { default: {} }),
+  endpoints: Type.Array(EndpointSettings, { default: [] }),
+});
+
+export type Settings = Static<typeof Settings>;
+export type FlowSettings = Static<typeof FlowSettings>;
+export type EndpointSettings = Static<typeof EndpointSettings>;
+export type PageSettings = Static<typeof PageSettings>;
+
+/** Keys whose values are secrets: they may be given as `<key>_file`, and never reach a log line. */
+export const SECRET_KEYS = ["app_secret", "access_token", "verify_token", "api_key", "api_keys", "auth_token"] as const;

@@ -1,0 +1,71 @@
+/**
+ * Rules the schema cannot express: what each flow kind needs, references between sections,
+ * duplicates, and files that must exist. Each message says what to change.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import type { Settings } from "./schema.ts";
+import { closest, joinPath, type SettingsProblem } from "./problems.ts";
+
+export const BUILTIN_FLOW_MODULES = ["builtin:echo"] as const;
+
+export function validateSettings(settings: Settings, dir: string): SettingsProblem[] {
+  const problems: SettingsProblem[] = [];
+  const problem = (path: (string | number)[], message: string) => problems.push({ path: joinPath(path), message });
+  const fileMustExist = (path: (string | number)[], file: string) => {
+    const abs = isAbsolute(file) ? file : resolve(dir, file);
+    if (!existsSync(abs)) problem(path, `file not found: ${abs}`);
+  };
+
+  for (const [name, flow] of Object.entries(settings.flows)) {
+    const at = (key: string) => ["flows", name, key];
+    const requires = (key: "url" | "module" | "model") => {
+      if (!flow[key]) problem(at(key), `missing (required for kind "${flow.kind}")`);
+    };
+    if (flow.kind === "http") requires("url");
+    if (flow.kind === "llm") {
+      requires("url");
+      requires("model");
+    }
+    if (flow.kind === "script") {
+      requires("module");
+      if (flow.module?.startsWith("builtin:")) {
+        if (!(BUILTIN_FLOW_MODULES as readonly string[]).includes(flow.module)) {
+          problem(at("module"), `unknown built-in ${JSON.stringify(flow.module)}; available: ${BUILTIN_FLOW_MODULES.join(", ")}`);
+        }
+      } else if (flow.module) {
+        fileMustExist(at("module"), flow.module);
+      }
+    }
+  }
+
+  const endpointIds = new Map<string, number>();
+  settings.endpoints.forEach((endpoint, i) => {
+    const at = (...rest: (string | number)[]) => ["endpoints", i, ...rest];
+    const earlier = endpointIds.get(endpoint.id);
+    if (earlier !== undefined) problem(at("id"), `"${endpoint.id}" is already used by endpoints[${earlier}]; endpoint ids must be unique`);
+    else endpointIds.set(endpoint.id, i);
+
+    if (!settings.flows[endpoint.flow]) {
+      const guess = closest(endpoint.flow, Object.keys(settings.flows));
+      problem(
+        at("flow"),
+        `no flow named "${endpoint.flow}"${guess ? ` (did you mean "${guess}"?)` : ""}: define it as [flows.${endpoint.flow}]`,
+      );
+    }
+
+    const pageIds = new Map<string, number>();
+    endpoint.pages.forEach((page, j) => {
+      const other = pageIds.get(page.id);
+      if (other !== undefined) problem(at("pages", j, "id"), `Page ${page.id} is already listed as pages[${other}]`);
+      else pageIds.set(page.id, j);
+    });
+
+    const t = endpoint.transformers;
+    const switchedOn = (["input", "output", "execution_finished", "inject", "notify"] as const).filter((k) => t[k]);
+    if (t.module) fileMustExist(at("transformers", "module"), t.module);
+    else if (switchedOn.length > 0) problem(at("transformers", "module"), `missing: ${switchedOn.join(", ")} ${switchedOn.length === 1 ? "is" : "are"} switched on but no transformer module is named`);
+  });
+
+  return problems;
+}

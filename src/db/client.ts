@@ -1,0 +1,82 @@
+/**
+ * Opening the database. One libSQL client with a single connection: the local driver runs every
+ * statement synchronously on the event loop, so more connections would not add parallelism, only
+ * the chance of two of our own transactions waiting on each other. The pool queues callers.
+ *
+ * Durability: WAL with `synchronous = FULL`. A transaction that returned is on disk (fsynced)
+ * before we acknowledge anything to Facebook or an API caller, so neither a process crash nor a
+ * power cut loses a committed row. Writers batch (see webhook/inbox.ts) so that one fsync covers
+ * many requests.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { createClient, type Client } from "@libsql/client";
+import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import * as schema from "./schema.ts";
+
+export type Db = LibSQLDatabase<typeof schema>;
+
+export interface Database {
+  readonly db: Db;
+  readonly client: Client;
+  readonly url: string;
+  /** Absolute path of the SQLite file, or null for a remote libSQL server / in-memory database. */
+  readonly file: string | null;
+  close(): void;
+}
+
+export interface OpenOptions {
+  authToken?: string;
+  /** Milliseconds a statement waits for a lock held by another process (a backup, say). */
+  busyTimeoutMs?: number;
+}
+
+export class DatabaseError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "DatabaseError";
+  }
+}
+
+/** The file behind a `file:` URL, or null. */
+export function databaseFile(url: string): string | null {
+  if (!url.startsWith("file:")) return null;
+  const path = url.slice("file:".length).replace(/^\/\/[^/]*/, "").replace(/\?.*$/, "");
+  return path === ":memory:" || path === "" ? null : path;
+}
+
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
+  const file = databaseFile(url);
+  if (file) {
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+    } catch (error) {
+      throw new DatabaseError(`cannot create the folder for the database ${file}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  let client: Client;
+  try {
+    client = createClient({
+      url,
+      authToken: options.authToken,
+      concurrency: 1,
+      // libSQL's busy timeout for local files
+      ...({ timeout: options.busyTimeoutMs ?? 5000 } as object),
+    });
+    if (file) {
+      const mode = await client.execute("PRAGMA journal_mode = WAL");
+      if (String(mode.rows[0]?.[0]).toLowerCase() !== "wal") {
+        throw new DatabaseError(`cannot switch ${file} to WAL mode (got ${String(mode.rows[0]?.[0])})`);
+      }
+      await client.execute("PRAGMA synchronous = FULL");
+      await client.execute("PRAGMA foreign_keys = ON");
+    } else {
+      await client.execute("SELECT 1");
+    }
+  } catch (error) {
+    if (error instanceof DatabaseError) throw error;
+    throw new DatabaseError(`cannot open the database ${file ?? url}: ${(error as Error).message}`, { cause: error });
+  }
+  const db = drizzle(client, { schema });
+  return { db, client, url, file, close: () => client.close() };
+}

@@ -1,0 +1,116 @@
+/**
+ * Prometheus metrics without a dependency: counters, gauges and histograms with labels, rendered
+ * in the text exposition format at GET /metrics. One registry per app instance, so parallel
+ * tests do not share numbers.
+ */
+
+type Labels = Record<string, string>;
+
+interface Metric {
+  readonly name: string;
+  render(): string;
+}
+
+function labelKey(labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(",");
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function series(name: string, key: string, value: number): string {
+  return `${name}${key ? `{${key}}` : ""} ${Number.isFinite(value) ? value : value > 0 ? "+Inf" : "-Inf"}`;
+}
+
+export class Counter implements Metric {
+  readonly #values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+  }
+  get(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
+    return lines.join("\n");
+  }
+}
+
+export class Gauge implements Metric {
+  readonly #values = new Map<string, number>();
+  readonly #collectors: (() => void)[] = [];
+  constructor(readonly name: string, readonly help: string) {}
+  set(labels: Labels, value: number): void {
+    this.#values.set(labelKey(labels), value);
+  }
+  get(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+  /** Called right before rendering, to read a value that is cheaper to compute on demand. */
+  collect(fn: () => void): void {
+    this.#collectors.push(fn);
+  }
+  render(): string {
+    for (const fn of this.#collectors) fn();
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
+    return lines.join("\n");
+  }
+}
+
+export class Histogram implements Metric {
+  readonly #series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  ) {}
+  observe(labels: Labels, value: number): void {
+    const key = labelKey(labels);
+    let s = this.#series.get(key);
+    if (!s) this.#series.set(key, (s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  count(labels: Labels = {}): number {
+    return this.#series.get(labelKey(labels))?.count ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const [key, s] of this.#series) {
+      const prefix = key ? `${key},` : "";
+      this.buckets.forEach((le, i) => lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${s.counts[i]}`));
+      lines.push(`${this.name}_bucket{${prefix}le="+Inf"} ${s.count}`);
+      lines.push(series(`${this.name}_sum`, key, s.sum));
+      lines.push(series(`${this.name}_count`, key, s.count));
+    }
+    return lines.join("\n");
+  }
+}
+
+export class Registry {
+  readonly #metrics = new Map<string, Metric>();
+  counter(name: string, help: string): Counter {
+    return this.#add(name, () => new Counter(name, help)) as Counter;
+  }
+  gauge(name: string, help: string): Gauge {
+    return this.#add(name, () => new Gauge(name, help)) as Gauge;
+  }
+  histogram(name: string, help: string, buckets?: readonly number[]): Histogram {
+    return this.#add(name, () => new Histogram(name, help, buckets)) as Histogram;
+  }
+  render(): string {
+    return [...this.#metrics.values()].map((m) => m.render()).join("\n") + "\n";
+  }
+  #add(name: string, make: () => Metric): Metric {
+    let metric = this.#metrics.get(name);
+    if (!metric) this.#metrics.set(name, (metric = make()));
+    return metric;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Makes @libsql/client work inside the single executable. Imported first by src/main.ts.
+ *
+ * The libsql driver loads its native addon with `require(\`@libsql/${target}\`)`, a computed name the
+ * bundler cannot follow, so the compiled binary would die with "Cannot find module". The build
+ * embeds the addon folder (`--asset ./node_modules/@libsql/linux-x64-gnu`); here we write the
+ * addon to disk once under a content-hashed name, `dlopen` it, and register it under the module
+ * name the driver asks for. Bun's own extraction of embedded addons goes to $TMPDIR and fails on
+ * a `noexec` /tmp, which is common on hardened VMs; we pick a folder that can execute.
+ *
+ * From source and in `bun test` this does nothing: node_modules resolves normally.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+const MODULE = "@libsql/linux-x64-gnu";
+const EMBEDDED = "/$bunfs/root/linux-x64-gnu/index.node";
+
+if (Bun.isStandaloneExecutable) registerEmbeddedAddon();
+
+function registerEmbeddedAddon(): void {
+  if (process.platform !== "linux" || process.arch !== "x64") {
+    fail(`this build contains the libSQL driver for linux-x64 only; this machine is ${process.platform}-${process.arch}`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(EMBEDDED);
+  } catch (error) {
+    fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts`);
+  }
+  const name = `libsql-${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}.node`;
+  const problems: string[] = [];
+  for (const dir of candidateFolders()) {
+    const file = join(dir, name);
+    try {
+      if (!existsSync(file)) {
+        mkdirSync(dir, { recursive: true });
+        const partial = `${file}.${process.pid}.partial`;
+        writeFileSync(partial, bytes, { mode: 0o755 });
+        renameSync(partial, file);
+      }
+      const module = { exports: {} as Record<string, unknown> };
+      process.dlopen(module, file);
+      const exports = module.exports;
+      Bun.plugin({
+        name: "embedded-libsql",
+        setup(build) {
+          build.module(MODULE, () => ({ exports, loader: "object" }));
+        },
+      });
+      return;
+    } catch (error) {
+      problems.push(`${dir}: ${(error as Error).message}`);
+    }
+  }
+  fail(`cannot load the libSQL driver from any folder (set MESSENGER_ENDPOINT_NATIVE_DIR to a writable folder that allows executables):\n  ${problems.join("\n  ")}`);
+}
+
+/** Folders to unpack the driver into, best first. Each must be writable and allow mapping code. */
+function candidateFolders(): string[] {
+  const folders = [
+    process.env.MESSENGER_ENDPOINT_NATIVE_DIR,
+    join(dirname(process.execPath), ".native"),
+    join(process.cwd(), "data", ".native"),
+    join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "messenger-endpoint"),
+    join(tmpdir(), "messenger-endpoint-native"),
+  ];
+  return [...new Set(folders.filter((f): f is string => Boolean(f)))];
+}
+
+function fail(message: string): never {
+  process.stderr.write(`messenger-endpoint: ${message}\n`);
+  process.exit(2);
+}
