@@ -16,8 +16,7 @@ CREATE TABLE `inbox` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `inbox_dedup` ON `inbox` (`endpoint_id`,`dedup_key`);--> statement-breakpoint
-CREATE INDEX `inbox_lane` ON `inbox` (`endpoint_id`,`page_id`,`user_id`,`status`,`timestamp`,`id`);--> statement-breakpoint
-CREATE INDEX `inbox_pending` ON `inbox` (`status`,`id`);--> statement-breakpoint
+CREATE INDEX `inbox_pending_lane` ON `inbox` (`endpoint_id`,`page_id`,`user_id`,`timestamp`,`id`) WHERE status = 'pending';--> statement-breakpoint
 CREATE TABLE `meta` (
 	`key` text PRIMARY KEY NOT NULL,
 	`value` text NOT NULL,

@@ -5,6 +5,8 @@ export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
   command: Command;
+  /** False when no command was named and `serve` is the default. */
+  explicit: boolean;
   positional: string[];
   config?: string;
   port?: number;
@@ -41,13 +43,15 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else positional.push(arg);
   }
   let command: Command = "serve";
+  let explicit = false;
   if (version) command = "version";
   else if (positional.length > 0) {
     const name = positional.shift()!;
     if (!(COMMANDS as readonly string[]).includes(name)) throw new UsageError(`unknown command "${name}"`);
     command = name as Command;
+    explicit = true;
   }
-  const parsed: ParsedArgs = { command, positional, help };
+  const parsed: ParsedArgs = { command, explicit, positional, help };
   if (values.config !== undefined) parsed.config = values.config;
   if (values.host !== undefined) parsed.host = values.host;
   if (values.port !== undefined) {

@@ -2,6 +2,7 @@
  * The command line. Each command returns its exit code: 0 ok, 1 invalid settings or usage,
  * 2 runtime failure (with a one-line reason on stderr).
  */
+import { resolve } from "node:path";
 import { demoConfig } from "../config/demo.ts";
 import { loadSettingsFile, locateSettingsFile, CONFIG_ENV, DEFAULT_CONFIG_FILE, type Config, type Env } from "../config/load.ts";
 import { SettingsError, formatProblem } from "../config/problems.ts";
@@ -42,7 +43,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     return 0;
   }
   if (args.help) {
-    io.out(USAGE[args.command] ?? USAGE.main!);
+    io.out((args.explicit ? USAGE[args.command] : undefined) ?? USAGE.main!);
     return 0;
   }
   try {
@@ -117,7 +118,7 @@ async function backup(args: ParsedArgs, io: CliIo): Promise<number> {
   if (!out) return usageFailure("backup needs the file to write: messenger-endpoint backup OUT_FILE", io);
   const config = loadConfig(args, io, { allowDemo: true });
   const file = requireFileDatabase(config);
-  const result = await backupDatabase(file, out);
+  const result = await backupDatabase(file, resolve(io.cwd, out));
   io.out(
     `backup written to ${result.file}: ${formatBytes(result.bytes)}, ${result.tables} tables, ` +
       `${result.migrations} migrations, integrity check ok`,
@@ -130,7 +131,7 @@ async function restore(args: ParsedArgs, io: CliIo): Promise<number> {
   if (!input) return usageFailure("restore needs the backup file: messenger-endpoint restore BACKUP_FILE", io);
   const config = loadConfig(args, io, { allowDemo: true });
   const file = requireFileDatabase(config);
-  const result = await restoreDatabase(file, input);
+  const result = await restoreDatabase(file, resolve(io.cwd, input));
   io.out(
     `restored ${input} into ${file} (integrity check ok, ${result.restored.migrations} migrations)` +
       (result.safetyCopy ? `; the previous database is kept at ${result.safetyCopy}` : "; there was no previous database"),

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { Kind, type TSchema } from "@sinclair/typebox";
+import { parse as parseToml, TomlError } from "smol-toml";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { SECRET_KEYS, Settings } from "./schema.ts";
 import { SettingsError, closest, joinPath, pointerToPath, type SettingsProblem } from "./problems.ts";
@@ -69,12 +70,15 @@ export function parseSettings(text: string, options: ParseOptions = {}): Config 
   const file = options.file ?? null;
   let raw: unknown;
   try {
-    raw = Bun.TOML.parse(text);
+    raw = parseToml(text);
   } catch (error) {
-    const e = error as { message?: string; line?: number; column?: number };
-    const where = e.line ? ` (line ${e.line}, column ${e.column ?? 0})` : "";
-    const message = (e.message ?? String(error)).replace(/^TOML Parse error: /, "");
-    throw new SettingsError(file, [{ path: "", message: `not valid TOML${where}: ${message}` }]);
+    if (!(error instanceof TomlError)) throw error;
+    // The first line of smol-toml's message is the reason; the rest is a code excerpt.
+    const reason = error.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+    const lineText = text.split(/\r?\n/)[error.line - 1]?.trim();
+    throw new SettingsError(file, [
+      { path: "", message: `not valid TOML (line ${error.line}, column ${error.column}): ${reason}${lineText ? ` in: ${lineText}` : ""}` },
+    ]);
   }
   return resolveSettings(raw, options);
 }
@@ -91,18 +95,26 @@ export function resolveSettings(raw: unknown, options: ParseOptions = {}): Confi
 
   const tree = interpolate(raw, [], env, problems) as Record<string, unknown>;
   const secrets = new Set<string>();
-  resolveSecretFiles(tree, [], dir, problems, secrets);
+  // Keys that already have a problem (an unset variable, an unreadable secret file) need no second one.
+  const reported = new Set<string>(problems.map((p) => p.path));
+  resolveSecretFiles(tree, [], dir, problems, reported);
   unknownKeys(tree, Settings, [], warnings);
 
   const settings = Value.Default(Settings, structuredClone(tree)) as Settings;
-  const seen = new Set<string>();
+  for (const p of problems) reported.add(p.path);
   for (const error of Value.Errors(Settings, settings)) {
     const path = pointerToPath(error.path);
-    if (seen.has(path)) continue; // one message per key: "missing" says it all
-    seen.add(path);
+    if (reported.has(path)) continue; // one message per key: "missing" says it all
+    reported.add(path);
     problems.push({ path, message: describe(error) });
   }
-  if (problems.length === 0) problems.push(...validateSettings(settings, dir));
+  // Cross-field rules too, so that one run shows everything; on a tree that failed the schema
+  // they may meet values of the wrong type, which only hides their own findings.
+  try {
+    for (const p of validateSettings(settings, dir)) if (!reported.has(p.path)) problems.push(p);
+  } catch {
+    if (problems.length === 0) throw new Error("settings validation failed unexpectedly");
+  }
   if (problems.length > 0) throw new SettingsError(file, problems, warnings);
 
   collectSecrets(settings, secrets);
@@ -145,10 +157,10 @@ function resolveSecretFiles(
   path: (string | number)[],
   dir: string,
   problems: SettingsProblem[],
-  secrets: Set<string>,
+  reported: Set<string>,
 ): void {
   if (Array.isArray(value)) {
-    value.forEach((v, i) => resolveSecretFiles(v, [...path, i], dir, problems, secrets));
+    value.forEach((v, i) => resolveSecretFiles(v, [...path, i], dir, problems, reported));
     return;
   }
   if (!isPlainObject(value)) return;
@@ -157,13 +169,17 @@ function resolveSecretFiles(
     if (base && (SECRET_KEYS as readonly string[]).includes(base)) {
       const keyPath = joinPath([...path, key]);
       const fileName = value[key];
+      const problem = (message: string) => {
+        problems.push({ path: keyPath, message });
+        reported.add(joinPath([...path, base])); // not also "<base>: missing"
+      };
       delete value[key];
       if (value[base] !== undefined) {
-        problems.push({ path: keyPath, message: `set either ${base} or ${key}, not both` });
+        problem(`set either ${base} or ${key}, not both`);
         continue;
       }
       if (typeof fileName !== "string" || fileName === "") {
-        problems.push({ path: keyPath, message: "expected the path of a file holding the secret" });
+        problem("expected the path of a file holding the secret");
         continue;
       }
       const secretPath = resolve(dir, fileName);
@@ -171,7 +187,7 @@ function resolveSecretFiles(
       try {
         content = readFileSync(secretPath, "utf8");
       } catch (error) {
-        problems.push({ path: keyPath, message: `cannot read ${secretPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+        problem(`cannot read ${secretPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
         continue;
       }
       if (base === "api_keys") {
@@ -181,11 +197,11 @@ function resolveSecretFiles(
           .filter((l) => l && !l.startsWith("#"));
       } else {
         const secret = content.replace(/\r?\n$/, "");
-        if (!secret) problems.push({ path: keyPath, message: `${secretPath} is empty` });
+        if (!secret) problem(`${secretPath} is empty`);
         value[base] = secret;
       }
     } else {
-      resolveSecretFiles(value[key], [...path, key], dir, problems, secrets);
+      resolveSecretFiles(value[key], [...path, key], dir, problems, reported);
     }
   }
 }
@@ -271,6 +287,8 @@ function describe(error: ValueError): string {
       return error.schema.minLength === 1 ? "must not be empty" : `must be at least ${error.schema.minLength} characters long`;
     case ValueErrorType.ArrayMinItems:
       return `needs at least ${error.schema.minItems} item${error.schema.minItems === 1 ? "" : "s"}`;
+    case ValueErrorType.ObjectAdditionalProperties:
+      return "names may contain only letters, digits, - and _";
     case ValueErrorType.StringPattern:
       return `${got} does not match ${patternHint(String(error.schema.pattern))}`;
     default:
@@ -325,5 +343,7 @@ export function absoluteStorageUrl(url: string, dir: string): string {
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }

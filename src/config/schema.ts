@@ -129,7 +129,7 @@ export const Settings = Type.Object({
   log: Type.Object(LogSettings.properties, { default: {} }),
   metrics: Type.Object(MetricsSettings.properties, { default: {} }),
   simulator: Type.Object(SimulatorSettings.properties, { default: {} }),
-  flows: Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]+$" }), FlowSettings, { default: {} }),
+  flows: Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]+$" }), FlowSettings, { default: {}, additionalProperties: false }),
   endpoints: Type.Array(EndpointSettings, { default: [] }),
 });
 

@@ -6,7 +6,7 @@
  * checks it with `PRAGMA integrity_check`, and only then gives it the requested name. An existing
  * file is never overwritten.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, openSync, renameSync, rmSync, statSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createClient } from "@libsql/client";
 import { acquireInstanceLock } from "./lock.ts";
@@ -51,10 +51,10 @@ export async function backupDatabase(databaseFile: string, outFile: string): Pro
   }
 }
 
-/** Opens a database file read-only and proves it is intact and ours. */
+/** Opens a database file and proves it is intact and ours. */
 export async function checkDatabaseFile(file: string): Promise<BackupCheck> {
   if (!existsSync(file)) throw new BackupError(`${file} does not exist`);
-  const client = createClient({ url: `file:${file}?mode=ro`, concurrency: 1 });
+  const client = createClient({ url: `file:${file}`, concurrency: 1 });
   try {
     let result: string;
     try {
@@ -91,6 +91,7 @@ export interface RestoreResult {
 export async function restoreDatabase(databaseFile: string, backupFile: string, now = new Date()): Promise<RestoreResult> {
   const backup = resolve(backupFile);
   const restored = await checkDatabaseFile(backup);
+  mkdirSync(dirname(databaseFile), { recursive: true }); // a fresh machine has no data folder yet
   const lock = await acquireInstanceLock(databaseFile, "restore");
   try {
     let safetyCopy: string | null = null;

@@ -37,8 +37,11 @@ export const inbox = sqliteTable(
   },
   (t) => [
     uniqueIndex("inbox_dedup").on(t.endpointId, t.dedupKey),
-    index("inbox_lane").on(t.endpointId, t.pageId, t.userId, t.status, t.timestamp, t.id),
-    index("inbox_pending").on(t.status, t.id),
+    // Only pending rows: the per-user drain and the restart scan read it, and a row leaves it when
+    // processed, so it stays small however long the inbox history is.
+    index("inbox_pending_lane")
+      .on(t.endpointId, t.pageId, t.userId, t.timestamp, t.id)
+      .where(sql`status = 'pending'`),
   ],
 );
 

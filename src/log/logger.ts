@@ -40,6 +40,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"));
   const secrets = [...new Set(options.secrets ?? [])]
     .filter((s) => s.length >= MIN_SECRET_LENGTH)
+    // Lines are redacted after JSON encoding, where `"`, `\` and control characters are escaped.
+    .flatMap((s) => [s, JSON.stringify(s).slice(1, -1)])
+    .filter((s, i, all) => all.indexOf(s) === i)
     // Longest first, so a secret that contains another is redacted whole.
     .sort((a, b) => b.length - a.length);
 

@@ -17,6 +17,7 @@ function labelKey(labels: Labels): string {
 }
 
 function escapeLabel(value: string): string {
+  if (!/[\\\n"]/.test(value)) return value;
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 

@@ -1,0 +1,232 @@
+/**
+ * Webhook benchmark: signed Messenger webhook POSTs over loopback to the compiled binary, side by
+ * side with a bare Bun.serve that answers 200 to the same requests (the ceiling on this machine).
+ *
+ *   npm run bench                      # 10 s per phase
+ *   BENCH_SECONDS=20 npm run bench     # longer phases
+ *
+ * Phases, for each target: (1) closed loop with BENCH_CONCURRENCY connections (default 32) as
+ * fast as it answers: throughput and latency; (2) open loop at BENCH_RATE requests/s (default
+ * 1000): latency measured from the scheduled send time, so a stall counts against the server.
+ * Afterwards the binary's database must hold exactly one inbox row per acknowledged event.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
+import { signBody } from "../../src/webhook/signature.ts";
+import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+const SECRET = "bench-app-secret-0123456789";
+const PAGE = "104857600012345";
+
+interface Result {
+  requests: number;
+  errors: number;
+  seconds: number;
+  latenciesMs: number[];
+}
+
+// Bodies are made and signed before the clock starts, so the client spends its time sending.
+let sequence = 0;
+function nextRequest(): { body: string; signature: string } {
+  const n = ++sequence;
+  const body = JSON.stringify({
+    object: "page",
+    entry: [
+      {
+        id: PAGE,
+        time: 1767225600000 + n,
+        messaging: [
+          {
+            sender: { id: String(6300000000000000 + (n % 5000)) },
+            recipient: { id: PAGE },
+            timestamp: 1767225600000 + n,
+            message: { mid: `m_bench_${n}`, text: `message number ${n} with some ordinary text in it` },
+          },
+        ],
+      },
+    ],
+  });
+  return { body, signature: signBody(SECRET, body) };
+}
+
+function prepare(count: number) {
+  return Array.from({ length: count }, nextRequest);
+}
+
+async function send(url: string, r: { body: string; signature: string }): Promise<boolean> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": r.signature },
+    body: r.body,
+  });
+  await response.arrayBuffer();
+  return response.status === 200;
+}
+
+async function closedLoop(url: string, seconds: number, concurrency: number): Promise<Result> {
+  const pool = prepare(Math.max(20_000, concurrency * 100));
+  let next = 0;
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        if (next >= pool.length) pool.push(...prepare(5_000));
+        const r = pool[next++]!;
+        const t0 = performance.now();
+        const ok = await send(url, r).catch(() => false);
+        latenciesMs.push(performance.now() - t0);
+        if (!ok) errors++;
+      }
+    }),
+  );
+  return { requests: latenciesMs.length, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+async function openLoop(url: string, seconds: number, rate: number): Promise<Result> {
+  const total = Math.round(seconds * rate);
+  const pool = prepare(total);
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  const tickMs = 5;
+  for (let i = 0; i < total; ) {
+    const due = started + (i * 1000) / rate;
+    const now = performance.now();
+    if (due > now) {
+      await Bun.sleep(Math.min(tickMs, due - now));
+      continue;
+    }
+    // Send everything that is due; latency counts from when it was due.
+    while (i < total && started + (i * 1000) / rate <= performance.now()) {
+      const scheduled = started + (i * 1000) / rate;
+      const r = pool[i++]!;
+      inFlight.push(
+        send(url, r)
+          .catch(() => false)
+          .then((ok) => {
+            latenciesMs.push(performance.now() - scheduled);
+            if (!ok) errors++;
+          }),
+      );
+    }
+  }
+  await Promise.all(inFlight);
+  return { requests: latenciesMs.length, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function summary(r: Result) {
+  return {
+    rps: r.requests / r.seconds,
+    p50: percentile(r.latenciesMs, 50),
+    p99: percentile(r.latenciesMs, 99),
+    max: Math.max(...r.latenciesMs),
+    errors: r.errors,
+    requests: r.requests,
+  };
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+async function startBinary(dir: string): Promise<{ server: Running; url: string; dbFile: string }> {
+  const bin = await binaryUnderTest();
+  writeFileSync(
+    join(dir, "bench.toml"),
+    `[server]
+port = 0
+[storage]
+url = "file:data/bench.db"
+[log]
+level = "info"
+[flows.echo]
+kind = "script"
+module = "builtin:echo"
+[[endpoints]]
+id = "bench"
+flow = "echo"
+verify_token = "bench-verify"
+app_secret = "${SECRET}"
+pages = [ { id = "${PAGE}", access_token = "bench-page-token" } ]
+`,
+  );
+  const server = start(bin, ["serve", "--config", "bench.toml"], { cwd: dir });
+  const line = await server.waitFor((l) => l.msg === "listening");
+  return { server, url: `${line.url}/webhooks/bench`, dbFile: join(dir, "data", "bench.db") };
+}
+
+async function startCeiling(): Promise<{ server: Running; url: string }> {
+  const server = start(process.execPath, [join(import.meta.dir, "ceiling-server.ts")], { cwd: import.meta.dir });
+  const line = await server.waitFor((l) => l.msg === "listening");
+  return { server, url: `${line.url}/webhooks/bench` };
+}
+
+/** One second of traffic before measuring; returns how many events were acknowledged. */
+async function warmUp(url: string): Promise<number> {
+  const r = await closedLoop(url, 1, CONCURRENCY);
+  return r.requests - r.errors;
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+const dir = mkdtempSync(join(tmpdir(), "me-bench-"));
+try {
+  console.error(`webhook benchmark: ${SECONDS} s per phase, ${CONCURRENCY} connections, open loop at ${RATE}/s`);
+  const ceiling = await startCeiling();
+  const app = await startBinary(dir);
+
+  await warmUp(ceiling.url);
+  const warmUpAcknowledged = await warmUp(app.url);
+  const ceilingMax = summary(await closedLoop(ceiling.url, SECONDS, CONCURRENCY));
+  const appMax = summary(await closedLoop(app.url, SECONDS, CONCURRENCY));
+  const ceilingRate = summary(await openLoop(ceiling.url, SECONDS, RATE));
+  const appRate = summary(await openLoop(app.url, SECONDS, RATE));
+  const rss = peakRssMb(app.server.proc.pid);
+
+  app.server.proc.kill("SIGTERM");
+  ceiling.server.proc.kill("SIGTERM");
+  await Promise.all([app.server.exited, ceiling.server.exited]);
+
+  const client = createClient({ url: `file:${app.dbFile}` });
+  const rows = Number((await client.execute("SELECT count(*) FROM inbox")).rows[0]?.[0] ?? 0);
+  client.close();
+  // Every acknowledged event (warm-up included) must be in the inbox, exactly once.
+  const acknowledged = warmUpAcknowledged + (appMax.requests - appMax.errors) + (appRate.requests - appRate.errors);
+
+  const table = [
+    `| phase | target | requests/s | p50 ms | p99 ms | max ms | errors |`,
+    `|---|---|---:|---:|---:|---:|---:|`,
+    `| closed loop, ${CONCURRENCY} connections | bare Bun.serve (ceiling) | ${fmt(ceilingMax.rps, 0)} | ${fmt(ceilingMax.p50, 2)} | ${fmt(ceilingMax.p99, 2)} | ${fmt(ceilingMax.max, 1)} | ${ceilingMax.errors} |`,
+    `| closed loop, ${CONCURRENCY} connections | messenger-endpoint | ${fmt(appMax.rps, 0)} | ${fmt(appMax.p50, 2)} | ${fmt(appMax.p99, 2)} | ${fmt(appMax.max, 1)} | ${appMax.errors} |`,
+    `| open loop, ${RATE}/s | bare Bun.serve (ceiling) | ${fmt(ceilingRate.rps, 0)} | ${fmt(ceilingRate.p50, 2)} | ${fmt(ceilingRate.p99, 2)} | ${fmt(ceilingRate.max, 1)} | ${ceilingRate.errors} |`,
+    `| open loop, ${RATE}/s | messenger-endpoint | ${fmt(appRate.rps, 0)} | ${fmt(appRate.p50, 2)} | ${fmt(appRate.p99, 2)} | ${fmt(appRate.max, 1)} | ${appRate.errors} |`,
+  ];
+  console.log(table.join("\n"));
+  console.log(
+    `\nthroughput ratio messenger-endpoint / ceiling: ${fmt((100 * appMax.rps) / ceilingMax.rps, 1)} % ` +
+      `(goal ≥ 25 %); p99 at ${RATE}/s: ${fmt(appRate.p99, 2)} ms (goal < 10 ms); ` +
+      `peak RSS ${fmt(rss, 0)} MB; inbox rows ${rows} = acknowledged events ${acknowledged}: ${rows === acknowledged ? "yes" : "NO"}`,
+  );
+  if (rows !== acknowledged) process.exitCode = 1;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,226 @@
+/**
+ * The compiled executable, copied alone into an empty folder: it starts, migrates a fresh
+ * database, verifies and stores signed webhooks, refuses duplicates, backs up online, and stops
+ * cleanly. Run against a fresh build, or against $MESSENGER_ENDPOINT_BINARY in CI.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
+import { signBody } from "../../src/webhook/signature.ts";
+import { installBinary, run, start, type Running } from "./binary-helpers.ts";
+
+const SECRET = "smoke-app-secret-0123456789";
+const VERIFY = "smoke-verify-token";
+const PAGE = "104857600012345";
+
+function settings(port: number, db = "data/smoke.db") {
+  return `
+[server]
+port = ${port}
+[storage]
+url = "file:${db}"
+[flows.echo]
+kind = "script"
+module = "builtin:echo"
+[[endpoints]]
+id = "smoke"
+flow = "echo"
+verify_token = "${VERIFY}"
+app_secret = "${SECRET}"
+pages = [ { id = "${PAGE}", access_token = "smoke-page-token-abcdef" } ]
+`;
+}
+
+function body(mid: string, text: string) {
+  return JSON.stringify({
+    object: "page",
+    entry: [
+      {
+        id: PAGE,
+        time: 1767225600123,
+        messaging: [
+          { sender: { id: "6301234567890123" }, recipient: { id: PAGE }, timestamp: 1767225599876, message: { mid, text } },
+        ],
+      },
+    ],
+  });
+}
+
+async function post(base: string, raw: string, signature = signBody(SECRET, raw)) {
+  return fetch(`${base}/webhooks/smoke`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+    body: raw,
+  });
+}
+
+async function inboxRows(dbFile: string) {
+  const client = createClient({ url: `file:${dbFile}` });
+  try {
+    const rows = await client.execute("SELECT endpoint_id, page_id, user_id, kind, dedup_key FROM inbox ORDER BY id");
+    return rows.rows.map((r) => Object.fromEntries(rows.columns.map((c, i) => [c, r[i]])));
+  } finally {
+    client.close();
+  }
+}
+
+const listening = (l: Record<string, unknown>) => l.msg === "listening";
+
+describe("compiled binary", () => {
+  let install: Awaited<ReturnType<typeof installBinary>>;
+  beforeAll(async () => {
+    install = await installBinary();
+  });
+  afterAll(() => install?.cleanup());
+
+  test("version and help", async () => {
+    const v = await run(install.bin, ["--version"], install.dir);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^messenger-endpoint \d+\.\d+\.\d+/);
+    const h = await run(install.bin, ["backup", "--help"], install.dir);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain("backup OUT_FILE");
+    const bad = await run(install.bin, ["frobnicate"], install.dir);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  test("demo: starts alone in an empty folder with an unusable TMPDIR, migrates, serves", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "me-demo-"));
+    try {
+      const { bin } = await installBinaryInto(dir, install.bin);
+      // A TMPDIR where nothing can be created: the driver must not depend on it (noexec /tmp on VMs).
+      const noTmp = await noexecTmp(dir);
+      const server = start(bin, ["--port", "0"], { cwd: dir, env: { TMPDIR: noTmp.path } });
+      try {
+        const line = await server.waitFor(listening);
+        expect(line.demo).toBe(true);
+        const base = String(line.url);
+        expect((await fetch(`${base}/healthz`)).status).toBe(200);
+        const ready = await fetch(`${base}/readyz`);
+        expect(ready.status).toBe(200);
+        expect(existsSync(join(dir, "data", "messenger-endpoint.db"))).toBe(true);
+        expect(server.stderr()).toContain("DEMO MODE");
+        expect(server.stderr()).toContain("/webhooks/demo");
+      } finally {
+        server.proc.kill("SIGTERM");
+        expect(await server.exited).toBe(0);
+        noTmp.cleanup();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe("with a settings file", () => {
+    let server: Running;
+    let base: string;
+    const dbFile = () => join(install.dir, "data", "smoke.db");
+
+    beforeAll(async () => {
+      writeFileSync(join(install.dir, "settings.toml"), settings(0));
+      server = start(install.bin, ["serve", "--config", "settings.toml"], { cwd: install.dir });
+      base = String((await server.waitFor(listening)).url);
+    });
+    afterAll(() => {
+      if (server.proc.exitCode === null) server.proc.kill("SIGKILL");
+    });
+
+    test("answers the verification handshake", async () => {
+      const ok = await fetch(`${base}/webhooks/smoke?hub.mode=subscribe&hub.verify_token=${VERIFY}&hub.challenge=1158201444`);
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toBe("1158201444");
+      const wrong = await fetch(`${base}/webhooks/smoke?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1`);
+      expect(wrong.status).toBe(403);
+    });
+
+    test("stores a signed POST once, rejects a bad signature", async () => {
+      const raw = body("m_smoke_1", "hello");
+      expect((await post(base, raw)).status).toBe(200);
+      expect((await post(base, raw)).status).toBe(200); // Facebook's redelivery
+      const forged = await post(base, body("m_smoke_2", "forged"), signBody("wrong-secret", "x"));
+      expect(forged.status).toBe(401);
+      expect(await forged.text()).not.toContain(signBody(SECRET, body("m_smoke_2", "forged")).slice(7));
+      const rows = await inboxRows(dbFile());
+      expect(rows).toEqual([{ endpoint_id: "smoke", page_id: PAGE, user_id: "6301234567890123", kind: "message", dedup_key: "message:m_smoke_1" }]);
+    });
+
+    test("a second instance on the same database fails loudly", async () => {
+      const second = await run(install.bin, ["serve", "--config", "settings.toml"], install.dir);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain("in use by another messenger-endpoint process");
+    });
+
+    test("a second instance on the same port fails loudly", async () => {
+      const port = new URL(base).port;
+      writeFileSync(join(install.dir, "other.toml"), settings(Number(port), "data/other.db"));
+      const second = await run(install.bin, ["serve", "--config", "other.toml"], install.dir);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    });
+
+    test("backs up online and refuses to overwrite; restore refuses while the server runs", async () => {
+      const out = join(install.dir, "backup.db");
+      const b = await run(install.bin, ["backup", out, "--config", "settings.toml"], install.dir);
+      expect(b.stderr).toBe("");
+      expect(b.code).toBe(0);
+      expect(b.stdout).toContain("integrity check ok");
+      expect((await inboxRows(out)).length).toBe(1);
+      const again = await run(install.bin, ["backup", out, "--config", "settings.toml"], install.dir);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toContain("never overwrites");
+      const r = await run(install.bin, ["restore", out, "--config", "settings.toml"], install.dir);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("in use");
+    });
+
+    test("SIGTERM stops cleanly with exit 0, and the stored event survives", async () => {
+      server.proc.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      expect(server.lines.some((l) => l.msg === "stopped")).toBe(true);
+      expect((await inboxRows(dbFile())).length).toBe(1);
+      // Every log line is JSON with a level.
+      for (const line of server.lines) expect(typeof line.level).toBe("string");
+      // No secret in any log line.
+      const all = JSON.stringify(server.lines) + server.stderr();
+      for (const secret of [SECRET, VERIFY, "smoke-page-token-abcdef"]) expect(all).not.toContain(secret);
+    });
+
+    test("restore after the stop puts the backup in place and keeps a safety copy", async () => {
+      const r = await run(install.bin, ["restore", join(install.dir, "backup.db"), "--config", "settings.toml"], install.dir);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("the previous database is kept at");
+      expect((await inboxRows(dbFile())).length).toBe(1);
+      const m = await run(install.bin, ["migrate", "--config", "settings.toml"], install.dir);
+      expect(m.code).toBe(0);
+      expect(m.stdout).toContain("applied 0 migrations");
+    });
+  });
+});
+
+async function installBinaryInto(dir: string, from: string) {
+  const bin = join(dir, "messenger-endpoint");
+  writeFileSync(bin, new Uint8Array(await Bun.file(from).arrayBuffer()), { mode: 0o755 });
+  return { bin };
+}
+
+/**
+ * A TMPDIR the binary cannot use: a real `noexec` tmpfs when we may mount one (root on Linux),
+ * otherwise a path below a regular file, where nothing can be created at all.
+ */
+async function noexecTmp(dir: string): Promise<{ path: string; cleanup(): void }> {
+  const mountPoint = join(dir, "noexec-tmp");
+  mkdirSync(mountPoint);
+  if (process.getuid?.() === 0) {
+    const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs", mountPoint], { stderr: "pipe" });
+    if (m.exitCode === 0) {
+      return { path: mountPoint, cleanup: () => void Bun.spawnSync(["umount", mountPoint]) };
+    }
+  }
+  const blocker = join(dir, "not-a-folder");
+  writeFileSync(blocker, "");
+  return { path: join(blocker, "tmp"), cleanup: () => {} };
+}

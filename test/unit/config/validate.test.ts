@@ -1,0 +1,138 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { validateSettings } from "../../../src/config/validate.ts";
+import { configFromToml, rejectedSettings, tempDir } from "../../helpers/index.ts";
+
+const dir = tempDir("validate");
+dir.write("flows/demo.ts", "export default {};\n");
+dir.write("transformers/support.ts", "export default {};\n");
+afterAll(() => dir.remove());
+
+const page = (id = "104857600012345") => `{ id = "${id}", access_token = "EAAGtoken" }`;
+const endpoint = (id: string, flow: string, extra = "") =>
+  `[[endpoints]]\nid = "${id}"\nflow = "${flow}"\nverify_token = "verify-token"\npages = [ ${page()} ]\n${extra}`;
+const HTTP_FLOW = `[flows.support]\nkind = "http"\nurl = "http://127.0.0.1:5005/agent"\n`;
+
+const problemsOf = (text: string) => rejectedSettings(text, { dir: dir.path }).problems;
+
+describe("references and duplicates", () => {
+  test("an unknown flow, with a suggestion", () => {
+    expect(problemsOf(HTTP_FLOW + endpoint("support", "suport"))).toEqual([
+      'endpoints[0].flow: no flow named "suport" (did you mean "support"?): define it as [flows.suport]',
+    ]);
+  });
+
+  test("an unknown flow with nothing close", () => {
+    const [problem] = problemsOf(HTTP_FLOW + endpoint("support", "billing-agent"));
+    expect(problem).toBe('endpoints[0].flow: no flow named "billing-agent": define it as [flows.billing-agent]');
+  });
+
+  test("duplicate endpoint ids", () => {
+    expect(problemsOf(HTTP_FLOW + endpoint("support", "support") + endpoint("other", "support") + endpoint("support", "support"))).toEqual([
+      'endpoints[2].id: "support" is already used by endpoints[0]; endpoint ids must be unique',
+    ]);
+  });
+
+  test("duplicate Page ids within an endpoint", () => {
+    const text = HTTP_FLOW + `[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "v"\npages = [ ${page("1")}, ${page("2")}, ${page("1")} ]\n`;
+    expect(problemsOf(text)).toEqual(["endpoints[0].pages[2].id: Page 1 is already listed as pages[0]"]);
+  });
+
+  test("the same Page on two endpoints is allowed", () => {
+    const config = configFromToml(HTTP_FLOW + endpoint("a", "support") + endpoint("b", "support"), { dir: dir.path });
+    expect(config.endpoints.map((e) => e.pages[0]!.id)).toEqual(["104857600012345", "104857600012345"]);
+  });
+});
+
+describe("what each flow kind needs", () => {
+  test("http needs url", () => {
+    expect(problemsOf(`[flows.a]\nkind = "http"\n`)).toEqual(['flows.a.url: missing (required for kind "http")']);
+  });
+
+  test("llm needs url and model", () => {
+    expect(problemsOf(`[flows.a]\nkind = "llm"\n`)).toEqual([
+      'flows.a.url: missing (required for kind "llm")',
+      'flows.a.model: missing (required for kind "llm")',
+    ]);
+  });
+
+  test("script needs module", () => {
+    expect(problemsOf(`[flows.a]\nkind = "script"\n`)).toEqual(['flows.a.module: missing (required for kind "script")']);
+  });
+
+  test("an unknown built-in module", () => {
+    expect(problemsOf(`[flows.a]\nkind = "script"\nmodule = "builtin:parrot"\n`)).toEqual([
+      'flows.a.module: unknown built-in "builtin:parrot"; available: builtin:echo',
+    ]);
+  });
+
+  test("a module file that does not exist, named absolutely in the message", () => {
+    expect(problemsOf(`[flows.a]\nkind = "script"\nmodule = "flows/missing.ts"\n`)).toEqual([
+      `flows.a.module: file not found: ${dir.join("flows/missing.ts")}`,
+    ]);
+  });
+
+  test("an existing module file is accepted and made absolute; built-ins stay as they are", () => {
+    const config = configFromToml(`[flows.a]\nkind = "script"\nmodule = "flows/demo.ts"\n[flows.b]\nkind = "script"\nmodule = "builtin:echo"\n`, {
+      dir: dir.path,
+    });
+    expect(config.flows.a!.module).toBe(dir.join("flows/demo.ts"));
+    expect(config.flows.b!.module).toBe("builtin:echo");
+  });
+});
+
+describe("transformers", () => {
+  test("a switch without a module", () => {
+    const text = HTTP_FLOW + endpoint("support", "support", `[endpoints.transformers]\ninput = true\noutput = true\n`);
+    expect(problemsOf(text)).toEqual([
+      "endpoints[0].transformers.module: missing: input, output are switched on but no transformer module is named",
+    ]);
+  });
+
+  test("one switch without a module", () => {
+    const text = HTTP_FLOW + endpoint("support", "support", `[endpoints.transformers]\nnotify = true\n`);
+    expect(problemsOf(text)).toEqual(["endpoints[0].transformers.module: missing: notify is switched on but no transformer module is named"]);
+  });
+
+  test("a module file that does not exist", () => {
+    const text = HTTP_FLOW + endpoint("support", "support", `[endpoints.transformers]\nmodule = "transformers/nope.ts"\ninput = true\n`);
+    expect(problemsOf(text)).toEqual([`endpoints[0].transformers.module: file not found: ${dir.join("transformers/nope.ts")}`]);
+  });
+
+  test("an existing module is made absolute", () => {
+    const text = HTTP_FLOW + endpoint("support", "support", `[endpoints.transformers]\nmodule = "transformers/support.ts"\ninput = true\n`);
+    const config = configFromToml(text, { dir: dir.path });
+    expect(config.endpoints[0]!.transformers.module).toBe(dir.join("transformers/support.ts"));
+    expect(config.endpoints[0]!.transformers.input).toBe(true);
+  });
+});
+
+describe("all cross-field problems at once", () => {
+  test("are reported together", () => {
+    const text =
+      `[flows.a]\nkind = "http"\n[flows.b]\nkind = "script"\nmodule = "nope.ts"\n` +
+      endpoint("x", "c") +
+      endpoint("x", "a", `[endpoints.transformers]\ninject = true\n`);
+    const problems = problemsOf(text);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'flows.a.url: missing (required for kind "http")',
+        `flows.b.module: file not found: ${dir.join("nope.ts")}`,
+        expect.stringMatching(/^endpoints\[0\]\.flow: no flow named "c"/),
+        'endpoints[1].id: "x" is already used by endpoints[0]; endpoint ids must be unique',
+        "endpoints[1].transformers.module: missing: inject is switched on but no transformer module is named",
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
+  test("are reported together with schema problems", () => {
+    const problems = problemsOf(`[server]\nport = "x"\n` + HTTP_FLOW + endpoint("support", "suport"));
+    expect(problems).toContain('server.port: expected a whole number, got "x"');
+    expect(problems.some((p) => p.startsWith("endpoints[0].flow:"))).toBe(true);
+  });
+
+  test("validateSettings itself returns no problems for a valid config", () => {
+    const config = configFromToml(HTTP_FLOW + endpoint("support", "support"), { dir: dir.path });
+    expect(validateSettings(config, dir.path)).toEqual([]);
+  });
+});
