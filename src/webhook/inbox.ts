@@ -129,28 +129,23 @@ export class Inbox {
 
   /**
    * The hot path of every webhook, so plain SQL rather than the query builder: one multi-row
-   * INSERT per commit. When some rows were duplicates, the fresh ones are those with an id above
-   * the largest id before the insert (read in the same transaction; this process is the only
-   * writer of the inbox, see db/lock.ts).
+   * INSERT per commit, which returns the rows it actually wrote (duplicates are skipped by the
+   * unique dedup index).
    */
   async #insert(rows: InboxRow[]): Promise<{ endpointId: string; dedupKey: string }[]> {
-    const statements: InStatement[] = ["SELECT coalesce(max(id), 0) FROM inbox"];
+    const statements: InStatement[] = [];
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
       statements.push({
-        sql: `INSERT INTO inbox (${COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ON CONFLICT DO NOTHING`,
+        sql:
+          `INSERT INTO inbox (${COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ` +
+          "ON CONFLICT DO NOTHING RETURNING endpoint_id, dedup_key",
         args: chunk.flat(),
       });
     }
     const client = this.database.client;
-    const [before, ...inserts] = await client.batch(statements, "write");
-    const affected = inserts.reduce((n, r) => n + r.rowsAffected, 0);
-    if (affected === rows.length) return rows.map((r) => ({ endpointId: r[0], dedupKey: r[5] }));
-    if (affected === 0) return [];
-    const found = await client.execute({
-      sql: "SELECT endpoint_id, dedup_key FROM inbox WHERE id > ?",
-      args: [Number(before!.rows[0]![0])],
-    });
-    return found.rows.map((r) => ({ endpointId: String(r[0]), dedupKey: String(r[1]) }));
+    // One statement is atomic on its own; several share a transaction.
+    const results = statements.length === 1 ? [await client.execute(statements[0]!)] : await client.batch(statements, "write");
+    return results.flatMap((r) => r.rows.map((row) => ({ endpointId: String(row[0]), dedupKey: String(row[1]) })));
   }
 }
