@@ -80,6 +80,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
       try {
         await app.server.stop();
         await app.shutdown();
+        await database.checkpoint();
         database.close();
         lock?.release();
         log.info("stopped");

@@ -22,6 +22,8 @@ export interface Database {
   readonly url: string;
   /** Absolute path of the SQLite file, or null for a remote libSQL server / in-memory database. */
   readonly file: string | null;
+  /** Folds the WAL back into the database file (at shutdown, so the file stands alone). */
+  checkpoint(): Promise<void>;
   close(): void;
 }
 
@@ -78,5 +80,14 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     throw new DatabaseError(`cannot open the database ${file ?? url}: ${(error as Error).message}`, { cause: error });
   }
   const db = drizzle(client, { schema });
-  return { db, client, url, file, close: () => client.close() };
+  return {
+    db,
+    client,
+    url,
+    file,
+    async checkpoint() {
+      if (file) await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+    },
+    close: () => client.close(),
+  };
 }

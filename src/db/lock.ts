@@ -22,7 +22,7 @@ export async function acquireInstanceLock(databaseFile: string, description: str
   const client: Client = createClient({ url: `file:${lockFile}`, concurrency: 1, ...({ timeout: 0 } as object) });
   try {
     await client.execute("PRAGMA locking_mode = EXCLUSIVE");
-    await client.execute("PRAGMA journal_mode = DELETE");
+    await client.execute("PRAGMA journal_mode = MEMORY"); // no journal file beside the lock
     await client.execute("CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, description TEXT NOT NULL, since INTEGER NOT NULL)");
     // The first write takes the exclusive lock; in EXCLUSIVE locking mode it is kept until close.
     await client.batch(
