@@ -1,16 +1,22 @@
 /**
- * The application, built from its dependencies so that every test can have its own database,
- * clock and log, and run in parallel with the others.
+ * The application, built from its dependencies (`{ config, db, graph, clock }`) so that every
+ * test can have its own database, fake Graph API, clock and log, and run in parallel.
+ *
+ *   webhook → inbox (durable) → conversation engine (flows) → reply lanes → Graph API
  */
 import { Elysia, type AnyElysia } from "elysia";
-import { sql } from "drizzle-orm";
 import type { Config } from "./config/load.ts";
 import type { Database } from "./db/client.ts";
-import { meta } from "./db/schema.ts";
+import { WriteQueue } from "./db/write-queue.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { Registry } from "./metrics/registry.ts";
 import { errorResponse } from "./http/responses.ts";
+import { GraphClient } from "./messenger/graph.ts";
+import { loadFlows, type FlowRegistry } from "./flows/index.ts";
+import { ConversationEngine } from "./conversations/engine.ts";
+import { ReplyLanes } from "./replies/lanes.ts";
+import { PageDirectory } from "./replies/pages.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { opsRoutes } from "./ops/routes.ts";
 import { Inbox } from "./webhook/inbox.ts";
@@ -19,40 +25,68 @@ import { webhookRoutes } from "./webhook/routes.ts";
 export interface AppDeps {
   config: Config;
   db: Database;
+  /** The Graph API client; by default one for `[graph]` of the settings. */
+  graph?: GraphClient;
   clock?: Clock;
   log?: Logger;
+  /** Flows by name; by default loaded from `[flows]` of the settings. */
+  flows?: FlowRegistry;
+  /** Tuning for tests: see ReplyLanes. */
+  lanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
+  /** How long shutdown waits for turns in progress. */
+  shutdownGraceMs?: number;
 }
 
 export interface App {
   readonly http: { handle(request: Request): Promise<Response> };
   readonly server: AnyElysia;
   readonly inbox: Inbox;
+  readonly engine: ConversationEngine;
+  readonly lanes: ReplyLanes;
+  readonly pages: PageDirectory;
+  readonly writes: WriteQueue;
   readonly metrics: Registry;
   readonly readiness: Readiness;
   readonly log: Logger;
-  /** Stop taking work and wait for what was accepted to be stored. Does not close the database. */
+  /** Starts processing: resumes what was stored and not finished, then takes new work. */
+  start(): Promise<void>;
+  /** Stops taking work, lets what is in flight finish, commits. Does not close the database. */
   shutdown(): Promise<void>;
 }
 
-export function createApp(deps: AppDeps): App {
+export async function createApp(deps: AppDeps): Promise<App> {
   const { config, db } = deps;
   const clock = deps.clock ?? systemClock;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
+  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms });
+  const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
   const readiness = new Readiness();
-  const inbox = new Inbox(db, clock, (error) => log.error("inbox listener failed", { error }));
+  const writes = new WriteQueue(db.client);
+  const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
+  const pages = new PageDirectory(config, db, writes, clock, log);
+  const lanes = new ReplyLanes({ config, database: db, writes, graph, pages, clock, log, metrics, ...deps.lanes });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics });
+  inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
   readiness.add("database", async () => {
     try {
-      await db.db
-        .insert(meta)
-        .values({ key: "readyz_probe", value: String(clock.now()), updatedAt: clock.now() })
-        .onConflictDoUpdate({ target: meta.key, set: { value: sql`excluded.value`, updatedAt: sql`excluded.updated_at` } });
+      await writes.run([
+        {
+          sql: "INSERT INTO meta (key, value, updated_at) VALUES ('readyz_probe', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+          args: [String(clock.now()), clock.now()],
+        },
+      ]);
       return null;
     } catch (error) {
       return `the database is not writable: ${(error as Error).message}`;
     }
+  });
+  readiness.add("pages", () => {
+    const paused = pages.paused();
+    if (paused.length === 0) return null;
+    return paused.map((p) => `Page ${p.pageId} of endpoint ${p.endpointId} is paused (${p.reason}): replace its access token and restart`).join("; ");
   });
 
   const server = new Elysia()
@@ -68,12 +102,22 @@ export function createApp(deps: AppDeps): App {
     http: { handle: (request) => server.handle(request) },
     server,
     inbox,
+    engine,
+    lanes,
+    pages,
+    writes,
     metrics,
     readiness,
     log,
+    async start() {
+      await lanes.start();
+      await engine.start();
+    },
     async shutdown() {
       readiness.markStopping();
-      await inbox.drain();
+      await engine.stop(deps.shutdownGraceMs);
+      await lanes.stop();
+      await writes.drain();
     },
   };
 }

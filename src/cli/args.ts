@@ -51,6 +51,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     command = name as Command;
     explicit = true;
   }
+  const takes = command === "backup" || command === "restore" || command === "help" ? 1 : 0;
+  if (!version && positional.length > takes) throw new UsageError(`unexpected argument "${positional[takes]}" for ${command}${takes === 0 ? " (settings go with --config FILE)" : ""}`);
   const parsed: ParsedArgs = { command, explicit, positional, help };
   if (values.config !== undefined) parsed.config = values.config;
   if (values.host !== undefined) parsed.host = values.host;

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { demoConfig } from "../config/demo.ts";
 import { loadSettingsFile, locateSettingsFile, CONFIG_ENV, DEFAULT_CONFIG_FILE, type Config, type Env } from "../config/load.ts";
 import { SettingsError, formatProblem } from "../config/problems.ts";
+import { securityWarnings } from "../config/validate.ts";
 import { openDatabase, databaseFile, DatabaseError } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { backupDatabase, restoreDatabase, BackupError } from "../db/backup.ts";
@@ -91,6 +92,7 @@ function check(args: ParsedArgs, io: CliIo): number {
     return 1;
   }
   for (const w of config.warnings) io.out(`warning: ${formatProblem(w)}`);
+  for (const w of securityWarnings(config)) io.out(`warning: ${w}`);
   const pages = config.endpoints.reduce((n, e) => n + e.pages.length, 0);
   io.out(
     `${config.file}: valid (${config.endpoints.length} endpoint${config.endpoints.length === 1 ? "" : "s"}, ` +

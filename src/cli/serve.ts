@@ -10,6 +10,7 @@ import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
 import { createApp } from "../app.ts";
 import { createLogger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
+import { securityWarnings } from "../config/validate.ts";
 import type { CliIo } from "./main.ts";
 
 export interface ServeOverrides {
@@ -27,6 +28,7 @@ export class StartupError extends Error {
 export async function serve(config: Config, overrides: ServeOverrides, io: CliIo): Promise<number> {
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   for (const warning of config.warnings) log.warn(`settings: ${formatProblem(warning)}`);
+  if (!config.demo) for (const warning of securityWarnings(config)) log.warn(warning);
 
   const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token });
   let lock: InstanceLock | null = null;
@@ -40,7 +42,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     throw error;
   }
 
-  const app = createApp({ config, db: database, log });
+  const app = await createApp({ config, db: database, log });
   const host = overrides.host ?? config.server.host;
   const port = overrides.port ?? config.server.port;
   try {
@@ -65,6 +67,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const base = `http://${host.includes(":") ? `[${host}]` : host}:${actualPort}`;
   const webhookBase = config.server.public_url?.replace(/\/+$/, "") ?? base;
   const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
+  await app.start();
   log.info("listening", { version: VERSION, url: base, port: actualPort, demo: config.demo, endpoints });
   io.err(banner(config, base, endpoints, database));
 

@@ -75,10 +75,8 @@ export function parseSettings(text: string, options: ParseOptions = {}): Config 
     if (!(error instanceof TomlError)) throw error;
     // The first line of smol-toml's message is the reason; the rest is a code excerpt.
     const reason = error.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
-    const lineText = text.split(/\r?\n/)[error.line - 1]?.trim();
-    throw new SettingsError(file, [
-      { path: "", message: `not valid TOML (line ${error.line}, column ${error.column}): ${reason}${lineText ? ` in: ${lineText}` : ""}` },
-    ]);
+    // The offending line is not repeated: it may hold a secret, and this message goes to logs.
+    throw new SettingsError(file, [{ path: "", message: `not valid TOML (line ${error.line}, column ${error.column}): ${reason}` }]);
   }
   return resolveSettings(raw, options);
 }
@@ -100,6 +98,7 @@ export function resolveSettings(raw: unknown, options: ParseOptions = {}): Confi
   resolveSecretFiles(tree, [], dir, problems, reported);
   unknownKeys(tree, Settings, [], warnings);
 
+  coerceScalars(tree, Settings);
   const settings = Value.Default(Settings, structuredClone(tree)) as Settings;
   for (const p of problems) reported.add(p.path);
   for (const error of Value.Errors(Settings, settings)) {
@@ -252,6 +251,43 @@ function unknownKeys(value: unknown, schema: TSchema, path: (string | number)[],
       message: `unknown key, ignored${guess ? ` (did you mean "${guess}"?)` : ""}`,
     });
   }
+}
+
+// --- strings where numbers or booleans belong ---------------------------------------------
+
+/**
+ * `port = "${PORT}"` is a string after interpolation. Where the schema wants a number or a
+ * boolean and the whole string is exactly one, it becomes one; anything else is left for the
+ * schema check to report.
+ */
+function coerceScalars(value: unknown, schema: TSchema): void {
+  if (Array.isArray(value) && schema.type === "array" && schema.items) {
+    value.forEach((v, i) => {
+      const coerced = coerceScalar(v, schema.items as TSchema);
+      if (coerced !== undefined) value[i] = coerced;
+      else coerceScalars(v, schema.items as TSchema);
+    });
+    return;
+  }
+  if (!isPlainObject(value)) return;
+  const children: [string, TSchema][] =
+    schema[Kind] === "Record"
+      ? Object.keys(value).map((k) => [k, Object.values(schema.patternProperties ?? {})[0] as TSchema])
+      : Object.entries((schema.properties ?? {}) as Record<string, TSchema>);
+  for (const [key, child] of children) {
+    if (!child || !(key in value)) continue;
+    const coerced = coerceScalar(value[key], child);
+    if (coerced !== undefined) value[key] = coerced;
+    else coerceScalars(value[key], child);
+  }
+}
+
+function coerceScalar(value: unknown, schema: TSchema): number | boolean | undefined {
+  if (typeof value !== "string") return undefined;
+  if (schema.type === "integer" && /^-?\d+$/.test(value)) return Number(value);
+  if (schema.type === "number" && /^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  if (schema.type === "boolean" && (value === "true" || value === "false")) return value === "true";
+  return undefined;
 }
 
 // --- messages --------------------------------------------------------------------------------

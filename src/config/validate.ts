@@ -69,3 +69,10 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
 
   return problems;
 }
+
+/** Valid settings that an operator of a public bot should still hear about. */
+export function securityWarnings(config: Settings): string[] {
+  return config.endpoints
+    .filter((e) => !e.app_secret)
+    .map((e) => `endpoints[${config.endpoints.indexOf(e)}].app_secret is not set: endpoint ${e.id} accepts unsigned webhooks from anyone; set it to the App Secret`);
+}

@@ -78,6 +78,15 @@ export async function checkDatabaseFile(file: string): Promise<BackupCheck> {
   }
 }
 
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface RestoreResult {
   restored: BackupCheck;
   /** Where the previous database was kept, or null when there was none. */
@@ -94,12 +103,20 @@ export async function restoreDatabase(databaseFile: string, backupFile: string, 
   mkdirSync(dirname(databaseFile), { recursive: true }); // a fresh machine has no data folder yet
   const lock = await acquireInstanceLock(databaseFile, "restore");
   try {
+    // First the copy, complete and on disk: if it fails (disk full), nothing has moved yet.
+    const incoming = `${databaseFile}.restoring`;
+    copyFileSync(backup, incoming);
+    fsyncFile(incoming);
     let safetyCopy: string | null = null;
     if (existsSync(databaseFile)) {
       // Fold the WAL into the main file so the safety copy is one self-contained file.
       const current = createClient({ url: `file:${databaseFile}`, concurrency: 1 });
       try {
-        await current.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+        const result = await current.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+        if (Number(result.rows[0]?.[0]) !== 0) {
+          rmSync(incoming, { force: true });
+          throw new BackupError(`the current database ${databaseFile} is busy (its WAL could not be folded in); stop every process using it and retry`);
+        }
       } finally {
         current.close();
       }
@@ -109,15 +126,8 @@ export async function restoreDatabase(databaseFile: string, backupFile: string, 
     // A WAL or shared-memory file left from the old database must never be replayed into the new one.
     rmSync(`${databaseFile}-wal`, { force: true });
     rmSync(`${databaseFile}-shm`, { force: true });
-    const incoming = `${databaseFile}.restoring`;
-    copyFileSync(backup, incoming);
-    const fd = openSync(incoming, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
     renameSync(incoming, databaseFile);
+    fsyncFile(dirname(databaseFile));
     return { restored: { ...restored, file: databaseFile }, safetyCopy };
   } finally {
     lock.release();

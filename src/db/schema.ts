@@ -3,7 +3,7 @@
  * generated from this file by drizzle-kit (`npm run db:generate`) into migrations/.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * Webhook events, stored before Facebook gets its 200. One row per `messaging[]`/`standby[]`
@@ -51,3 +51,77 @@ export const meta = sqliteTable("meta", {
   value: text("value").notNull(),
   updatedAt: integer("updated_at").notNull().default(sql`(unixepoch() * 1000)`),
 });
+
+/**
+ * The reply lanes: everything that will be sent to a user, in order. One lane per (endpoint,
+ * Page, user); items are sent in `id` order, one at a time, head-of-line on retries.
+ * Rows are written in the same transaction that finishes the turn that produced them.
+ */
+export const outbox = sqliteTable(
+  "outbox",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** flow | inject | notify | handover | seen */
+    source: text("source").notNull(),
+    /** The inbox event whose turn produced this item, if any. */
+    inboxId: integer("inbox_id"),
+    sessionId: text("session_id"),
+    /** message (typing and delay apply) | action (a sender action such as mark_seen) */
+    kind: text("kind").notNull(),
+    /** The Send API body without `recipient`: `{ messaging_type, message }` or `{ sender_action }`. */
+    body: text("body").notNull(),
+    /** pending → sending → sent, or dropped / failed (given up, recorded in last_error). */
+    status: text("status").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at"),
+    firstAttemptAt: integer("first_attempt_at"),
+    lastError: text("last_error"),
+    messageId: text("message_id"),
+    createdAt: integer("created_at").notNull(),
+    sentAt: integer("sent_at"),
+    deliveredAt: integer("delivered_at"),
+    readAt: integer("read_at"),
+  },
+  (t) => [
+    index("outbox_user").on(t.endpointId, t.pageId, t.userId, t.id),
+    index("outbox_open").on(t.endpointId, t.pageId, t.userId, t.id).where(sql`status IN ('pending', 'sending')`),
+  ],
+);
+
+/**
+ * Conversations with the flow: one current session per (endpoint, Page, user). After
+ * `expiration_minutes` of inactivity the next input ends it and starts a new one.
+ */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    id: text("id").primaryKey(),
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** The flow's state, as the flow last returned it (JSON object). */
+    context: text("context").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+    lastActiveAt: integer("last_active_at").notNull(),
+    endedAt: integer("ended_at"),
+  },
+  (t) => [uniqueIndex("sessions_current").on(t.endpointId, t.pageId, t.userId).where(sql`ended_at IS NULL`)],
+);
+
+/** Per-Page state that must survive a restart: a Page paused because Meta rejected its token. */
+export const pageState = sqliteTable(
+  "page_state",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    pausedAt: integer("paused_at"),
+    pausedReason: text("paused_reason"),
+    /** sha256 prefix of the token that was rejected: a different token in the settings resumes the Page. */
+    tokenFingerprint: text("token_fingerprint"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.pageId] })],
+);

@@ -97,6 +97,17 @@ export class Histogram implements Metric {
 
 export class Registry {
   readonly #metrics = new Map<string, Metric>();
+  readonly #collectors: (() => Promise<void> | void)[] = [];
+
+  /** Runs before each scrape: reads values that live in the database (queue depths, say). */
+  onCollect(fn: () => Promise<void> | void): void {
+    this.#collectors.push(fn);
+  }
+
+  async collect(): Promise<void> {
+    for (const fn of this.#collectors) await fn();
+  }
+
   counter(name: string, help: string): Counter {
     return this.#add(name, () => new Counter(name, help)) as Counter;
   }

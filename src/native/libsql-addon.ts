@@ -6,13 +6,14 @@
  * embeds the addon folder (`--asset ./node_modules/@libsql/linux-x64-gnu`); here we write the
  * addon to disk once under a content-hashed name, `dlopen` it, and register it under the module
  * name the driver asks for. Bun's own extraction of embedded addons goes to $TMPDIR and fails on
- * a `noexec` /tmp, which is common on hardened VMs; we pick a folder that can execute.
+ * a `noexec` /tmp, which is common on hardened VMs; we pick a folder of our own that can execute
+ * (never a shared temporary folder), and check the file's hash before loading it.
  *
  * From source and in `bun test` this does nothing: node_modules resolves normally.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
 const MODULE = "@libsql/linux-x64-gnu";
@@ -30,15 +31,18 @@ function registerEmbeddedAddon(): void {
   } catch (error) {
     fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts`);
   }
-  const name = `libsql-${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}.node`;
+  const digest = createHash("sha256").update(bytes).digest("hex");
+  const name = `libsql-${digest.slice(0, 16)}.node`;
   const problems: string[] = [];
   for (const dir of candidateFolders()) {
     const file = join(dir, name);
     try {
-      if (!existsSync(file)) {
-        mkdirSync(dir, { recursive: true });
+      // A file already there is used only if it is exactly the embedded driver: a folder
+      // someone else can write to must not be able to slip us a different library.
+      if (!existsSync(file) || createHash("sha256").update(readFileSync(file)).digest("hex") !== digest) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
         const partial = `${file}.${process.pid}.partial`;
-        writeFileSync(partial, bytes, { mode: 0o755 });
+        writeFileSync(partial, bytes, { mode: 0o700 });
         renameSync(partial, file);
       }
       const module = { exports: {} as Record<string, unknown> };
@@ -65,7 +69,6 @@ function candidateFolders(): string[] {
     join(dirname(process.execPath), ".native"),
     join(process.cwd(), "data", ".native"),
     join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "messenger-endpoint"),
-    join(tmpdir(), "messenger-endpoint-native"),
   ];
   return [...new Set(folders.filter((f): f is string => Boolean(f)))];
 }

@@ -18,8 +18,8 @@ export function opsRoutes({ readiness, metrics, metricsEnabled }: OpsDeps) {
       return jsonResponse(ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks });
     });
   if (!metricsEnabled) return app;
-  return app.get(
-    "/metrics",
-    () => new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }),
-  );
+  return app.get("/metrics", async () => {
+    await metrics.collect();
+    return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+  });
 }

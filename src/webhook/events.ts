@@ -4,6 +4,7 @@
  * `InboxEvent`: which Page, which user, what kind, when, and the key that makes a redelivery of the
  * same event a no-op.
  */
+import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 
@@ -55,7 +56,7 @@ export const EVENT_KINDS = [
   "policy_enforcement",
   "game_play",
 ] as const;
-export type EventKind = (typeof EVENT_KINDS)[number] | "unknown";
+export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed";
 
 /** Kinds that are a person talking to the Page: these run the flow. */
 export const USER_INPUT_KINDS: ReadonlySet<EventKind> = new Set(["message", "postback", "referral", "optin"]);
@@ -126,8 +127,13 @@ export function parseWebhookBody(body: Uint8Array, now: number): ParsedBody {
     ] as const) {
       for (const raw of list ?? []) {
         const event = toInboxEvent(raw, pageId, standby, entry.time ?? now);
-        if (typeof event === "string") skipped.push({ pageId, reason: event });
-        else events.push(event);
+        if (typeof event !== "string") {
+          events.push(event);
+          continue;
+        }
+        // Acknowledged, so kept: Facebook has no replay. Stored for inspection, never run.
+        skipped.push({ pageId, reason: event });
+        events.push(malformedEvent(raw, pageId, standby, entry.time ?? now));
       }
     }
     entries.push({ pageId, events });
@@ -147,7 +153,20 @@ export function toInboxEvent(raw: unknown, pageId: string, standby: boolean, fal
   const anyItem = item as Record<string, any>;
   const watermark = typeof anyItem[kind]?.watermark === "number" ? (anyItem[kind].watermark as number) : undefined;
   const timestamp = item.timestamp ?? watermark ?? fallbackTime;
-  return { pageId, userId, kind, standby, timestamp, dedupKey: dedupKeyOf(item, kind, userId, timestamp), item };
+  return { pageId, userId, kind, standby, timestamp, dedupKey: dedupKeyOf(item, kind, pageId, userId, timestamp), item };
+}
+
+function malformedEvent(raw: unknown, pageId: string, standby: boolean, time: number): InboxEvent {
+  const json = JSON.stringify(raw) ?? "null";
+  return {
+    pageId,
+    userId: "",
+    kind: "malformed",
+    standby,
+    timestamp: time,
+    dedupKey: `malformed:${pageId}:${createHash("sha256").update(json).digest("hex")}`,
+    item: { raw } as MessagingItem,
+  };
 }
 
 function kindOf(item: Record<string, any>): EventKind {
@@ -176,7 +195,7 @@ function userOf(item: MessagingItem, pageId: string): string {
  * (messages, echoes, postbacks since v11), else sender, timestamp and kind as the platform docs
  * suggest, with the detail that tells two events of one millisecond apart.
  */
-function dedupKeyOf(item: Record<string, any>, kind: EventKind, userId: string, timestamp: number): string {
+function dedupKeyOf(item: Record<string, any>, kind: EventKind, pageId: string, userId: string, timestamp: number): string {
   switch (kind) {
     case "message":
     case "echo":
@@ -186,9 +205,11 @@ function dedupKeyOf(item: Record<string, any>, kind: EventKind, userId: string, 
       if (item.postback.mid) return `postback:${item.postback.mid}`;
       break;
     case "message_edit":
-      return `edit:${item.message_edit.mid}:${item.message_edit.num_edit ?? ""}`;
+      if (item.message_edit.mid) return `edit:${item.message_edit.mid}:${item.message_edit.num_edit ?? ""}`;
+      break;
     case "reaction":
-      return `reaction:${userId}:${timestamp}:${item.reaction.action ?? ""}:${item.reaction.mid ?? ""}`;
+      return `reaction:${pageId}:${userId}:${timestamp}:${item.reaction.action ?? ""}:${item.reaction.mid ?? ""}`;
   }
-  return `${kind}:${userId}:${timestamp}`;
+  // Without a message id: the same Page, user, kind and time is the same event.
+  return `${kind}:${pageId}:${userId}:${timestamp}`;
 }

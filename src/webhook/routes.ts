@@ -30,7 +30,9 @@ const MAX_CHALLENGE_LENGTH = 1024;
 export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDeps) {
   const endpoints = new Map(config.endpoints.map((e) => [e.id, { settings: e, pages: new Set(e.pages.map((p) => p.id)) }]));
   const maxBody = config.server.max_body_bytes;
+  // Bounded: forged Page ids must not grow it without end.
   const unknownPagesLogged = new Set<string>();
+  const MAX_UNKNOWN_PAGES_LOGGED = 1000;
 
   const requests = metrics.counter("messenger_webhook_requests_total", "Webhook requests by endpoint and outcome.");
   const eventsCounter = metrics.counter("messenger_webhook_events_total", "Webhook events by endpoint, kind and result (stored, duplicate, unknown_page, malformed).");
@@ -111,7 +113,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
           }
           eventsCounter.inc({ endpoint: id, kind: "any", result: "unknown_page" }, entry.events.length);
           const key = `${id}:${entry.pageId}`;
-          if (!unknownPagesLogged.has(key)) {
+          if (!unknownPagesLogged.has(key) && unknownPagesLogged.size < MAX_UNKNOWN_PAGES_LOGGED) {
             unknownPagesLogged.add(key);
             l.warn(`events for Page ${entry.pageId} ignored: it is not listed in the pages of endpoint ${id}; add it there to serve it`, {
               page: entry.pageId,
@@ -120,7 +122,9 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
         }
         for (const skipped of parsed.skipped) {
           eventsCounter.inc({ endpoint: id, kind: "any", result: "malformed" });
-          l.warn(`skipped a webhook item: ${skipped.reason}`, { page: skipped.pageId });
+          l.warn(`a webhook item does not have Messenger's shape; stored as "malformed" for inspection, not processed: ${skipped.reason}`, {
+            page: skipped.pageId,
+          });
         }
 
         try {
@@ -157,13 +161,18 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array | n
     const bytes = new Uint8Array(await request.arrayBuffer());
     return bytes.byteLength > limit ? null : bytes;
   }
-  // Chunked upload: count as we go.
+  // Chunked upload: count as we go. Bun's server may stop the stream itself at its own limit.
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > limit) return null;
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > limit) return null;
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (/maxRequestBodySize|too large/i.test((error as Error)?.message ?? "")) return null;
+    throw error;
   }
   return Buffer.concat(chunks);
 }

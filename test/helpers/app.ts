@@ -51,7 +51,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   await applyMigrations(database);
   const logs = collectingLogger(options.redactSecrets ? { secrets: config.secrets } : {});
   const clock = fixedClock();
-  const app = createApp({ config, db: database, log: logs.log, clock });
+  const app = await createApp({ config, db: database, log: logs.log, clock });
   let closed = false;
   return {
     app,

@@ -75,6 +75,12 @@ describe("usage errors exit 1", () => {
     expect(io.stderr.join("\n")).toContain("unknown option --strict");
   });
 
+  test("an extra argument (a settings file without --config, say)", async () => {
+    const { code, io } = await cli(["check", "bot.toml"], workdir().path);
+    expect(code).toBe(1);
+    expect(io.stderr.join("\n")).toContain('unexpected argument "bot.toml" for check (settings go with --config FILE)');
+  });
+
   test("backup and restore without their file", async () => {
     const dir = workdir(settingsToml());
     for (const command of ["backup", "restore"]) {
@@ -93,6 +99,13 @@ describe("check", () => {
     expect(io.stdout).toEqual([`${dir.join("messenger-endpoint.toml")}: valid (1 endpoint, 1 flow, 2 Pages)`]);
   });
 
+  test("a valid file without app_secret: valid, with a warning that anyone can post", async () => {
+    const dir = workdir(settingsToml({ endpoints: [{ id: "open", appSecret: null }] }));
+    const { code, io } = await cli(["check"], dir.path);
+    expect(code).toBe(0);
+    expect(io.stdout[0]).toBe("warning: endpoints[0].app_secret is not set: endpoint open accepts unsigned webhooks from anyone; set it to the App Secret");
+  });
+
   test("--config and $MESSENGER_ENDPOINT_CONFIG name the file", async () => {
     const dir = workdir();
     const file = dir.write("conf/bot.toml", settingsToml());
@@ -103,7 +116,7 @@ describe("check", () => {
   test("an invalid file: exit 1 and every problem printed with its path", async () => {
     const text = `
 [server]
-port = "80"
+port = "http"
 [log]
 level = "verbose"
 [flows.echo]
@@ -119,7 +132,7 @@ pages = [ { id = "104857600012345", access_token = "tok-0001" }, { id = "1048576
     const { code, io } = await cli(["check"], dir.path);
     expect(code).toBe(1);
     const out = io.stdout.join("\n");
-    expect(out).toContain('error: server.port: expected a whole number, got "80"');
+    expect(out).toContain('error: server.port: expected a whole number, got "http"');
     expect(out).toContain('error: log.level: expected one of "debug", "info", "warn", "error", got "verbose"');
     expect(out).toContain("error: endpoints[0].pages[1].access_token: missing");
     expect(out).toContain(`${dir.join("messenger-endpoint.toml")}: invalid (3 problems)`);

@@ -47,7 +47,7 @@ describe("/readyz", () => {
     const t = await app();
     const res = await t.handle(get("/readyz"));
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", checks: { settings: "ok", database: "ok" } });
+    expect(await res.json()).toEqual({ status: "ready", checks: { settings: "ok", database: "ok", pages: "ok" } });
   });
 
   test("503 when the database is closed, saying why", async () => {
@@ -67,7 +67,7 @@ describe("/readyz", () => {
     const database = await openDatabase(config.storage.url);
     try {
       await applyMigrations(database);
-      const a = createApp({ config, db: database, log: collectingLogger().log });
+      const a = await createApp({ config, db: database, log: collectingLogger().log });
       const res = await a.http.handle(get("/readyz"));
       expect(res.status).toBe(503);
       expect(((await res.json()) as { checks: Record<string, string> }).checks.settings).toContain("[[endpoints]]");

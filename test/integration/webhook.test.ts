@@ -136,7 +136,7 @@ describe("POST: storing events", () => {
       [PAGE_ID, "message", "message:m_BATCH_A2"],
       [PAGE_ID, "postback", "postback:m_BATCH_A3"],
       [PAGE_ID_2, "message", "message:m_BATCH_B1"],
-      [PAGE_ID_2, "read", "read:6301234567890999:1767225599102"],
+      [PAGE_ID_2, "read", `read:${PAGE_ID_2}:6301234567890999:1767225599102`],
       [PAGE_ID_2, "message", "message:m_BATCH_B3"],
     ]);
     expect(t.app.metrics.render()).toContain('messenger_webhook_events_total{endpoint="support",kind="message",result="stored"} 4');
@@ -212,12 +212,18 @@ describe("POST: storing events", () => {
     expect((await t.inboxRows()).map((r) => r.dedupKey)).toEqual(["message:m_open"]);
   });
 
-  test("a malformed item is skipped and logged; the rest of the POST is stored", async () => {
+  test("a malformed item is kept as malformed and logged; the rest of the POST is stored", async () => {
     const t = await app();
     const body = JSON.stringify(envelope([{ messaging: [textItem("m_ok1"), { sender: { id: 42 } }, textItem("m_ok2")] }]));
     expect((await post(t, body)).status).toBe(200);
-    expect((await t.inboxRows()).map((r) => r.dedupKey)).toEqual(["message:m_ok1", "message:m_ok2"]);
-    expect(warnings(t).some((w) => w.msg.startsWith("skipped a webhook item"))).toBe(true);
+    const rows = await t.inboxRows();
+    expect(rows.map((r) => r.kind)).toEqual(["message", "malformed", "message"]);
+    expect(rows.map((r) => r.dedupKey).filter((k) => k.startsWith("message:"))).toEqual(["message:m_ok1", "message:m_ok2"]);
+    expect(JSON.parse(rows[1]!.event)).toEqual({ raw: { sender: { id: 42 } } });
+    expect(warnings(t).some((w) => w.msg.includes('stored as "malformed"'))).toBe(true);
+    // A redelivery stores the malformed item once.
+    expect((await post(t, body)).status).toBe(200);
+    expect(await t.inboxRows()).toHaveLength(3);
   });
 
   test("bodies sent in chunks (no content-length) are read whole", async () => {

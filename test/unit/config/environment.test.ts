@@ -104,3 +104,19 @@ describe("${ENV} interpolation", () => {
     expect(problems[0]!.message).toContain("MISSING_KEY");
   });
 });
+
+describe("numbers and booleans from the environment", () => {
+  test("a variable can set a numeric or boolean key", () => {
+    const config = configFromToml(`[server]\nport = "\${PORT}"\n[metrics]\nenabled = "\${METRICS}"\n` + endpoint("vt-123456"), {
+      dir: dir.path,
+      env: { PORT: "9090", METRICS: "false" },
+    });
+    expect(config.server.port).toBe(9090);
+    expect(config.metrics.enabled).toBe(false);
+  });
+
+  test("a value that is not exactly a number stays an error", () => {
+    const { problems } = rejectedSettings(`[server]\nport = "\${PORT}"\n` + endpoint("vt-123456"), { dir: dir.path, env: { PORT: "90 90" } });
+    expect(problems).toContain('server.port: expected a whole number, got "90 90"');
+  });
+});

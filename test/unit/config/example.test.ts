@@ -5,7 +5,13 @@ import { loadSettingsFile } from "../../../src/config/load.ts";
 import { SettingsError } from "../../../src/config/problems.ts";
 
 const EXAMPLE = join(import.meta.dir, "..", "..", "..", "examples", "messenger-endpoint.toml");
-const ENV = { FB_VERIFY_TOKEN: "verify-token-x", FB_APP_SECRET: "app-secret-xyz", FB_PAGE_TOKEN: "EAAG-page-token" };
+const ENV = {
+  FB_VERIFY_TOKEN: "verify-token-x",
+  FB_APP_SECRET: "app-secret-xyz",
+  FB_PAGE_TOKEN: "EAAG-page-token",
+  ADMIN_API_KEY: "admin-key-0123456789abcdef",
+  AGENT_TOKEN: "agent-token-xyz",
+};
 
 describe("examples/messenger-endpoint.toml", () => {
   test("is valid with its variables set, and has no unknown key", () => {
@@ -23,6 +29,8 @@ describe("examples/messenger-endpoint.toml", () => {
     } catch (error) {
       expect(error).toBeInstanceOf(SettingsError);
       expect((error as SettingsError).problems.map((p) => p.path)).toEqual([
+        "admin.api_keys[0]",
+        'flows.support.headers.Authorization',
         "endpoints[0].verify_token",
         "endpoints[0].app_secret",
         "endpoints[0].pages[0].access_token",

@@ -32,7 +32,7 @@ describe("envelope", () => {
       "message:m_BATCH_A2",
       "postback:m_BATCH_A3",
       "message:m_BATCH_B1",
-      `read:6301234567890999:1767225599102`,
+      `read:${PAGE_ID_2}:6301234567890999:1767225599102`,
       "message:m_BATCH_B3",
     ]);
     expect(events.map((e) => e.pageId)).toEqual([PAGE_ID, PAGE_ID, PAGE_ID, PAGE_ID_2, PAGE_ID_2, PAGE_ID_2]);
@@ -118,14 +118,17 @@ describe("envelope", () => {
     expect(parse(`{"object":"page","entry":[{"id":"1","messaging":{}}]}`).type).toBe("invalid");
   });
 
-  test("a malformed item is skipped with a reason; its neighbours are kept", () => {
+  test("a malformed item is kept as kind malformed with a reason; its neighbours are kept", () => {
     const text = JSON.stringify(
       envelope([{ messaging: [textItem("m_ok1"), { sender: { id: 123 }, recipient: { id: PAGE_ID }, message: { mid: "m_bad" } }, "junk", null, textItem("m_ok2")] }]),
     );
     const parsed = parse(text);
     expect(parsed.type).toBe("events");
     if (parsed.type !== "events") return;
-    expect(parsed.entries[0]!.events.map((e) => e.dedupKey)).toEqual(["message:m_ok1", "message:m_ok2"]);
+    const events = parsed.entries[0]!.events;
+    expect(events.map((e) => e.kind)).toEqual(["message", "malformed", "malformed", "malformed", "message"]);
+    expect(events.filter((e) => e.kind === "message").map((e) => e.dedupKey)).toEqual(["message:m_ok1", "message:m_ok2"]);
+    expect(new Set(events.map((e) => e.dedupKey)).size).toBe(5);
     expect(parsed.skipped).toHaveLength(3);
     for (const s of parsed.skipped) {
       expect(s.pageId).toBe(PAGE_ID);
@@ -154,12 +157,12 @@ describe("kinds", () => {
 
   test("delivery without a timestamp uses the watermark", () => {
     const e = only(fixtureText("delivery"));
-    expect(e).toMatchObject({ kind: "delivery", userId: PSID, timestamp: 1767225602500, dedupKey: `delivery:${PSID}:1767225602500` });
+    expect(e).toMatchObject({ kind: "delivery", userId: PSID, timestamp: 1767225602500, dedupKey: `delivery:${PAGE_ID}:${PSID}:1767225602500` });
   });
 
   test("read", () => {
     const e = only(fixtureText("read"));
-    expect(e).toMatchObject({ kind: "read", userId: PSID, timestamp: 1767225603000, dedupKey: `read:${PSID}:1767225603000` });
+    expect(e).toMatchObject({ kind: "read", userId: PSID, timestamp: 1767225603000, dedupKey: `read:${PAGE_ID}:${PSID}:1767225603000` });
   });
 
   test("postback with a referral", () => {
@@ -170,12 +173,12 @@ describe("kinds", () => {
 
   test("a postback without mid (before v11, or in standby) is keyed by user and time", () => {
     const item = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 1767225604000, postback: { title: "Get Started", payload: "GET_STARTED" } };
-    expect(only(JSON.stringify(envelope([{ messaging: [item] }]))).dedupKey).toBe(`postback:${PSID}:1767225604000`);
+    expect(only(JSON.stringify(envelope([{ messaging: [item] }]))).dedupKey).toBe(`postback:${PAGE_ID}:${PSID}:1767225604000`);
   });
 
   test("referral", () => {
     const e = only(fixtureText("referral"));
-    expect(e).toMatchObject({ kind: "referral", userId: PSID, timestamp: 1767225605000, dedupKey: `referral:${PSID}:1767225605000` });
+    expect(e).toMatchObject({ kind: "referral", userId: PSID, timestamp: 1767225605000, dedupKey: `referral:${PAGE_ID}:${PSID}:1767225605000` });
   });
 
   test("quick reply is a message", () => {
@@ -211,7 +214,7 @@ describe("kinds", () => {
       ["app_roles", ""],
       ["policy_enforcement", ""],
     ]);
-    expect(events[3]!.dedupKey).toBe("app_roles::1767225623000");
+    expect(events[3]!.dedupKey).toBe(`app_roles:${PAGE_ID}::1767225623000`);
   });
 
   test("optin from the checkbox plugin has only a user_ref", () => {
@@ -227,7 +230,7 @@ describe("kinds", () => {
 
   test("an unrecognised event key is kind unknown", () => {
     const item = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 5, brand_new_event: { x: 1 } };
-    expect(only(JSON.stringify(envelope([{ messaging: [item] }])))).toMatchObject({ kind: "unknown", dedupKey: `unknown:${PSID}:5` });
+    expect(only(JSON.stringify(envelope([{ messaging: [item] }])))).toMatchObject({ kind: "unknown", dedupKey: `unknown:${PAGE_ID}:${PSID}:5` });
   });
 
   test("which kinds run the flow", () => {
@@ -262,11 +265,12 @@ describe("dedup keys", () => {
     expect(a.dedupKey).not.toBe(b.dedupKey);
   });
 
-  test("events without mid are keyed by kind, user and timestamp", () => {
+  test("events without mid are keyed by kind, Page, user and timestamp", () => {
     const read = (psid: string, timestamp: number) => ({ sender: { id: psid }, recipient: { id: PAGE_ID }, timestamp, read: { watermark: 1 } });
     const key = (raw: unknown) => (toInboxEvent(raw, PAGE_ID, false, NOW) as InboxEvent).dedupKey;
     expect(key(read(PSID, 10))).toBe(key(read(PSID, 10)));
-    expect(key(read(PSID, 10))).toBe(`read:${PSID}:10`);
+    expect(key(read(PSID, 10))).toBe(`read:${PAGE_ID}:${PSID}:10`);
+    expect((toInboxEvent(read(PSID, 10), PAGE_ID_2, false, NOW) as InboxEvent).dedupKey).not.toBe(key(read(PSID, 10)));
     expect(key(read(PSID, 10))).not.toBe(key(read(PSID, 11)));
     expect(key(read(PSID, 10))).not.toBe(key(read(PSID_2, 10)));
     const delivery = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 10, delivery: { watermark: 10 } };

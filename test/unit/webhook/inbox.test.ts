@@ -5,6 +5,7 @@ import { applyMigrations } from "../../../src/db/migrate.ts";
 import { inbox as inboxTable } from "../../../src/db/schema.ts";
 import { toInboxEvent, type InboxEvent } from "../../../src/webhook/events.ts";
 import { Inbox } from "../../../src/webhook/inbox.ts";
+import { WriteQueue } from "../../../src/db/write-queue.ts";
 import { PAGE_ID, fixedClock, tempDir, textItem } from "../../helpers/index.ts";
 
 const root = tempDir("inbox");
@@ -20,9 +21,10 @@ async function setup() {
   open.push(database);
   await applyMigrations(database);
   const errors: unknown[] = [];
-  const inbox = new Inbox(database, fixedClock(1000), (e) => errors.push(e));
+  const writes = new WriteQueue(database.client);
+  const inbox = new Inbox(writes, fixedClock(1000), (e) => errors.push(e));
   const rows = () => database.db.select().from(inboxTable).orderBy(asc(inboxTable.id));
-  return { database, inbox, rows, errors };
+  return { database, inbox, writes, rows, errors };
 }
 
 const event = (mid: string): InboxEvent => toInboxEvent(textItem(mid), PAGE_ID, false, 0) as InboxEvent;
@@ -107,9 +109,9 @@ describe("Inbox", () => {
   });
 
   test("drain waits for what was queued", async () => {
-    const { inbox, rows } = await setup();
+    const { inbox, writes, rows } = await setup();
     const pending = inbox.store("support", [event("m_1")]);
-    await inbox.drain();
+    await writes.drain();
     expect(await rows()).toHaveLength(1);
     await pending;
   });

@@ -1,0 +1,375 @@
+/**
+ * The conversation engine: drains the inbox through the flows into the reply lanes.
+ *
+ * Inbound lanes: events are processed per (endpoint, Page, user) in Facebook's timestamp order,
+ * one turn at a time per user, all users concurrently; a slow or hanging agent holds only its
+ * own user's lane. A turn's outputs, the session and the "done" mark of its event are committed
+ * in one transaction, so a crash before that commit re-runs the flow and a crash after it never
+ * loses or repeats the outputs.
+ *
+ * State events (echoes, deliveries, reads) never run the flow; they are applied as soon as they
+ * are stored, outside the lanes, so that an echo confirms a send even while the user's lane is
+ * busy with a slow agent.
+ */
+import { and, asc, eq, inArray, notInArray, sql } from "drizzle-orm";
+import type { InStatement } from "@libsql/client";
+import type { Config } from "../config/load.ts";
+import type { EndpointSettings } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import { inbox, outbox } from "../db/schema.ts";
+import { statement } from "../db/statement.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Registry } from "../metrics/registry.ts";
+import { FlowError, type Flow } from "../flows/flow.ts";
+import type { FlowRegistry } from "../flows/index.ts";
+import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
+import { convertOutput } from "../messenger/convert.ts";
+import { USER_INPUT_KINDS, type EventKind, type InboxEvent } from "../webhook/events.ts";
+import type { ReplyLanes, LaneKey } from "../replies/lanes.ts";
+import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
+import { inputFromEvent } from "./input.ts";
+import { currentSession, saveSession } from "./sessions.ts";
+
+/** Kinds applied on arrival instead of in the user's lane. */
+export const STATE_KINDS: readonly EventKind[] = ["echo", "delivery", "read"];
+const MAX_ATTEMPTS = 5;
+
+export interface EngineDeps {
+  config: Config;
+  database: Database;
+  writes: WriteQueue;
+  flows: FlowRegistry;
+  lanes: ReplyLanes;
+  clock: Clock;
+  log: Logger;
+  metrics: Registry;
+}
+
+type InboxRow = Pick<typeof inbox.$inferSelect, "id" | "kind" | "standby" | "event" | "attempts">;
+
+const laneId = (k: LaneKey) => `${k.endpointId}\u0000${k.pageId}\u0000${k.userId}`;
+
+class ShutdownAbort extends Error {}
+
+export class ConversationEngine {
+  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #wanted = new Set<string>();
+  readonly #turnControllers = new Set<AbortController>();
+  readonly #turns;
+  readonly #turnSeconds;
+  #stopping = false;
+  /** Until start() has scanned the inbox, new events only wait in it. */
+  #started = false;
+  #stateChain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: EngineDeps) {
+    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#turns = deps.metrics.counter("messenger_turns_total", "Flow turns by endpoint and result (ok, flow_error, invalid_result, timeout).");
+    this.#turnSeconds = deps.metrics.histogram("messenger_turn_seconds", "Time a flow took to answer one input.");
+  }
+
+  /** Picks up what was stored and not finished before this start. */
+  async start(): Promise<void> {
+    // From now on new events are taken as they come; the scans below find the older ones. An
+    // event seen by both is harmless: lanes run once per user, and state updates are idempotent.
+    this.#started = true;
+    const { db } = this.deps.database;
+    const pendingState = await db
+      .select({ id: inbox.id, endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId, kind: inbox.kind, event: inbox.event })
+      .from(inbox)
+      .where(and(eq(inbox.status, "pending"), sql`${inbox.kind} IN ('echo', 'delivery', 'read')`))
+      .orderBy(asc(inbox.id));
+    const byEndpoint = new Map<string, StateEvent[]>();
+    for (const row of pendingState) {
+      const list = byEndpoint.get(row.endpointId) ?? [];
+      list.push({ key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId }, kind: row.kind as EventKind, item: JSON.parse(row.event), inboxId: row.id });
+      byEndpoint.set(row.endpointId, list);
+    }
+    for (const [endpointId, events] of byEndpoint) this.#enqueueState(endpointId, events);
+    const lanes = await db
+      .selectDistinct({ endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId })
+      .from(inbox)
+      .where(and(eq(inbox.status, "pending"), notInArray(inbox.kind, STATE_KINDS as EventKind[])));
+    for (const lane of lanes) this.notify(lane);
+  }
+
+  /** The inbox committed these events: apply state events, wake the users' lanes. */
+  accept(endpointId: string, events: InboxEvent[]): void {
+    if (!this.#started) return;
+    const state = events.filter((e) => STATE_KINDS.includes(e.kind));
+    if (state.length > 0) {
+      this.#enqueueState(
+        endpointId,
+        state.map((e) => ({ key: { endpointId, pageId: e.pageId, userId: e.userId }, kind: e.kind, item: e.item, dedupKey: e.dedupKey })),
+      );
+    }
+    for (const e of events) if (!STATE_KINDS.includes(e.kind)) this.notify({ endpointId, pageId: e.pageId, userId: e.userId });
+  }
+
+  notify(key: LaneKey): void {
+    if (this.#stopping || !this.#started) return;
+    const id = laneId(key);
+    this.#wanted.add(id);
+    if (this.#running.has(id)) return;
+    const run = this.#run(id, key).finally(() => {
+      this.#running.delete(id);
+      if (this.#wanted.has(id) && !this.#stopping) this.notify(key);
+    });
+    this.#running.set(id, run);
+  }
+
+  /**
+   * Stops taking turns. Turns in progress get `graceMs` to finish; after that their flows are
+   * abandoned and their events stay pending, to run again after the restart.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    const all = Promise.allSettled([...this.#running.values()]);
+    let timer: Timer | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), graceMs)));
+    if ((await Promise.race([all, timedOut])) === "timeout") {
+      for (const controller of this.#turnControllers) controller.abort(new ShutdownAbort("server stopping"));
+      await all;
+    }
+    clearTimeout(timer);
+    await this.#stateChain;
+  }
+
+  // --- inbound lanes ---------------------------------------------------------------------
+
+  async #run(id: string, key: LaneKey): Promise<void> {
+    const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
+    while (!this.#stopping) {
+      this.#wanted.delete(id);
+      const row = await this.#next(key);
+      if (!row) {
+        if (this.#wanted.has(id)) continue;
+        return;
+      }
+      try {
+        await this.#process(row, key, log);
+      } catch (error) {
+        if (error instanceof ShutdownAbort) return;
+        await this.#recordFailure(row, error, log);
+      }
+    }
+  }
+
+  async #next(key: LaneKey): Promise<InboxRow | undefined> {
+    const [row] = await this.deps.database.db
+      .select({ id: inbox.id, kind: inbox.kind, standby: inbox.standby, event: inbox.event, attempts: inbox.attempts })
+      .from(inbox)
+      .where(
+        and(
+          eq(inbox.endpointId, key.endpointId),
+          eq(inbox.pageId, key.pageId),
+          eq(inbox.userId, key.userId),
+          eq(inbox.status, "pending"),
+          notInArray(inbox.kind, STATE_KINDS as EventKind[]),
+        ),
+      )
+      .orderBy(asc(inbox.timestamp), asc(inbox.id))
+      .limit(1);
+    return row;
+  }
+
+  async #process(row: InboxRow, key: LaneKey, log: Logger): Promise<void> {
+    const endpoint = this.#endpoints.get(key.endpointId);
+    const kind = row.kind as EventKind;
+    if (!endpoint || !USER_INPUT_KINDS.has(kind) || row.standby) {
+      // Not for the flow: handover and standby events, reactions, edits ... (or an endpoint
+      // removed from the settings). Recorded as done.
+      await this.deps.writes.run([this.#done(row.id, null)]);
+      return;
+    }
+    await this.#turn(row, key, endpoint, log);
+  }
+
+  async #turn(row: InboxRow, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+    const { db } = this.deps.database;
+    const clock = this.deps.clock;
+    if (endpoint.messenger.mark_seen) {
+      const seen = enqueueReplies(db, [{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now());
+      await this.deps.writes.run([seen!]);
+      this.deps.lanes.notify(key);
+    }
+
+    const session = await currentSession(db, key, clock.now(), endpoint.session.expiration_minutes);
+    const turnLog = log.child({ session: session.id });
+    const flow = this.deps.flows.get(endpoint.flow)!;
+    const event = JSON.parse(row.event) as Record<string, unknown>;
+    const input = inputFromEvent(event, {
+      ...key,
+      sessionId: session.id,
+      contactId: null,
+      context: session.context,
+      contact: {},
+      locale: endpoint.locale,
+      source: "user",
+    });
+
+    const outcome = await this.#runFlow(flow, input, turnLog);
+    const now = clock.now();
+    const replies: NewReply[] = [];
+    let context = session.context;
+    if (outcome.ok) {
+      if (outcome.result.context) context = outcome.result.context;
+      for (const output of outcome.result.outputs ?? []) {
+        const converted = convertOutput(output, { preferParagraphs: flow.kind === "llm" });
+        for (const warning of converted.warnings) turnLog.warn(`output adjusted to Messenger's limits: ${warning}`);
+        for (const message of converted.messages) replies.push({ ...key, source: "flow", inboxId: row.id, sessionId: session.id, message });
+      }
+    }
+    const statements: InStatement[] = [...saveSession(db, key, session, context, now)];
+    const enqueue = enqueueReplies(db, replies, now);
+    if (enqueue) statements.push(enqueue);
+    statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
+    await this.deps.writes.run(statements);
+    if (replies.length > 0) this.deps.lanes.notify(key);
+  }
+
+  async #runFlow(
+    flow: Flow,
+    input: Parameters<Flow["run"]>[0],
+    log: Logger,
+  ): Promise<{ ok: true; result: FlowResult } | { ok: false; error: string }> {
+    const controller = new AbortController();
+    this.#turnControllers.add(controller);
+    const timer = setTimeout(() => controller.abort(new FlowError(`flow ${flow.name} did not answer within ${flow.timeoutMs} ms`)), flow.timeoutMs);
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
+    const started = performance.now();
+    let result: "ok" | "flow_error" | "invalid_result" | "timeout" = "ok";
+    try {
+      const raw = await Promise.race([flow.run(input, { signal: controller.signal, log }), aborted]);
+      const checked = validateFlowResult(raw);
+      if (!checked.ok) {
+        result = "invalid_result";
+        log.error(`flow ${flow.name} returned an invalid result; nothing was sent for this input: ${checked.problem}`);
+        return { ok: false, error: checked.problem };
+      }
+      return { ok: true, result: checked.result };
+    } catch (error) {
+      if (error instanceof ShutdownAbort) throw error;
+      result = controller.signal.aborted ? "timeout" : "flow_error";
+      const message = error instanceof Error ? error.message : String(error);
+      log.error(`flow ${flow.name} failed; nothing was sent for this input: ${message}`);
+      return { ok: false, error: message };
+    } finally {
+      clearTimeout(timer);
+      this.#turnControllers.delete(controller);
+      this.#turns.inc({ endpoint: input.endpoint_id, result });
+      this.#turnSeconds.observe({ endpoint: input.endpoint_id }, (performance.now() - started) / 1000);
+    }
+  }
+
+  #done(id: number, error: string | null): InStatement {
+    return statement(
+      this.deps.database.db.update(inbox).set({ status: "done", processedAt: this.deps.clock.now(), lastError: error }).where(eq(inbox.id, id)),
+    );
+  }
+
+  /** Our own failure (not the flow's): try the event again a few times, then set it aside. */
+  async #recordFailure(row: InboxRow, error: unknown, log: Logger): Promise<void> {
+    const attempts = row.attempts + 1;
+    const giveUp = attempts >= MAX_ATTEMPTS;
+    log.error(giveUp ? `could not process an event after ${attempts} attempts; it is set aside as failed` : "could not process an event; retrying", {
+      error,
+      inbox_id: row.id,
+    });
+    try {
+      await this.deps.writes.run([
+        statement(
+          this.deps.database.db
+            .update(inbox)
+            .set({ attempts, lastError: (error as Error)?.message ?? String(error), ...(giveUp ? { status: "failed", processedAt: this.deps.clock.now() } : {}) })
+            .where(eq(inbox.id, row.id)),
+        ),
+      ]);
+    } catch {
+      // the database itself is failing; the event stays pending
+    }
+    if (!giveUp) await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempts));
+  }
+
+  // --- state events ----------------------------------------------------------------------
+
+  #enqueueState(endpointId: string, events: StateEvent[]): void {
+    // One at a time, in arrival order; failures are logged and the events stay pending.
+    this.#stateChain = this.#stateChain
+      .then(() => this.#applyState(endpointId, events))
+      .catch((error) => this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { endpoint: endpointId, error }));
+  }
+
+  async #applyState(endpointId: string, events: StateEvent[]): Promise<void> {
+    const { db } = this.deps.database;
+    const now = this.deps.clock.now();
+    const statements: InStatement[] = [];
+    for (const e of events) {
+      const item = e.item as Record<string, any>;
+      const userMatch = and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, e.key.pageId), eq(outbox.userId, e.key.userId));
+      if (e.kind === "echo") {
+        const id = outboxIdFromStamp(item.message?.metadata);
+        if (id !== null) {
+          // Our own message came back: it is sent, whatever the lane believed (a timed-out send
+          // that did arrive, or one interrupted by a crash).
+          statements.push(
+            statement(
+              db
+                .update(outbox)
+                .set({ status: "sent", messageId: sql`coalesce(${outbox.messageId}, ${String(item.message?.mid ?? "")})`, sentAt: sql`coalesce(${outbox.sentAt}, ${now})` })
+                .where(and(eq(outbox.id, id), eq(outbox.endpointId, endpointId), sql`${outbox.status} IN ('pending', 'sending')`)),
+            ),
+          );
+        }
+      } else if (e.kind === "delivery") {
+        const mids: string[] = Array.isArray(item.delivery?.mids) ? item.delivery.mids.map(String) : [];
+        const watermark = Number(item.delivery?.watermark ?? 0);
+        statements.push(
+          statement(
+            db
+              .update(outbox)
+              .set({ deliveredAt: watermark || now })
+              .where(
+                and(
+                  userMatch,
+                  eq(outbox.status, "sent"),
+                  sql`${outbox.deliveredAt} IS NULL`,
+                  mids.length > 0 ? inArray(outbox.messageId, mids) : sql`${outbox.sentAt} <= ${watermark}`,
+                ),
+              ),
+          ),
+        );
+      } else if (e.kind === "read") {
+        const watermark = Number(item.read?.watermark ?? 0);
+        statements.push(
+          statement(
+            db
+              .update(outbox)
+              .set({ readAt: watermark || now })
+              .where(and(userMatch, eq(outbox.status, "sent"), sql`${outbox.readAt} IS NULL`, sql`${outbox.sentAt} <= ${watermark}`)),
+          ),
+        );
+      }
+      const done = { status: "done", processedAt: now } as const;
+      statements.push(
+        statement(
+          e.inboxId !== undefined
+            ? db.update(inbox).set(done).where(eq(inbox.id, e.inboxId))
+            : db.update(inbox).set(done).where(and(eq(inbox.endpointId, endpointId), eq(inbox.dedupKey, e.dedupKey!))),
+        ),
+      );
+    }
+    await this.deps.writes.run(statements);
+  }
+}
+
+interface StateEvent {
+  key: LaneKey;
+  kind: EventKind;
+  item: unknown;
+  inboxId?: number;
+  dedupKey?: string;
+}

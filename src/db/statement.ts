@@ -1,0 +1,10 @@
+import type { InStatement, InValue } from "@libsql/client";
+
+/**
+ * A drizzle query as a plain statement for the write queue: built with drizzle's type-checked
+ * builder, committed together with other statements in one group commit.
+ */
+export function statement(query: { toSQL(): { sql: string; params: unknown[] } }): InStatement {
+  const { sql, params } = query.toSQL();
+  return { sql, args: params as InValue[] };
+}

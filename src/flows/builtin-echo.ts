@@ -1,0 +1,54 @@
+/**
+ * `builtin:echo`, the demo agent shipped in the binary. It repeats what it gets and shows what
+ * the product can render: quick replies on every answer, "Buttons" answers with a button
+ * template, "Cards" with a carousel, attachments are described.
+ */
+import type { FlowInput, FlowResult, Output } from "./schema.ts";
+
+const MENU = [
+  { title: "Buttons", payload: "SHOW_BUTTONS" },
+  { title: "Cards", payload: "SHOW_CARDS" },
+  { title: "Hello", payload: "HELLO" },
+];
+
+export async function echoFlow(input: FlowInput): Promise<FlowResult> {
+  const count = Number(input.context.count ?? 0) + 1;
+  const context = { ...input.context, count };
+  const payload = input.data.payload;
+  if (payload === "SHOW_BUTTONS") {
+    return {
+      context,
+      outputs: [
+        {
+          text: "Here are some buttons.",
+          buttons: [
+            { type: "postback", title: "Say hello", payload: "HELLO" },
+            { type: "postback", title: "Show cards", payload: "SHOW_CARDS" },
+            { type: "web_url", title: "Messenger docs", url: "https://developers.facebook.com/docs/messenger-platform" },
+          ],
+        },
+      ],
+    };
+  }
+  if (payload === "SHOW_CARDS") {
+    const card = (n: number) => ({
+      title: `Card ${n}`,
+      subtitle: `This is card number ${n} of a carousel.`,
+      buttons: [{ type: "postback" as const, title: `Pick ${n}`, payload: `PICK_${n}` }],
+    });
+    return { context, outputs: [{ cards: [card(1), card(2), card(3)] }, { text: "Swipe to see them all.", quick_replies: MENU }] };
+  }
+  const outputs: Output[] = [];
+  const attachments = input.data.attachments ?? [];
+  if (attachments.length > 0) {
+    outputs.push({ text: `You sent ${attachments.map((a) => `a${/^[aeiou]/.test(a.type) ? "n" : ""} ${a.type}`).join(" and ")}.` });
+  } else if (payload === "HELLO" || !input.text) {
+    outputs.push({ text: "Hello! Send me anything and I will echo it." });
+  } else if (payload) {
+    outputs.push({ text: `You tapped ${payload}.` });
+  } else {
+    outputs.push({ text: `You said: ${input.text}` });
+  }
+  outputs[outputs.length - 1]!.quick_replies = MENU;
+  return { context, outputs };
+}

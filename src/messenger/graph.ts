@@ -1,0 +1,160 @@
+/**
+ * The Graph API client: one module for every call the product makes to Meta. Failures come in two
+ * kinds, and retry decisions switch on the kind and `error.code`, never on message text:
+ * - `GraphApiError`: Graph answered, with an error envelope (code, subcode, type, fbtrace_id).
+ * - `GraphNetworkError`: Graph could not be reached or did not answer in time (the cause).
+ */
+import { createHmac } from "node:crypto";
+
+export interface GraphOptions {
+  /** https://graph.facebook.com, or a stand-in for tests and the simulator. */
+  url: string;
+  version: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/** A Page as the client needs it: its token, and the App secret for `appsecret_proof`. */
+export interface PageCredentials {
+  pageId: string;
+  accessToken: string;
+  appSecret?: string | undefined;
+}
+
+export class GraphApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    readonly subcode: number | undefined,
+    readonly type: string | undefined,
+    readonly fbtraceId: string | undefined,
+    message: string,
+    readonly isTransient: boolean = false,
+  ) {
+    super(message);
+    this.name = "GraphApiError";
+  }
+
+  /** For logs and stored records: everything but the message text's secrets (it has none). */
+  toJSON() {
+    return { kind: "graph", status: this.status, code: this.code, subcode: this.subcode, type: this.type, fbtrace_id: this.fbtraceId, message: this.message };
+  }
+}
+
+export class GraphNetworkError extends Error {
+  constructor(
+    message: string,
+    readonly timedOut: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "GraphNetworkError";
+  }
+
+  toJSON() {
+    return { kind: "network", timed_out: this.timedOut, message: this.message };
+  }
+}
+
+export type GraphError = GraphApiError | GraphNetworkError;
+
+export function isGraphError(error: unknown): error is GraphError {
+  return error instanceof GraphApiError || error instanceof GraphNetworkError;
+}
+
+/** `appsecret_proof` = hex HMAC-SHA256 of the access token, keyed with the App secret. */
+export function appSecretProof(appSecret: string, accessToken: string): string {
+  return createHmac("sha256", appSecret).update(accessToken).digest("hex");
+}
+
+export interface SendResult {
+  recipient_id?: string;
+  message_id?: string;
+}
+
+export class GraphClient {
+  readonly #base: string;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: GraphOptions) {
+    this.#base = `${options.url.replace(/\/+$/, "")}/${options.version}`;
+    this.#timeoutMs = options.timeoutMs;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  /** POST /{page}/messages: a message or a sender action. The body carries `recipient`. */
+  send(page: PageCredentials, body: Record<string, unknown>): Promise<SendResult> {
+    return this.request<SendResult>(page, "POST", `/${page.pageId}/messages`, body);
+  }
+
+  /** GET /{psid}?fields=... (User Profile API). */
+  profile(page: PageCredentials, psid: string, fields: readonly string[]): Promise<Record<string, unknown>> {
+    return this.request(page, "GET", `/${encodeURIComponent(psid)}`, undefined, { fields: fields.join(",") });
+  }
+
+  /** One page of GET /{psid}/ids_for_pages; `appsecret_proof` is mandatory here. */
+  idsForPages(page: PageCredentials, psid: string, after?: string): Promise<{ data?: { id: string; page?: { id: string; name?: string } }[]; paging?: { cursors?: { after?: string }; next?: string } }> {
+    return this.request(page, "GET", `/${encodeURIComponent(psid)}/ids_for_pages`, undefined, after ? { after } : {});
+  }
+
+  /** Any Graph call on behalf of a Page. */
+  async request<T>(
+    page: PageCredentials,
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+    query: Record<string, string> = {},
+  ): Promise<T> {
+    const params = new URLSearchParams(query);
+    params.set("access_token", page.accessToken);
+    if (page.appSecret) params.set("appsecret_proof", appSecretProof(page.appSecret, page.accessToken));
+    const url = `${this.#base}${path}?${params}`;
+    let response: Response;
+    try {
+      response = await this.#fetch(url, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      const timedOut = (error as Error)?.name === "TimeoutError";
+      throw new GraphNetworkError(
+        timedOut ? `Graph API did not answer within ${this.#timeoutMs} ms (${method} ${path})` : `could not reach the Graph API (${method} ${path}): ${(error as Error)?.message}`,
+        timedOut,
+        { cause: error },
+      );
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new GraphNetworkError(`the Graph API answer was cut off (${method} ${path})`, false, { cause: error });
+    }
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      if (response.ok) throw new GraphApiError(response.status, 1, 1357046, undefined, undefined, "Received invalid JSON reply");
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
+    }
+    const error = (json as { error?: Record<string, unknown> }).error;
+    if (!response.ok || error) {
+      if (error && typeof error.code === "number") {
+        throw new GraphApiError(
+          response.status,
+          error.code,
+          typeof error.error_subcode === "number" ? error.error_subcode : undefined,
+          typeof error.type === "string" ? error.type : undefined,
+          typeof error.fbtrace_id === "string" ? error.fbtrace_id : undefined,
+          typeof error.message === "string" ? error.message : `Graph error ${error.code}`,
+          error.is_transient === true,
+        );
+      }
+      // No Graph envelope: a proxy or load balancer answered. 5xx counts as Meta's transient code 2.
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
+    }
+    return json as T;
+  }
+}

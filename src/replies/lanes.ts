@@ -1,0 +1,323 @@
+/**
+ * The reply lanes (SPEC §6): one durable, ordered lane per (endpoint, Page, user) for everything
+ * sent to that user. Lanes of different users run concurrently; within a lane one item at a time,
+ * in `id` order:
+ *
+ *   typing_on (typing_indicators) → message_delay_ms → mark "sending" → Send API → mark "sent"
+ *
+ * Failures are classified by Graph `error.code` (retry.ts). Retries are head-of-line: the failed
+ * item is tried again, with capped exponential backoff, before anything after it. Window and
+ * "user unavailable" errors drop the item and record why; an invalid token (190) pauses the Page.
+ *
+ * Crash safety: an item is marked "sending" (committed) before the Send API call and "sent"
+ * after it. An item found "sending" at start was interrupted between the two: its echo (each send
+ * carries `metadata` = "me:<id>") tells whether Facebook got it. The lane waits `echoGraceMs`
+ * after start for that echo, and sends again only if none came.
+ */
+import { and, asc, eq, inArray } from "drizzle-orm";
+import type { Config } from "../config/load.ts";
+import type { EndpointSettings } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import { outbox } from "../db/schema.ts";
+import { statement } from "../db/statement.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Registry } from "../metrics/registry.ts";
+import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
+import { stampFor } from "./outbox.ts";
+import type { PageDirectory } from "./pages.ts";
+import { backoffDelay, classifySendError } from "./retry.ts";
+
+export interface LaneKey {
+  endpointId: string;
+  pageId: string;
+  userId: string;
+}
+
+export interface ReplyLanesDeps {
+  config: Config;
+  database: Database;
+  writes: WriteQueue;
+  graph: GraphClient;
+  pages: PageDirectory;
+  clock: Clock;
+  log: Logger;
+  metrics: Registry;
+  /** How long after start to wait for the echo of an interrupted send before sending again. */
+  echoGraceMs?: number;
+  /** First retry delay; doubles per attempt up to `[graph] max_retry_delay_ms`. */
+  minRetryDelayMs?: number;
+}
+
+type OutboxRow = typeof outbox.$inferSelect;
+
+const OPEN = ["pending", "sending"];
+const laneId = (k: LaneKey) => `${k.endpointId}\u0000${k.pageId}\u0000${k.userId}`;
+
+export class ReplyLanes {
+  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #wanted = new Set<string>();
+  readonly #timers = new Set<{ timer: Timer; wake: () => void }>();
+  readonly #echoGraceMs: number;
+  readonly #minRetryDelayMs: number;
+  readonly #sends;
+  readonly #sendSeconds;
+  #stopping = false;
+  #startedAt = 0;
+
+  constructor(private readonly deps: ReplyLanesDeps) {
+    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#echoGraceMs = deps.echoGraceMs ?? 5_000;
+    this.#minRetryDelayMs = deps.minRetryDelayMs ?? 1_000;
+    this.#sends = deps.metrics.counter("messenger_sends_total", "Send API calls for reply lane items by endpoint and result.");
+    this.#sendSeconds = deps.metrics.histogram("messenger_send_seconds", "Send API call latency.");
+    const depth = deps.metrics.gauge("messenger_reply_queue_depth", "Items waiting in reply lanes, by endpoint.");
+    deps.metrics.onCollect(async () => {
+      const counts = await this.queueDepth();
+      for (const endpoint of this.#endpoints.keys()) depth.set({ endpoint }, counts.get(endpoint) ?? 0);
+    });
+    deps.pages.onResume((endpointId, pageId) => void this.#resumePage(endpointId, pageId));
+  }
+
+  /** Resumes every lane with open items (after a restart) and starts taking work. */
+  async start(): Promise<void> {
+    this.#startedAt = this.deps.clock.now();
+    await this.deps.pages.load();
+    const lanes = await this.deps.database.db
+      .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
+      .from(outbox)
+      .where(inArray(outbox.status, OPEN));
+    for (const lane of lanes) this.notify(lane);
+  }
+
+  /** New items were committed for this user: make sure the lane runs. */
+  notify(key: LaneKey): void {
+    if (this.#stopping) return;
+    const id = laneId(key);
+    this.#wanted.add(id);
+    if (this.#running.has(id)) return;
+    const run = this.#run(id, key).finally(() => {
+      this.#running.delete(id);
+      if (this.#wanted.has(id) && !this.#stopping) this.notify(key);
+    });
+    this.#running.set(id, run);
+  }
+
+  /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
+  async queueDepth(): Promise<Map<string, number>> {
+    const rows = await this.deps.database.client.execute(
+      "SELECT endpoint_id, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY endpoint_id",
+    );
+    return new Map(rows.rows.map((r) => [String(r[0]), Number(r[1])]));
+  }
+
+  /** Lanes currently running (users with something to send). */
+  get activeLanes(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Stops: no new sends start, sleeping lanes wake and end, a send in flight finishes and is
+   * recorded. What is left stays in the database for the next start.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const t of this.#timers) {
+      clearTimeout(t.timer);
+      t.wake();
+    }
+    this.#timers.clear();
+    await Promise.allSettled([...this.#running.values()]);
+  }
+
+  async #run(id: string, key: LaneKey): Promise<void> {
+    const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
+    while (!this.#stopping) {
+      this.#wanted.delete(id);
+      if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return;
+      const item = await this.#head(key);
+      if (!item) {
+        if (this.#wanted.has(id)) continue;
+        return;
+      }
+      const now = this.deps.clock.now();
+      if (item.status === "sending") {
+        // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
+        const until = this.#startedAt + this.#echoGraceMs;
+        if (now < until) {
+          await this.#sleep(until - now);
+          continue;
+        }
+        log.warn("resending a message whose send was interrupted and whose echo did not arrive", { outbox_id: item.id });
+      }
+      if (item.nextAttemptAt !== null && item.nextAttemptAt > now) {
+        await this.#sleep(item.nextAttemptAt - now);
+        continue;
+      }
+      try {
+        await this.#deliver(item, key, log);
+      } catch (error) {
+        // Our own failure (the database, say), not Graph's: wait a little and look again.
+        log.error("reply lane failed; retrying", { error, outbox_id: item.id });
+        await this.#sleep(1_000);
+      }
+    }
+  }
+
+  #head(key: LaneKey): Promise<OutboxRow | undefined> {
+    return this.deps.database.db
+      .select()
+      .from(outbox)
+      .where(and(eq(outbox.endpointId, key.endpointId), eq(outbox.pageId, key.pageId), eq(outbox.userId, key.userId), inArray(outbox.status, OPEN)))
+      .orderBy(asc(outbox.id))
+      .limit(1)
+      .then((rows) => rows[0]);
+  }
+
+  async #deliver(item: OutboxRow, key: LaneKey, log: Logger): Promise<void> {
+    const { db } = this.deps.database;
+    const endpoint = this.#endpoints.get(key.endpointId);
+    const page = this.deps.pages.credentials(key.endpointId, key.pageId);
+    if (!endpoint || !page) {
+      await this.#finish(item, "failed", { reason: "the endpoint or Page is no longer in the settings" });
+      return;
+    }
+    const body = JSON.parse(item.body) as Record<string, unknown>;
+    const recipient = { id: key.userId };
+
+    if (item.kind === "message") {
+      if (endpoint.messenger.typing_indicators) {
+        try {
+          await this.deps.graph.send(page, { recipient, sender_action: "typing_on" });
+        } catch (error) {
+          const failure = classifySendError(error);
+          if (failure.action === "pause_page") {
+            await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
+            return;
+          }
+          // A failed typing indicator is cosmetic; the message itself decides what happens next.
+          log.debug("typing indicator failed", { error });
+        }
+      }
+      const delay = endpoint.messenger.message_delay_ms;
+      if (delay > 0 && !(await this.#sleep(delay))) return; // stopping: the item stays pending
+    }
+
+    // Mark "sending" before the call, so a crash in between is recognised at the next start.
+    const now = this.deps.clock.now();
+    const [marked] = await this.deps.writes.run([
+      statement(
+        db
+          .update(outbox)
+          .set({ status: "sending", attempts: item.attempts + 1, firstAttemptAt: item.firstAttemptAt ?? now })
+          .where(and(eq(outbox.id, item.id), inArray(outbox.status, OPEN))),
+      ),
+    ]);
+    if (marked!.rowsAffected === 0) return; // its echo arrived meanwhile: already sent
+
+    const payload: Record<string, unknown> = { recipient, ...body };
+    if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(item.id) };
+    const started = performance.now();
+    try {
+      const result = await this.deps.graph.send(page, payload);
+      this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
+      this.#sends.inc({ endpoint: key.endpointId, result: "sent" });
+      await this.deps.writes.run([
+        statement(
+          db
+            .update(outbox)
+            .set({ status: "sent", messageId: result.message_id ?? null, sentAt: this.deps.clock.now(), nextAttemptAt: null })
+            .where(eq(outbox.id, item.id)),
+        ),
+      ]);
+    } catch (error) {
+      this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
+      await this.#failed(item, key, error, log);
+    }
+  }
+
+  async #failed(item: OutboxRow, key: LaneKey, error: unknown, log: Logger): Promise<void> {
+    const failure = classifySendError(error);
+    const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
+    const now = this.deps.clock.now();
+    const attempts = item.attempts + 1;
+    switch (failure.action) {
+      case "retry": {
+        const graph = this.deps.config.graph;
+        const firstAttemptAt = item.firstAttemptAt ?? now;
+        if (now - firstAttemptAt >= graph.retry_for_minutes * 60_000) {
+          this.#sends.inc({ endpoint: key.endpointId, result: "failed" });
+          log.error(`gave up a message after retrying for ${graph.retry_for_minutes} minutes: ${failure.reason}`, { outbox_id: item.id, error: recorded });
+          await this.#finish(item, "failed", { ...recorded, reason: `gave up after ${attempts} attempts: ${failure.reason}` });
+          return;
+        }
+        const delay = backoffDelay(attempts, failure.throttled, { minMs: this.#minRetryDelayMs, maxMs: graph.max_retry_delay_ms });
+        this.#sends.inc({ endpoint: key.endpointId, result: "retry" });
+        log.warn(`send failed (${failure.reason}); retrying in ${delay} ms before anything else for this user`, { outbox_id: item.id, attempt: attempts, error: recorded });
+        await this.deps.writes.run([
+          statement(
+            this.deps.database.db
+              .update(outbox)
+              .set({ status: "pending", nextAttemptAt: now + delay, lastError: JSON.stringify({ ...recorded, reason: failure.reason }) })
+              .where(eq(outbox.id, item.id)),
+          ),
+        ]);
+        return;
+      }
+      case "drop": {
+        this.#sends.inc({ endpoint: key.endpointId, result: "dropped" });
+        const why = {
+          outside_window: "the user's 24-hour messaging window is closed (10/2018278); the message was dropped",
+          user_unavailable: "the user cannot be reached (551); the message was dropped",
+          rejected: "Graph rejected the message; it was dropped",
+        }[failure.reason];
+        log.warn(why, { outbox_id: item.id, error: recorded });
+        await this.#finish(item, "dropped", { ...recorded, reason: failure.reason });
+        return;
+      }
+      case "pause_page":
+        this.#sends.inc({ endpoint: key.endpointId, result: "paused" });
+        await this.deps.writes.run([
+          statement(
+            this.deps.database.db
+              .update(outbox)
+              .set({ status: "pending", lastError: JSON.stringify({ ...recorded, reason: failure.reason }) })
+              .where(eq(outbox.id, item.id)),
+          ),
+        ]);
+        await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
+        return;
+    }
+  }
+
+  async #finish(item: OutboxRow, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
+    await this.deps.writes.run([
+      statement(this.deps.database.db.update(outbox).set({ status, lastError: JSON.stringify(error), nextAttemptAt: null }).where(eq(outbox.id, item.id))),
+    ]);
+  }
+
+  async #resumePage(endpointId: string, pageId: string): Promise<void> {
+    const lanes = await this.deps.database.db
+      .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
+      .from(outbox)
+      .where(and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, pageId), inArray(outbox.status, OPEN)));
+    for (const lane of lanes) this.notify(lane);
+  }
+
+  /** Resolves true after `ms`, or false at once when the lanes stop. */
+  #sleep(ms: number): Promise<boolean> {
+    if (this.#stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.#timers.delete(entry);
+          resolve(true);
+        }, ms),
+        wake: () => resolve(false),
+      };
+      this.#timers.add(entry);
+    });
+  }
+}

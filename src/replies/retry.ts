@@ -1,0 +1,44 @@
+/**
+ * What to do when a send fails, decided by the kind of failure and Graph's `error.code`
+ * (messenger-platform.md §5). Never by message text.
+ */
+import { GraphApiError, GraphNetworkError } from "../messenger/graph.ts";
+
+export type SendFailure =
+  /** Try the same message again later; the lane waits (head-of-line). */
+  | { action: "retry"; throttled: boolean; reason: string }
+  /** Give this message up and go on with the next one; recorded on the message. */
+  | { action: "drop"; reason: "outside_window" | "user_unavailable" | "rejected" }
+  /** The Page's token is unusable: stop all its lanes until the token is replaced. */
+  | { action: "pause_page"; reason: string };
+
+const THROTTLING = new Set([4, 17, 32, 613]);
+const TRANSIENT = new Set([1, 2]);
+const WINDOW_SUBCODES = new Set([2018278, 2534022, 2018065, 2018108]);
+
+export function classifySendError(error: unknown): SendFailure {
+  if (error instanceof GraphNetworkError) return { action: "retry", throttled: false, reason: error.timedOut ? "timeout" : "network" };
+  if (!(error instanceof GraphApiError)) return { action: "drop", reason: "rejected" };
+  const { code, subcode, status } = error;
+  if (code === 190) return { action: "pause_page", reason: `access token rejected (190${subcode ? `/${subcode}` : ""})` };
+  if (THROTTLING.has(code) || (code >= 80000 && code <= 80014)) return { action: "retry", throttled: true, reason: `rate limited (${code})` };
+  if (TRANSIENT.has(code) || status >= 500) return { action: "retry", throttled: false, reason: `transient (${code})` };
+  if (code === 551 || subcode === 1545041) return { action: "drop", reason: "user_unavailable" };
+  if (code === 10 && (subcode === undefined || WINDOW_SUBCODES.has(subcode))) return { action: "drop", reason: "outside_window" };
+  return { action: "drop", reason: "rejected" };
+}
+
+export interface BackoffOptions {
+  minMs: number;
+  maxMs: number;
+}
+
+/**
+ * Capped exponential backoff with jitter: min, 2·min, 4·min … up to max, each ±20 %.
+ * Rate limits start four times higher: Meta's limits recover in seconds to minutes.
+ */
+export function backoffDelay(attempt: number, throttled: boolean, options: BackoffOptions, random: () => number = Math.random): number {
+  const base = options.minMs * (throttled ? 4 : 1) * 2 ** Math.max(0, attempt - 1);
+  const capped = Math.min(options.maxMs, base);
+  return Math.round(capped * (0.8 + 0.4 * random()));
+}

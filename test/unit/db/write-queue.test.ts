@@ -1,0 +1,58 @@
+/**
+ * The write queue with a driver that answers asynchronously, as a remote libSQL server does:
+ * writes queued while a commit runs must still be committed (none may hang).
+ */
+import { describe, expect, test } from "bun:test";
+import type { Client, InStatement, ResultSet } from "@libsql/client";
+import { WriteQueue } from "../../../src/db/write-queue.ts";
+
+function result(n: number): ResultSet {
+  return { columns: [], columnTypes: [], rows: [], rowsAffected: n, lastInsertRowid: undefined, toJSON: () => ({}) };
+}
+
+/** Records each commit (execute or batch) and answers after a tick of real time. */
+function slowClient(failOn?: (sql: string) => boolean) {
+  const commits: string[][] = [];
+  const answer = async (statements: InStatement[]) => {
+    await new Promise((r) => setTimeout(r, 5));
+    const sqls = statements.map((s) => (typeof s === "string" ? s : s.sql));
+    if (failOn && sqls.some(failOn)) throw new Error("constraint failed");
+    commits.push(sqls);
+    return sqls.map(() => result(1));
+  };
+  const client = {
+    execute: async (s: InStatement) => (await answer([s]))[0],
+    batch: async (s: InStatement[]) => answer(s),
+  } as unknown as Client;
+  return { client, commits };
+}
+
+describe("WriteQueue", () => {
+  test("groups queued during a slow commit are committed by the next one", async () => {
+    const { client, commits } = slowClient();
+    const writes = new WriteQueue(client);
+    const first = writes.run(["A"]);
+    await new Promise((r) => setTimeout(r, 1)); // the first commit is under way
+    const later = [writes.run(["B"]), writes.run(["C1", "C2"])];
+    const results = await Promise.all([first, ...later]);
+    expect(results.map((r) => r.length)).toEqual([1, 1, 2]);
+    expect(commits).toEqual([["A"], ["B", "C1", "C2"]]);
+  });
+
+  test("a failing group fails alone; the others of its commit are committed", async () => {
+    const { client, commits } = slowClient((sql) => sql === "BAD");
+    const writes = new WriteQueue(client);
+    const settled = await Promise.allSettled([writes.run(["A"]), writes.run(["BAD"]), writes.run(["C"])]);
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(commits).toEqual([["A"], ["C"]]);
+  });
+
+  test("drain waits for every queued group", async () => {
+    const { client, commits } = slowClient();
+    const writes = new WriteQueue(client);
+    void writes.run(["A"]);
+    void writes.run(["B"]);
+    await writes.drain();
+    expect(commits.flat()).toEqual(["A", "B"]);
+  });
+});
