@@ -20,6 +20,7 @@ import { inbox, outbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
+import { yieldToIo } from "../yield.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { FlowError, type Flow } from "../flows/flow.ts";
@@ -35,6 +36,13 @@ import { currentSession, saveSession } from "./sessions.ts";
 /** Kinds applied on arrival instead of in the user's lane. */
 export const STATE_KINDS: readonly EventKind[] = ["echo", "delivery", "read"];
 const MAX_ATTEMPTS = 5;
+
+// Hot paths are plain SQL: no query building per turn, and `status = 'pending'` written as a
+// literal so that SQLite can use the partial index over pending rows (a bound parameter cannot).
+const NEXT_EVENT_SQL =
+  "SELECT id, kind, standby, event, attempts FROM inbox " +
+  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') " +
+  "ORDER BY timestamp, id LIMIT 1";
 
 export interface EngineDeps {
   config: Config;
@@ -80,7 +88,7 @@ export class ConversationEngine {
     const pendingState = await db
       .select({ id: inbox.id, endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId, kind: inbox.kind, event: inbox.event })
       .from(inbox)
-      .where(and(eq(inbox.status, "pending"), sql`${inbox.kind} IN ('echo', 'delivery', 'read')`))
+      .where(and(sql`status = 'pending'`, sql`${inbox.kind} IN ('echo', 'delivery', 'read')`))
       .orderBy(asc(inbox.id));
     const byEndpoint = new Map<string, StateEvent[]>();
     for (const row of pendingState) {
@@ -92,7 +100,7 @@ export class ConversationEngine {
     const lanes = await db
       .selectDistinct({ endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId })
       .from(inbox)
-      .where(and(eq(inbox.status, "pending"), notInArray(inbox.kind, STATE_KINDS as EventKind[])));
+      .where(and(sql`status = 'pending'`, notInArray(inbox.kind, STATE_KINDS as EventKind[])));
     for (const lane of lanes) this.notify(lane);
   }
 
@@ -143,6 +151,7 @@ export class ConversationEngine {
   async #run(id: string, key: LaneKey): Promise<void> {
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     while (!this.#stopping) {
+      await yieldToIo();
       this.#wanted.delete(id);
       const row = await this.#next(key);
       if (!row) {
@@ -159,21 +168,10 @@ export class ConversationEngine {
   }
 
   async #next(key: LaneKey): Promise<InboxRow | undefined> {
-    const [row] = await this.deps.database.db
-      .select({ id: inbox.id, kind: inbox.kind, standby: inbox.standby, event: inbox.event, attempts: inbox.attempts })
-      .from(inbox)
-      .where(
-        and(
-          eq(inbox.endpointId, key.endpointId),
-          eq(inbox.pageId, key.pageId),
-          eq(inbox.userId, key.userId),
-          eq(inbox.status, "pending"),
-          notInArray(inbox.kind, STATE_KINDS as EventKind[]),
-        ),
-      )
-      .orderBy(asc(inbox.timestamp), asc(inbox.id))
-      .limit(1);
-    return row;
+    const result = await this.deps.database.client.execute({ sql: NEXT_EVENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
+    const r = result.rows[0];
+    if (!r) return undefined;
+    return { id: Number(r[0]), kind: String(r[1]), standby: Number(r[2]) === 1, event: String(r[3]), attempts: Number(r[4]) };
   }
 
   async #process(row: InboxRow, key: LaneKey, log: Logger): Promise<void> {
@@ -192,12 +190,12 @@ export class ConversationEngine {
     const { db } = this.deps.database;
     const clock = this.deps.clock;
     if (endpoint.messenger.mark_seen) {
-      const seen = enqueueReplies(db, [{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now());
+      const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now());
       await this.deps.writes.run([seen!]);
       this.deps.lanes.notify(key);
     }
 
-    const session = await currentSession(db, key, clock.now(), endpoint.session.expiration_minutes);
+    const session = await currentSession(this.deps.database, key, clock.now(), endpoint.session.expiration_minutes);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
     const event = JSON.parse(row.event) as Record<string, unknown>;
@@ -223,8 +221,8 @@ export class ConversationEngine {
         for (const message of converted.messages) replies.push({ ...key, source: "flow", inboxId: row.id, sessionId: session.id, message });
       }
     }
-    const statements: InStatement[] = [...saveSession(db, key, session, context, now)];
-    const enqueue = enqueueReplies(db, replies, now);
+    const statements: InStatement[] = [...saveSession(key, session, context, now)];
+    const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
     await this.deps.writes.run(statements);
@@ -266,9 +264,7 @@ export class ConversationEngine {
   }
 
   #done(id: number, error: string | null): InStatement {
-    return statement(
-      this.deps.database.db.update(inbox).set({ status: "done", processedAt: this.deps.clock.now(), lastError: error }).where(eq(inbox.id, id)),
-    );
+    return { sql: "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?", args: [this.deps.clock.now(), error, id] };
   }
 
   /** Our own failure (not the flow's): try the event again a few times, then set it aside. */

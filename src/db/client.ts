@@ -1,7 +1,7 @@
 /**
- * Opening the database. One libSQL client with a single connection: the local driver runs every
- * statement synchronously on the event loop, so more connections would not add parallelism, only
- * the chance of two of our own transactions waiting on each other. The pool queues callers.
+ * Opening the database. One connection: the local driver runs every statement synchronously on
+ * the event loop, so more connections would not add parallelism, only the chance of two of our
+ * own transactions waiting on each other.
  *
  * Durability: WAL with `synchronous = FULL`. A transaction that returned is on disk (fsynced)
  * before we acknowledge anything to Facebook or an API caller, so neither a process crash nor a
@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import { createClient, type Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
+import { LocalClient } from "./local-client.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 
@@ -58,13 +59,11 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   }
   let client: Client;
   try {
-    client = createClient({
-      url,
-      authToken: options.authToken,
-      concurrency: 1,
-      // libSQL's busy timeout for local files
-      ...({ timeout: options.busyTimeoutMs ?? 5000 } as object),
-    });
+    // A local file: our own client with cached prepared statements (local-client.ts). Anything
+    // else (libsql://, http:// for sqld or Turso): @libsql/client.
+    client = file
+      ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 })
+      : createClient({ url, authToken: options.authToken, concurrency: 1 });
     if (file) {
       const mode = await client.execute("PRAGMA journal_mode = WAL");
       if (String(mode.rows[0]?.[0]).toLowerCase() !== "wal") {

@@ -14,7 +14,7 @@
  * carries `metadata` = "me:<id>") tells whether Facebook got it. The lane waits `echoGraceMs`
  * after start for that echo, and sends again only if none came.
  */
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
@@ -22,6 +22,7 @@ import { outbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
+import { yieldToIo } from "../yield.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
@@ -50,9 +51,26 @@ export interface ReplyLanesDeps {
   minRetryDelayMs?: number;
 }
 
-type OutboxRow = typeof outbox.$inferSelect;
+/** The columns a lane needs of its head item. */
+interface OutboxRow {
+  id: number;
+  kind: string;
+  body: string;
+  status: string;
+  attempts: number;
+  nextAttemptAt: number | null;
+  firstAttemptAt: number | null;
+}
 
-const OPEN = ["pending", "sending"];
+// Per-message statements are plain SQL (no query building on the hot path), with the status
+// values as literals so that SQLite uses the partial index over open items.
+const HEAD_SQL =
+  "SELECT id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
+  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 1";
+const MARK_SENDING_SQL =
+  "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
+const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
+
 const laneId = (k: LaneKey) => `${k.endpointId}\u0000${k.pageId}\u0000${k.userId}`;
 
 export class ReplyLanes {
@@ -88,7 +106,7 @@ export class ReplyLanes {
     const lanes = await this.deps.database.db
       .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
       .from(outbox)
-      .where(inArray(outbox.status, OPEN));
+      .where(sql`status IN ('pending', 'sending')`);
     for (const lane of lanes) this.notify(lane);
   }
 
@@ -135,6 +153,7 @@ export class ReplyLanes {
   async #run(id: string, key: LaneKey): Promise<void> {
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     while (!this.#stopping) {
+      await yieldToIo();
       this.#wanted.delete(id);
       if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return;
       const item = await this.#head(key);
@@ -166,18 +185,15 @@ export class ReplyLanes {
     }
   }
 
-  #head(key: LaneKey): Promise<OutboxRow | undefined> {
-    return this.deps.database.db
-      .select()
-      .from(outbox)
-      .where(and(eq(outbox.endpointId, key.endpointId), eq(outbox.pageId, key.pageId), eq(outbox.userId, key.userId), inArray(outbox.status, OPEN)))
-      .orderBy(asc(outbox.id))
-      .limit(1)
-      .then((rows) => rows[0]);
+  async #head(key: LaneKey): Promise<OutboxRow | undefined> {
+    const result = await this.deps.database.client.execute({ sql: HEAD_SQL, args: [key.endpointId, key.pageId, key.userId] });
+    const r = result.rows[0];
+    if (!r) return undefined;
+    const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    return { id: Number(r[0]), kind: String(r[1]), body: String(r[2]), status: String(r[3]), attempts: Number(r[4]), nextAttemptAt: orNull(r[5]), firstAttemptAt: orNull(r[6]) };
   }
 
   async #deliver(item: OutboxRow, key: LaneKey, log: Logger): Promise<void> {
-    const { db } = this.deps.database;
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
@@ -207,14 +223,7 @@ export class ReplyLanes {
 
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const now = this.deps.clock.now();
-    const [marked] = await this.deps.writes.run([
-      statement(
-        db
-          .update(outbox)
-          .set({ status: "sending", attempts: item.attempts + 1, firstAttemptAt: item.firstAttemptAt ?? now })
-          .where(and(eq(outbox.id, item.id), inArray(outbox.status, OPEN))),
-      ),
-    ]);
+    const [marked] = await this.deps.writes.run([{ sql: MARK_SENDING_SQL, args: [item.attempts + 1, item.firstAttemptAt ?? now, item.id] }]);
     if (marked!.rowsAffected === 0) return; // its echo arrived meanwhile: already sent
 
     const payload: Record<string, unknown> = { recipient, ...body };
@@ -224,14 +233,7 @@ export class ReplyLanes {
       const result = await this.deps.graph.send(page, payload);
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       this.#sends.inc({ endpoint: key.endpointId, result: "sent" });
-      await this.deps.writes.run([
-        statement(
-          db
-            .update(outbox)
-            .set({ status: "sent", messageId: result.message_id ?? null, sentAt: this.deps.clock.now(), nextAttemptAt: null })
-            .where(eq(outbox.id, item.id)),
-        ),
-      ]);
+      await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [result.message_id ?? null, this.deps.clock.now(), item.id] }]);
     } catch (error) {
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       await this.#failed(item, key, error, log);
@@ -302,7 +304,7 @@ export class ReplyLanes {
     const lanes = await this.deps.database.db
       .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
       .from(outbox)
-      .where(and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, pageId), inArray(outbox.status, OPEN)));
+      .where(and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, pageId), sql`status IN ('pending', 'sending')`));
     for (const lane of lanes) this.notify(lane);
   }
 

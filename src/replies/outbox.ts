@@ -1,8 +1,5 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
 import type { InStatement } from "@libsql/client";
-import type { Db } from "../db/client.ts";
-import { outbox } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
 
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
 
@@ -21,28 +18,32 @@ export interface NewReply {
   senderAction?: "mark_seen" | "typing_on" | "typing_off";
 }
 
-/** One INSERT for the replies, in order; commit it together with whatever produced them. */
-export function enqueueReplies(db: Db, replies: NewReply[], now: number): InStatement | null {
+/**
+ * One INSERT for the replies, in order; commit it together with whatever produced them.
+ * (Plain SQL: it runs once per turn.)
+ */
+export function enqueueReplies(replies: NewReply[], now: number): InStatement | null {
   if (replies.length === 0) return null;
-  return statement(
-    db.insert(outbox).values(
-      replies.map((r) => ({
-        endpointId: r.endpointId,
-        pageId: r.pageId,
-        userId: r.userId,
-        source: r.source,
-        inboxId: r.inboxId ?? null,
-        sessionId: r.sessionId ?? null,
-        kind: r.senderAction ? "action" : "message",
-        body: JSON.stringify(
-          r.senderAction
-            ? { sender_action: r.senderAction }
-            : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
-        ),
-        createdAt: now,
-      })),
-    ),
-  );
+  return {
+    sql:
+      "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at) VALUES " +
+      replies.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
+    args: replies.flatMap((r) => [
+      r.endpointId,
+      r.pageId,
+      r.userId,
+      r.source,
+      r.inboxId ?? null,
+      r.sessionId ?? null,
+      r.senderAction ? "action" : "message",
+      JSON.stringify(
+        r.senderAction
+          ? { sender_action: r.senderAction }
+          : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
+      ),
+      now,
+    ]),
+  };
 }
 
 /** The `metadata` stamp that lets the echo of a message be matched to its outbox row. */
