@@ -65,7 +65,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const writes = new WriteQueue(db.client);
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
-  const lanes = new ReplyLanes({ config, database: db, writes, graph, pages, clock, log, metrics, ...deps.lanes });
+  const lanes = new ReplyLanes({
+    config,
+    database: db,
+    writes,
+    graph,
+    pages,
+    clock,
+    log,
+    metrics,
+    minRetryDelayMs: config.graph.min_retry_delay_ms,
+    echoGraceMs: config.graph.resend_after_ms,
+    ...deps.lanes,
+  });
   const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
 

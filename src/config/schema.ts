@@ -26,7 +26,10 @@ export const GraphSettings = Type.Object({
   url: Type.String({ default: "https://graph.facebook.com", pattern: "^https?://" }),
   version: Type.String({ default: "v26.0", pattern: "^v\\d+\\.\\d+$" }),
   timeout_ms: PositiveMs(10_000, 120_000),
+  min_retry_delay_ms: Type.Integer({ minimum: 1, maximum: 600_000, default: 1000 }),
   max_retry_delay_ms: PositiveMs(30_000),
+  /** After a restart, how long to wait for the echo of a send a crash interrupted before sending it again. */
+  resend_after_ms: PositiveMs(5_000, 600_000),
   retry_for_minutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60, default: 60 }),
 });
 

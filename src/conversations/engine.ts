@@ -345,7 +345,16 @@ export class ConversationEngine {
             db
               .update(outbox)
               .set({ readAt: watermark || now })
-              .where(and(userMatch, eq(outbox.status, "sent"), sql`${outbox.readAt} IS NULL`, sql`${outbox.sentAt} <= ${watermark}`)),
+              // Everything delivered before the watermark (both times are Meta's clock), or sent
+              // before it by ours.
+              .where(
+                and(
+                  userMatch,
+                  eq(outbox.status, "sent"),
+                  sql`${outbox.readAt} IS NULL`,
+                  sql`((${outbox.deliveredAt} IS NOT NULL AND ${outbox.deliveredAt} <= ${watermark}) OR ${outbox.sentAt} <= ${watermark})`,
+                ),
+              ),
           ),
         );
       }

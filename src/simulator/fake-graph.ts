@@ -33,7 +33,7 @@ export interface FakeGraphOptions {
   clock?: Clock;
   requireMessagingType?: boolean;
   /** Where echoes / deliveries / reads / handover events are POSTed, signed with `appSecret` (default: the Page's). */
-  webhook?: { url: string; appSecret?: string; timeoutMs?: number };
+  webhook?: { url: string; appSecret?: string; timeoutMs?: number; /** redeliveries after a failure, with doubling delays from 100 ms (default 6) */ retries?: number };
   echoes?: boolean;
   deliveries?: boolean;
   reads?: boolean;
@@ -251,6 +251,7 @@ export class FakeGraph {
   readonly #holds = new Set<Hold>();
   readonly #waiters = new Set<Waiter>();
   #webhookChain: Promise<void> = Promise.resolve();
+  #stopped = false;
   readonly #rev = String(1_000_000_000 + Math.floor(Math.random() * 8_999_999_999));
 
   constructor(options: FakeGraphOptions) {
@@ -389,6 +390,7 @@ export class FakeGraph {
 
   /** Releases held answers, closes the server and waits for webhook POSTs in progress. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     for (const hold of [...this.#holds]) hold.finish("stopped");
     this.#server?.stop(true);
     this.#server = null;
@@ -721,14 +723,29 @@ export class FakeGraph {
     const record: WebhookDelivery = { pageId: page.id, body, status: null };
     this.webhookDeliveries.push(record);
     this.#webhookChain = this.#webhookChain.then(async () => {
-      try {
-        const response = await deliverWebhook(webhook.url, body, secret, { signal: AbortSignal.timeout(webhook.timeoutMs ?? 10_000) });
-        await response.arrayBuffer();
-        record.status = response.status;
-      } catch (error) {
-        record.error = String((error as Error)?.message ?? error);
+      // Like Meta: a failed delivery (no answer, or not 200) is retried a few times.
+      const retries = webhook.retries ?? 6;
+      for (let attempt = 0; attempt <= retries && !this.#stopped; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
+        try {
+          const response = await deliverWebhook(webhook.url, body, secret, { signal: AbortSignal.timeout(webhook.timeoutMs ?? 10_000) });
+          await response.arrayBuffer();
+          record.status = response.status;
+          delete record.error;
+          if (response.status === 200) return;
+        } catch (error) {
+          record.error = String((error as Error)?.message ?? error);
+        }
       }
     });
+  }
+
+  /** Points the fake's webhook POSTs (echoes, deliveries, reads, handover events) at a server. */
+  configureWebhook(webhook: FakeGraphOptions["webhook"], emit: { echoes?: boolean; deliveries?: boolean; reads?: boolean } = {}): void {
+    this.#options.webhook = webhook;
+    if (emit.echoes !== undefined) this.#options.echoes = emit.echoes;
+    if (emit.deliveries !== undefined) this.#options.deliveries = emit.deliveries;
+    if (emit.reads !== undefined) this.#options.reads = emit.reads;
   }
 
   /** Emits arbitrary events to the configured webhook, signed like the fake's own (for scenario tests). */

@@ -1,0 +1,146 @@
+/**
+ * Conversations through the compiled binary, against a fake Graph API in this process that sends
+ * echoes back to the binary's webhook like Facebook: typing and delays, and kill -9 in the middle
+ * of a lane, with the restart on the same database delivering the rest once, in order.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { FakeGraph } from "../../src/simulator/fake-graph.ts";
+import { signBody } from "../../src/webhook/signature.ts";
+import { installBinary, start, type Running } from "./binary-helpers.ts";
+
+const SECRET = "smoke-app-secret-0123456789";
+const PAGE = "104857600012345";
+const TOKEN = "smoke-page-token-abcdef";
+const USER = "6301234567890123";
+const OUTPUTS = ["one", "two", "three", "four", "five", "six"];
+
+function settings(graphUrl: string, messenger: { typing: boolean; delayMs: number }) {
+  return `
+[server]
+port = 0
+[storage]
+url = "file:data/conversations.db"
+[graph]
+url = "${graphUrl}"
+min_retry_delay_ms = 50
+resend_after_ms = 1500
+[flows.outputs]
+kind = "script"
+module = "flows/outputs.ts"
+[[endpoints]]
+id = "smoke"
+flow = "outputs"
+verify_token = "smoke-verify-token"
+app_secret = "${SECRET}"
+pages = [ { id = "${PAGE}", access_token = "${TOKEN}" } ]
+[endpoints.messenger]
+typing_indicators = ${messenger.typing}
+message_delay_ms = ${messenger.delayMs}
+`;
+}
+
+async function postMessage(base: string, mid: string, text: string) {
+  const body = JSON.stringify({
+    object: "page",
+    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: USER }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid, text } }] }],
+  });
+  const response = await fetch(`${base}/webhooks/smoke`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": signBody(SECRET, body) },
+    body,
+  });
+  expect(response.status).toBe(200);
+}
+
+const texts = (graph: FakeGraph) => graph.sends({ recipientId: USER }).filter((s) => s.type === "message").map((s) => s.message.text as string);
+
+describe("conversations through the compiled binary", () => {
+  let install: Awaited<ReturnType<typeof installBinary>>;
+  let graph: FakeGraph;
+  const running: Running[] = [];
+
+  beforeAll(async () => {
+    install = await installBinary();
+    mkdirSync(join(install.dir, "flows"));
+    writeFileSync(
+      join(install.dir, "flows", "outputs.ts"),
+      `export default async (input) => ({ outputs: ${JSON.stringify(OUTPUTS)}.map((text) => ({ text })) });\n`,
+    );
+    graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
+  });
+  afterAll(async () => {
+    for (const r of running) if (r.proc.exitCode === null) r.proc.kill("SIGKILL");
+    await graph.stop();
+    install.cleanup();
+  });
+
+  /** Starts the binary; a restart passes the port of the first start (Facebook's callback URL stays the same). */
+  async function serve(messenger: { typing: boolean; delayMs: number }, port?: number): Promise<{ server: Running; base: string; port: number }> {
+    for (const r of running) if (r.proc.exitCode === null && r.proc.signalCode === null) throw new Error("a server from an earlier step still runs");
+    writeFileSync(join(install.dir, "settings.toml"), settings(graph.url, messenger));
+    const server = start(install.bin, ["serve", "--config", "settings.toml", ...(port ? ["--port", String(port)] : [])], { cwd: install.dir });
+    running.push(server);
+    const base = String((await server.waitFor((l) => l.msg === "listening")).url);
+    graph.configureWebhook({ url: `${base}/webhooks/smoke`, appSecret: SECRET }, { echoes: true });
+    return { server, base, port: Number(new URL(base).port) };
+  }
+
+  test("typing, delay, message — for each of the outputs, with the gaps", async () => {
+    graph.reset();
+    const { server, base } = await serve({ typing: true, delayMs: 300 });
+    await postMessage(base, "m_typing_1", "go");
+    const sends = await graph.waitForSends(12, { recipientId: USER }, 15_000);
+    expect(sends.map((s) => (s.type === "action" ? s.senderAction : s.message.text))).toEqual(OUTPUTS.flatMap((t) => ["typing_on", t]));
+    for (let i = 0; i < 12; i += 2) expect(sends[i + 1]!.at - sends[i]!.at).toBeGreaterThanOrEqual(280);
+    server.proc.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  });
+
+  test("kill -9 in the middle of a lane, restart on the same database: the rest arrives once, in order", async () => {
+    graph.reset();
+    const first = await serve({ typing: false, delayMs: 250 });
+    await postMessage(first.base, "m_kill_1", "go");
+    await graph.waitForSends(2, { recipientId: USER }, 10_000);
+    first.server.proc.kill("SIGKILL");
+    await first.server.exited;
+    const before = texts(graph);
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect(before.length).toBeLessThan(6);
+
+    const second = await serve({ typing: false, delayMs: 0 }, first.port);
+    try {
+      await graph.waitForSends(6, { recipientId: USER }, 15_000);
+      await graph.flushWebhooks();
+      expect(texts(graph)).toEqual(OUTPUTS);
+    } finally {
+      second.server.proc.kill("SIGTERM");
+      expect(await second.server.exited).toBe(0);
+    }
+    expect(texts(graph)).toEqual(OUTPUTS);
+  });
+
+  test("kill -9 while a send is in flight: its echo confirms it, and it is not sent again", async () => {
+    graph.reset();
+    // "three" reaches Facebook, but the answer is held: the process dies before it records it.
+    graph.failNext({ timeoutMs: 10_000, deliver: true }, { when: (body) => body.message?.text === "three" });
+    const first = await serve({ typing: false, delayMs: 0 });
+    await postMessage(first.base, "m_kill_2", "go");
+    await graph.waitForSends(3, { recipientId: USER }, 10_000);
+    first.server.proc.kill("SIGKILL");
+    await first.server.exited;
+    expect(texts(graph)).toEqual(["one", "two", "three"]);
+
+    // The echo of "three" is redelivered to the restarted server, which then skips it.
+    const second = await serve({ typing: false, delayMs: 0 }, first.port);
+    try {
+      await graph.waitForSends(6, { recipientId: USER }, 15_000);
+      await graph.flushWebhooks();
+      expect(texts(graph)).toEqual(OUTPUTS);
+    } finally {
+      second.server.proc.kill("SIGTERM");
+      expect(await second.server.exited).toBe(0);
+    }
+  });
+});
