@@ -1,0 +1,213 @@
+/**
+ * Conversations benchmark: many users × several messages through the compiled binary with
+ * builtin:echo and message_delay_ms = 0, against a fake Graph API in this process.
+ *
+ *   npm run bench:conversations
+ *   BENCH_USERS=1000 BENCH_MESSAGES=10 BENCH_RATE=200 BENCH_SECONDS=10 npm run bench:conversations
+ *
+ * 1. Throughput: every user sends BENCH_MESSAGES messages, one after the other (each POST waits
+ *    for its 200), all users at once (at most 64 POSTs in flight). Turns/s = replies / time from
+ *    the first POST to the last reply at the Send API. Each user's replies must come back in the
+ *    order of their messages.
+ * 2. Latency at a steady BENCH_RATE turns/s (open loop): from the start of each webhook POST to
+ *    the Send API call carrying its reply.
+ * Baseline, same run: the same POSTs to a bare Bun.serve that answers 200 (requests/s).
+ * Run once with typing indicators off and once on (each reply is then two Send API calls).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeGraph } from "../../src/simulator/fake-graph.ts";
+import { signBody } from "../../src/webhook/signature.ts";
+import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
+
+const USERS = Number(process.env.BENCH_USERS ?? 1000);
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const IN_FLIGHT = 64;
+const SECRET = "bench-app-secret-0123456789";
+const PAGE = "104857600012345";
+const TOKEN = "bench-page-token";
+
+let run = 0;
+const psid = (u: number) => String(6300000000000000 + run * 1_000_000 + u);
+
+function request(url: string, user: string, text: string) {
+  const body = JSON.stringify({
+    object: "page",
+    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text } }] }],
+  });
+  return { url, body, signature: signBody(SECRET, body) };
+}
+
+async function post(r: { url: string; body: string; signature: string }): Promise<void> {
+  const response = await fetch(r.url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": r.signature }, body: r.body });
+  await response.arrayBuffer();
+  if (response.status !== 200) throw new Error(`webhook answered ${response.status}`);
+}
+
+/** A simple semaphore for the number of POSTs in flight. */
+function limiter(max: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+function peakRssMb(pid: number): number {
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Waits until the fake Graph API has taken `count` messages (sender actions not counted). */
+async function messagesArrived(graph: FakeGraph, count: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (graph.sends().filter((s) => s.type === "message").length < count) {
+    if (performance.now() > deadline) return;
+    await Bun.sleep(5);
+  }
+}
+
+async function throughput(url: string, graph: FakeGraph): Promise<{ turnsPerSecond: number; seconds: number; orderOk: boolean; replies: number }> {
+  run++;
+  const limit = limiter(IN_FLIGHT);
+  const before = graph.sends().filter((s) => s.type === "message").length;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: USERS }, async (_, u) => {
+      for (let m = 1; m <= MESSAGES; m++) await limit(() => post(request(url, psid(u), `${m}`)));
+    }),
+  );
+  await messagesArrived(graph, before + USERS * MESSAGES, 300_000);
+  const all = graph.sends().filter((s) => s.type === "message");
+  const seconds = (Math.max(...all.slice(before).map((s) => s.at)) - started) / 1000;
+  // Per-user order: replies of user u say "You said: 1" … "You said: M", in that order.
+  let orderOk = true;
+  const byUser = new Map<string, string[]>();
+  for (const s of all.slice(before)) {
+    const list = byUser.get(s.recipientId) ?? [];
+    list.push(String(s.message.text));
+    byUser.set(s.recipientId, list);
+  }
+  for (let u = 0; u < USERS; u++) {
+    const got = byUser.get(psid(u)) ?? [];
+    const want = Array.from({ length: MESSAGES }, (_, i) => `You said: ${i + 1}`);
+    if (JSON.stringify(got) !== JSON.stringify(want)) orderOk = false;
+  }
+  return { turnsPerSecond: (all.length - before) / seconds, seconds, orderOk, replies: all.length - before };
+}
+
+async function latencyAtRate(url: string, graph: FakeGraph): Promise<{ p50: number; p99: number; max: number; lost: number }> {
+  run++;
+  const total = Math.round(RATE * SECONDS);
+  const postStarts = new Map<string, number>();
+  const before = graph.sends().filter((s) => s.type === "message").length;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; ) {
+    const due = started + (i * 1000) / RATE;
+    if (due > performance.now()) {
+      await Bun.sleep(Math.min(5, due - performance.now()));
+      continue;
+    }
+    while (i < total && started + (i * 1000) / RATE <= performance.now()) {
+      const user = psid(i % 1000);
+      const text = `r${i}`;
+      postStarts.set(`${user} You said: ${text}`, started + (i * 1000) / RATE);
+      inFlight.push(post(request(url, user, text)));
+      i++;
+    }
+  }
+  await Promise.all(inFlight);
+  await messagesArrived(graph, before + total, 120_000);
+  const latencies: number[] = [];
+  for (const s of graph.sends()) {
+    const t0 = postStarts.get(`${s.recipientId} ${s.message?.text}`);
+    if (t0 !== undefined) latencies.push(s.at - t0);
+  }
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), lost: total - latencies.length };
+}
+
+async function startBinary(dir: string, graphUrl: string, typing: boolean): Promise<{ server: Running; url: string }> {
+  writeFileSync(
+    join(dir, "bench.toml"),
+    `[server]
+port = 0
+[storage]
+url = "file:data/bench-${typing ? "typing" : "plain"}.db"
+[graph]
+url = "${graphUrl}"
+[flows.echo]
+kind = "script"
+module = "builtin:echo"
+[[endpoints]]
+id = "bench"
+flow = "echo"
+verify_token = "bench-verify"
+app_secret = "${SECRET}"
+pages = [ { id = "${PAGE}", access_token = "${TOKEN}" } ]
+[endpoints.messenger]
+typing_indicators = ${typing}
+message_delay_ms = 0
+`,
+  );
+  const server = start(await binaryUnderTest(), ["serve", "--config", "bench.toml"], { cwd: dir });
+  const line = await server.waitFor((l) => l.msg === "listening");
+  return { server, url: `${line.url}/webhooks/bench` };
+}
+
+const dir = mkdtempSync(join(tmpdir(), "me-bench-conv-"));
+mkdirSync(join(dir, "data"));
+try {
+  console.error(`conversations benchmark: ${USERS} users × ${MESSAGES} messages; latency at ${RATE} turns/s for ${SECONDS} s`);
+  const ceiling = start(process.execPath, [join(import.meta.dir, "ceiling-server.ts")], { cwd: import.meta.dir });
+  const ceilingUrl = `${(await ceiling.waitFor((l) => l.msg === "listening")).url}/webhooks/bench`;
+  const limit = limiter(IN_FLIGHT);
+  const ceilingStarted = performance.now();
+  await Promise.all(Array.from({ length: USERS }, async (_, u) => {
+    for (let m = 1; m <= MESSAGES; m++) await limit(() => post(request(ceilingUrl, psid(u), `${m}`)));
+  }));
+  const ceilingRps = (USERS * MESSAGES) / ((performance.now() - ceilingStarted) / 1000);
+  ceiling.proc.kill("SIGTERM");
+  await ceiling.exited;
+
+  const lines: string[] = [];
+  for (const typing of [false, true]) {
+    const graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
+    const app = await startBinary(dir, graph.url, typing);
+    const t = await throughput(app.url, graph);
+    const l = await latencyAtRate(app.url, graph);
+    const rss = peakRssMb(app.server.proc.pid);
+    app.server.proc.kill("SIGTERM");
+    await app.server.exited;
+    await graph.stop();
+    lines.push(
+      `| ${typing ? "on" : "off"} | ${fmt(t.turnsPerSecond, 0)} | ${fmt((100 * t.turnsPerSecond) / ceilingRps, 1)} % | ${t.replies} | ${t.orderOk ? "yes" : "NO"} | ${fmt(l.p50, 1)} | ${fmt(l.p99, 1)} | ${fmt(l.max, 1)} | ${l.lost} | ${fmt(rss, 0)} |`,
+    );
+    if (!t.orderOk || l.lost > 0) process.exitCode = 1;
+  }
+  console.log(`baseline: bare Bun.serve answered the same POSTs at ${fmt(ceilingRps, 0)} requests/s\n`);
+  console.log(`| typing indicators | turns/s | of baseline | replies | per-user order | p50 ms at ${RATE}/s | p99 ms | max ms | lost | peak RSS MB |`);
+  console.log(`|---|---:|---:|---:|---|---:|---:|---:|---:|---:|`);
+  console.log(lines.join("\n"));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
