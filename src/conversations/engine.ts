@@ -20,7 +20,6 @@ import { inbox, outbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
-import { yieldToIo } from "../yield.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { FlowError, type Flow } from "../flows/flow.ts";
@@ -28,7 +27,8 @@ import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import { USER_INPUT_KINDS, type EventKind, type InboxEvent } from "../webhook/events.ts";
-import type { ReplyLanes, LaneKey } from "../replies/lanes.ts";
+import type { ReplyLanes } from "../replies/lanes.ts";
+import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent } from "./input.ts";
 import { currentSession, saveSession } from "./sessions.ts";
@@ -57,18 +57,15 @@ export interface EngineDeps {
 
 type InboxRow = Pick<typeof inbox.$inferSelect, "id" | "kind" | "standby" | "event" | "attempts">;
 
-const laneId = (k: LaneKey) => `${k.endpointId}\u0000${k.pageId}\u0000${k.userId}`;
 
 class ShutdownAbort extends Error {}
 
 export class ConversationEngine {
   readonly #endpoints: Map<string, EndpointSettings>;
-  readonly #running = new Map<string, Promise<void>>();
-  readonly #wanted = new Set<string>();
+  readonly #lanes = new PerUserLanes((key) => this.#step(key));
   readonly #turnControllers = new Set<AbortController>();
   readonly #turns;
   readonly #turnSeconds;
-  #stopping = false;
   /** Until start() has scanned the inbox, new events only wait in it. */
   #started = false;
   #stateChain: Promise<void> = Promise.resolve();
@@ -118,15 +115,7 @@ export class ConversationEngine {
   }
 
   notify(key: LaneKey): void {
-    if (this.#stopping || !this.#started) return;
-    const id = laneId(key);
-    this.#wanted.add(id);
-    if (this.#running.has(id)) return;
-    const run = this.#run(id, key).finally(() => {
-      this.#running.delete(id);
-      if (this.#wanted.has(id) && !this.#stopping) this.notify(key);
-    });
-    this.#running.set(id, run);
+    if (this.#started) this.#lanes.notify(key);
   }
 
   /**
@@ -134,8 +123,7 @@ export class ConversationEngine {
    * abandoned and their events stay pending, to run again after the restart.
    */
   async stop(graceMs = 10_000): Promise<void> {
-    this.#stopping = true;
-    const all = Promise.allSettled([...this.#running.values()]);
+    const all = this.#lanes.stop();
     let timer: Timer | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), graceMs)));
     if ((await Promise.race([all, timedOut])) === "timeout") {
@@ -148,23 +136,18 @@ export class ConversationEngine {
 
   // --- inbound lanes ---------------------------------------------------------------------
 
-  async #run(id: string, key: LaneKey): Promise<void> {
+  /** One event of this user's lane: the oldest pending one by Facebook's timestamp. */
+  async #step(key: LaneKey): Promise<StepResult> {
+    const row = await this.#next(key);
+    if (!row) return "idle";
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
-    while (!this.#stopping) {
-      await yieldToIo();
-      this.#wanted.delete(id);
-      const row = await this.#next(key);
-      if (!row) {
-        if (this.#wanted.has(id)) continue;
-        return;
-      }
-      try {
-        await this.#process(row, key, log);
-      } catch (error) {
-        if (error instanceof ShutdownAbort) return;
-        await this.#recordFailure(row, error, log);
-      }
+    try {
+      await this.#process(row, key, log);
+    } catch (error) {
+      if (error instanceof ShutdownAbort) return "idle"; // left pending for the restart
+      await this.#recordFailure(row, error, log);
     }
+    return "more";
   }
 
   async #next(key: LaneKey): Promise<InboxRow | undefined> {

@@ -22,7 +22,7 @@ import { outbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
-import { yieldToIo } from "../yield.ts";
+import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
@@ -30,11 +30,7 @@ import { stampFor } from "./outbox.ts";
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError } from "./retry.ts";
 
-export interface LaneKey {
-  endpointId: string;
-  pageId: string;
-  userId: string;
-}
+export type { LaneKey };
 
 export interface ReplyLanesDeps {
   config: Config;
@@ -71,12 +67,10 @@ const MARK_SENDING_SQL =
   "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
 
-const laneId = (k: LaneKey) => `${k.endpointId}\u0000${k.pageId}\u0000${k.userId}`;
 
 export class ReplyLanes {
   readonly #endpoints: Map<string, EndpointSettings>;
-  readonly #running = new Map<string, Promise<void>>();
-  readonly #wanted = new Set<string>();
+  readonly #lanes = new PerUserLanes((key) => this.#step(key));
   readonly #timers = new Set<{ timer: Timer; wake: () => void }>();
   readonly #echoGraceMs: number;
   readonly #minRetryDelayMs: number;
@@ -112,15 +106,7 @@ export class ReplyLanes {
 
   /** New items were committed for this user: make sure the lane runs. */
   notify(key: LaneKey): void {
-    if (this.#stopping) return;
-    const id = laneId(key);
-    this.#wanted.add(id);
-    if (this.#running.has(id)) return;
-    const run = this.#run(id, key).finally(() => {
-      this.#running.delete(id);
-      if (this.#wanted.has(id) && !this.#stopping) this.notify(key);
-    });
-    this.#running.set(id, run);
+    this.#lanes.notify(key);
   }
 
   /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
@@ -133,7 +119,7 @@ export class ReplyLanes {
 
   /** Lanes currently running (users with something to send). */
   get activeLanes(): number {
-    return this.#running.size;
+    return this.#lanes.size;
   }
 
   /**
@@ -142,47 +128,43 @@ export class ReplyLanes {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    const ended = this.#lanes.stop(); // loops end after their current step
     for (const t of this.#timers) {
       clearTimeout(t.timer);
       t.wake();
     }
     this.#timers.clear();
-    await Promise.allSettled([...this.#running.values()]);
+    await ended;
   }
 
-  async #run(id: string, key: LaneKey): Promise<void> {
+  /** One step of a user's lane: wait for the head item's time, or send it. */
+  async #step(key: LaneKey): Promise<StepResult> {
+    if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
+    const item = await this.#head(key);
+    if (!item) return "idle";
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
-    while (!this.#stopping) {
-      await yieldToIo();
-      this.#wanted.delete(id);
-      if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return;
-      const item = await this.#head(key);
-      if (!item) {
-        if (this.#wanted.has(id)) continue;
-        return;
+    const now = this.deps.clock.now();
+    if (item.status === "sending") {
+      // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
+      const until = this.#startedAt + this.#echoGraceMs;
+      if (now < until) {
+        await this.#sleep(until - now);
+        return "more";
       }
-      const now = this.deps.clock.now();
-      if (item.status === "sending") {
-        // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
-        const until = this.#startedAt + this.#echoGraceMs;
-        if (now < until) {
-          await this.#sleep(until - now);
-          continue;
-        }
-        log.warn("resending a message whose send was interrupted and whose echo did not arrive", { outbox_id: item.id });
-      }
-      if (item.nextAttemptAt !== null && item.nextAttemptAt > now) {
-        await this.#sleep(item.nextAttemptAt - now);
-        continue;
-      }
-      try {
-        await this.#deliver(item, key, log);
-      } catch (error) {
-        // Our own failure (the database, say), not Graph's: wait a little and look again.
-        log.error("reply lane failed; retrying", { error, outbox_id: item.id });
-        await this.#sleep(1_000);
-      }
+      log.warn("resending a message whose send was interrupted and whose echo did not arrive", { outbox_id: item.id });
     }
+    if (item.nextAttemptAt !== null && item.nextAttemptAt > now) {
+      await this.#sleep(item.nextAttemptAt - now);
+      return "more";
+    }
+    try {
+      await this.#deliver(item, key, log);
+    } catch (error) {
+      // Our own failure (the database, say), not Graph's: wait a little and look again.
+      log.error("reply lane failed; retrying", { error, outbox_id: item.id });
+      await this.#sleep(1_000);
+    }
+    return "more";
   }
 
   async #head(key: LaneKey): Promise<OutboxRow | undefined> {

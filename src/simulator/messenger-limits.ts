@@ -6,33 +6,20 @@
  */
 
 // The numeric limits are the product's own (the converter keeps them, this validator enforces them).
-import { charLength } from "../messenger/limits.ts";
-export {
-  TEXT_MAX,
-  METADATA_MAX,
-  QUICK_REPLIES_MAX,
-  QUICK_REPLY_TITLE_MAX,
-  PAYLOAD_MAX,
-  BUTTONS_MAX,
-  BUTTON_TITLE_MAX,
-  BUTTON_TEMPLATE_TEXT_MAX,
-  GENERIC_ELEMENTS_MAX,
-  ELEMENT_TITLE_MAX,
-  ELEMENT_SUBTITLE_MAX,
-  charLength,
-} from "../messenger/limits.ts";
+export * from "../messenger/limits.ts";
 import {
-  TEXT_MAX,
+  BUTTONS_MAX,
+  BUTTON_TEMPLATE_TEXT_MAX,
+  BUTTON_TITLE_MAX,
+  ELEMENT_SUBTITLE_MAX,
+  ELEMENT_TITLE_MAX,
+  GENERIC_ELEMENTS_MAX,
   METADATA_MAX,
+  PAYLOAD_MAX,
   QUICK_REPLIES_MAX,
   QUICK_REPLY_TITLE_MAX,
-  PAYLOAD_MAX,
-  BUTTONS_MAX,
-  BUTTON_TITLE_MAX,
-  BUTTON_TEMPLATE_TEXT_MAX,
-  GENERIC_ELEMENTS_MAX,
-  ELEMENT_TITLE_MAX,
-  ELEMENT_SUBTITLE_MAX,
+  TEXT_MAX,
+  charLength,
 } from "../messenger/limits.ts";
 
 /** Keys of `recipient`; exactly one must be present. */

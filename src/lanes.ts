@@ -1,0 +1,63 @@
+/**
+ * One worker per user, woken by `notify`. Both the inbound lanes (conversations/engine.ts) and
+ * the reply lanes (replies/lanes.ts) are this: at most one loop per (endpoint, Page, user) at a
+ * time, so work for one user is strictly sequential, while different users run concurrently.
+ */
+import { yieldToIo } from "./yield.ts";
+
+export interface LaneKey {
+  endpointId: string;
+  pageId: string;
+  userId: string;
+}
+
+/** What a step did: there may be more to do, or the lane found nothing (it then ends). */
+export type StepResult = "more" | "idle";
+
+export class PerUserLanes {
+  readonly #running = new Map<string, Promise<void>>();
+  /** Lanes notified since their loop last looked for work. */
+  readonly #wanted = new Set<string>();
+  #stopping = false;
+
+  /** `step` does one unit of work for a user and says whether anything was there. */
+  constructor(private readonly step: (key: LaneKey) => Promise<StepResult>) {}
+
+  /** New work was committed for this user: make sure its loop runs (and looks again). */
+  notify(key: LaneKey): void {
+    if (this.#stopping) return;
+    const id = `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+    this.#wanted.add(id);
+    if (this.#running.has(id)) return;
+    const run = this.#loop(id, key).finally(() => {
+      this.#running.delete(id);
+      if (this.#wanted.has(id) && !this.#stopping) this.notify(key);
+    });
+    this.#running.set(id, run);
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  get size(): number {
+    return this.#running.size;
+  }
+
+  /** No new loops; resolves when the running ones have ended (their steps see `stopping`). */
+  stop(): Promise<unknown> {
+    this.#stopping = true;
+    return Promise.allSettled([...this.#running.values()]);
+  }
+
+  async #loop(id: string, key: LaneKey): Promise<void> {
+    while (!this.#stopping) {
+      // The local database driver is synchronous: without this, a loop of awaited queries would
+      // never let the event loop answer webhooks.
+      await yieldToIo();
+      this.#wanted.delete(id);
+      const result = await this.step(key);
+      if (result === "idle" && !this.#wanted.has(id)) return;
+    }
+  }
+}
