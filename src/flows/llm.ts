@@ -29,7 +29,7 @@ export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof 
     kind: "llm",
     timeoutMs,
     async run(input, ctx): Promise<FlowResult> {
-      const history = readHistory(input.context.history).slice(-2 * historyTurns);
+      const history = lastTurns(readHistory(input.context.history), historyTurns);
       const userText = describeInput(input);
       const messages: ChatMessage[] = [
         ...(settings.system_prompt ? [{ role: "system" as const, content: settings.system_prompt }] : []),
@@ -60,10 +60,15 @@ export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof 
       const kept = [...history, { role: "user" as const, content: userText }, ...(reply ? [{ role: "assistant" as const, content: reply }] : [])];
       return {
         outputs: reply ? [{ text: reply }] : [],
-        context: { ...input.context, history: kept.slice(-2 * historyTurns) },
+        context: { ...input.context, history: lastTurns(kept, historyTurns) },
       };
     },
   };
+}
+
+/** The last `turns` turns (a user message and its answer each). `slice(-0)` would keep everything. */
+function lastTurns(messages: ChatMessage[], turns: number): ChatMessage[] {
+  return turns > 0 ? messages.slice(-2 * turns) : [];
 }
 
 function readHistory(value: unknown): ChatMessage[] {

@@ -64,7 +64,13 @@ export function convertOutput(output: Output, options: { preferParagraphs?: bool
     for (const part of splitText(text, TEXT_MAX, options)) messages.push({ text: part });
   }
 
-  const cards = (output.cards ?? []).map((c) => normalizeCard(c, warnings));
+  const cards = (output.cards ?? [])
+    .filter((c) => {
+      if (c.title.trim()) return true;
+      warnings.push("a card without a title left out (Messenger requires one)");
+      return false;
+    })
+    .map((c) => normalizeCard(c, warnings));
   for (let i = 0; i < cards.length; i += GENERIC_ELEMENTS_MAX) {
     messages.push({
       attachment: { type: "template", payload: { template_type: "generic", elements: cards.slice(i, i + GENERIC_ELEMENTS_MAX) } },
@@ -90,6 +96,10 @@ function buttonTemplate(text: string, buttons: MessengerMessage[]): MessengerMes
 }
 
 function normalizeButton(button: Button, warnings: string[]): MessengerMessage | null {
+  if (!button.title.trim()) {
+    warnings.push("a button without a title left out (Messenger requires one)");
+    return null;
+  }
   const title = truncate(button.title, BUTTON_TITLE_MAX);
   if (title !== button.title) warnings.push(`button title shortened to ${BUTTON_TITLE_MAX} characters: "${title}"`);
   switch (button.type) {
@@ -134,6 +144,11 @@ function normalizeQuickReplies(replies: QuickReply[], warnings: string[]): Messe
     }
     if (!reply.title && !reply.image_url) {
       warnings.push("a quick reply without title or image left out");
+      continue;
+    }
+    if (!payload && !reply.title) {
+      // An image-only quick reply: Messenger requires a non-empty payload, and there is no title to default to.
+      warnings.push("an image-only quick reply without payload left out");
       continue;
     }
     const title = truncate(reply.title, QUICK_REPLY_TITLE_MAX);

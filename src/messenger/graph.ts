@@ -139,7 +139,8 @@ export class GraphClient {
       if (response.ok) throw new GraphApiError(response.status, 1, 1357046, undefined, undefined, "Received invalid JSON reply");
       throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
     }
-    const error = (json as { error?: Record<string, unknown> }).error;
+    const isObject = typeof json === "object" && json !== null;
+    const error = isObject ? (json as { error?: Record<string, unknown> }).error : undefined;
     if (!response.ok || error) {
       if (error && typeof error.code === "number") {
         throw new GraphApiError(
@@ -155,6 +156,8 @@ export class GraphClient {
       // No Graph envelope: a proxy or load balancer answered. 5xx counts as Meta's transient code 2.
       throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
     }
+    // `null`, a number or a string: not an answer Graph gives.
+    if (!isObject) throw new GraphApiError(response.status, 1, 1357046, undefined, undefined, "Received invalid JSON reply");
     return json as T;
   }
 }

@@ -20,6 +20,8 @@ export function classifySendError(error: unknown): SendFailure {
   if (error instanceof GraphNetworkError) return { action: "retry", throttled: false, reason: error.timedOut ? "timeout" : "network" };
   if (!(error instanceof GraphApiError)) return { action: "drop", reason: "rejected" };
   const { code, subcode, status } = error;
+  // Marketing-message frequency limits: retrying cannot help (messenger-platform.md §5.2).
+  if ((code === 4 && subcode === 2018354) || (code === 9 && subcode === 2018352)) return { action: "drop", reason: "rejected" };
   if (code === 190) return { action: "pause_page", reason: `access token rejected (190${subcode ? `/${subcode}` : ""})` };
   if (THROTTLING.has(code) || (code >= 80000 && code <= 80014)) return { action: "retry", throttled: true, reason: `rate limited (${code})` };
   if (TRANSIENT.has(code) || status >= 500) return { action: "retry", throttled: false, reason: `transient (${code})` };
@@ -34,11 +36,10 @@ export interface BackoffOptions {
 }
 
 /**
- * Capped exponential backoff with jitter: min, 2·min, 4·min … up to max, each ±20 %.
+ * Capped exponential backoff with jitter: min, 2·min, 4·min …, each ±20 %, never above max.
  * Rate limits start four times higher: Meta's limits recover in seconds to minutes.
  */
 export function backoffDelay(attempt: number, throttled: boolean, options: BackoffOptions, random: () => number = Math.random): number {
   const base = options.minMs * (throttled ? 4 : 1) * 2 ** Math.max(0, attempt - 1);
-  const capped = Math.min(options.maxMs, base);
-  return Math.round(capped * (0.8 + 0.4 * random()));
+  return Math.round(Math.min(options.maxMs, base * (0.8 + 0.4 * random())));
 }

@@ -252,6 +252,8 @@ export class FakeGraph {
   readonly #waiters = new Set<Waiter>();
   #webhookChain: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Bumped by reset(): webhook deliveries queued before it are abandoned. */
+  #generation = 0;
   readonly #rev = String(1_000_000_000 + Math.floor(Math.random() * 8_999_999_999));
 
   constructor(options: FakeGraphOptions) {
@@ -378,6 +380,7 @@ export class FakeGraph {
 
   /** Back to the just-started state: recorded traffic, scripted failures, users, thread owners and profiles are forgotten. */
   reset(): void {
+    this.#generation++;
     this.calls.length = 0;
     this.webhookDeliveries.length = 0;
     this.#sends = [];
@@ -722,10 +725,11 @@ export class FakeGraph {
     const secret = webhook.appSecret ?? page.appSecret;
     const record: WebhookDelivery = { pageId: page.id, body, status: null };
     this.webhookDeliveries.push(record);
+    const generation = this.#generation;
     this.#webhookChain = this.#webhookChain.then(async () => {
       // Like Meta: a failed delivery (no answer, or not 200) is retried a few times.
       const retries = webhook.retries ?? 6;
-      for (let attempt = 0; attempt <= retries && !this.#stopped; attempt++) {
+      for (let attempt = 0; attempt <= retries && !this.#stopped && generation === this.#generation; attempt++) {
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
         try {
           const response = await deliverWebhook(webhook.url, body, secret, { signal: AbortSignal.timeout(webhook.timeoutMs ?? 10_000) });

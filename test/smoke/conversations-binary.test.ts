@@ -94,6 +94,7 @@ describe("conversations through the compiled binary", () => {
     const sends = await graph.waitForSends(12, { recipientId: USER }, 15_000);
     expect(sends.map((s) => (s.type === "action" ? s.senderAction : s.message.text))).toEqual(OUTPUTS.flatMap((t) => ["typing_on", t]));
     for (let i = 0; i < 12; i += 2) expect(sends[i + 1]!.at - sends[i]!.at).toBeGreaterThanOrEqual(280);
+    await graph.flushWebhooks(); // every echo delivered before the stop
     server.proc.kill("SIGTERM");
     expect(await server.exited).toBe(0);
   });
