@@ -11,12 +11,12 @@
  * are stored, outside the lanes, so that an echo confirms a send even while the user's lane is
  * busy with a slow agent.
  */
-import { and, asc, eq, inArray, notInArray, sql } from "drizzle-orm";
+import { and, asc, eq, notInArray, sql } from "drizzle-orm";
 import type { InStatement } from "@libsql/client";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
-import { inbox, outbox } from "../db/schema.ts";
+import { inbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
@@ -68,7 +68,8 @@ export class ConversationEngine {
   readonly #turnSeconds;
   /** Until start() has scanned the inbox, new events only wait in it. */
   #started = false;
-  #stateChain: Promise<void> = Promise.resolve();
+  #statePending: (StateEvent & { endpointId: string })[] = [];
+  #stateRunning: Promise<void> | null = null;
 
   constructor(private readonly deps: EngineDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
@@ -131,7 +132,7 @@ export class ConversationEngine {
       await all;
     }
     clearTimeout(timer);
-    await this.#stateChain;
+    await this.#stateRunning;
   }
 
   // --- inbound lanes ---------------------------------------------------------------------
@@ -276,81 +277,68 @@ export class ConversationEngine {
   // --- state events ----------------------------------------------------------------------
 
   #enqueueState(endpointId: string, events: StateEvent[]): void {
-    // One at a time, in arrival order; failures are logged and the events stay pending.
-    this.#stateChain = this.#stateChain
-      .then(() => this.#applyState(endpointId, events))
-      .catch((error) => this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { endpoint: endpointId, error }));
+    for (const e of events) this.#statePending.push({ ...e, endpointId });
+    this.#stateRunning ??= this.#drainState().finally(() => (this.#stateRunning = null));
   }
 
-  async #applyState(endpointId: string, events: StateEvent[]): Promise<void> {
-    const { db } = this.deps.database;
-    const now = this.deps.clock.now();
-    const statements: InStatement[] = [];
-    for (const e of events) {
-      const item = e.item as Record<string, any>;
-      const userMatch = and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, e.key.pageId), eq(outbox.userId, e.key.userId));
-      if (e.kind === "echo") {
-        const id = outboxIdFromStamp(item.message?.metadata);
-        if (id !== null) {
-          // Our own message came back: it is sent, whatever the lane believed (a timed-out send
-          // that did arrive, or one interrupted by a crash).
-          statements.push(
-            statement(
-              db
-                .update(outbox)
-                .set({ status: "sent", messageId: sql`coalesce(${outbox.messageId}, ${String(item.message?.mid ?? "")})`, sentAt: sql`coalesce(${outbox.sentAt}, ${now})` })
-                .where(and(eq(outbox.id, id), eq(outbox.endpointId, endpointId), sql`${outbox.status} IN ('pending', 'sending')`)),
-            ),
-          );
-        }
-      } else if (e.kind === "delivery") {
-        const mids: string[] = Array.isArray(item.delivery?.mids) ? item.delivery.mids.map(String) : [];
-        const watermark = Number(item.delivery?.watermark ?? 0);
-        statements.push(
-          statement(
-            db
-              .update(outbox)
-              .set({ deliveredAt: watermark || now })
-              .where(
-                and(
-                  userMatch,
-                  eq(outbox.status, "sent"),
-                  sql`${outbox.deliveredAt} IS NULL`,
-                  mids.length > 0 ? inArray(outbox.messageId, mids) : sql`${outbox.sentAt} <= ${watermark}`,
-                ),
-              ),
-          ),
-        );
-      } else if (e.kind === "read") {
-        const watermark = Number(item.read?.watermark ?? 0);
-        statements.push(
-          statement(
-            db
-              .update(outbox)
-              .set({ readAt: watermark || now })
-              // Everything delivered before the watermark (both times are Meta's clock), or sent
-              // before it by ours.
-              .where(
-                and(
-                  userMatch,
-                  eq(outbox.status, "sent"),
-                  sql`${outbox.readAt} IS NULL`,
-                  sql`((${outbox.deliveredAt} IS NOT NULL AND ${outbox.deliveredAt} <= ${watermark}) OR ${outbox.sentAt} <= ${watermark})`,
-                ),
-              ),
-          ),
-        );
+  /**
+   * Applies everything that arrived meanwhile in one commit per round, in arrival order, so the
+   * work keeps up with any webhook rate. Failures are logged; the events stay pending in the
+   * inbox and are applied at the next start.
+   */
+  async #drainState(): Promise<void> {
+    while (this.#statePending.length > 0) {
+      const batch = this.#statePending.splice(0);
+      try {
+        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e)));
+      } catch (error) {
+        this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
       }
-      const done = { status: "done", processedAt: now } as const;
-      statements.push(
-        statement(
-          e.inboxId !== undefined
-            ? db.update(inbox).set(done).where(eq(inbox.id, e.inboxId))
-            : db.update(inbox).set(done).where(and(eq(inbox.endpointId, endpointId), eq(inbox.dedupKey, e.dedupKey!))),
-        ),
-      );
     }
-    await this.deps.writes.run(statements);
+  }
+
+  /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
+  #stateStatements(e: StateEvent & { endpointId: string }): InStatement[] {
+    const now = this.deps.clock.now();
+    const item = e.item as Record<string, any>;
+    const user = [e.endpointId, e.key.pageId, e.key.userId];
+    const forUser = "endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'sent'";
+    const out: InStatement[] = [];
+    if (e.kind === "echo") {
+      const id = outboxIdFromStamp(item.message?.metadata);
+      if (id !== null) {
+        // Our own message came back: it is sent, whatever the lane believed (a timed-out send
+        // that did arrive, or one interrupted by a crash).
+        out.push({
+          sql: "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) WHERE id = ? AND endpoint_id = ? AND status IN ('pending', 'sending')",
+          args: [String(item.message?.mid ?? ""), now, id, e.endpointId],
+        });
+      }
+    } else if (e.kind === "delivery") {
+      const mids: string[] = Array.isArray(item.delivery?.mids) ? item.delivery.mids.map(String) : [];
+      const watermark = Number(item.delivery?.watermark ?? 0);
+      out.push(
+        mids.length > 0
+          ? {
+              sql: `UPDATE outbox SET delivered_at = ? WHERE ${forUser} AND delivered_at IS NULL AND message_id IN (${mids.map(() => "?").join(", ")})`,
+              args: [watermark || now, ...user, ...mids],
+            }
+          : { sql: `UPDATE outbox SET delivered_at = ? WHERE ${forUser} AND delivered_at IS NULL AND sent_at <= ?`, args: [watermark || now, ...user, watermark] },
+      );
+    } else if (e.kind === "read") {
+      const watermark = Number(item.read?.watermark ?? 0);
+      // Everything delivered before the watermark (both times are Meta's clock), or sent before it by ours.
+      out.push({
+        sql: `UPDATE outbox SET read_at = ? WHERE ${forUser} AND read_at IS NULL AND ((delivered_at IS NOT NULL AND delivered_at <= ?) OR sent_at <= ?)`,
+        args: [watermark || now, ...user, watermark, watermark],
+      });
+    }
+    out.push(
+      e.inboxId !== undefined
+        ? { sql: "UPDATE inbox SET status = 'done', processed_at = ? WHERE id = ?", args: [now, e.inboxId] }
+        : { sql: "UPDATE inbox SET status = 'done', processed_at = ? WHERE endpoint_id = ? AND dedup_key = ?", args: [now, e.endpointId, e.dedupKey!] },
+    );
+    return out;
   }
 }
 
