@@ -17,6 +17,7 @@ import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
+import { installId } from "./replies/outbox.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { opsRoutes } from "./ops/routes.ts";
 import { Inbox } from "./webhook/inbox.ts";
@@ -65,6 +66,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const writes = new WriteQueue(db.client);
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
+  const install = await installId(db.client);
   const lanes = new ReplyLanes({
     config,
     database: db,
@@ -76,9 +78,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     metrics,
     minRetryDelayMs: config.graph.min_retry_delay_ms,
     echoGraceMs: config.graph.resend_after_ms,
+    installId: install,
     ...deps.lanes,
   });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));

@@ -53,6 +53,8 @@ export interface EngineDeps {
   clock: Clock;
   log: Logger;
   metrics: Registry;
+  /** This database's install id: echoes stamped with another one are not ours (replies/outbox.ts). */
+  installId: string;
 }
 
 type InboxRow = Pick<typeof inbox.$inferSelect, "id" | "kind" | "standby" | "event" | "attempts">;
@@ -305,13 +307,13 @@ export class ConversationEngine {
     const forUser = "endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'sent'";
     const out: InStatement[] = [];
     if (e.kind === "echo") {
-      const id = outboxIdFromStamp(item.message?.metadata);
+      const id = outboxIdFromStamp(this.deps.installId, item.message?.metadata);
       if (id !== null) {
         // Our own message came back: it is sent, whatever the lane believed (a timed-out send
-        // that did arrive, or one interrupted by a crash).
+        // that did arrive, or one interrupted by a crash). Only the row of this very user.
         out.push({
-          sql: "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) WHERE id = ? AND endpoint_id = ? AND status IN ('pending', 'sending')",
-          args: [String(item.message?.mid ?? ""), now, id, e.endpointId],
+          sql: "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) WHERE id = ? AND endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending')",
+          args: [String(item.message?.mid ?? ""), now, id, ...user],
         });
       }
     } else if (e.kind === "delivery") {

@@ -19,7 +19,6 @@ import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { outbox } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
@@ -45,6 +44,8 @@ export interface ReplyLanesDeps {
   echoGraceMs?: number;
   /** First retry delay; doubles per attempt up to `[graph] max_retry_delay_ms`. */
   minRetryDelayMs?: number;
+  /** This database's install id, part of every message's `metadata` stamp (outbox.ts). */
+  installId: string;
 }
 
 /** The columns a lane needs of its head item. */
@@ -64,8 +65,11 @@ const HEAD_SQL =
   "SELECT id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
   "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 1";
 const MARK_SENDING_SQL =
-  "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
+  "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ?";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
+// Both only touch an item that is still open: an echo that marked it sent wins over a late error.
+const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
+const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
 
 
 export class ReplyLanes {
@@ -209,7 +213,7 @@ export class ReplyLanes {
     if (marked!.rowsAffected === 0) return; // its echo arrived meanwhile: already sent
 
     const payload: Record<string, unknown> = { recipient, ...body };
-    if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(item.id) };
+    if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
     const started = performance.now();
     try {
       const result = await this.deps.graph.send(page, payload);
@@ -240,14 +244,7 @@ export class ReplyLanes {
         const delay = backoffDelay(attempts, failure.throttled, { minMs: this.#minRetryDelayMs, maxMs: graph.max_retry_delay_ms });
         this.#sends.inc({ endpoint: key.endpointId, result: "retry" });
         log.warn(`send failed (${failure.reason}); retrying in ${delay} ms before anything else for this user`, { outbox_id: item.id, attempt: attempts, error: recorded });
-        await this.deps.writes.run([
-          statement(
-            this.deps.database.db
-              .update(outbox)
-              .set({ status: "pending", nextAttemptAt: now + delay, lastError: JSON.stringify({ ...recorded, reason: failure.reason }) })
-              .where(eq(outbox.id, item.id)),
-          ),
-        ]);
+        await this.#reopen(item, now + delay, { ...recorded, reason: failure.reason });
         return;
       }
       case "drop": {
@@ -263,23 +260,23 @@ export class ReplyLanes {
       }
       case "pause_page":
         this.#sends.inc({ endpoint: key.endpointId, result: "paused" });
-        await this.deps.writes.run([
-          statement(
-            this.deps.database.db
-              .update(outbox)
-              .set({ status: "pending", lastError: JSON.stringify({ ...recorded, reason: failure.reason }) })
-              .where(eq(outbox.id, item.id)),
-          ),
-        ]);
+        await this.#reopen(item, item.nextAttemptAt, { ...recorded, reason: failure.reason });
         await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
         return;
     }
   }
 
+  /**
+   * Gives an item up. Only an item that is still open: its echo may have marked it sent while the
+   * failed call was under way (the answer lost or late, the message delivered), and that stands.
+   */
   async #finish(item: OutboxRow, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
-    await this.deps.writes.run([
-      statement(this.deps.database.db.update(outbox).set({ status, lastError: JSON.stringify(error), nextAttemptAt: null }).where(eq(outbox.id, item.id))),
-    ]);
+    await this.deps.writes.run([{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }]);
+  }
+
+  /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */
+  async #reopen(item: OutboxRow, nextAttemptAt: number | null, error: Record<string, unknown>): Promise<void> {
+    await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, JSON.stringify(error), item.id] }]);
   }
 
   async #resumePage(endpointId: string, pageId: string): Promise<void> {

@@ -1,5 +1,6 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
-import type { InStatement } from "@libsql/client";
+import { randomBytes } from "node:crypto";
+import type { Client, InStatement } from "@libsql/client";
 
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
 
@@ -46,13 +47,32 @@ export function enqueueReplies(replies: NewReply[], now: number): InStatement | 
   };
 }
 
-/** The `metadata` stamp that lets the echo of a message be matched to its outbox row. */
-export function stampFor(outboxId: number): string {
-  return `me:${outboxId}`;
+/**
+ * The `metadata` stamp that lets the echo of a message be matched to its outbox row:
+ * `me:<install>:<outbox id>`. Echoes go to every app subscribed to the Page, so a second
+ * deployment on the same Page (staging next to production, say) sees ours too; the install id,
+ * random per database, keeps its outbox ids from being taken for ours.
+ */
+export function stampFor(installId: string, outboxId: number): string {
+  return `me:${installId}:${outboxId}`;
 }
 
-export function outboxIdFromStamp(metadata: unknown): number | null {
+/** The outbox id of one of our own stamps; null for anybody else's metadata. */
+export function outboxIdFromStamp(installId: string, metadata: unknown): number | null {
   if (typeof metadata !== "string") return null;
-  const m = /^me:(\d+)$/.exec(metadata);
-  return m ? Number(m[1]) : null;
+  const m = /^me:([A-Za-z0-9_-]+):(\d+)$/.exec(metadata);
+  return m && m[1] === installId ? Number(m[2]) : null;
+}
+
+/**
+ * This database's install id (created once, kept in `meta`): what tells our own echoes from
+ * those of another deployment on the same Page.
+ */
+export async function installId(client: Client): Promise<string> {
+  await client.execute({
+    sql: "INSERT INTO meta (key, value, updated_at) VALUES ('install_id', ?, ?) ON CONFLICT (key) DO NOTHING",
+    args: [randomBytes(6).toString("base64url"), Date.now()],
+  });
+  const row = await client.execute("SELECT value FROM meta WHERE key = 'install_id'");
+  return String(row.rows[0]![0]);
 }

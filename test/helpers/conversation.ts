@@ -5,6 +5,7 @@
  */
 import { createApp, type App } from "../../src/app.ts";
 import type { Config } from "../../src/config/load.ts";
+import type { Clock } from "../../src/clock.ts";
 import { openDatabase, type Database } from "../../src/db/client.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import { FakeGraph, type FakeGraphOptions, type RecordedSend } from "../../src/simulator/fake-graph.ts";
@@ -37,6 +38,8 @@ export interface ConversationOptions {
   lanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
   /** The Page token in the settings (default: the one the fake Graph API knows). */
   pageToken?: string;
+  /** The app's clock (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface Conversation {
@@ -109,7 +112,7 @@ expiration_minutes = ${options.expirationMinutes ?? 30}
   const database = await openDatabase(config.storage.url);
   await applyMigrations(database);
   const logs = collectingLogger();
-  const app = await createApp({ config, db: database, log: logs.log, lanes: options.lanes, shutdownGraceMs: 2_000 });
+  const app = await createApp({ config, db: database, log: logs.log, lanes: options.lanes, clock: options.clock, shutdownGraceMs: 2_000 });
   app.server.listen({ hostname: "127.0.0.1", port: 0, reusePort: false });
   const url = `http://127.0.0.1:${app.server.server!.port}`;
   if (options.echoes) graph.configureWebhook({ url: `${url}/webhooks/support`, appSecret: APP_SECRET }, { echoes: true });

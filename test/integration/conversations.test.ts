@@ -37,6 +37,17 @@ async function settled(c: Conversation) {
   throw new Error("replies did not settle");
 }
 
+/** Polls until the query returns at least one row. */
+async function waitForRows(c: Conversation, sql: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const found = await rows(c, sql);
+    if (found.length > 0) return found;
+    await Bun.sleep(10);
+  }
+  throw new Error(`no row for: ${sql}`);
+}
+
 async function rows(c: Conversation, sql: string, args: (string | number)[] = []) {
   const result = await c.database.client.execute({ sql, args });
   return result.rows.map((r) => Object.fromEntries(result.columns.map((col, i) => [col, r[i]])));
@@ -49,7 +60,7 @@ describe("replies", () => {
     const [send] = await c.graph.waitForSends(1, { recipientId: PSID });
     expect(send!.message.text).toBe("You said: hello");
     expect(send!.messagingType).toBe("RESPONSE");
-    expect(send!.metadata).toMatch(/^me:\d+$/);
+    expect(send!.metadata).toMatch(/^me:[A-Za-z0-9_-]+:\d+$/);
     expect(send!.message.quick_replies.map((q: { title: string }) => q.title)).toEqual(["Buttons", "Cards", "Hello"]);
   });
 
@@ -192,6 +203,52 @@ describe("Send API failures", () => {
     expect(JSON.parse(String(out[1]!.last_error))).toMatchObject({ code: 551, reason: "user_unavailable" });
   });
 
+  test("a send whose echo arrives before its late answer times out is not sent again", async () => {
+    // Meta takes the message at once, but its HTTP answer comes after our 800 ms timeout; the echo
+    // in between marks the message sent, and the timeout must not undo that.
+    const c = await conversation({ files: outputsFlow("one", "two"), flow: OUTPUTS_FLOW, echoes: true, graphSettings: "timeout_ms = 800" });
+    c.graph.failNext({ timeoutMs: 3000, deliver: true }, { when: (body) => body.message?.text === "one" });
+    await c.post([userText("go")]);
+    await c.graph.waitForSends(2, { recipientId: PSID }, 10_000);
+    // The lane went on after the timeout; wait until it has recorded everything.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !c.logs.records().some((r) => r.msg.startsWith("send failed"))) await Bun.sleep(20);
+    await settled(c);
+    expect(messageTexts(c.sends(PSID))).toEqual(["one", "two"]);
+    const out = await rows(c, "SELECT status FROM outbox ORDER BY id");
+    expect(out.map((r) => r.status)).toEqual(["sent", "sent"]);
+  });
+
+  test("an echo stamped by another deployment on the same Page does not mark our message sent", async () => {
+    const c = await conversation({ files: outputsFlow("one"), flow: OUTPUTS_FLOW });
+    c.graph.failNext({ code: 613 }, { times: 100, when: (body) => body.message?.text === "one" });
+    await c.post([userText("go")]);
+    const [{ id }] = (await waitForRows(c, "SELECT id FROM outbox WHERE attempts > 0")) as [{ id: number }];
+    // Same outbox id, another install's stamp: staging's echo, say.
+    const foreign = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, app_id: 111111111111111, mid: "m_other", metadata: `me:otherInstall:${id}`, text: "one" } };
+    expect(await c.post([foreign])).toBe(200);
+    await waitForRows(c, "SELECT id FROM inbox WHERE kind = 'echo' AND status = 'done'");
+    const [row] = await rows(c, "SELECT status FROM outbox WHERE id = ?", [id]);
+    expect(row!.status).toBe("pending");
+  });
+
+  test("a message still failing after retry_for_minutes is given up and recorded; the lane goes on", async () => {
+    let offset = 0;
+    const clock = { now: () => Date.now() + offset };
+    const c = await conversation({ files: outputsFlow("one", "two"), flow: OUTPUTS_FLOW, graphSettings: "retry_for_minutes = 1", clock });
+    c.graph.failNext({ code: 2, status: 500 }, { times: 1000, when: (body) => body.message?.text === "one" });
+    await c.post([userText("go")]);
+    await waitForRows(c, "SELECT id FROM outbox WHERE attempts >= 2");
+    offset = 61_000; // a minute passes
+    expect(messageTexts(await c.graph.waitForSends(1, { recipientId: PSID }, 10_000))).toEqual(["two"]);
+    await settled(c);
+    const out = await rows(c, "SELECT status, last_error FROM outbox ORDER BY id");
+    expect(out.map((r) => r.status)).toEqual(["failed", "sent"]);
+    expect(JSON.parse(String(out[0]!.last_error))).toMatchObject({ code: 2 });
+    expect(String(JSON.parse(String(out[0]!.last_error)).reason)).toStartWith("gave up after");
+    expect(c.logs.records().some((r) => r.level === "error" && r.msg.startsWith("gave up a message after retrying for 1 minutes"))).toBe(true);
+  });
+
   test("an invalid token (190) pauses the Page: /readyz says so, messages wait; a new token resumes them", async () => {
     // The settings carry a token the fake does not know: Graph answers 190.
     const first = await startConversation({ files: outputsFlow("one", "two"), flow: OUTPUTS_FLOW, pageToken: "EAAGrevokedToken0000" });
@@ -207,6 +264,13 @@ describe("Send API failures", () => {
     await first.close({ keepDir: true, keepGraph: true });
 
     // Restart with the same bad token: still paused, nothing sent.
+    const again = await startConversation({ flow: OUTPUTS_FLOW, dir: first.dir, graph: first.graph, pageToken: "EAAGrevokedToken0000" });
+    expect(again.app.pages.paused()).toMatchObject([{ endpointId: "support", pageId: PAGE_ID }]);
+    expect((await again.app.http.handle(new Request("http://localhost/readyz"))).status).toBe(503);
+    await Bun.sleep(200);
+    expect(again.sends()).toHaveLength(0);
+    await again.close({ keepDir: true, keepGraph: true });
+
     // Restart with the right token: resumed, both messages sent in order.
     const second = await conversation({ files: {}, flow: OUTPUTS_FLOW, dir: first.dir, graph: first.graph });
     expect(messageTexts(await second.graph.waitForSends(2, { recipientId: PSID }))).toEqual(["one", "two"]);
