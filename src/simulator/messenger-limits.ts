@@ -186,6 +186,9 @@ function validateTemplate(payload: Obj, param: string): void {
         if (has(element, "image_url")) checkUrl(element.image_url, `${p}[image_url]`);
         if (has(element, "default_action")) validateButton(element.default_action, `${p}[default_action]`, { asDefaultAction: true });
         if (has(element, "buttons")) validateButtons(element.buttons, `${p}[buttons]`, 0);
+        if (!["subtitle", "image_url", "default_action", "buttons"].some((k) => has(element, k))) {
+          fail(`param ${p} must have at least one of subtitle, image_url, default_action or buttons besides its title`);
+        }
       });
       if (has(payload, "image_aspect_ratio") && !oneOf(["horizontal", "square"], payload.image_aspect_ratio)) {
         fail(`param ${param}[image_aspect_ratio] must be one of {horizontal, square}`);

@@ -195,6 +195,8 @@ describe("convertOutput: cards", () => {
       ],
     });
     expect(messages).toEqual([
+      // A card with nothing but a title is not a valid element: it goes as a text.
+      { text: "Bare" },
       {
         attachment: {
           type: "template",
@@ -208,13 +210,12 @@ describe("convertOutput: cards", () => {
                 default_action: { type: "web_url", url: "https://shop.example.test/1" },
                 buttons: [{ type: "postback", title: "Option 1", payload: "OPT_1" }],
               },
-              { title: "Bare" },
             ],
           },
         },
       },
     ]);
-    expect(warnings).toEqual([]);
+    expect(warnings).toEqual(['card "Bare" has nothing but a title; sent as a text']);
     expectAllAccepted(messages);
   });
 
@@ -237,16 +238,49 @@ describe("convertOutput: cards", () => {
     expectAllAccepted(messages);
   });
 
-  test("a card keeps only its first three buttons, with a warning", () => {
-    const { messages, warnings } = convertOutput({ cards: [card(1, { buttons: Array.from({ length: 5 }, (_, i) => postback(i)) })] });
-    expect(template(messages[0]).elements![0].buttons.map((b: any) => b.payload)).toEqual(["OPT_0", "OPT_1", "OPT_2"]);
-    expect(warnings.some((w) => w.includes("5 buttons") && w.includes(`first ${BUTTONS_MAX}`))).toBe(true);
+  test("a card's buttons after the third follow the carousel in button templates titled with the card", () => {
+    const { messages, warnings } = convertOutput({
+      cards: [card(1, { buttons: Array.from({ length: 8 }, (_, i) => postback(i)) }), card(2, { buttons: [postback(9)] })],
+    });
+    expect(messages).toHaveLength(3);
+    expect(template(messages[0]).elements!.map((e: any) => e.buttons.map((b: any) => b.payload))).toEqual([["OPT_0", "OPT_1", "OPT_2"], ["OPT_9"]]);
+    expect(messages.slice(1).map((m) => [template(m).text, template(m).buttons!.map((b: any) => b.payload)])).toEqual([
+      ["Card 1", ["OPT_3", "OPT_4", "OPT_5"]],
+      ["Card 1", ["OPT_6", "OPT_7"]],
+    ]);
+    expect(warnings.some((w) => w.includes("8 buttons") && w.includes(`first ${BUTTONS_MAX}`))).toBe(true);
     expectAllAccepted(messages);
   });
 
   test("an empty subtitle and an empty button list are left out of the element", () => {
-    const { messages } = convertOutput({ cards: [{ title: "T", subtitle: "", buttons: [] }] });
-    expect(template(messages[0]).elements).toEqual([{ title: "T" }]);
+    const { messages } = convertOutput({ cards: [{ title: "T", subtitle: "", buttons: [], image_url: "https://img.example.test/t.png" }] });
+    expect(template(messages[0]).elements).toEqual([{ title: "T", image_url: "https://img.example.test/t.png" }]);
+  });
+
+  test("a card with nothing but a title (an empty subtitle, no buttons) is sent as a text", () => {
+    const { messages, warnings } = convertOutput({ cards: [{ title: "T", subtitle: "", buttons: [] }] });
+    expect(messages).toEqual([{ text: "T" }]);
+    expect(warnings).toEqual(['card "T" has nothing but a title; sent as a text']);
+  });
+
+  test("URLs and phone numbers Messenger would refuse are left out with a warning; an empty postback payload is the title", () => {
+    const { messages, warnings } = convertOutput({
+      text: "Pick",
+      buttons: [
+        { type: "web_url", title: "Site", url: "not a url" },
+        { type: "phone_number", title: "Call", payload: "0049 30 1234" },
+        { type: "postback", title: "Order", payload: "" },
+      ],
+      cards: [{ title: "C", subtitle: "s", image_url: "img.png", url: "/relative" }],
+      image: "ftp://files.example.test/x.png",
+      quick_replies: [{ title: "Red", image_url: "red.png" }],
+    });
+    expect(template(messages[0]).buttons).toEqual([{ type: "postback", title: "Order", payload: "Order" }]);
+    expect(template(messages[1]).elements).toEqual([{ title: "C", subtitle: "s" }]);
+    expect(messages).toHaveLength(2);
+    expect(messages[1]!.quick_replies).toEqual([{ content_type: "text", title: "Red", payload: "Red" }]);
+    expect(warnings).toHaveLength(6);
+    expectAllAccepted(messages);
   });
 });
 
@@ -268,7 +302,7 @@ describe("convertOutput: media", () => {
   });
 
   test("text, buttons, cards and media of one output come in that order", () => {
-    const { messages } = convertOutput({ text: "Look", buttons: [postback(1)], cards: [{ title: "C" }], image: "https://cdn.example.test/p.png" });
+    const { messages } = convertOutput({ text: "Look", buttons: [postback(1)], cards: [{ title: "C", subtitle: "c" }], image: "https://cdn.example.test/p.png" });
     expect(messages.map((m) => (m.text ? "text" : template(m)?.template_type ?? (m.attachment as any).type))).toEqual(["button", "generic", "image"]);
   });
 });
@@ -353,7 +387,7 @@ describe("convertOutput: quick replies", () => {
   });
 
   test("quick replies ride on a carousel or a media attachment when that comes last", () => {
-    const carousel = convertOutput({ cards: [{ title: "C" }], quick_replies: [{ title: "More" }] });
+    const carousel = convertOutput({ cards: [{ title: "C", subtitle: "c" }], quick_replies: [{ title: "More" }] });
     expect(carousel.messages[0]!.quick_replies).toEqual([{ content_type: "text", title: "More", payload: "More" }]);
     const media = convertOutput({ text: "Here", audio: "https://cdn.example.test/a.mp3", quick_replies: [{ title: "More" }] });
     expect(media.messages[0]!.quick_replies).toBeUndefined();
@@ -467,20 +501,29 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
         const qr = (messages.at(-1)?.quick_replies as unknown[] | undefined) ?? [];
         expect(qr.length).toBeLessThanOrEqual(QUICK_REPLIES_MAX);
 
-        // Every button whose payload fits is sent, in order, at most 3 per template.
-        const keptButtons = (output.buttons ?? []).filter((b) => b.type === "web_url" || charLength(b.payload) <= PAYLOAD_MAX);
+        // Every button whose payload fits is sent, in order, at most 3 per template: the output's
+        // own, then those of each card beyond its third.
+        const fits = (b: Button) => b.type === "web_url" || charLength(b.payload || b.title) <= PAYLOAD_MAX;
+        const keptButtons = (output.buttons ?? []).filter(fits);
+        const cards = output.cards ?? [];
+        const isBare = (c: Card) => !c.subtitle && !c.image_url && !c.url && !(c.buttons ?? []).some(fits);
+        const cardSpill = cards.filter((c) => !isBare(c)).flatMap((c) => (c.buttons ?? []).filter(fits).slice(BUTTONS_MAX));
         const templates = messages.filter(isButtonTemplate);
-        expect(templates.flatMap((t) => template(t).buttons!.map((b) => b.type))).toEqual(keptButtons.map((b) => b.type));
+        expect(templates.flatMap((t) => template(t).buttons!.map((b) => b.type))).toEqual([...keptButtons, ...cardSpill].map((b) => b.type));
 
-        // Every card is sent, at most 10 per carousel.
+        // Every card is sent, at most 10 per carousel; one with nothing but a title as a text.
         const carousels = messages.filter(isGeneric);
-        expect(carousels.reduce((n, m) => n + template(m).elements!.length, 0)).toBe(output.cards?.length ?? 0);
+        expect(carousels.reduce((n, m) => n + template(m).elements!.length, 0)).toBe(cards.filter((c) => !isBare(c)).length);
 
-        // No text is lost: the plain texts and the first template's text hold all of it.
-        if (output.text?.trim()) {
-          const texts = messages.filter((m) => typeof m.text === "string").map((m) => m.text as string);
-          if (templates.length > 0) texts.push(template(templates[0]).text!);
-          expect(nonWs(texts.join(""))).toBe(nonWs(output.text));
+        // No text is lost: the plain texts and the first template's text hold all of it (and the
+        // titles of the bare cards).
+        const bareTitles = cards.filter(isBare).map((c) => c.title);
+        if (output.text?.trim() || bareTitles.length > 0) {
+          const withTemplateText = keptButtons.length > 0 && output.text?.trim();
+          const texts = messages.flatMap((m) =>
+            typeof m.text === "string" ? [m.text] : withTemplateText && m === templates[0] ? [template(m).text!] : [],
+          );
+          expect(nonWs(texts.join(""))).toBe(nonWs((output.text?.trim() ? output.text : "") + bareTitles.join("")));
         }
 
         // Whatever was shortened or left out is reported.
@@ -513,7 +556,7 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
     for (const preferParagraphs of [false, true]) {
       const { messages, warnings } = convertOutput(output, { preferParagraphs });
       expectAllAccepted(messages);
-      expect(messages.filter(isButtonTemplate)).toHaveLength(10);
+      expect(messages.filter(isButtonTemplate)).toHaveLength(10 + 25); // 30 buttons, and each card's last 3
       expect(messages.filter(isGeneric)).toHaveLength(3);
       expect(messages.at(-1)!.attachment).toMatchObject({ type: "image" });
       expect(messages.at(-1)!.quick_replies).toHaveLength(13);
