@@ -356,9 +356,12 @@ export class FakeGraph {
     );
   }
 
-  /** Resolves once at least `count` answered calls match. */
-  waitForCalls(predicate: (c: RecordedCall) => boolean, count = 1, timeoutMs = 5000): Promise<RecordedCall[]> {
-    const matching = () => this.calls.filter((c) => !this.#inFlight.has(c) && predicate(c));
+  /**
+   * Resolves once at least `count` answered calls match; with `inFlight`, calls that arrived and
+   * are not answered yet (a held answer, say) count too.
+   */
+  waitForCalls(predicate: (c: RecordedCall) => boolean, count = 1, timeoutMs = 5000, options: { inFlight?: boolean } = {}): Promise<RecordedCall[]> {
+    const matching = () => this.calls.filter((c) => (options.inFlight || !this.#inFlight.has(c)) && predicate(c));
     return this.#wait(
       () => {
         const found = matching();
@@ -500,6 +503,7 @@ export class FakeGraph {
     const method = call.method;
     const parsed = await parseBody(request);
     call.body = parsed;
+    this.#notify(); // a call with its body is visible to waitForCalls(..., { inFlight: true })
     const body: Record<string, unknown> = isObject(parsed) ? parsed : {};
 
     const segments = url.pathname.split("/").filter(Boolean).map(safeDecode);

@@ -16,7 +16,7 @@ const TOKEN = "smoke-page-token-abcdef";
 const USER = "6301234567890123";
 const OUTPUTS = ["one", "two", "three", "four", "five", "six"];
 
-function settings(graphUrl: string, messenger: { typing: boolean; delayMs: number }) {
+function settings(graphUrl: string, messenger: { typing: boolean; delayMs: number }, module = "flows/outputs.ts") {
   return `
 [server]
 port = 0
@@ -28,7 +28,7 @@ min_retry_delay_ms = 50
 resend_after_ms = 1500
 [flows.outputs]
 kind = "script"
-module = "flows/outputs.ts"
+module = "${module}"
 [[endpoints]]
 id = "smoke"
 flow = "outputs"
@@ -41,10 +41,10 @@ message_delay_ms = ${messenger.delayMs}
 `;
 }
 
-async function postMessage(base: string, mid: string, text: string) {
+async function postMessage(base: string, mid: string, text: string, user = USER) {
   const body = JSON.stringify({
     object: "page",
-    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: USER }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid, text } }] }],
+    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid, text } }] }],
   });
   const response = await fetch(`${base}/webhooks/smoke`, {
     method: "POST",
@@ -54,7 +54,8 @@ async function postMessage(base: string, mid: string, text: string) {
   expect(response.status).toBe(200);
 }
 
-const texts = (graph: FakeGraph) => graph.sends({ recipientId: USER }).filter((s) => s.type === "message").map((s) => s.message.text as string);
+const USER_2 = "6301234567890456";
+const texts = (graph: FakeGraph, user = USER) => graph.sends({ recipientId: user }).filter((s) => s.type === "message").map((s) => s.message.text as string);
 
 describe("conversations through the compiled binary", () => {
   let install: Awaited<ReturnType<typeof installBinary>>;
@@ -68,6 +69,8 @@ describe("conversations through the compiled binary", () => {
       join(install.dir, "flows", "outputs.ts"),
       `export default async (input) => ({ outputs: ${JSON.stringify(OUTPUTS)}.map((text) => ({ text })) });\n`,
     );
+    // Three outputs that name the input they answer.
+    writeFileSync(join(install.dir, "flows", "tagged.ts"), "export default async (input) => ({ outputs: [1, 2, 3].map((n) => ({ text: `${input.text}:${n}` })) });\n");
     graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
   });
   afterAll(async () => {
@@ -77,9 +80,9 @@ describe("conversations through the compiled binary", () => {
   });
 
   /** Starts the binary; a restart passes the port of the first start (Facebook's callback URL stays the same). */
-  async function serve(messenger: { typing: boolean; delayMs: number }, port?: number): Promise<{ server: Running; base: string; port: number }> {
+  async function serve(messenger: { typing: boolean; delayMs: number }, port?: number, module?: string): Promise<{ server: Running; base: string; port: number }> {
     for (const r of running) if (r.proc.exitCode === null && r.proc.signalCode === null) throw new Error("a server from an earlier step still runs");
-    writeFileSync(join(install.dir, "settings.toml"), settings(graph.url, messenger));
+    writeFileSync(join(install.dir, "settings.toml"), settings(graph.url, messenger, module));
     const server = start(install.bin, ["serve", "--config", "settings.toml", ...(port ? ["--port", String(port)] : [])], { cwd: install.dir });
     running.push(server);
     const base = String((await server.waitFor((l) => l.msg === "listening")).url);
@@ -139,6 +142,66 @@ describe("conversations through the compiled binary", () => {
       await graph.waitForSends(6, { recipientId: USER }, 15_000);
       await graph.flushWebhooks();
       expect(texts(graph)).toEqual(OUTPUTS);
+    } finally {
+      second.server.proc.kill("SIGTERM");
+      expect(await second.server.exited).toBe(0);
+    }
+  });
+
+  test("two users in parallel take about as long as one; one user's two quick inputs never interleave", async () => {
+    graph.reset();
+    const { server, base } = await serve({ typing: false, delayMs: 300 }, undefined, "flows/tagged.ts");
+    try {
+      const started = performance.now();
+      await Promise.all([postMessage(base, "m_par_a1", "a1"), postMessage(base, "m_par_b1", "b1", USER_2)]);
+      await postMessage(base, "m_par_a2", "a2");
+      await Promise.all([graph.waitForSends(6, { recipientId: USER }, 15_000), graph.waitForSends(3, { recipientId: USER_2 }, 15_000)]);
+      // User 2's three replies (3 × 300 ms) were not held up behind user 1's six.
+      const lastOf2 = Math.max(...graph.sends({ recipientId: USER_2 }).map((s) => s.at));
+      expect(lastOf2 - started).toBeLessThan(1500);
+      expect(texts(graph)).toEqual(["a1:1", "a1:2", "a1:3", "a2:1", "a2:2", "a2:3"]);
+      expect(texts(graph, USER_2)).toEqual(["b1:1", "b1:2", "b1:3"]);
+    } finally {
+      await graph.flushWebhooks();
+      server.proc.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  test("613 twice, then success: retried head-of-line, order kept", async () => {
+    graph.reset();
+    graph.failNext({ code: 613 }, { times: 2, when: (body) => body.message?.text === "two" });
+    const { server, base } = await serve({ typing: false, delayMs: 0 });
+    try {
+      await postMessage(base, "m_613", "go");
+      await graph.waitForSends(6, { recipientId: USER }, 15_000);
+      expect(texts(graph)).toEqual(OUTPUTS);
+      const attempts = graph.calls.filter((c) => (c.body as { message?: { text?: string } })?.message?.text === "two");
+      expect(attempts.map((a) => a.status)).toEqual([400, 400, 200]);
+    } finally {
+      await graph.flushWebhooks();
+      server.proc.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  test("SIGTERM while a send is in flight: it finishes and is recorded, the rest waits for the restart", async () => {
+    graph.reset();
+    // Graph holds its answer to "three" for a second; SIGTERM comes in that second.
+    graph.failNext({ timeoutMs: 1000 }, { when: (body) => body.message?.text === "three" });
+    const first = await serve({ typing: false, delayMs: 0 });
+    await postMessage(first.base, "m_term", "go");
+    const [held] = await graph.waitForCalls((c) => (c.body as { message?: { text?: string } })?.message?.text === "three", 1, 10_000, { inFlight: true });
+    expect(held!.status).toBe(0); // not answered yet
+    first.server.proc.kill("SIGTERM");
+    expect(await first.server.exited).toBe(0);
+    expect(texts(graph)).toEqual(["one", "two", "three"]);
+
+    const second = await serve({ typing: false, delayMs: 0 }, first.port);
+    try {
+      await graph.waitForSends(6, { recipientId: USER }, 15_000);
+      await graph.flushWebhooks();
+      expect(texts(graph)).toEqual(OUTPUTS); // "three" was recorded as sent: not sent again
     } finally {
       second.server.proc.kill("SIGTERM");
       expect(await second.server.exited).toBe(0);
