@@ -11,7 +11,12 @@ export interface LaneKey {
   userId: string;
 }
 
-/** What a step did: there may be more to do, or the lane found nothing (it then ends). */
+/**
+ * What a step did: there may be more to do, or the lane knows of nothing more (it then ends,
+ * unless it was notified while the step ran). A step may say "idle" after doing the last piece of
+ * work it found, to save a query that would find nothing: work committed after the step looked
+ * comes with a notify, which keeps the loop going.
+ */
 export type StepResult = "more" | "idle";
 
 export class PerUserLanes {

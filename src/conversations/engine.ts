@@ -42,7 +42,7 @@ const MAX_ATTEMPTS = 5;
 const NEXT_EVENT_SQL =
   "SELECT id, kind, standby, event, attempts FROM inbox " +
   "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') " +
-  "ORDER BY timestamp, id LIMIT 1";
+  "ORDER BY timestamp, id LIMIT 2";
 
 export interface EngineDeps {
   config: Config;
@@ -141,7 +141,7 @@ export class ConversationEngine {
 
   /** One event of this user's lane: the oldest pending one by Facebook's timestamp. */
   async #step(key: LaneKey): Promise<StepResult> {
-    const row = await this.#next(key);
+    const { row, more } = await this.#next(key);
     if (!row) return "idle";
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     try {
@@ -149,15 +149,22 @@ export class ConversationEngine {
     } catch (error) {
       if (error instanceof ShutdownAbort) return "idle"; // left pending for the restart
       await this.#recordFailure(row, error, log);
+      return "more";
     }
-    return "more";
+    // That was the user's only pending event: no need to look again. An event stored since the
+    // query notified the lane, which then goes round once more.
+    return more ? "more" : "idle";
   }
 
-  async #next(key: LaneKey): Promise<InboxRow | undefined> {
+  /** The user's oldest pending event, and whether another one waits behind it. */
+  async #next(key: LaneKey): Promise<{ row: InboxRow | undefined; more: boolean }> {
     const result = await this.deps.database.client.execute({ sql: NEXT_EVENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
     const r = result.rows[0];
-    if (!r) return undefined;
-    return { id: Number(r[0]), kind: String(r[1]), standby: Number(r[2]) === 1, event: String(r[3]), attempts: Number(r[4]) };
+    if (!r) return { row: undefined, more: false };
+    return {
+      row: { id: Number(r[0]), kind: String(r[1]), standby: Number(r[2]) === 1, event: String(r[3]), attempts: Number(r[4]) },
+      more: result.rows.length > 1,
+    };
   }
 
   async #process(row: InboxRow, key: LaneKey, log: Logger): Promise<void> {

@@ -77,6 +77,9 @@ export class GraphClient {
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
 
+  /** `access_token` (and `appsecret_proof`) per token and secret: an HMAC per call adds up. */
+  readonly #authQueries = new Map<string, string>();
+
   constructor(options: GraphOptions) {
     this.#base = `${options.url.replace(/\/+$/, "")}/${options.version}`;
     this.#timeoutMs = options.timeoutMs;
@@ -98,6 +101,19 @@ export class GraphClient {
     return this.request(page, "GET", `/${encodeURIComponent(psid)}/ids_for_pages`, undefined, after ? { after } : {});
   }
 
+  #auth(page: PageCredentials): string {
+    const key = `${page.accessToken}\u0000${page.appSecret ?? ""}`;
+    let query = this.#authQueries.get(key);
+    if (query === undefined) {
+      const params = new URLSearchParams({ access_token: page.accessToken });
+      if (page.appSecret) params.set("appsecret_proof", appSecretProof(page.appSecret, page.accessToken));
+      query = params.toString();
+      if (this.#authQueries.size >= 1000) this.#authQueries.clear();
+      this.#authQueries.set(key, query);
+    }
+    return query;
+  }
+
   /** Any Graph call on behalf of a Page. */
   async request<T>(
     page: PageCredentials,
@@ -106,10 +122,8 @@ export class GraphClient {
     body?: unknown,
     query: Record<string, string> = {},
   ): Promise<T> {
-    const params = new URLSearchParams(query);
-    params.set("access_token", page.accessToken);
-    if (page.appSecret) params.set("appsecret_proof", appSecretProof(page.appSecret, page.accessToken));
-    const url = `${this.#base}${path}?${params}`;
+    const extra = new URLSearchParams(query).toString();
+    const url = `${this.#base}${path}?${extra ? `${extra}&` : ""}${this.#auth(page)}`;
     let response: Response;
     try {
       response = await this.#fetch(url, {

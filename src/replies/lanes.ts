@@ -48,6 +48,8 @@ export interface ReplyLanesDeps {
   installId: string;
 }
 
+type Settled = "settled" | "open";
+
 /** The columns a lane needs of its head item. */
 interface OutboxRow {
   id: number;
@@ -63,7 +65,7 @@ interface OutboxRow {
 // values as literals so that SQLite uses the partial index over open items.
 const HEAD_SQL =
   "SELECT id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
-  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 1";
+  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 2";
 const MARK_SENDING_SQL =
   "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ?";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
@@ -144,7 +146,7 @@ export class ReplyLanes {
   /** One step of a user's lane: wait for the head item's time, or send it. */
   async #step(key: LaneKey): Promise<StepResult> {
     if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
-    const item = await this.#head(key);
+    const { item, more } = await this.#head(key);
     if (!item) return "idle";
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     const now = this.deps.clock.now();
@@ -162,7 +164,9 @@ export class ReplyLanes {
       return "more";
     }
     try {
-      await this.#deliver(item, key, log);
+      // The head was the lane's only item and it is settled: no need to look again (a new item
+      // notifies the lane, which then goes round once more).
+      if ((await this.#deliver(item, key, log)) === "settled" && !more) return "idle";
     } catch (error) {
       // Our own failure (the database, say), not Graph's: wait a little and look again.
       log.error("reply lane failed; retrying", { error, outbox_id: item.id });
@@ -171,20 +175,25 @@ export class ReplyLanes {
     return "more";
   }
 
-  async #head(key: LaneKey): Promise<OutboxRow | undefined> {
+  /** The lane's head item, and whether another one waits behind it. */
+  async #head(key: LaneKey): Promise<{ item: OutboxRow | undefined; more: boolean }> {
     const result = await this.deps.database.client.execute({ sql: HEAD_SQL, args: [key.endpointId, key.pageId, key.userId] });
     const r = result.rows[0];
-    if (!r) return undefined;
+    if (!r) return { item: undefined, more: false };
     const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-    return { id: Number(r[0]), kind: String(r[1]), body: String(r[2]), status: String(r[3]), attempts: Number(r[4]), nextAttemptAt: orNull(r[5]), firstAttemptAt: orNull(r[6]) };
+    return {
+      item: { id: Number(r[0]), kind: String(r[1]), body: String(r[2]), status: String(r[3]), attempts: Number(r[4]), nextAttemptAt: orNull(r[5]), firstAttemptAt: orNull(r[6]) },
+      more: result.rows.length > 1,
+    };
   }
 
-  async #deliver(item: OutboxRow, key: LaneKey, log: Logger): Promise<void> {
+  /** Sends the item; "settled" when it has left the lane (sent, dropped, given up), "open" when it stays. */
+  async #deliver(item: OutboxRow, key: LaneKey, log: Logger): Promise<Settled> {
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
       await this.#finish(item, "failed", { reason: "the endpoint or Page is no longer in the settings" });
-      return;
+      return "settled";
     }
     const body = JSON.parse(item.body) as Record<string, unknown>;
     const recipient = { id: key.userId };
@@ -197,20 +206,20 @@ export class ReplyLanes {
           const failure = classifySendError(error);
           if (failure.action === "pause_page") {
             await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
-            return;
+            return "open";
           }
           // A failed typing indicator is cosmetic; the message itself decides what happens next.
           log.debug("typing indicator failed", { error });
         }
       }
       const delay = endpoint.messenger.message_delay_ms;
-      if (delay > 0 && !(await this.#sleep(delay))) return; // stopping: the item stays pending
+      if (delay > 0 && !(await this.#sleep(delay))) return "open"; // stopping: the item stays pending
     }
 
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const now = this.deps.clock.now();
     const [marked] = await this.deps.writes.run([{ sql: MARK_SENDING_SQL, args: [item.attempts + 1, item.firstAttemptAt ?? now, item.id] }]);
-    if (marked!.rowsAffected === 0) return; // its echo arrived meanwhile: already sent
+    if (marked!.rowsAffected === 0) return "settled"; // its echo arrived meanwhile: already sent
 
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
@@ -220,13 +229,14 @@ export class ReplyLanes {
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       this.#sends.inc({ endpoint: key.endpointId, result: "sent" });
       await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [result.message_id ?? null, this.deps.clock.now(), item.id] }]);
+      return "settled";
     } catch (error) {
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
-      await this.#failed(item, key, error, log);
+      return this.#failed(item, key, error, log);
     }
   }
 
-  async #failed(item: OutboxRow, key: LaneKey, error: unknown, log: Logger): Promise<void> {
+  async #failed(item: OutboxRow, key: LaneKey, error: unknown, log: Logger): Promise<Settled> {
     const failure = classifySendError(error);
     const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
     const now = this.deps.clock.now();
@@ -239,13 +249,13 @@ export class ReplyLanes {
           this.#sends.inc({ endpoint: key.endpointId, result: "failed" });
           log.error(`gave up a message after retrying for ${graph.retry_for_minutes} minutes: ${failure.reason}`, { outbox_id: item.id, error: recorded });
           await this.#finish(item, "failed", { ...recorded, reason: `gave up after ${attempts} attempts: ${failure.reason}` });
-          return;
+          return "settled";
         }
         const delay = backoffDelay(attempts, failure.throttled, { minMs: this.#minRetryDelayMs, maxMs: graph.max_retry_delay_ms });
         this.#sends.inc({ endpoint: key.endpointId, result: "retry" });
         log.warn(`send failed (${failure.reason}); retrying in ${delay} ms before anything else for this user`, { outbox_id: item.id, attempt: attempts, error: recorded });
         await this.#reopen(item, now + delay, { ...recorded, reason: failure.reason });
-        return;
+        return "open";
       }
       case "drop": {
         this.#sends.inc({ endpoint: key.endpointId, result: "dropped" });
@@ -256,13 +266,13 @@ export class ReplyLanes {
         }[failure.reason];
         log.warn(why, { outbox_id: item.id, error: recorded });
         await this.#finish(item, "dropped", { ...recorded, reason: failure.reason });
-        return;
+        return "settled";
       }
       case "pause_page":
         this.#sends.inc({ endpoint: key.endpointId, result: "paused" });
         await this.#reopen(item, item.nextAttemptAt, { ...recorded, reason: failure.reason });
         await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
-        return;
+        return "open";
     }
   }
 
