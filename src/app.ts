@@ -15,6 +15,7 @@ import { errorResponse } from "./http/responses.ts";
 import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
+import { SessionStore } from "./conversations/sessions.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -43,6 +44,7 @@ export interface App {
   readonly server: AnyElysia;
   readonly inbox: Inbox;
   readonly engine: ConversationEngine;
+  readonly sessions: SessionStore;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -67,6 +69,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(db.client);
+  const sessions = new SessionStore(db);
   const lanes = new ReplyLanes({
     config,
     database: db,
@@ -81,7 +84,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     installId: install,
     ...deps.lanes,
   });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
@@ -118,6 +121,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     server,
     inbox,
     engine,
+    sessions,
     lanes,
     pages,
     writes,

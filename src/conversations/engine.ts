@@ -31,7 +31,7 @@ import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent } from "./input.ts";
-import { currentSession, saveSession } from "./sessions.ts";
+import type { SessionStore } from "./sessions.ts";
 
 /** Kinds applied on arrival instead of in the user's lane. */
 export const STATE_KINDS: readonly EventKind[] = ["echo", "delivery", "read"];
@@ -55,6 +55,7 @@ export interface EngineDeps {
   metrics: Registry;
   /** This database's install id: echoes stamped with another one are not ours (replies/outbox.ts). */
   installId: string;
+  sessions: SessionStore;
 }
 
 type InboxRow = Pick<typeof inbox.$inferSelect, "id" | "kind" | "standby" | "event" | "attempts">;
@@ -188,7 +189,7 @@ export class ConversationEngine {
       this.deps.lanes.notify(key);
     }
 
-    const session = await currentSession(this.deps.database, key, clock.now(), endpoint.session.expiration_minutes);
+    const session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
     const event = JSON.parse(row.event) as Record<string, unknown>;
@@ -214,11 +215,13 @@ export class ConversationEngine {
         for (const message of converted.messages) replies.push({ ...key, source: "flow", inboxId: row.id, sessionId: session.id, message });
       }
     }
-    const statements: InStatement[] = [...saveSession(key, session, context, now)];
+    const saved = this.deps.sessions.save(key, session, context, now);
+    const statements: InStatement[] = [...saved.statements];
     const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
     await this.deps.writes.run(statements);
+    saved.committed();
     if (replies.length > 0) this.deps.lanes.notify(key);
   }
 

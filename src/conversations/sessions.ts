@@ -2,7 +2,14 @@
  * Sessions (SPEC §8): one current session per (endpoint, Page, user). After `expiration_minutes`
  * without input (0 = never) the next input starts a new session with an empty context; the old
  * one is ended, not deleted. The session is written in the same commit that finishes the turn.
- * Read and written once per turn, so plain SQL (the table is defined in db/schema.ts).
+ *
+ * The current sessions of recently active users are also kept in memory, so a turn does not read
+ * the database for them. That is safe because this process is the only writer of a user's
+ * session: turns of one user run one at a time (the inbound lane), every other change (a reset
+ * through the admin API, an erasure, the retention purge) goes through `forget`, and several
+ * instances on one libSQL server each own their own users (docs/operations.md). The context is
+ * kept as JSON text and parsed for every turn, so a flow that changes the object it was given
+ * changes nothing that was not saved.
  */
 import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
@@ -23,38 +30,85 @@ export interface SessionState {
   endsId: string | null;
 }
 
+interface Cached {
+  id: string;
+  contextJson: string;
+  lastActiveAt: number;
+}
+
 export function newSessionId(): string {
   return `s_${randomBytes(12).toString("base64url")}`;
 }
 
-export async function currentSession(db: Database, key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
-  const result = await db.client.execute({
-    sql: "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1",
-    args: [key.endpointId, key.pageId, key.userId],
-  });
-  const row = result.rows[0];
-  if (row) {
-    const expired = expirationMinutes > 0 && now - Number(row[2]) > expirationMinutes * 60_000;
-    if (!expired) return { id: String(row[0]), context: parseContext(String(row[1])), isNew: false, endsId: null };
-    return { id: newSessionId(), context: {}, isNew: true, endsId: String(row[0]) };
+const CURRENT_SQL =
+  "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1";
+
+export class SessionStore {
+  /** Least recently used first (a Map keeps insertion order; a hit is moved to the end). */
+  readonly #cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly database: Database,
+    private readonly capacity = 10_000,
+  ) {}
+
+  /** The session the next input of this user belongs to (a new one when the old has expired). */
+  async current(key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
+    const id = cacheKey(key);
+    let row = this.#cache.get(id);
+    if (row) {
+      this.#cache.delete(id);
+      this.#cache.set(id, row);
+    } else {
+      const result = await this.database.client.execute({ sql: CURRENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
+      const r = result.rows[0];
+      if (!r) return { id: newSessionId(), context: {}, isNew: true, endsId: null };
+      row = { id: String(r[0]), contextJson: String(r[1]), lastActiveAt: Number(r[2]) };
+      this.#remember(id, row);
+    }
+    const expired = expirationMinutes > 0 && now - row.lastActiveAt > expirationMinutes * 60_000;
+    if (expired) return { id: newSessionId(), context: {}, isNew: true, endsId: row.id };
+    return { id: row.id, context: parseContext(row.contextJson), isNew: false, endsId: null };
   }
-  return { id: newSessionId(), context: {}, isNew: true, endsId: null };
+
+  /**
+   * The statements that store the session after a turn, with the context the flow left, and the
+   * function to call once they are committed (the memory follows the database, never leads it).
+   */
+  save(key: SessionKey, session: SessionState, context: Record<string, unknown>, now: number): { statements: InStatement[]; committed(): void } {
+    const statements: InStatement[] = [];
+    const json = JSON.stringify(context);
+    if (session.endsId) statements.push({ sql: "UPDATE sessions SET ended_at = ? WHERE id = ?", args: [now, session.endsId] });
+    if (session.isNew) {
+      statements.push({
+        sql: "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
+      });
+    } else {
+      statements.push({ sql: "UPDATE sessions SET context = ?, last_active_at = ? WHERE id = ?", args: [json, now, session.id] });
+    }
+    return { statements, committed: () => this.#remember(cacheKey(key), { id: session.id, contextJson: json, lastActiveAt: now }) };
+  }
+
+  /** Call after changing or deleting this user's sessions other than through `save`. */
+  forget(key: SessionKey): void {
+    this.#cache.delete(cacheKey(key));
+  }
+
+  /** Call after changing sessions of many users at once. */
+  forgetAll(): void {
+    this.#cache.clear();
+  }
+
+  #remember(id: string, row: Cached): void {
+    this.#cache.delete(id);
+    this.#cache.set(id, row);
+    if (this.#cache.size > this.capacity) this.#cache.delete(this.#cache.keys().next().value!);
+  }
 }
 
-/** The statements that store the session after a turn, with the context the flow left. */
-export function saveSession(key: SessionKey, session: SessionState, context: Record<string, unknown>, now: number): InStatement[] {
-  const out: InStatement[] = [];
-  const json = JSON.stringify(context);
-  if (session.endsId) out.push({ sql: "UPDATE sessions SET ended_at = ? WHERE id = ?", args: [now, session.endsId] });
-  if (session.isNew) {
-    out.push({
-      sql: "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
-    });
-  } else {
-    out.push({ sql: "UPDATE sessions SET context = ?, last_active_at = ? WHERE id = ?", args: [json, now, session.id] });
-  }
-  return out;
+function cacheKey(key: SessionKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }
 
 function parseContext(text: string): Record<string, unknown> {
