@@ -280,7 +280,8 @@ describe("Send API failures", () => {
 
 describe("turns", () => {
   test("the session context persists between turns and resets after expiry", async () => {
-    const c = await conversation({ expirationMinutes: 30 });
+    let offset = 0;
+    const c = await conversation({ expirationMinutes: 30, clock: { now: () => Date.now() + offset } });
     await c.post([userText("one")]);
     await c.graph.waitForSends(1);
     await c.post([userText("two")]);
@@ -289,8 +290,7 @@ describe("turns", () => {
     let sessions = await rows(c, "SELECT id, context FROM sessions");
     expect(sessions).toHaveLength(1);
     expect(JSON.parse(String(sessions[0]!.context))).toEqual({ count: 2 });
-    // 31 minutes of silence
-    await c.database.client.execute("UPDATE sessions SET last_active_at = last_active_at - 31 * 60000");
+    offset = 31 * 60_000; // 31 minutes of silence
     await c.post([userText("three")]);
     await c.graph.waitForSends(3);
     await c.app.writes.drain();
