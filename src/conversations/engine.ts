@@ -3,7 +3,8 @@
  *
  * Inbound lanes: events are processed per (endpoint, Page, user) in Facebook's timestamp order,
  * one turn at a time per user, all users concurrently; a slow or hanging agent holds only its
- * own user's lane. A turn's outputs, the session and the "done" mark of its event are committed
+ * own user's lane. Each user's work list is kept in memory (pending.ts), filled from the inbox
+ * at start and by the inbox after each commit. A turn's outputs, the session and the "done" mark of its event are committed
  * in one transaction, so a crash before that commit re-runs the flow and a crash after it never
  * loses or repeats the outputs.
  *
@@ -11,7 +12,7 @@
  * are stored, outside the lanes, so that an echo confirms a send even while the user's lane is
  * busy with a slow agent.
  */
-import { and, asc, eq, notInArray, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import type { InStatement } from "@libsql/client";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
@@ -26,23 +27,18 @@ import { FlowError, type Flow } from "../flows/flow.ts";
 import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
-import { USER_INPUT_KINDS, type EventKind, type InboxEvent } from "../webhook/events.ts";
+import { USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
+import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent } from "./input.ts";
 import type { SessionStore } from "./sessions.ts";
+import { PendingEvents, type PendingEvent } from "./pending.ts";
 
 /** Kinds applied on arrival instead of in the user's lane. */
 export const STATE_KINDS: readonly EventKind[] = ["echo", "delivery", "read"];
 const MAX_ATTEMPTS = 5;
-
-// Hot paths are plain SQL: no query building per turn, and `status = 'pending'` written as a
-// literal so that SQLite can use the partial index over pending rows (a bound parameter cannot).
-const NEXT_EVENT_SQL =
-  "SELECT id, kind, standby, event, attempts FROM inbox " +
-  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') " +
-  "ORDER BY timestamp, id LIMIT 2";
 
 export interface EngineDeps {
   config: Config;
@@ -58,9 +54,6 @@ export interface EngineDeps {
   sessions: SessionStore;
 }
 
-type InboxRow = Pick<typeof inbox.$inferSelect, "id" | "kind" | "standby" | "event" | "attempts">;
-
-
 class ShutdownAbort extends Error {}
 
 export class ConversationEngine {
@@ -72,6 +65,8 @@ export class ConversationEngine {
   /** Until start() has scanned the inbox, new events only wait in it. */
   #started = false;
   #statePending: (StateEvent & { endpointId: string })[] = [];
+  /** The users' pending events, in their order: the lanes' work list (pending.ts). */
+  readonly #pending = new PendingEvents();
   #stateRunning: Promise<void> | null = null;
 
   constructor(private readonly deps: EngineDeps) {
@@ -98,15 +93,20 @@ export class ConversationEngine {
       byEndpoint.set(row.endpointId, list);
     }
     for (const [endpointId, events] of byEndpoint) this.#enqueueState(endpointId, events);
-    const lanes = await db
-      .selectDistinct({ endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId })
-      .from(inbox)
-      .where(and(sql`status = 'pending'`, notInArray(inbox.kind, STATE_KINDS as EventKind[])));
-    for (const lane of lanes) this.notify(lane);
+    // Everything else that was stored and not finished, into the users' work lists.
+    const rows = await this.deps.database.client.execute(
+      "SELECT id, endpoint_id, page_id, user_id, kind, standby, timestamp, event, attempts FROM inbox " +
+        "WHERE status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') ORDER BY timestamp, id",
+    );
+    for (const r of rows.rows) {
+      const key = { endpointId: String(r[1]), pageId: String(r[2]), userId: String(r[3]) };
+      this.#pending.add(key, { id: Number(r[0]), kind: String(r[4]) as EventKind, standby: Number(r[5]) === 1, timestamp: Number(r[6]), item: JSON.parse(String(r[7])), attempts: Number(r[8]) });
+      this.notify(key);
+    }
   }
 
-  /** The inbox committed these events: apply state events, wake the users' lanes. */
-  accept(endpointId: string, events: InboxEvent[]): void {
+  /** The inbox committed these events: apply state events, queue the others in their users' lanes. */
+  accept(endpointId: string, events: StoredEvent[]): void {
     if (!this.#started) return;
     const state = events.filter((e) => STATE_KINDS.includes(e.kind));
     if (state.length > 0) {
@@ -115,7 +115,12 @@ export class ConversationEngine {
         state.map((e) => ({ key: { endpointId, pageId: e.pageId, userId: e.userId }, kind: e.kind, item: e.item, dedupKey: e.dedupKey })),
       );
     }
-    for (const e of events) if (!STATE_KINDS.includes(e.kind)) this.notify({ endpointId, pageId: e.pageId, userId: e.userId });
+    for (const e of events) {
+      if (STATE_KINDS.includes(e.kind)) continue;
+      const key = { endpointId, pageId: e.pageId, userId: e.userId };
+      this.#pending.add(key, { id: e.inboxId, kind: e.kind, standby: e.standby, timestamp: e.timestamp, item: e.item, attempts: 0 });
+      this.notify(key);
+    }
   }
 
   notify(key: LaneKey): void {
@@ -142,36 +147,23 @@ export class ConversationEngine {
 
   /** One event of this user's lane: the oldest pending one by Facebook's timestamp. */
   async #step(key: LaneKey): Promise<StepResult> {
-    const { row, more } = await this.#next(key);
-    if (!row) return "idle";
+    const { event, more } = this.#pending.next(key);
+    if (!event) return "idle";
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     try {
-      await this.#process(row, key, log);
+      await this.#process(event, key, log);
     } catch (error) {
       if (error instanceof ShutdownAbort) return "idle"; // left pending for the restart
-      await this.#recordFailure(row, error, log);
+      if (await this.#recordFailure(event, error, log)) this.#pending.remove(key, event.id);
       return "more";
     }
-    // That was the user's only pending event: no need to look again. An event stored since the
-    // query notified the lane, which then goes round once more.
+    this.#pending.remove(key, event.id); // its "done" mark is committed
     return more ? "more" : "idle";
   }
 
-  /** The user's oldest pending event, and whether another one waits behind it. */
-  async #next(key: LaneKey): Promise<{ row: InboxRow | undefined; more: boolean }> {
-    const result = await this.deps.database.client.execute({ sql: NEXT_EVENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
-    const r = result.rows[0];
-    if (!r) return { row: undefined, more: false };
-    return {
-      row: { id: Number(r[0]), kind: String(r[1]), standby: Number(r[2]) === 1, event: String(r[3]), attempts: Number(r[4]) },
-      more: result.rows.length > 1,
-    };
-  }
-
-  async #process(row: InboxRow, key: LaneKey, log: Logger): Promise<void> {
+  async #process(row: PendingEvent, key: LaneKey, log: Logger): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
-    const kind = row.kind as EventKind;
-    if (!endpoint || !USER_INPUT_KINDS.has(kind) || row.standby) {
+    if (!endpoint || !USER_INPUT_KINDS.has(row.kind) || row.standby) {
       // Not for the flow: handover and standby events, reactions, edits ... (or an endpoint
       // removed from the settings). Recorded as done.
       await this.deps.writes.run([this.#done(row.id, null)]);
@@ -180,7 +172,7 @@ export class ConversationEngine {
     await this.#turn(row, key, endpoint, log);
   }
 
-  async #turn(row: InboxRow, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
     const { db } = this.deps.database;
     const clock = this.deps.clock;
     if (endpoint.messenger.mark_seen) {
@@ -192,8 +184,7 @@ export class ConversationEngine {
     const session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
-    const event = JSON.parse(row.event) as Record<string, unknown>;
-    const input = inputFromEvent(event, {
+    const input = inputFromEvent(row.item, {
       ...key,
       sessionId: session.id,
       contactId: null,
@@ -263,8 +254,11 @@ export class ConversationEngine {
     return { sql: "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?", args: [this.deps.clock.now(), error, id] };
   }
 
-  /** Our own failure (not the flow's): try the event again a few times, then set it aside. */
-  async #recordFailure(row: InboxRow, error: unknown, log: Logger): Promise<void> {
+  /**
+   * Our own failure (not the flow's): try the event again a few times, then set it aside.
+   * Returns true when the event was set aside.
+   */
+  async #recordFailure(row: PendingEvent, error: unknown, log: Logger): Promise<boolean> {
     const attempts = row.attempts + 1;
     const giveUp = attempts >= MAX_ATTEMPTS;
     log.error(giveUp ? `could not process an event after ${attempts} attempts; it is set aside as failed` : "could not process an event; retrying", {
@@ -282,8 +276,11 @@ export class ConversationEngine {
       ]);
     } catch {
       // the database itself is failing; the event stays pending
+      return false;
     }
+    row.attempts = attempts;
     if (!giveUp) await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempts));
+    return giveUp;
   }
 
   // --- state events ----------------------------------------------------------------------

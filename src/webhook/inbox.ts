@@ -8,14 +8,19 @@ import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import type { InboxEvent } from "./events.ts";
 
+/** An event as written to the inbox, with its row. */
+export interface StoredEvent extends InboxEvent {
+  inboxId: number;
+}
+
 export interface StoreResult {
   /** Events written now. */
-  stored: InboxEvent[];
+  stored: StoredEvent[];
   /** Events already in the inbox from an earlier delivery. */
   duplicates: number;
 }
 
-export type StoredListener = (endpointId: string, events: InboxEvent[]) => void;
+export type StoredListener = (endpointId: string, events: StoredEvent[]) => void;
 
 // SQLite allows 32766 bound parameters per statement; a row has 9.
 const ROWS_PER_STATEMENT = 2000;
@@ -48,18 +53,23 @@ export class Inbox {
         // dedup index skips redeliveries).
         sql:
           `INSERT INTO inbox (${COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ` +
-          "ON CONFLICT DO NOTHING RETURNING dedup_key",
+          "ON CONFLICT DO NOTHING RETURNING dedup_key, id",
         args: chunk.flatMap((e) => [endpointId, e.pageId, e.userId, e.kind, e.standby ? 1 : 0, e.dedupKey, e.timestamp, receivedAt, JSON.stringify(e.item)]),
       });
     }
     const results = await this.writes.run(statements);
-    const fresh = new Set(results.flatMap((r) => r.rows.map((row) => String(row[0]))));
-    const stored: InboxEvent[] = [];
+    const fresh = new Map(results.flatMap((r) => r.rows.map((row) => [String(row[0]), Number(row[1])] as const)));
+    const stored: StoredEvent[] = [];
     let duplicates = 0;
     for (const event of events) {
       // A second copy of one event in the same POST is a duplicate too.
-      if (fresh.delete(event.dedupKey)) stored.push(event);
-      else duplicates++;
+      const inboxId = fresh.get(event.dedupKey);
+      if (inboxId === undefined) {
+        duplicates++;
+        continue;
+      }
+      fresh.delete(event.dedupKey);
+      stored.push({ ...event, inboxId });
     }
     if (stored.length > 0) {
       for (const listener of this.#listeners) {

@@ -1,0 +1,69 @@
+/**
+ * The inbox's pending user events, per user, in memory: what the inbound lanes work through.
+ *
+ * The inbox table is the durable truth; this is its index for the lanes, so that a turn does not
+ * query the table for its next event. It is filled from the table at start (everything stored
+ * and not finished) and then by the inbox after each commit, and an event leaves it only once
+ * its "done" mark is committed. Within a user the order is Facebook's timestamp, then arrival:
+ * an event redelivered late with an older timestamp goes before the ones still waiting.
+ */
+import type { EventKind } from "../webhook/events.ts";
+import type { LaneKey } from "../lanes.ts";
+
+export interface PendingEvent {
+  /** The inbox row. */
+  id: number;
+  kind: EventKind;
+  standby: boolean;
+  timestamp: number;
+  /** The raw messaging item. */
+  item: Record<string, unknown>;
+  /** Earlier attempts that failed on our side (not the flow's failures). */
+  attempts: number;
+}
+
+export class PendingEvents {
+  readonly #lanes = new Map<string, PendingEvent[]>();
+
+  /** Adds an event in its place; an event already known (by inbox row) is ignored. */
+  add(key: LaneKey, event: PendingEvent): void {
+    const id = laneId(key);
+    let list = this.#lanes.get(id);
+    if (!list) this.#lanes.set(id, (list = []));
+    if (list.some((e) => e.id === event.id)) return;
+    let at = list.length;
+    while (at > 0 && before(event, list[at - 1]!)) at--;
+    list.splice(at, 0, event);
+  }
+
+  /** The user's next event, and whether another one waits behind it. */
+  next(key: LaneKey): { event: PendingEvent | undefined; more: boolean } {
+    const list = this.#lanes.get(laneId(key));
+    return { event: list?.[0], more: (list?.length ?? 0) > 1 };
+  }
+
+  /** The event is finished (its "done" mark is committed). */
+  remove(key: LaneKey, eventId: number): void {
+    const id = laneId(key);
+    const list = this.#lanes.get(id);
+    if (!list) return;
+    const at = list.findIndex((e) => e.id === eventId);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.#lanes.delete(id);
+  }
+
+  /** Events waiting, over all users. */
+  get size(): number {
+    let n = 0;
+    for (const list of this.#lanes.values()) n += list.length;
+    return n;
+  }
+}
+
+function before(a: PendingEvent, b: PendingEvent): boolean {
+  return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.id < b.id);
+}
+
+function laneId(key: LaneKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+}
