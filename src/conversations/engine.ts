@@ -176,9 +176,9 @@ export class ConversationEngine {
     const { db } = this.deps.database;
     const clock = this.deps.clock;
     if (endpoint.messenger.mark_seen) {
-      const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now());
-      await this.deps.writes.run([seen!]);
-      this.deps.lanes.notify(key);
+      const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
+      const [result] = await this.deps.writes.run([seen.statement]);
+      this.deps.lanes.accept(seen.items(result!));
     }
 
     const session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
@@ -209,11 +209,11 @@ export class ConversationEngine {
     const saved = this.deps.sessions.save(key, session, context, now);
     const statements: InStatement[] = [...saved.statements];
     const enqueue = enqueueReplies(replies, now);
-    if (enqueue) statements.push(enqueue);
+    if (enqueue) statements.push(enqueue.statement);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
-    await this.deps.writes.run(statements);
+    const results = await this.deps.writes.run(statements);
     saved.committed();
-    if (replies.length > 0) this.deps.lanes.notify(key);
+    if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
   }
 
   async #runFlow(

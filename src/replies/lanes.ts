@@ -14,18 +14,16 @@
  * carries `metadata` = "me:<id>") tells whether Facebook got it. The lane waits `echoGraceMs`
  * after start for that echo, and sends again only if none came.
  */
-import { and, eq, sql } from "drizzle-orm";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
-import { outbox } from "../db/schema.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
-import { stampFor } from "./outbox.ts";
+import { stampFor, type OutboxItem } from "./outbox.ts";
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError } from "./retry.ts";
 
@@ -50,29 +48,21 @@ export interface ReplyLanesDeps {
 
 type Settled = "settled" | "open";
 
-/** The columns a lane needs of its head item. */
-interface OutboxRow {
-  id: number;
-  kind: string;
-  body: string;
-  status: string;
-  attempts: number;
-  nextAttemptAt: number | null;
-  firstAttemptAt: number | null;
-}
-
 // Per-message statements are plain SQL (no query building on the hot path), with the status
 // values as literals so that SQLite uses the partial index over open items.
-const HEAD_SQL =
-  "SELECT id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
-  "WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 2";
+// An echo may have marked the item sent since the lane looked at it (a late answer, a send
+// interrupted by a crash): then nothing is to be sent, and the guard makes that visible.
 const MARK_SENDING_SQL =
-  "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ?";
+  "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
 // Both only touch an item that is still open: an echo that marked it sent wins over a late error.
 const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
 
+
+function laneId(key: LaneKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+}
 
 export class ReplyLanes {
   readonly #endpoints: Map<string, EndpointSettings>;
@@ -84,6 +74,13 @@ export class ReplyLanes {
   readonly #sendSeconds;
   #stopping = false;
   #startedAt = 0;
+  /**
+   * Each lane's open items in `id` order: the lanes' work list, so a send does not start with a
+   * query. The table stays the truth: filled from it at start, and by `accept` after each commit
+   * that adds items; an item leaves once its outcome is committed. If an echo marks an item sent
+   * behind the list's back, the guarded "sending" mark finds it closed and nothing is sent.
+   */
+  readonly #open = new Map<string, OutboxItem[]>();
 
   constructor(private readonly deps: ReplyLanesDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
@@ -96,23 +93,44 @@ export class ReplyLanes {
       const counts = await this.queueDepth();
       for (const endpoint of this.#endpoints.keys()) depth.set({ endpoint }, counts.get(endpoint) ?? 0);
     });
-    deps.pages.onResume((endpointId, pageId) => void this.#resumePage(endpointId, pageId));
+    deps.pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
   }
 
   /** Resumes every lane with open items (after a restart) and starts taking work. */
   async start(): Promise<void> {
     this.#startedAt = this.deps.clock.now();
     await this.deps.pages.load();
-    const lanes = await this.deps.database.db
-      .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
-      .from(outbox)
-      .where(sql`status IN ('pending', 'sending')`);
-    for (const lane of lanes) this.notify(lane);
+    const rows = await this.deps.database.client.execute(
+      "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
+        "WHERE status IN ('pending', 'sending') ORDER BY id",
+    );
+    const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    this.accept(
+      rows.rows.map((r) => ({
+        id: Number(r[0]),
+        endpointId: String(r[1]),
+        pageId: String(r[2]),
+        userId: String(r[3]),
+        kind: String(r[4]),
+        body: String(r[5]),
+        status: String(r[6]) as OutboxItem["status"],
+        attempts: Number(r[7]),
+        nextAttemptAt: orNull(r[8]),
+        firstAttemptAt: orNull(r[9]),
+      })),
+    );
   }
 
-  /** New items were committed for this user: make sure the lane runs. */
-  notify(key: LaneKey): void {
-    this.#lanes.notify(key);
+  /** New items were committed (replies/outbox.ts enqueueReplies): add them to their lanes, in order, and run the lanes. */
+  accept(items: OutboxItem[]): void {
+    for (const item of items) {
+      const key = { endpointId: item.endpointId, pageId: item.pageId, userId: item.userId };
+      const id = laneId(key);
+      let list = this.#open.get(id);
+      if (!list) this.#open.set(id, (list = []));
+      if (!list.some((i) => i.id === item.id)) list.push(item);
+      this.#lanes.notify(key);
+    }
   }
 
   /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
@@ -146,8 +164,10 @@ export class ReplyLanes {
   /** One step of a user's lane: wait for the head item's time, or send it. */
   async #step(key: LaneKey): Promise<StepResult> {
     if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
-    const { item, more } = await this.#head(key);
+    const list = this.#open.get(laneId(key));
+    const item = list?.[0];
     if (!item) return "idle";
+    const more = list!.length > 1;
     const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
     const now = this.deps.clock.now();
     if (item.status === "sending") {
@@ -166,7 +186,10 @@ export class ReplyLanes {
     try {
       // The head was the lane's only item and it is settled: no need to look again (a new item
       // notifies the lane, which then goes round once more).
-      if ((await this.#deliver(item, key, log)) === "settled" && !more) return "idle";
+      if ((await this.#deliver(item, key, log)) === "settled") {
+        this.#settled(key, item);
+        if (!more) return "idle";
+      }
     } catch (error) {
       // Our own failure (the database, say), not Graph's: wait a little and look again.
       log.error("reply lane failed; retrying", { error, outbox_id: item.id });
@@ -175,20 +198,8 @@ export class ReplyLanes {
     return "more";
   }
 
-  /** The lane's head item, and whether another one waits behind it. */
-  async #head(key: LaneKey): Promise<{ item: OutboxRow | undefined; more: boolean }> {
-    const result = await this.deps.database.client.execute({ sql: HEAD_SQL, args: [key.endpointId, key.pageId, key.userId] });
-    const r = result.rows[0];
-    if (!r) return { item: undefined, more: false };
-    const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-    return {
-      item: { id: Number(r[0]), kind: String(r[1]), body: String(r[2]), status: String(r[3]), attempts: Number(r[4]), nextAttemptAt: orNull(r[5]), firstAttemptAt: orNull(r[6]) },
-      more: result.rows.length > 1,
-    };
-  }
-
   /** Sends the item; "settled" when it has left the lane (sent, dropped, given up), "open" when it stays. */
-  async #deliver(item: OutboxRow, key: LaneKey, log: Logger): Promise<Settled> {
+  async #deliver(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled> {
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
@@ -220,6 +231,9 @@ export class ReplyLanes {
     const now = this.deps.clock.now();
     const [marked] = await this.deps.writes.run([{ sql: MARK_SENDING_SQL, args: [item.attempts + 1, item.firstAttemptAt ?? now, item.id] }]);
     if (marked!.rowsAffected === 0) return "settled"; // its echo arrived meanwhile: already sent
+    item.status = "sending";
+    item.attempts += 1;
+    item.firstAttemptAt ??= now;
 
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
@@ -236,11 +250,11 @@ export class ReplyLanes {
     }
   }
 
-  async #failed(item: OutboxRow, key: LaneKey, error: unknown, log: Logger): Promise<Settled> {
+  async #failed(item: OutboxItem, key: LaneKey, error: unknown, log: Logger): Promise<Settled> {
     const failure = classifySendError(error);
     const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
     const now = this.deps.clock.now();
-    const attempts = item.attempts + 1;
+    const attempts = item.attempts; // counted when the item was marked "sending"
     switch (failure.action) {
       case "retry": {
         const graph = this.deps.config.graph;
@@ -280,21 +294,32 @@ export class ReplyLanes {
    * Gives an item up. Only an item that is still open: its echo may have marked it sent while the
    * failed call was under way (the answer lost or late, the message delivered), and that stands.
    */
-  async #finish(item: OutboxRow, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
+  async #finish(item: OutboxItem, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
     await this.deps.writes.run([{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }]);
   }
 
   /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */
-  async #reopen(item: OutboxRow, nextAttemptAt: number | null, error: Record<string, unknown>): Promise<void> {
+  async #reopen(item: OutboxItem, nextAttemptAt: number | null, error: Record<string, unknown>): Promise<void> {
     await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, JSON.stringify(error), item.id] }]);
+    item.status = "pending";
+    item.nextAttemptAt = nextAttemptAt;
   }
 
-  async #resumePage(endpointId: string, pageId: string): Promise<void> {
-    const lanes = await this.deps.database.db
-      .selectDistinct({ endpointId: outbox.endpointId, pageId: outbox.pageId, userId: outbox.userId })
-      .from(outbox)
-      .where(and(eq(outbox.endpointId, endpointId), eq(outbox.pageId, pageId), sql`status IN ('pending', 'sending')`));
-    for (const lane of lanes) this.notify(lane);
+  /** The item's outcome is committed: it leaves the lane's list. */
+  #settled(key: LaneKey, item: OutboxItem): void {
+    const id = laneId(key);
+    const list = this.#open.get(id);
+    if (!list) return;
+    const at = list.indexOf(item);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.#open.delete(id);
+  }
+
+  #resumePage(endpointId: string, pageId: string): void {
+    for (const list of this.#open.values()) {
+      const head = list[0];
+      if (head && head.endpointId === endpointId && head.pageId === pageId) this.#lanes.notify(head);
+    }
   }
 
   /** Resolves true after `ms`, or false at once when the lanes stop. */

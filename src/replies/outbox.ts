@@ -1,6 +1,6 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
 import { randomBytes } from "node:crypto";
-import type { Client, InStatement } from "@libsql/client";
+import type { Client, InStatement, ResultSet } from "@libsql/client";
 
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
 
@@ -19,31 +19,68 @@ export interface NewReply {
   senderAction?: "mark_seen" | "typing_on" | "typing_off";
 }
 
+/** An item of a reply lane, as the lane works with it (a row of `outbox` that is still open). */
+export interface OutboxItem {
+  id: number;
+  endpointId: string;
+  pageId: string;
+  userId: string;
+  /** message (typing and delay apply) | action (a sender action) */
+  kind: string;
+  /** The Send API body without `recipient`, as JSON. */
+  body: string;
+  status: "pending" | "sending";
+  attempts: number;
+  nextAttemptAt: number | null;
+  firstAttemptAt: number | null;
+}
+
+export interface Enqueued {
+  /** Commit this together with whatever produced the replies. */
+  statement: InStatement;
+  /** After the commit: the new lane items, from the statement's result. */
+  items(result: ResultSet): OutboxItem[];
+}
+
 /**
- * One INSERT for the replies, in order; commit it together with whatever produced them.
- * (Plain SQL: it runs once per turn.)
+ * One INSERT for the replies, in order; commit it together with whatever produced them, then
+ * hand `items(result)` to the reply lanes. (Plain SQL: it runs once per turn.)
  */
-export function enqueueReplies(replies: NewReply[], now: number): InStatement | null {
+export function enqueueReplies(replies: NewReply[], now: number): Enqueued | null {
   if (replies.length === 0) return null;
+  const rows = replies.map((r) => ({
+    reply: r,
+    kind: r.senderAction ? "action" : "message",
+    body: JSON.stringify(
+      r.senderAction
+        ? { sender_action: r.senderAction }
+        : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
+    ),
+  }));
   return {
-    sql:
-      "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at) VALUES " +
-      replies.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
-    args: replies.flatMap((r) => [
-      r.endpointId,
-      r.pageId,
-      r.userId,
-      r.source,
-      r.inboxId ?? null,
-      r.sessionId ?? null,
-      r.senderAction ? "action" : "message",
-      JSON.stringify(
-        r.senderAction
-          ? { sender_action: r.senderAction }
-          : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
-      ),
-      now,
-    ]),
+    statement: {
+      sql:
+        "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at) VALUES " +
+        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
+        " RETURNING id",
+      args: rows.flatMap(({ reply: r, kind, body }) => [r.endpointId, r.pageId, r.userId, r.source, r.inboxId ?? null, r.sessionId ?? null, kind, body, now]),
+    },
+    items(result) {
+      // One statement assigns increasing ids in the order of its VALUES.
+      const ids = result.rows.map((row) => Number(row[0])).sort((a, b) => a - b);
+      return rows.map(({ reply: r, kind, body }, i) => ({
+        id: ids[i]!,
+        endpointId: r.endpointId,
+        pageId: r.pageId,
+        userId: r.userId,
+        kind,
+        body,
+        status: "pending",
+        attempts: 0,
+        nextAttemptAt: null,
+        firstAttemptAt: null,
+      }));
+    },
   };
 }
 
