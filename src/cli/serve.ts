@@ -98,12 +98,17 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   });
 }
 
+/** A libSQL URL may carry a token (`?authToken=…`) or a password: neither goes to the terminal. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//");
+}
+
 function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database): string {
   const lines = [
     "",
     `  messenger-endpoint ${VERSION}  listening on ${base}`,
     `  settings   ${config.file ?? "none: built-in demo"}`,
-    `  database   ${database.file ?? database.url}`,
+    `  database   ${database.file ?? withoutCredentials(database.url)}`,
     "",
     "  webhook URLs (Facebook App > Messenger > Webhooks > Callback URL):",
     ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),
