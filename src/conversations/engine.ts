@@ -62,8 +62,9 @@ export class ConversationEngine {
   readonly #turnControllers = new Set<AbortController>();
   readonly #turns;
   readonly #turnSeconds;
-  /** Until start() has scanned the inbox, new events only wait in it. */
+  /** Until start() has scanned the inbox, new events wait in `#early` (and in the inbox). */
   #started = false;
+  #early: { endpointId: string; events: StoredEvent[] }[] = [];
   #statePending: (StateEvent & { endpointId: string })[] = [];
   /** The users' pending events, in their order: the lanes' work list (pending.ts). */
   readonly #pending = new PendingEvents();
@@ -77,9 +78,8 @@ export class ConversationEngine {
 
   /** Picks up what was stored and not finished before this start. */
   async start(): Promise<void> {
-    // From now on new events are taken as they come; the scans below find the older ones. An
-    // event seen by both is harmless: lanes run once per user, and state updates are idempotent.
-    this.#started = true;
+    // Events the inbox commits while the scans below run wait in #early; no lane runs before
+    // both are merged, so an event seen by both is queued once (by its row) and run once.
     const { db } = this.deps.database;
     const pendingState = await db
       .select({ id: inbox.id, endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId, kind: inbox.kind, event: inbox.event })
@@ -92,22 +92,30 @@ export class ConversationEngine {
       list.push({ key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId }, kind: row.kind as EventKind, item: JSON.parse(row.event), inboxId: row.id });
       byEndpoint.set(row.endpointId, list);
     }
-    for (const [endpointId, events] of byEndpoint) this.#enqueueState(endpointId, events);
     // Everything else that was stored and not finished, into the users' work lists.
     const rows = await this.deps.database.client.execute(
       "SELECT id, endpoint_id, page_id, user_id, kind, standby, timestamp, event, attempts FROM inbox " +
         "WHERE status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') ORDER BY timestamp, id",
     );
+    const lanes: LaneKey[] = [];
     for (const r of rows.rows) {
       const key = { endpointId: String(r[1]), pageId: String(r[2]), userId: String(r[3]) };
       this.#pending.add(key, { id: Number(r[0]), kind: String(r[4]) as EventKind, standby: Number(r[5]) === 1, timestamp: Number(r[6]), item: JSON.parse(String(r[7])), attempts: Number(r[8]) });
-      this.notify(key);
+      lanes.push(key);
     }
+    // State updates are idempotent: an event in both the scan and #early may be applied twice.
+    this.#started = true;
+    for (const [endpointId, events] of byEndpoint) this.#enqueueState(endpointId, events);
+    for (const { endpointId, events } of this.#early.splice(0)) this.accept(endpointId, events);
+    for (const key of lanes) this.notify(key);
   }
 
   /** The inbox committed these events: apply state events, queue the others in their users' lanes. */
   accept(endpointId: string, events: StoredEvent[]): void {
-    if (!this.#started) return;
+    if (!this.#started) {
+      this.#early.push({ endpointId, events });
+      return;
+    }
     const state = events.filter((e) => STATE_KINDS.includes(e.kind));
     if (state.length > 0) {
       this.#enqueueState(
@@ -287,15 +295,21 @@ export class ConversationEngine {
 
   #enqueueState(endpointId: string, events: StateEvent[]): void {
     for (const e of events) this.#statePending.push({ ...e, endpointId });
-    this.#stateRunning ??= this.#drainState().finally(() => (this.#stateRunning = null));
+    if (this.#stateRunning === null) this.#stateRunning = this.#drainState();
   }
 
   /**
    * Applies everything that arrived meanwhile in one commit per round, in arrival order, so the
    * work keeps up with any webhook rate. Failures are logged; the events stay pending in the
    * inbox and are applied at the next start.
+   *
+   * The loop's last look at the list and the end of the round (`#stateRunning = null`) happen
+   * with no await in between, so an event queued at any moment is either seen by this loop or
+   * starts a new one. (Clearing it in a `.finally()` left a gap of a few microtasks in which
+   * events were queued for a loop that had already ended.)
    */
   async #drainState(): Promise<void> {
+    await Promise.resolve(); // let #enqueueState assign #stateRunning first
     while (this.#statePending.length > 0) {
       const batch = this.#statePending.splice(0);
       try {
@@ -304,6 +318,7 @@ export class ConversationEngine {
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
       }
     }
+    this.#stateRunning = null;
   }
 
   /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
