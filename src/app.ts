@@ -37,6 +37,8 @@ export interface AppDeps {
   lanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
   /** How long shutdown waits for turns in progress. */
   shutdownGraceMs?: number;
+  /** The disk refused an fsync (serve stops the process: the page cache can no longer be trusted). */
+  onDurabilityFailure?: (error: unknown) => void;
 }
 
 export interface App {
@@ -65,10 +67,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
   const readiness = new Readiness();
-  const writes = new WriteQueue(db.client);
+  const writes = new WriteQueue(db.client, {
+    durable: db.durable,
+    onDurabilityFailure: (error) => {
+      log.error("the disk failed to make a commit durable (fsync failed); nothing more is acknowledged: check the disk", { error });
+      deps.onDurabilityFailure?.(error);
+    },
+  });
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
-  const install = await installId(db.client);
+  const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
   const lanes = new ReplyLanes({
     config,

@@ -42,7 +42,14 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     throw error;
   }
 
-  const app = await createApp({ config, db: database, log });
+  const app = await createApp({
+    config,
+    db: database,
+    log,
+    // After a failed fsync the kernel may have dropped the unwritten pages: stop, and let the
+    // restart recover from what is really on disk (nothing unsynced was acknowledged).
+    onDurabilityFailure: () => process.exit(2),
+  });
   const host = overrides.host ?? config.server.host;
   const port = overrides.port ?? config.server.port;
   try {

@@ -3,10 +3,10 @@
  * the event loop, so more connections would not add parallelism, only the chance of two of our
  * own transactions waiting on each other.
  *
- * Durability: WAL with `synchronous = FULL`. A transaction that returned is on disk (fsynced)
- * before we acknowledge anything to Facebook or an API caller, so neither a process crash nor a
- * power cut loses a committed row. Writers batch (see webhook/inbox.ts) so that one fsync covers
- * many requests.
+ * Durability: WAL, and nothing is acknowledged to Facebook, an API caller or the Send API
+ * before the fsync of the WAL that covers it (`synchronous = NORMAL` plus our own fsync off the
+ * event loop, see wal-sync.ts and write-queue.ts), so neither a process crash nor a power cut
+ * loses an acknowledged row. Writers batch so that one fsync covers many requests.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -14,6 +14,7 @@ import { createClient, type Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
+import { WalSync } from "./wal-sync.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 
@@ -23,6 +24,12 @@ export interface Database {
   readonly url: string;
   /** Absolute path of the SQLite file, or null for a remote libSQL server / in-memory database. */
   readonly file: string | null;
+  /**
+   * For a local file: makes every commit so far durable (an fsync of the WAL off the event loop;
+   * commits themselves do not fsync). The write queue calls it before acknowledging anything.
+   * Absent for a remote libSQL server, whose commits are durable when they return.
+   */
+  readonly durable: (() => Promise<void>) | undefined;
   /** Folds the WAL back into the database file (at shutdown, so the file stands alone). */
   checkpoint(): Promise<void>;
   close(): void;
@@ -69,7 +76,9 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       if (String(mode.rows[0]?.[0]).toLowerCase() !== "wal") {
         throw new DatabaseError(`cannot switch ${file} to WAL mode (got ${String(mode.rows[0]?.[0])})`);
       }
-      await client.execute("PRAGMA synchronous = FULL");
+      // Durability comes from WalSync: the write queue fsyncs the WAL (off the event loop)
+      // before it acknowledges any commit. See db/wal-sync.ts.
+      await client.execute("PRAGMA synchronous = NORMAL");
       await client.execute("PRAGMA foreign_keys = ON");
     } else {
       await client.execute("SELECT 1");
@@ -79,14 +88,19 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     throw new DatabaseError(`cannot open the database ${file ?? url}: ${(error as Error).message}`, { cause: error });
   }
   const db = drizzle(client, { schema });
+  const wal = file ? new WalSync(`${file}-wal`, file) : null;
   return {
     db,
     client,
     url,
     file,
+    durable: wal ? () => wal.sync() : undefined,
     async checkpoint() {
       if (file) await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
     },
-    close: () => client.close(),
+    close() {
+      void wal?.close();
+      client.close();
+    },
   };
 }

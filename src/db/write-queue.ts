@@ -1,8 +1,9 @@
 /**
  * Group commit. Every write of the running server goes through here: callers hand in a group of
  * statements that must be atomic, and all groups queued while the previous commit ran share the
- * next transaction, so one fsync covers many webhooks, turns and sends. The local driver runs
- * synchronously, so while one commit writes, the next groups pile up on their own.
+ * next transaction. A group's promise resolves only when its commit is durable: for a local
+ * database, after the fsync of the WAL that covers it (db/wal-sync.ts), which runs off the event
+ * loop and overlaps with the next commit, so one fsync covers many webhooks, turns and sends.
  *
  * If a shared commit fails, each of its groups is retried in a transaction of its own, so one
  * bad group fails alone.
@@ -15,14 +16,32 @@ interface Pending {
   reject(error: unknown): void;
 }
 
+export interface WriteQueueOptions {
+  /**
+   * Makes what was committed so far durable (the WAL's fsync). Absent: commits are durable when
+   * they return (a remote libSQL server, or `synchronous = FULL`).
+   */
+  durable?: () => Promise<void>;
+  /**
+   * Called when `durable` fails: the disk refused an fsync, and what the page cache holds can no
+   * longer be trusted. The groups concerned are rejected; the server should stop (see serve.ts).
+   */
+  onDurabilityFailure?: (error: unknown) => void;
+}
+
 export class WriteQueue {
   #queue: Pending[] = [];
   #scheduled = false;
-  #flushing: Promise<void> | null = null;
+  #committing: Promise<void> | null = null;
+  /** Commits that are done but not yet durable. */
+  readonly #syncing = new Set<Promise<void>>();
 
-  constructor(private readonly client: Client) {}
+  constructor(
+    private readonly client: Client,
+    private readonly options: WriteQueueOptions = {},
+  ) {}
 
-  /** Commits the statements atomically; resolves with one result per statement. */
+  /** Commits the statements atomically; resolves with one result per statement once durable. */
   run(statements: InStatement[]): Promise<ResultSet[]> {
     if (statements.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
@@ -31,56 +50,80 @@ export class WriteQueue {
     });
   }
 
-  /** Resolves when everything queued so far is committed. */
+  /** Resolves when everything queued so far is committed and durable. */
   async drain(): Promise<void> {
-    while (this.#flushing || this.#queue.length > 0) {
-      if (this.#flushing) await this.#flushing;
-      else await this.#flush();
+    while (this.#committing || this.#queue.length > 0 || this.#syncing.size > 0) {
+      if (this.#committing) await this.#committing;
+      else if (this.#queue.length > 0) await this.#flush();
+      else await Promise.allSettled([...this.#syncing]);
     }
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#flushing) return;
+    if (this.#scheduled || this.#committing) return;
     this.#scheduled = true;
     setImmediate(() => void this.#flush());
   }
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
-    if (this.#flushing || this.#queue.length === 0) return;
+    if (this.#committing || this.#queue.length === 0) return;
     const batch = this.#queue;
     this.#queue = [];
-    this.#flushing = this.#commit(batch).finally(() => {
-      this.#flushing = null;
-      if (this.#queue.length > 0) this.#schedule();
-    });
-    await this.#flushing;
+    let outcomes: Outcome[] = [];
+    this.#committing = this.#commit(batch).then((o) => void (outcomes = o));
+    try {
+      await this.#committing;
+    } finally {
+      this.#committing = null;
+      if (this.#queue.length > 0) this.#schedule(); // the next commit overlaps with this one's fsync
+    }
+    const durable = this.options.durable;
+    if (!durable || outcomes.every((o) => !o.ok)) return settle(batch, outcomes);
+    const syncing = durable().then(
+      () => settle(batch, outcomes),
+      (error) => {
+        this.options.onDurabilityFailure?.(error);
+        for (const p of batch) p.reject(error);
+      },
+    );
+    this.#syncing.add(syncing);
+    void syncing.finally(() => this.#syncing.delete(syncing));
   }
 
-  async #commit(batch: Pending[]): Promise<void> {
+  async #commit(batch: Pending[]): Promise<Outcome[]> {
     const statements = batch.flatMap((p) => p.statements);
     let results: ResultSet[];
     try {
       results = statements.length === 1 ? [await this.client.execute(statements[0]!)] : await this.client.batch(statements, "write");
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
+      if (batch.length === 1) return [{ ok: false, error }];
       // Find the culprit: every group on its own.
+      const outcomes: Outcome[] = [];
       for (const p of batch) {
         try {
-          p.resolve(p.statements.length === 1 ? [await this.client.execute(p.statements[0]!)] : await this.client.batch(p.statements, "write"));
+          outcomes.push({ ok: true, results: p.statements.length === 1 ? [await this.client.execute(p.statements[0]!)] : await this.client.batch(p.statements, "write") });
         } catch (own) {
-          p.reject(own);
+          outcomes.push({ ok: false, error: own });
         }
       }
-      return;
+      return outcomes;
     }
     let offset = 0;
-    for (const p of batch) {
-      p.resolve(results.slice(offset, offset + p.statements.length));
+    return batch.map((p) => {
+      const own = results.slice(offset, offset + p.statements.length);
       offset += p.statements.length;
-    }
+      return { ok: true, results: own };
+    });
   }
+}
+
+type Outcome = { ok: true; results: ResultSet[] } | { ok: false; error: unknown };
+
+function settle(batch: Pending[], outcomes: Outcome[]): void {
+  batch.forEach((p, i) => {
+    const o = outcomes[i]!;
+    if (o.ok) p.resolve(o.results);
+    else p.reject(o.error);
+  });
 }

@@ -1,6 +1,7 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
 import { randomBytes } from "node:crypto";
 import type { Client, InStatement, ResultSet } from "@libsql/client";
+import type { WriteQueue } from "../db/write-queue.ts";
 
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
 
@@ -105,11 +106,13 @@ export function outboxIdFromStamp(installId: string, metadata: unknown): number 
  * This database's install id (created once, kept in `meta`): what tells our own echoes from
  * those of another deployment on the same Page.
  */
-export async function installId(client: Client): Promise<string> {
-  await client.execute({
-    sql: "INSERT INTO meta (key, value, updated_at) VALUES ('install_id', ?, ?) ON CONFLICT (key) DO NOTHING",
-    args: [randomBytes(6).toString("base64url"), Date.now()],
-  });
+export async function installId(writes: WriteQueue, client: Client): Promise<string> {
+  await writes.run([
+    {
+      sql: "INSERT INTO meta (key, value, updated_at) VALUES ('install_id', ?, ?) ON CONFLICT (key) DO NOTHING",
+      args: [randomBytes(6).toString("base64url"), Date.now()],
+    },
+  ]);
   const row = await client.execute("SELECT value FROM meta WHERE key = 'install_id'");
   return String(row.rows[0]![0]);
 }

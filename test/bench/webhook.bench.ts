@@ -11,6 +11,7 @@
  * Two event mixes for the binary: Facebook delivery reports (stored and applied; no flow, no send),
  * and user messages, each of which the binary also answers (builtin:echo, reply lanes, a fake
  * Graph API in this process), so the second mix measures acknowledging while doing all the work.
+ * Before each open-loop phase the binary first works off the backlog the closed loop left.
  * Afterwards the binary's database must hold exactly one inbox row per acknowledged event.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -188,6 +189,29 @@ async function startCeiling(): Promise<{ server: Running; url: string }> {
 }
 
 /** One second of traffic before measuring; returns how many events were acknowledged. */
+/**
+ * Waits until the binary has worked off what the previous phase left (every stored event
+ * processed, every reply sent), so that the open-loop phase measures acknowledging at that rate,
+ * not competing with a backlog. Reads the binary's database from here (WAL allows a reader).
+ */
+async function quiesce(dbFile: string, timeoutMs = 120_000): Promise<void> {
+  const client = createClient({ url: `file:${dbFile}` });
+  try {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const open = await client.execute(
+        "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending') + (SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending'))",
+      );
+      if (Number(open.rows[0]?.[0] ?? 0) === 0) return;
+      await Bun.sleep(100);
+    }
+    const left = await client.execute("SELECT kind, status, count(*) FROM inbox WHERE status = 'pending' GROUP BY 1, 2 UNION ALL SELECT kind, status, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY 1, 2");
+    throw new Error(`the binary did not work off its backlog within ${timeoutMs} ms: ${JSON.stringify(left.rows)}`);
+  } finally {
+    client.close();
+  }
+}
+
 async function warmUp(url: string): Promise<number> {
   const r = await closedLoop(url, 1, CONCURRENCY);
   return r.requests - r.errors;
@@ -213,6 +237,10 @@ try {
     mix = kind;
     acknowledged += await warmUp(app.url);
     const max = summary(await closedLoop(app.url, SECONDS, CONCURRENCY));
+    await quiesce(app.dbFile).catch((error) => {
+      const problems = app.server.lines.filter((l) => l.level === "error" || l.level === "warn").slice(-20);
+      throw new Error(`${(error as Error).message}\nserver warnings and errors:\n${problems.map((l) => JSON.stringify(l)).join("\n")}`);
+    });
     const rate = summary(await openLoop(app.url, SECONDS, RATE));
     acknowledged += max.requests - max.errors + (rate.requests - rate.errors);
     results[kind] = { max, rate };

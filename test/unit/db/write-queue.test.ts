@@ -55,4 +55,32 @@ describe("WriteQueue", () => {
     await writes.drain();
     expect(commits.flat()).toEqual(["A", "B"]);
   });
+
+  test("with a durability step, nothing resolves before it; the next commit does not wait for it", async () => {
+    const { client, commits } = slowClient();
+    const gates: (() => void)[] = [];
+    const writes = new WriteQueue(client, { durable: () => new Promise<void>((resolve) => gates.push(resolve)) });
+    let firstDone = false;
+    const first = writes.run(["A"]).then(() => (firstDone = true));
+    while (gates.length < 1) await new Promise((r) => setTimeout(r, 1)); // A committed, its fsync pending
+    const second = writes.run(["B"]);
+    while (gates.length < 2) await new Promise((r) => setTimeout(r, 1)); // B committed meanwhile
+    expect(commits).toEqual([["A"], ["B"]]);
+    expect(firstDone).toBe(false);
+    gates[0]!();
+    await first;
+    gates[1]!();
+    await second;
+    await writes.drain();
+  });
+
+  test("a failed durability step rejects the groups and is reported", async () => {
+    const { client } = slowClient();
+    const reported: unknown[] = [];
+    const writes = new WriteQueue(client, { durable: async () => Promise.reject(new Error("EIO")), onDurabilityFailure: (e) => reported.push(e) });
+    const settled = await Promise.allSettled([writes.run(["A"]), writes.run(["B"])]);
+    expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected"]);
+    expect(reported.length).toBeGreaterThan(0);
+    expect(String(reported[0])).toContain("EIO");
+  });
 });

@@ -1,0 +1,56 @@
+/**
+ * Durable before 200: the webhook is answered only after the fsync of the WAL that covers its
+ * events (db/wal-sync.ts). Here the fsync is held back by a gate, and the answer waits for it.
+ */
+import { expect, test } from "bun:test";
+import { createApp } from "../../src/app.ts";
+import { openDatabase } from "../../src/db/client.ts";
+import { applyMigrations } from "../../src/db/migrate.ts";
+import { configFromToml, settingsToml } from "../helpers/config.ts";
+import { collectingLogger } from "../helpers/log.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { envelope, textItem, webhookPost } from "../helpers/webhook.ts";
+
+test("a webhook is answered only after the WAL's fsync; the rows are in the table before that", async () => {
+  const dir = tempDir("durability");
+  const config = configFromToml(settingsToml({ storageUrl: "file:data/d.db" }), { dir: dir.path });
+  const database = await openDatabase(config.storage.url);
+  await applyMigrations(database);
+  expect(database.durable).toBeDefined(); // a local file: commits are made durable by our own fsync
+  let gateOn = false;
+  let open: () => void = () => {};
+  let waiting = false;
+  const gated = {
+    ...database,
+    durable: async () => {
+      if (gateOn) {
+        waiting = true;
+        await new Promise<void>((resolve) => (open = resolve));
+      }
+      await database.durable!();
+    },
+  };
+  const app = await createApp({ config, db: gated, log: collectingLogger().log });
+  try {
+    gateOn = true;
+    let answered = false;
+    const response = app.http.handle(webhookPost("support", JSON.stringify(envelope([{ messaging: [textItem("m_durable_1")] }])))).then((r) => {
+      answered = true;
+      return r;
+    });
+    while (!waiting) await Bun.sleep(1);
+    const rows = await database.client.execute("SELECT count(*) FROM inbox");
+    expect(Number(rows.rows[0]![0])).toBe(1); // committed…
+    await Bun.sleep(50);
+    expect(answered).toBe(false); // …but not acknowledged before the fsync
+    gateOn = false;
+    open();
+    expect((await response).status).toBe(200);
+  } finally {
+    gateOn = false;
+    open();
+    await app.shutdown();
+    database.close();
+    dir.remove();
+  }
+});
