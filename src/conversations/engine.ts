@@ -174,7 +174,7 @@ export class ConversationEngine {
     if (!endpoint || !USER_INPUT_KINDS.has(row.kind) || row.standby) {
       // Not for the flow: handover and standby events, reactions, edits ... (or an endpoint
       // removed from the settings). Recorded as done.
-      await this.deps.writes.run([this.#done(row.id, null)]);
+      await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
       return;
     }
     await this.#turn(row, key, endpoint, log);
@@ -185,7 +185,7 @@ export class ConversationEngine {
     const clock = this.deps.clock;
     if (endpoint.messenger.mark_seen) {
       const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
-      const [result] = await this.deps.writes.run([seen.statement]);
+      const [result] = await this.deps.writes.run([seen.statement], { durable: false });
       this.deps.lanes.accept(seen.items(result!));
     }
 
@@ -219,7 +219,8 @@ export class ConversationEngine {
     const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue.statement);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
-    const results = await this.deps.writes.run(statements);
+    // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
+    const results = await this.deps.writes.run(statements, { durable: false });
     saved.committed();
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
   }
@@ -313,7 +314,8 @@ export class ConversationEngine {
     while (this.#statePending.length > 0) {
       const batch = this.#statePending.splice(0);
       try {
-        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e)));
+        // Lost in a power cut, they are applied again from the inbox: no fsync of their own.
+        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e)), { durable: false });
       } catch (error) {
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
       }

@@ -1,9 +1,10 @@
 /**
  * Group commit. Every write of the running server goes through here: callers hand in a group of
  * statements that must be atomic, and all groups queued while the previous commit ran share the
- * next transaction. A group's promise resolves only when its commit is durable: for a local
- * database, after the fsync of the WAL that covers it (db/wal-sync.ts), which runs off the event
- * loop and overlaps with the next commit, so one fsync covers many webhooks, turns and sends.
+ * next transaction. A group's promise resolves when its commit is durable: for a local database,
+ * after the fsync of the WAL that covers it (db/wal-sync.ts), which runs off the event loop and
+ * overlaps with the next commit, so one fsync covers many webhooks and sends. Groups that need
+ * no fsync of their own (RunOptions) resolve at commit.
  *
  * If a shared commit fails, each of its groups is retried in a transaction of its own, so one
  * bad group fails alone.
@@ -12,8 +13,20 @@ import type { Client, InStatement, ResultSet } from "@libsql/client";
 
 interface Pending {
   statements: InStatement[];
+  durable: boolean;
   resolve(results: ResultSet[]): void;
   reject(error: unknown): void;
+}
+
+export interface RunOptions {
+  /**
+   * Wait for the fsync that makes the commit durable (the default). Only writes after which the
+   * world learns something need it: a 200 to Facebook, a 202 to an API caller, a Send API call.
+   * Other writes (a turn's outcome, a message marked sent, a delivery applied) may resolve at
+   * commit: the WAL is written in order, so the fsync before the next acknowledgement covers
+   * them too, and a power cut before it only loses work that is done again from the inbox.
+   */
+  durable?: boolean;
 }
 
 export interface WriteQueueOptions {
@@ -41,11 +54,11 @@ export class WriteQueue {
     private readonly options: WriteQueueOptions = {},
   ) {}
 
-  /** Commits the statements atomically; resolves with one result per statement once durable. */
-  run(statements: InStatement[]): Promise<ResultSet[]> {
+  /** Commits the statements atomically; resolves with one result per statement once durable (see RunOptions). */
+  run(statements: InStatement[], options: RunOptions = {}): Promise<ResultSet[]> {
     if (statements.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ statements, resolve, reject });
+      this.#queue.push({ statements, durable: options.durable ?? true, resolve, reject });
       this.#schedule();
     });
   }
@@ -79,12 +92,14 @@ export class WriteQueue {
       if (this.#queue.length > 0) this.#schedule(); // the next commit overlaps with this one's fsync
     }
     const durable = this.options.durable;
-    if (!durable || outcomes.every((o) => !o.ok)) return settle(batch, outcomes);
-    const syncing = durable().then(
-      () => settle(batch, outcomes),
+    const waiting = new Set(durable ? batch.filter((p, i) => p.durable && outcomes[i]!.ok) : []);
+    settle(batch, outcomes, (p) => !waiting.has(p));
+    if (waiting.size === 0) return;
+    const syncing = durable!().then(
+      () => settle(batch, outcomes, (p) => waiting.has(p)),
       (error) => {
         this.options.onDurabilityFailure?.(error);
-        for (const p of batch) p.reject(error);
+        for (const p of waiting) p.reject(error);
       },
     );
     this.#syncing.add(syncing);
@@ -120,8 +135,10 @@ export class WriteQueue {
 
 type Outcome = { ok: true; results: ResultSet[] } | { ok: false; error: unknown };
 
-function settle(batch: Pending[], outcomes: Outcome[]): void {
+/** Resolves or rejects the groups that `which` picks. */
+function settle(batch: Pending[], outcomes: Outcome[], which: (p: Pending, i: number) => boolean): void {
   batch.forEach((p, i) => {
+    if (!which(p, i)) return;
     const o = outcomes[i]!;
     if (o.ok) p.resolve(o.results);
     else p.reject(o.error);

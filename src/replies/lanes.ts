@@ -242,7 +242,8 @@ export class ReplyLanes {
       const result = await this.deps.graph.send(page, payload);
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       this.#sends.inc({ endpoint: key.endpointId, result: "sent" });
-      await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [result.message_id ?? null, this.deps.clock.now(), item.id] }]);
+      // No fsync of its own: the next "sending" mark's fsync covers it (RunOptions).
+      await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [result.message_id ?? null, this.deps.clock.now(), item.id] }], { durable: false });
       return "settled";
     } catch (error) {
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
@@ -295,12 +296,12 @@ export class ReplyLanes {
    * failed call was under way (the answer lost or late, the message delivered), and that stands.
    */
   async #finish(item: OutboxItem, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
-    await this.deps.writes.run([{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }]);
+    await this.deps.writes.run([{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }], { durable: false });
   }
 
   /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */
   async #reopen(item: OutboxItem, nextAttemptAt: number | null, error: Record<string, unknown>): Promise<void> {
-    await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, JSON.stringify(error), item.id] }]);
+    await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, JSON.stringify(error), item.id] }], { durable: false });
     item.status = "pending";
     item.nextAttemptAt = nextAttemptAt;
   }

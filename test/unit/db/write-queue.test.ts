@@ -83,4 +83,21 @@ describe("WriteQueue", () => {
     expect(reported.length).toBeGreaterThan(0);
     expect(String(reported[0])).toContain("EIO");
   });
+
+  test("a group that needs no fsync of its own resolves at commit; a commit of only such groups syncs nothing", async () => {
+    const { client } = slowClient();
+    let syncs = 0;
+    let open: () => void = () => {};
+    const writes = new WriteQueue(client, { durable: () => (syncs++, new Promise<void>((resolve) => (open = resolve))) });
+    await writes.run(["A"], { durable: false });
+    expect(syncs).toBe(0);
+    let acknowledged = false;
+    const both = [writes.run(["B"]).then(() => (acknowledged = true)), writes.run(["C"], { durable: false })];
+    await both[1]; // C resolved at its commit, while B waits for the fsync
+    expect(syncs).toBe(1);
+    expect(acknowledged).toBe(false);
+    open();
+    await both[0];
+    expect(acknowledged).toBe(true);
+  });
 });
