@@ -90,6 +90,13 @@ describe("conversations through the compiled binary", () => {
     return { server, base, port: Number(new URL(base).port) };
   }
 
+  /** Lets every echo reach the server, then stops it: SIGTERM must end it with exit code 0. */
+  async function stop(server: Running): Promise<void> {
+    await graph.flushWebhooks();
+    server.proc.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  }
+
   test("typing, delay, message — for each of the outputs, with the gaps", async () => {
     graph.reset();
     const { server, base } = await serve({ typing: true, delayMs: 300 });
@@ -97,9 +104,7 @@ describe("conversations through the compiled binary", () => {
     const sends = await graph.waitForSends(12, { recipientId: USER }, 15_000);
     expect(sends.map((s) => (s.type === "action" ? s.senderAction : s.message.text))).toEqual(OUTPUTS.flatMap((t) => ["typing_on", t]));
     for (let i = 0; i < 12; i += 2) expect(sends[i + 1]!.at - sends[i]!.at).toBeGreaterThanOrEqual(280);
-    await graph.flushWebhooks(); // every echo delivered before the stop
-    server.proc.kill("SIGTERM");
-    expect(await server.exited).toBe(0);
+    await stop(server);
   });
 
   test("kill -9 in the middle of a lane, restart on the same database: the rest arrives once, in order", async () => {
@@ -162,9 +167,7 @@ describe("conversations through the compiled binary", () => {
       expect(texts(graph)).toEqual(["a1:1", "a1:2", "a1:3", "a2:1", "a2:2", "a2:3"]);
       expect(texts(graph, USER_2)).toEqual(["b1:1", "b1:2", "b1:3"]);
     } finally {
-      await graph.flushWebhooks();
-      server.proc.kill("SIGTERM");
-      expect(await server.exited).toBe(0);
+      await stop(server);
     }
   });
 
@@ -179,9 +182,7 @@ describe("conversations through the compiled binary", () => {
       const attempts = graph.calls.filter((c) => (c.body as { message?: { text?: string } })?.message?.text === "two");
       expect(attempts.map((a) => a.status)).toEqual([400, 400, 200]);
     } finally {
-      await graph.flushWebhooks();
-      server.proc.kill("SIGTERM");
-      expect(await server.exited).toBe(0);
+      await stop(server);
     }
   });
 
