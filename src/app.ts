@@ -16,6 +16,7 @@ import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
 import { SessionStore } from "./conversations/sessions.ts";
+import { People } from "./people/people.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -47,6 +48,7 @@ export interface App {
   readonly inbox: Inbox;
   readonly engine: ConversationEngine;
   readonly sessions: SessionStore;
+  readonly people: People;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -92,7 +94,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     installId: install,
     ...deps.lanes,
   });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions });
+  const people = new People({ database: db, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
@@ -130,6 +133,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     inbox,
     engine,
     sessions,
+    people,
     lanes,
     pages,
     writes,

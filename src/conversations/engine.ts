@@ -32,7 +32,10 @@ import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
-import { inputFromEvent } from "./input.ts";
+import { inputFromEvent, injectedInput } from "./input.ts";
+import type { People } from "../people/people.ts";
+import { countStatement, dayOf } from "../people/analytics.ts";
+import { maskMessage, userFields } from "../log/mask.ts";
 import type { SessionStore } from "./sessions.ts";
 import { PendingEvents, type PendingEvent } from "./pending.ts";
 
@@ -52,6 +55,15 @@ export interface EngineDeps {
   /** This database's install id: echoes stamped with another one are not ours (replies/outbox.ts). */
   installId: string;
   sessions: SessionStore;
+  people: People;
+}
+
+/** What `POST /api/endpoints/{id}/inject` stored in the inbox (kind "inject"). */
+export interface InjectedInput {
+  text?: string;
+  data?: Record<string, unknown>;
+  /** The session id the caller was told. */
+  session_id?: string;
 }
 
 class ShutdownAbort extends Error {}
@@ -69,11 +81,20 @@ export class ConversationEngine {
   /** The users' pending events, in their order: the lanes' work list (pending.ts). */
   readonly #pending = new PendingEvents();
   #stateRunning: Promise<void> | null = null;
+  /** Users erased recently (their lanes' ids), and a count of erasures, for turns in progress. */
+  readonly #erased = new Set<string>();
+  #erasures = 0;
+  readonly #inputs;
+  readonly #outputs;
+  readonly #sessionsStarted;
 
   constructor(private readonly deps: EngineDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
     this.#turns = deps.metrics.counter("messenger_turns_total", "Flow turns by endpoint and result (ok, flow_error, invalid_result, timeout).");
     this.#turnSeconds = deps.metrics.histogram("messenger_turn_seconds", "Time a flow took to answer one input.");
+    this.#inputs = deps.metrics.counter("messenger_inputs_total", "Inputs given to the flow, by endpoint and source (user, inject).");
+    this.#outputs = deps.metrics.counter("messenger_outputs_total", "Messages the flow queued for users, by endpoint.");
+    this.#sessionsStarted = deps.metrics.counter("messenger_sessions_started_total", "Sessions started, by endpoint.");
   }
 
   /** Picks up what was stored and not finished before this start. */
@@ -157,7 +178,7 @@ export class ConversationEngine {
   async #step(key: LaneKey): Promise<StepResult> {
     const { event, more } = this.#pending.next(key);
     if (!event) return "idle";
-    const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
+    const log = this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
     try {
       await this.#process(event, key, log);
     } catch (error) {
@@ -171,7 +192,8 @@ export class ConversationEngine {
 
   async #process(row: PendingEvent, key: LaneKey, log: Logger): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
-    if (!endpoint || !USER_INPUT_KINDS.has(row.kind) || row.standby) {
+    const forFlow = row.kind === "inject" || (USER_INPUT_KINDS.has(row.kind) && !row.standby);
+    if (!endpoint || !forFlow) {
       // Not for the flow: handover and standby events, reactions, edits ... (or an endpoint
       // removed from the settings). Recorded as done.
       await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
@@ -181,54 +203,96 @@ export class ConversationEngine {
   }
 
   async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
-    const { db } = this.deps.database;
     const clock = this.deps.clock;
-    if (endpoint.messenger.mark_seen) {
+    const erasures = this.#erasures;
+    const protection = endpoint.data_protection;
+    const injected = row.kind === "inject" ? (row.item as InjectedInput) : null;
+    if (endpoint.messenger.mark_seen && !injected) {
       const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
       const [result] = await this.deps.writes.run([seen.statement], { durable: false });
       this.deps.lanes.accept(seen.items(result!));
     }
 
-    const session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
+    let session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
+    // An inject told its caller the session it would run in: keep that id if a new one starts.
+    if (injected?.session_id && session.isNew) session = { ...session, id: injected.session_id };
+    const person = await this.deps.people.forTurn(key, endpoint, log);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
-    const input = inputFromEvent(row.item, {
+    const inputContext = {
       ...key,
       sessionId: session.id,
-      contactId: null,
+      contactId: person.contactId,
       context: session.context,
-      contact: {},
+      contact: person.contact,
       locale: endpoint.locale,
-      source: "user",
-    });
+      source: injected ? ("inject" as const) : ("user" as const),
+    };
+    const input = injected ? injectedInput(injected, inputContext) : inputFromEvent(row.item, inputContext);
+    if (person.profile) input.data.profile = person.profile;
 
-    const outcome = await this.#runFlow(flow, input, turnLog);
+    const outcome = await this.#runFlow(flow, input, turnLog, protection.mask_logging);
     const now = clock.now();
     const replies: NewReply[] = [];
     let context = session.context;
+    const source = injected ? "inject" : "flow";
     if (outcome.ok) {
       if (outcome.result.context) context = outcome.result.context;
       for (const output of outcome.result.outputs ?? []) {
         const converted = convertOutput(output, { preferParagraphs: flow.kind === "llm" });
-        for (const warning of converted.warnings) turnLog.warn(`output adjusted to Messenger's limits: ${warning}`);
-        for (const message of converted.messages) replies.push({ ...key, source: "flow", inboxId: row.id, sessionId: session.id, message });
+        for (const warning of converted.warnings) turnLog.warn(`output adjusted to Messenger's limits: ${maskMessage(warning, protection.mask_logging)}`);
+        for (const message of converted.messages) replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message });
       }
     }
+    if (this.#erasures !== erasures && this.#erased.has(laneId(key))) {
+      // The person was erased while the flow ran: nothing of this turn is kept or sent.
+      await this.deps.writes.run([this.#done(row.id, outcome.ok ? null : outcome.error)], { durable: false });
+      return;
+    }
     const saved = this.deps.sessions.save(key, session, context, now);
-    const statements: InStatement[] = [...saved.statements];
+    const statements: InStatement[] = [...saved.statements, ...person.statements];
+    if (protection.collect_conversations) {
+      const record = (direction: "in" | "out", source: string, text: string | null, data: unknown): InStatement => ({
+        sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        args: [key.endpointId, key.pageId, key.userId, person.contactId, session.id, direction, source, text, data === undefined ? null : JSON.stringify(data), now],
+      });
+      const { request: _raw, ...data } = input.data;
+      statements.push(record("in", input.source, input.text, data));
+      for (const reply of replies) statements.push(record("out", reply.source, typeof reply.message?.text === "string" ? reply.message.text : null, reply.message));
+    }
+    if (protection.collect_analytics) {
+      const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);
+      statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: replies.length, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
+    }
     const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue.statement);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
     // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
     const results = await this.deps.writes.run(statements, { durable: false });
     saved.committed();
+    person.committed();
+    this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
+    if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
+    if (replies.length > 0) this.#outputs.inc({ endpoint: key.endpointId }, replies.length);
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
+  }
+
+  /**
+   * The person's pending events are gone (erased): forget them, and keep a turn in progress from
+   * writing anything of theirs when it ends.
+   */
+  forgetUser(key: LaneKey): void {
+    this.#pending.drop(key);
+    this.#erasures++;
+    this.#erased.add(laneId(key));
+    if (this.#erased.size > 10_000) this.#erased.delete(this.#erased.values().next().value!);
   }
 
   async #runFlow(
     flow: Flow,
     input: Parameters<Flow["run"]>[0],
     log: Logger,
+    mask: boolean,
   ): Promise<{ ok: true; result: FlowResult } | { ok: false; error: string }> {
     const controller = new AbortController();
     this.#turnControllers.add(controller);
@@ -241,7 +305,7 @@ export class ConversationEngine {
       const checked = validateFlowResult(raw);
       if (!checked.ok) {
         result = "invalid_result";
-        log.error(`flow ${flow.name} returned an invalid result; nothing was sent for this input: ${checked.problem}`);
+        log.error(`flow ${flow.name} returned an invalid result; nothing was sent for this input: ${maskMessage(checked.problem, mask)}`);
         return { ok: false, error: checked.problem };
       }
       return { ok: true, result: checked.result };
@@ -249,7 +313,7 @@ export class ConversationEngine {
       if (error instanceof ShutdownAbort) throw error;
       result = controller.signal.aborted ? "timeout" : "flow_error";
       const message = error instanceof Error ? error.message : String(error);
-      log.error(`flow ${flow.name} failed; nothing was sent for this input: ${message}`);
+      log.error(`flow ${flow.name} failed; nothing was sent for this input: ${maskMessage(message, mask)}`);
       return { ok: false, error: message };
     } finally {
       clearTimeout(timer);
@@ -374,4 +438,8 @@ interface StateEvent {
   item: unknown;
   inboxId?: number;
   dedupKey?: string;
+}
+
+function laneId(key: LaneKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }

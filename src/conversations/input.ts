@@ -18,6 +18,14 @@ export interface InputContext {
   source: InputSource;
 }
 
+/** An injected input (admin API): the caller's text and data; `data.request` is absent. */
+export function injectedInput(injected: { text?: string; data?: Record<string, unknown> }, ctx: InputContext): FlowInput {
+  const input = inputFromEvent({}, ctx);
+  input.text = injected.text ?? "";
+  input.data = { ...(injected.data ?? {}) };
+  return input;
+}
+
 export function inputFromEvent(event: Record<string, any>, ctx: InputContext): FlowInput {
   const data: FlowInput["data"] = { request: event };
   let text = "";

@@ -52,6 +52,11 @@ export class PendingEvents {
     if (list.length === 0) this.#lanes.delete(id);
   }
 
+  /** Forgets every event of this user (their inbox rows are gone: an erasure). */
+  drop(key: LaneKey): void {
+    this.#lanes.delete(laneId(key));
+  }
+
   /** Events waiting, over all users. */
   get size(): number {
     let n = 0;

@@ -28,6 +28,8 @@ export interface SessionState {
   isNew: boolean;
   /** The expired session this one replaces. */
   endsId: string | null;
+  /** The user's last input before this one (in any session), or null for a new user. */
+  lastActiveAt: number | null;
 }
 
 interface Cached {
@@ -62,13 +64,13 @@ export class SessionStore {
     } else {
       const result = await this.database.client.execute({ sql: CURRENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
       const r = result.rows[0];
-      if (!r) return { id: newSessionId(), context: {}, isNew: true, endsId: null };
+      if (!r) return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: null };
       row = { id: String(r[0]), contextJson: String(r[1]), lastActiveAt: Number(r[2]) };
       this.#remember(id, row);
     }
     const expired = expirationMinutes > 0 && now - row.lastActiveAt > expirationMinutes * 60_000;
-    if (expired) return { id: newSessionId(), context: {}, isNew: true, endsId: row.id };
-    return { id: row.id, context: parseContext(row.contextJson), isNew: false, endsId: null };
+    if (expired) return { id: newSessionId(), context: {}, isNew: true, endsId: row.id, lastActiveAt: row.lastActiveAt };
+    return { id: row.id, context: parseContext(row.contextJson), isNew: false, endsId: null, lastActiveAt: row.lastActiveAt };
   }
 
   /**

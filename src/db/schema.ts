@@ -125,3 +125,94 @@ export const pageState = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.pageId] })],
 );
+
+/**
+ * Contact profiles (SPEC §7): one per person and endpoint. A person has a different PSID on each
+ * Page; with `merge_contact_profiles` the PSIDs Meta links (`ids_for_pages`) share one contact.
+ * Nothing is written here when the endpoint's `data_protection.contact_profiles` is off.
+ */
+export const contacts = sqliteTable(
+  "contacts",
+  {
+    id: text("id").primaryKey(),
+    endpointId: text("endpoint_id").notNull(),
+    /** The Facebook fields copied in by `update_contact_profiles` (JSON object). */
+    profile: text("profile").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    /** The last input of any of its PSIDs: `retention_days` purges contacts idle for longer. */
+    lastActiveAt: integer("last_active_at").notNull(),
+  },
+  (t) => [index("contacts_idle").on(t.endpointId, t.lastActiveAt)],
+);
+
+/**
+ * The PSIDs of a contact, one row per (endpoint, Page, PSID), with the Facebook profile cached
+ * for that PSID (positive and negative answers, until `profile_expires_at`).
+ */
+export const contactUsers = sqliteTable(
+  "contact_users",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    contactId: text("contact_id").notNull(),
+    /** The last profile Facebook gave for this PSID (JSON object), or null. */
+    profile: text("profile"),
+    /** ok | unavailable (no profile: 2018218) | denied (no permission) | error (try again soon) | null (never asked) */
+    profileStatus: text("profile_status"),
+    /** When to ask Facebook again (the `ext=` expiry of `profile_pic`, or a fixed time). */
+    profileExpiresAt: integer("profile_expires_at"),
+    /** When `ids_for_pages` was last asked for this PSID (merge_contact_profiles). */
+    linkedAt: integer("linked_at"),
+    firstSeenAt: integer("first_seen_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("contact_users_contact").on(t.contactId)],
+);
+
+/**
+ * Transcripts (SPEC §8, `collect_conversations`): each turn's input and the messages it queued,
+ * readable per contact, per session and per user.
+ */
+export const transcripts = sqliteTable(
+  "transcripts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    contactId: text("contact_id"),
+    sessionId: text("session_id"),
+    /** in (from the user) | out (to the user) */
+    direction: text("direction").notNull(),
+    /** in: user | inject | standby | echo (a person in the Page Inbox) ...; out: flow | inject | notify */
+    source: text("source").notNull(),
+    text: text("text"),
+    /** in: the input's data; out: the Messenger message (JSON). */
+    data: text("data"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    index("transcripts_user").on(t.endpointId, t.userId, t.id),
+    index("transcripts_session").on(t.sessionId, t.id),
+    index("transcripts_contact").on(t.contactId, t.id),
+    index("transcripts_age").on(t.createdAt),
+  ],
+);
+
+/** Analytics (SPEC §8): counts per endpoint and UTC day. No user text, data or ids. */
+export const analyticsDaily = sqliteTable(
+  "analytics_daily",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    /** YYYY-MM-DD, UTC */
+    day: text("day").notNull(),
+    inputs: integer("inputs").notNull().default(0),
+    outputs: integer("outputs").notNull().default(0),
+    sessions: integer("sessions").notNull().default(0),
+    users: integer("users").notNull().default(0),
+    failedSends: integer("failed_sends").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.day] })],
+);

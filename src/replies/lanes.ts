@@ -14,7 +14,10 @@
  * carries `metadata` = "me:<id>") tells whether Facebook got it. The lane waits `echoGraceMs`
  * after start for that echo, and sends again only if none came.
  */
+import type { InStatement } from "@libsql/client";
 import type { Config } from "../config/load.ts";
+import { countStatement } from "../people/analytics.ts";
+import { userFields } from "../log/mask.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
@@ -133,6 +136,11 @@ export class ReplyLanes {
     }
   }
 
+  /** The user's items are gone (an erasure): nothing more is sent (a send in flight ends). */
+  forgetUser(key: LaneKey): void {
+    this.#open.delete(laneId(key));
+  }
+
   /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
   async queueDepth(): Promise<Map<string, number>> {
     const rows = await this.deps.database.client.execute(
@@ -168,7 +176,7 @@ export class ReplyLanes {
     const item = list?.[0];
     if (!item) return "idle";
     const more = list!.length > 1;
-    const log = this.deps.log.child({ endpoint: key.endpointId, page: key.pageId, user: key.userId });
+    const log = this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
     const now = this.deps.clock.now();
     if (item.status === "sending") {
       // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
@@ -296,7 +304,11 @@ export class ReplyLanes {
    * failed call was under way (the answer lost or late, the message delivered), and that stands.
    */
   async #finish(item: OutboxItem, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
-    await this.deps.writes.run([{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }], { durable: false });
+    const statements: InStatement[] = [{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }];
+    if (this.#endpoints.get(item.endpointId)?.data_protection.collect_analytics && item.kind === "message") {
+      statements.push(countStatement(item.endpointId, this.deps.clock.now(), { failedSends: 1 }));
+    }
+    await this.deps.writes.run(statements, { durable: false });
   }
 
   /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */

@@ -56,7 +56,8 @@ export const EVENT_KINDS = [
   "policy_enforcement",
   "game_play",
 ] as const;
-export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed";
+/** `inject`: not from Facebook, an input given through the admin API (stored in the inbox like the rest). */
+export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject";
 
 /** Kinds that are a person talking to the Page: these run the flow. */
 export const USER_INPUT_KINDS: ReadonlySet<EventKind> = new Set(["message", "postback", "referral", "optin"]);

@@ -54,7 +54,7 @@ describe("SessionStore", () => {
     const first = await commit(store, key, T0, { step: 1 });
     expect(first.isNew).toBe(true);
     const second = await store.current(key, T0 + MINUTE, 30);
-    expect(second).toEqual({ id: first.id, context: { step: 1 }, isNew: false, endsId: null });
+    expect(second).toEqual({ id: first.id, context: { step: 1 }, isNew: false, endsId: null, lastActiveAt: expect.any(Number) });
     // A fresh store (a restart) reads the same from the database.
     expect(await new SessionStore(database).current(key, T0 + MINUTE, 30)).toEqual(second);
   });

@@ -1,0 +1,336 @@
+/**
+ * People (SPEC §7): the Facebook profile of each PSID, and the contact profile the PSID belongs to.
+ *
+ * Before each turn the engine asks `forTurn` for the user's person:
+ * - `request_profile_data`: the profile (`first_name,last_name,profile_pic`, plus
+ *   `locale,timezone,gender` unless the Page's app lacks the permission) goes into
+ *   `input.data.profile`. Answers are cached per PSID, negative ones too: a profile until the
+ *   `ext=` expiry of its picture URL (at most a week), "no profile" (2018218) for a week, "no
+ *   permission" for a day, any other failure for ten minutes. A failed fetch never fails the turn.
+ * - `update_contact_profiles`: those fields are copied into the contact profile (`input.contact`).
+ * - `merge_contact_profiles`: `ids_for_pages` (with `appsecret_proof`) finds the person's PSIDs on
+ *   the endpoint's other Pages; they are linked to one contact, and two contacts that turn out to
+ *   be one person are merged (the older survives; no profile field is lost). Asked once a week per
+ *   PSID. Sessions stay per Page.
+ * - `data_protection.contact_profiles = false`: nothing of this is written to the database; the
+ *   profile cache is then kept in memory only.
+ *
+ * The statements a turn needs are returned, to be committed with the turn; the memory follows
+ * the database after the commit (`committed`). Recently seen users are kept in memory (LRU), so a
+ * turn of a known user reads nothing.
+ */
+import { randomBytes } from "node:crypto";
+import type { InStatement } from "@libsql/client";
+import type { EndpointSettings } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
+import type { LaneKey } from "../lanes.ts";
+
+export const BASE_FIELDS = ["first_name", "last_name", "profile_pic"] as const;
+export const EXTRA_FIELDS = ["locale", "timezone", "gender"] as const;
+const PROFILE_KEYS = ["id", ...BASE_FIELDS, ...EXTRA_FIELDS];
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+export const PROFILE_TTL = { ok: DAY, okMax: 7 * DAY, unavailable: 7 * DAY, denied: DAY, error: 10 * MINUTE } as const;
+export const LINK_TTL = 7 * DAY;
+const LINK_RETRY = 10 * MINUTE;
+const MAX_ID_PAGES = 10;
+
+export type ProfileStatus = "ok" | "unavailable" | "denied" | "error";
+
+export interface Person {
+  contactId: string | null;
+  /** The contact profile's fields (`input.contact`). */
+  contact: Record<string, unknown>;
+  /** `input.data.profile` (request_profile_data), or undefined. */
+  profile: Record<string, unknown> | undefined;
+  /** To commit with the turn. */
+  statements: InStatement[];
+  /** Call after they are committed. */
+  committed(): void;
+}
+
+interface UserRecord {
+  contactId: string | null;
+  contactProfile: Record<string, unknown>;
+  profile: Record<string, unknown> | null;
+  profileStatus: ProfileStatus | null;
+  profileExpiresAt: number;
+  linkedAt: number | null;
+}
+
+export interface PeopleDeps {
+  database: Database;
+  graph: GraphClient;
+  /** The Page's credentials, or undefined when it is unknown or paused. */
+  credentials(endpointId: string, pageId: string): PageCredentials | undefined;
+  clock: Clock;
+  log: Logger;
+  capacity?: number;
+}
+
+export function newContactId(): string {
+  return `c_${randomBytes(12).toString("base64url")}`;
+}
+
+const LOAD_SQL =
+  "SELECT u.contact_id, c.profile, u.profile, u.profile_status, u.profile_expires_at, u.linked_at " +
+  "FROM contact_users u LEFT JOIN contacts c ON c.id = u.contact_id WHERE u.endpoint_id = ? AND u.page_id = ? AND u.user_id = ?";
+
+const UPSERT_USER_SQL =
+  "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, profile, profile_status, profile_expires_at, linked_at, first_seen_at, last_seen_at) " +
+  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET " +
+  "profile = excluded.profile, profile_status = excluded.profile_status, profile_expires_at = excluded.profile_expires_at, " +
+  "linked_at = coalesce(excluded.linked_at, contact_users.linked_at), last_seen_at = excluded.last_seen_at";
+
+export class People {
+  /** Least recently used first. */
+  readonly #cache = new Map<string, UserRecord>();
+  /** Pages whose app may not read locale/timezone/gender, until when. */
+  readonly #noExtras = new Map<string, number>();
+  readonly #warnedNoSecret = new Set<string>();
+  readonly #capacity: number;
+
+  constructor(private readonly deps: PeopleDeps) {
+    this.#capacity = deps.capacity ?? 10_000;
+  }
+
+  async forTurn(key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<Person> {
+    const now = this.deps.clock.now();
+    const keep = endpoint.data_protection.contact_profiles;
+    const settings = endpoint.profiles;
+    const id = cacheKey(key);
+    const cached = this.#cache.get(id);
+    const rec: UserRecord = cached
+      ? { ...cached }
+      : ((keep ? await this.#load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null });
+
+    const wantProfile = settings.request_profile_data || (keep && settings.update_contact_profiles);
+    if (wantProfile && rec.profileExpiresAt <= now) {
+      const creds = this.deps.credentials(key.endpointId, key.pageId);
+      if (creds) await this.#refreshProfile(rec, key, creds, now, log);
+    }
+
+    const statements: InStatement[] = [];
+    if (keep) {
+      let contactProfile = rec.contactProfile;
+      if (settings.update_contact_profiles && rec.profileStatus === "ok" && rec.profile) {
+        contactProfile = { ...contactProfile, ...withoutId(rec.profile) };
+      }
+      if (!rec.contactId) {
+        rec.contactId = newContactId();
+        statements.push({
+          sql: "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?)",
+          args: [rec.contactId, key.endpointId, JSON.stringify(contactProfile), now, now, now],
+        });
+      } else if (contactProfile !== rec.contactProfile && JSON.stringify(contactProfile) !== JSON.stringify(rec.contactProfile)) {
+        statements.push({ sql: "UPDATE contacts SET profile = ?, updated_at = ?, last_active_at = ? WHERE id = ?", args: [JSON.stringify(contactProfile), now, now, rec.contactId] });
+      } else {
+        statements.push({ sql: "UPDATE contacts SET last_active_at = ? WHERE id = ?", args: [now, rec.contactId] });
+      }
+      rec.contactProfile = contactProfile;
+      if (settings.merge_contact_profiles && (rec.linkedAt ?? -Infinity) <= now - LINK_TTL) {
+        statements.push(...(await this.#link(rec, key, endpoint, now, log)));
+      }
+      statements.push({
+        sql: UPSERT_USER_SQL,
+        args: [key.endpointId, key.pageId, key.userId, rec.contactId, rec.profile ? JSON.stringify(rec.profile) : null, rec.profileStatus, rec.profileExpiresAt, rec.linkedAt, now, now],
+      });
+    }
+
+    return {
+      contactId: rec.contactId,
+      contact: { ...rec.contactProfile },
+      profile: settings.request_profile_data ? profileForInput(key.userId, rec) : undefined,
+      statements,
+      committed: () => this.#remember(id, rec),
+    };
+  }
+
+  /** Call after this user's contact data changed other than through a turn (erasure, purge). */
+  forget(key: LaneKey): void {
+    this.#cache.delete(cacheKey(key));
+  }
+
+  forgetAll(): void {
+    this.#cache.clear();
+  }
+
+  async #load(key: LaneKey): Promise<UserRecord | null> {
+    const result = await this.deps.database.client.execute({ sql: LOAD_SQL, args: [key.endpointId, key.pageId, key.userId] });
+    const r = result.rows[0];
+    if (!r) return null;
+    return {
+      contactId: String(r[0]),
+      contactProfile: parseObject(r[1]) ?? {},
+      profile: parseObject(r[2]),
+      profileStatus: (r[3] as ProfileStatus | null) ?? null,
+      profileExpiresAt: Number(r[4] ?? 0),
+      linkedAt: r[5] === null || r[5] === undefined ? null : Number(r[5]),
+    };
+  }
+
+  async #refreshProfile(rec: UserRecord, key: LaneKey, creds: PageCredentials, now: number, log: Logger): Promise<void> {
+    const pageKey = `${key.endpointId}\u0000${key.pageId}`;
+    let extras = (this.#noExtras.get(pageKey) ?? 0) <= now;
+    for (;;) {
+      const fields = extras ? [...BASE_FIELDS, ...EXTRA_FIELDS] : [...BASE_FIELDS];
+      try {
+        const answer = await this.deps.graph.profile(creds, key.userId, fields);
+        const profile: Record<string, unknown> = {};
+        for (const k of PROFILE_KEYS) if (answer[k] !== undefined && answer[k] !== null) profile[k] = answer[k];
+        rec.profile = profile;
+        rec.profileStatus = "ok";
+        rec.profileExpiresAt = profileExpiry(profile, now);
+        return;
+      } catch (error) {
+        const status = classifyProfileError(error);
+        if (status === "denied" && extras) {
+          // The app lacks pages_user_locale / _timezone / _gender: ask for the base fields only.
+          this.#noExtras.set(pageKey, now + PROFILE_TTL.denied);
+          log.info("the Page's app may not read locale, timezone or gender (App Review permissions); profiles are fetched without them");
+          extras = false;
+          continue;
+        }
+        if (status === "error") log.warn("could not fetch the user's Facebook profile; the turn goes on without it", { error });
+        else if (status === "denied") log.warn("the Page's app may not read user profiles: it needs Advanced Access to Business Asset User Profile Access, or turn request_profile_data off");
+        // A failure keeps what we had (a profile fetched before stays usable until it can be renewed).
+        if (status !== "error" || rec.profileStatus !== "ok") rec.profileStatus = status;
+        if (status !== "error") rec.profile = null;
+        rec.profileExpiresAt = now + PROFILE_TTL[status];
+        return;
+      }
+    }
+  }
+
+  /**
+   * Links the person's PSIDs on the endpoint's other Pages to this contact, merging contacts that
+   * turn out to be the same person. Returns the statements; updates `rec`.
+   */
+  async #link(rec: UserRecord, key: LaneKey, endpoint: EndpointSettings, now: number, log: Logger): Promise<InStatement[]> {
+    const creds = this.deps.credentials(key.endpointId, key.pageId);
+    if (!creds) return [];
+    if (!creds.appSecret) {
+      if (!this.#warnedNoSecret.has(key.endpointId)) {
+        this.#warnedNoSecret.add(key.endpointId);
+        log.warn("merge_contact_profiles needs the endpoint's app_secret (ids_for_pages requires appsecret_proof): set app_secret");
+      }
+      return [];
+    }
+    const otherPages = new Set(endpoint.pages.map((p) => p.id).filter((id) => id !== key.pageId));
+    const linked: { pageId: string; userId: string }[] = [];
+    try {
+      let after: string | undefined;
+      for (let i = 0; i < MAX_ID_PAGES; i++) {
+        const answer = await this.deps.graph.idsForPages(creds, key.userId, after);
+        for (const row of answer.data ?? []) {
+          const pageId = row.page?.id;
+          if (pageId && otherPages.has(pageId) && typeof row.id === "string") linked.push({ pageId, userId: row.id });
+        }
+        after = answer.paging?.next ? answer.paging.cursors?.after : undefined;
+        if (!after) break;
+      }
+    } catch (error) {
+      log.warn("could not ask Facebook for the person's PSIDs on the other Pages (ids_for_pages); tried again later", { error });
+      rec.linkedAt = now - LINK_TTL + LINK_RETRY;
+      return [];
+    }
+    rec.linkedAt = now;
+    const statements: InStatement[] = [];
+    let merged = false;
+    for (const other of linked) {
+      const found = await this.deps.database.client.execute({
+        sql: "SELECT u.contact_id, c.profile, c.created_at FROM contact_users u LEFT JOIN contacts c ON c.id = u.contact_id WHERE u.endpoint_id = ? AND u.page_id = ? AND u.user_id = ?",
+        args: [key.endpointId, other.pageId, other.userId],
+      });
+      const row = found.rows[0];
+      if (!row) {
+        statements.push({
+          sql: "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, first_seen_at, last_seen_at, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+          args: [key.endpointId, other.pageId, other.userId, rec.contactId, now, now, now],
+        });
+        this.#cache.delete(cacheKey({ endpointId: key.endpointId, ...other }));
+        continue;
+      }
+      const otherContact = String(row[0]);
+      if (otherContact === rec.contactId) continue;
+      // Two contacts, one person. The older one survives (its id may already be known outside).
+      const ours = await this.deps.database.client.execute({ sql: "SELECT created_at FROM contacts WHERE id = ?", args: [rec.contactId] });
+      const ourCreated = Number(ours.rows[0]?.[0] ?? now);
+      const otherProfile = parseObject(row[1]) ?? {};
+      const otherCreated = Number(row[2] ?? now);
+      const [survivor, loser] = otherCreated < ourCreated ? [otherContact, rec.contactId!] : [rec.contactId!, otherContact];
+      // Fields of both are kept; where both have one, this PSID's (the one just refreshed) wins.
+      const profile = { ...otherProfile, ...rec.contactProfile };
+      statements.push(
+        { sql: "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, created_at = min(contacts.created_at, excluded.created_at), updated_at = excluded.updated_at, last_active_at = max(contacts.last_active_at, excluded.last_active_at)", args: [survivor, key.endpointId, JSON.stringify(profile), Math.min(ourCreated, otherCreated), now, now] },
+        { sql: "UPDATE contact_users SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },
+        { sql: "UPDATE transcripts SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },
+        { sql: "DELETE FROM contacts WHERE id = ?", args: [loser] },
+      );
+      log.info("merged two contact profiles of the same person (ids_for_pages)", { contact_id: survivor, merged_contact_id: loser });
+      rec.contactId = survivor;
+      rec.contactProfile = profile;
+      merged = true;
+    }
+    // Other users' cached contact ids may have changed.
+    if (merged) this.#cache.clear();
+    return statements;
+  }
+
+  #remember(id: string, rec: UserRecord): void {
+    this.#cache.delete(id);
+    this.#cache.set(id, rec);
+    if (this.#cache.size > this.#capacity) this.#cache.delete(this.#cache.keys().next().value!);
+  }
+}
+
+/** What an error from the User Profile API means for the cache. */
+export function classifyProfileError(error: unknown): ProfileStatus {
+  if (!(error instanceof GraphApiError)) return "error";
+  if (error.subcode === 2018218) return "unavailable"; // no profile (phone-number account)
+  if (error.code === 100 && error.subcode === 33) return "unavailable"; // no such user for this Page
+  if (error.subcode === 2018247 || error.code === 10 || (error.code >= 200 && error.code <= 299)) return "denied";
+  return "error";
+}
+
+/** The `ext=` expiry (epoch seconds) of the picture URL, a few minutes early; a day without one; at most a week. */
+export function profileExpiry(profile: Record<string, unknown>, now: number): number {
+  let expires = now + PROFILE_TTL.ok;
+  if (typeof profile.profile_pic === "string") {
+    try {
+      const ext = Number(new URL(profile.profile_pic).searchParams.get("ext"));
+      if (Number.isFinite(ext) && ext > 0) expires = ext * 1000 - 5 * MINUTE;
+    } catch {
+      // not a URL: keep the default
+    }
+  }
+  return Math.min(Math.max(expires, now + 5 * MINUTE), now + PROFILE_TTL.okMax);
+}
+
+function profileForInput(userId: string, rec: UserRecord): Record<string, unknown> {
+  return { id: userId, ...(rec.profileStatus === "ok" && rec.profile ? rec.profile : {}) };
+}
+
+function withoutId(profile: Record<string, unknown>): Record<string, unknown> {
+  const { id: _id, ...rest } = profile;
+  return rest;
+}
+
+function parseObject(value: unknown): Record<string, unknown> | null {
+  if (typeof value !== "string") return null;
+  try {
+    const parsed = JSON.parse(value);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+function cacheKey(key: LaneKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+}
