@@ -17,6 +17,9 @@ import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
 import { SessionStore } from "./conversations/sessions.ts";
 import { People } from "./people/people.ts";
+import { PeopleRecords } from "./people/records.ts";
+import { Retention } from "./people/retention.ts";
+import { adminRoutes } from "./admin/routes.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -49,6 +52,8 @@ export interface App {
   readonly engine: ConversationEngine;
   readonly sessions: SessionStore;
   readonly people: People;
+  readonly records: PeopleRecords;
+  readonly retention: Retention;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -97,6 +102,17 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const people = new People({ database: db, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
   const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
+  const records = new PeopleRecords(db, writes);
+  const retention = new Retention({
+    config,
+    records,
+    clock,
+    log,
+    forgetAll: () => {
+      sessions.forgetAll();
+      people.forgetAll();
+    },
+  });
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
   readiness.add("database", async () => {
@@ -125,7 +141,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return errorResponse(500, "internal_error", "internal error; see the server log");
     })
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
-    .use(webhookRoutes({ config, inbox, log, metrics, clock }));
+    .use(webhookRoutes({ config, inbox, log, metrics, clock }))
+    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -134,6 +151,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     engine,
     sessions,
     people,
+    records,
+    retention,
     lanes,
     pages,
     writes,
@@ -143,9 +162,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
     async start() {
       await lanes.start();
       await engine.start();
+      retention.start();
     },
     async shutdown() {
       readiness.markStopping();
+      await retention.stop();
       await engine.stop(deps.shutdownGraceMs);
       await lanes.stop();
       await writes.drain();

@@ -277,6 +277,11 @@ export class ConversationEngine {
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
   }
 
+  /** Events stored and not yet processed, per endpoint (for /api/endpoints). */
+  async pendingByEndpoint(): Promise<Map<string, number>> {
+    return this.#pending.countByEndpoint();
+  }
+
   /**
    * The person's pending events are gone (erased): forget them, and keep a turn in progress from
    * writing anything of theirs when it ends.

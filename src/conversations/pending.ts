@@ -57,6 +57,16 @@ export class PendingEvents {
     this.#lanes.delete(laneId(key));
   }
 
+  /** Events waiting, per endpoint. */
+  countByEndpoint(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, list] of this.#lanes) {
+      const endpointId = id.slice(0, id.indexOf("\u0000"));
+      out.set(endpointId, (out.get(endpointId) ?? 0) + list.length);
+    }
+    return out;
+  }
+
   /** Events waiting, over all users. */
   get size(): number {
     let n = 0;

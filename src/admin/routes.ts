@@ -1,0 +1,286 @@
+/**
+ * The admin API (SPEC §10), under `/api`: `Authorization: Bearer <one of [admin] api_keys>`,
+ * compared in constant time; 401 otherwise. With no keys configured every `/api` path answers
+ * 404 (the API is off). JSON in and out; bodies checked against admin/schemas.ts; described at
+ * `/api/openapi.json` (served without a key: it holds no data).
+ *
+ * inject and notify store before they answer 202: an inject is an inbox event (kind "inject") that
+ * runs in the user's inbound lane, in order with what the user says; a notify is queued in the
+ * user's reply lane at once.
+ */
+import { randomBytes } from "node:crypto";
+import { Elysia } from "elysia";
+import type { Config } from "../config/load.ts";
+import type { EndpointSettings } from "../config/schema.ts";
+import type { Clock } from "../clock.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Logger } from "../log/logger.ts";
+import { errorResponse, jsonResponse } from "../http/responses.ts";
+import { nextRequestId } from "../http/request-id.ts";
+import { sameSecret } from "../http/secrets.ts";
+import type { ConversationEngine, InjectedInput } from "../conversations/engine.ts";
+import type { SessionStore } from "../conversations/sessions.ts";
+import type { People } from "../people/people.ts";
+import type { PeopleRecords } from "../people/records.ts";
+import { countStatement, dayOf } from "../people/analytics.ts";
+import type { ReplyLanes } from "../replies/lanes.ts";
+import type { PageDirectory } from "../replies/pages.ts";
+import { enqueueReplies } from "../replies/outbox.ts";
+import { convertOutput } from "../messenger/convert.ts";
+import type { Output } from "../flows/schema.ts";
+import type { Inbox } from "../webhook/inbox.ts";
+import type { LaneKey } from "../lanes.ts";
+import { checkBody, InjectBody, NotifyBody } from "./schemas.ts";
+import { openApiDocument } from "./openapi.ts";
+
+export interface AdminDeps {
+  config: Config;
+  inbox: Inbox;
+  engine: ConversationEngine;
+  lanes: ReplyLanes;
+  sessions: SessionStore;
+  people: People;
+  records: PeopleRecords;
+  pages: PageDirectory;
+  writes: WriteQueue;
+  clock: Clock;
+  log: Logger;
+}
+
+type Handler = (ctx: { request: Request; params: Record<string, string>; query: URLSearchParams; requestId: string; log: Logger }) => Promise<Response> | Response;
+
+export function adminRoutes(deps: AdminDeps) {
+  const { config, records, clock } = deps;
+  const keys = config.admin.api_keys;
+  const endpoints = new Map(config.endpoints.map((e) => [e.id, e]));
+  const maxBody = config.server.max_body_bytes;
+
+  /** Authenticates, then runs the handler; every answer carries the request id. */
+  const api =
+    (handler: Handler) =>
+    async ({ request, params }: { request: Request; params: Record<string, string> }) => {
+      const requestId = nextRequestId();
+      if (keys.length === 0) return errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings", requestId);
+      const header = request.headers.get("authorization") ?? "";
+      const match = /^Bearer\s+(.+)$/i.exec(header);
+      // Every key is compared, so the time taken does not tell which one (or whether any) matched.
+      let ok = false;
+      if (match) for (const key of keys) ok = sameSecret(match[1]!.trim(), key) || ok;
+      if (!ok) {
+        return new Response(JSON.stringify({ error: "unauthorized", message: "send Authorization: Bearer <one of [admin] api_keys>" }), {
+          status: 401,
+          headers: { "content-type": "application/json; charset=utf-8", "www-authenticate": 'Bearer realm="messenger-endpoint"', "x-request-id": requestId },
+        });
+      }
+      const log = deps.log.child({ request_id: requestId, api: `${request.method} ${new URL(request.url).pathname.replace(/\/[^/]*[0-9][^/]*/g, "/:id")}` });
+      try {
+        return await handler({ request, params, query: new URL(request.url).searchParams, requestId, log });
+      } catch (error) {
+        log.error("admin API request failed", { error });
+        return errorResponse(500, "internal_error", "internal error; see the server log", requestId);
+      }
+    };
+
+  const readBody = async (request: Request, requestId: string): Promise<{ text: string } | Response> => {
+    const length = Number(request.headers.get("content-length") ?? 0);
+    if (length > maxBody) return errorResponse(413, "too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
+    const text = await request.text();
+    if (Buffer.byteLength(text) > maxBody) return errorResponse(413, "too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
+    return { text };
+  };
+
+  const endpointOr404 = (id: string, requestId: string): EndpointSettings | Response =>
+    endpoints.get(id) ?? errorResponse(404, "unknown_endpoint", `no endpoint "${id}" in the settings`, requestId);
+
+  /** The user's lane key on the endpoint, or a 404 that says so. */
+  const userOr404 = async (endpoint: EndpointSettings, userId: string, pageId: string | undefined, requestId: string): Promise<LaneKey | Response> => {
+    if (pageId && !endpoint.pages.some((p) => p.id === pageId)) {
+      return errorResponse(404, "unknown_page", `Page ${pageId} is not one of endpoint ${endpoint.id}'s pages`, requestId);
+    }
+    const page = await records.pageOf(endpoint.id, userId, pageId);
+    if (!page) return errorResponse(404, "unknown_user", `user ${userId} has never written to endpoint ${endpoint.id}${pageId ? ` on Page ${pageId}` : ""}`, requestId);
+    return { endpointId: endpoint.id, pageId: page, userId };
+  };
+
+  const forgetUser = (key: LaneKey) => {
+    deps.sessions.forget(key);
+    deps.people.forget(key);
+    deps.engine.forgetUser(key);
+    deps.lanes.forgetUser(key);
+  };
+
+  return new Elysia({ name: "admin" })
+    .get("/api/openapi.json", () => (keys.length === 0 ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings") : jsonResponse(200, openApiDocument())))
+    .post(
+      "/api/endpoints/:id/inject",
+      api(async ({ request, params, requestId, log }) => {
+        const endpoint = endpointOr404(params.id!, requestId);
+        if (endpoint instanceof Response) return endpoint;
+        const raw = await readBody(request, requestId);
+        if (raw instanceof Response) return raw;
+        const body = checkBody(InjectBody, raw.text);
+        if (!body.ok) return errorResponse(400, "invalid_body", `invalid inject body: ${body.problem}`, requestId);
+        const { user_id, page_id, text, data } = body.value;
+        if (text === undefined && data === undefined) return errorResponse(400, "empty", "give text, data or both", requestId);
+        const key = await userOr404(endpoint, user_id, page_id, requestId);
+        if (key instanceof Response) return key;
+        const now = clock.now();
+        // The session the turn will run in (a new one if the current has expired by then).
+        const session = await deps.sessions.current(key, now, endpoint.session.expiration_minutes);
+        const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), session_id: session.id };
+        const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
+        await deps.inbox.store(endpoint.id, [{ pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never }]);
+        log.info("input injected", { endpoint: endpoint.id, session: session.id });
+        return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, session_id: session.id }, requestId);
+      }),
+    )
+    .post(
+      "/api/endpoints/:id/notify",
+      api(async ({ request, params, requestId, log }) => {
+        const endpoint = endpointOr404(params.id!, requestId);
+        if (endpoint instanceof Response) return endpoint;
+        const raw = await readBody(request, requestId);
+        if (raw instanceof Response) return raw;
+        const body = checkBody(NotifyBody, raw.text);
+        if (!body.ok) return errorResponse(400, "invalid_body", `invalid notify body: ${body.problem}`, requestId);
+        const { user_id, page_id, text, data, output, messaging_type, tag } = body.value;
+        if (text === undefined && data === undefined && output === undefined) return errorResponse(400, "empty", "give text, data or output: there is nothing to send", requestId);
+        if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse(400, "invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
+        const merged = { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) } as Output;
+        const converted = convertOutput(merged, { preferParagraphs: false });
+        if (converted.messages.length === 0) {
+          return errorResponse(400, "empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
+        }
+        const key = await userOr404(endpoint, user_id, page_id, requestId);
+        if (key instanceof Response) return key;
+        const now = clock.now();
+        const enqueue = enqueueReplies(
+          converted.messages.map((message) => ({ ...key, source: "notify" as const, message, messagingType: messaging_type ?? "UPDATE", ...(tag ? { tag } : {}) })),
+          now,
+        )!;
+        const statements = [enqueue.statement];
+        if (endpoint.data_protection.collect_conversations) {
+          const contactId = endpoint.data_protection.contact_profiles ? await records.contactIdOf(key) : null;
+          for (const message of converted.messages) {
+            statements.push({
+              sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, NULL, 'out', 'notify', ?, ?, ?)",
+              args: [key.endpointId, key.pageId, key.userId, contactId, typeof message.text === "string" ? message.text : null, JSON.stringify(message), now],
+            });
+          }
+        }
+        if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
+        const results = await deps.writes.run(statements);
+        const items = enqueue.items(results[0]!);
+        deps.lanes.accept(items);
+        log.info("notify queued", { endpoint: endpoint.id, messages: items.length });
+        return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings }, requestId);
+      }),
+    )
+    .get(
+      "/api/contacts",
+      api(async ({ query, requestId }) => {
+        const userId = query.get("user_id");
+        if (!userId) return errorResponse(400, "missing_user_id", "give ?user_id=<PSID>", requestId);
+        const found = await records.contactsByUser(userId, query.get("endpoint_id") ?? undefined);
+        if (found.length === 0) return errorResponse(404, "unknown_user", `no contact with user ${userId}`, requestId);
+        return jsonResponse(200, found.length === 1 ? found[0] : { contacts: found }, requestId);
+      }),
+    )
+    .get(
+      "/api/contacts/:id",
+      api(async ({ params, requestId }) => {
+        const contact = await records.contact(params.id!);
+        return contact ? jsonResponse(200, contact, requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+      }),
+    )
+    .get(
+      "/api/contacts/:id/export",
+      api(async ({ params, requestId }) => {
+        const exported = await records.export(params.id!);
+        return exported ? jsonResponse(200, exported, requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+      }),
+    )
+    .delete(
+      "/api/contacts/:id",
+      api(async ({ params, requestId, log }) => {
+        const erased = await records.erase(params.id!);
+        if (!erased) return errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        for (const key of erased.keys) forgetUser(key);
+        log.info("contact erased with everything stored about its users", { contact_id: params.id, rows: erased.rows });
+        return jsonResponse(200, { erased: params.id, users: erased.keys.length, rows_deleted: erased.rows }, requestId);
+      }),
+    )
+    .get(
+      "/api/sessions",
+      api(async ({ query, requestId }) => {
+        const userId = query.get("user_id");
+        if (!userId) return errorResponse(400, "missing_user_id", "give ?user_id=<PSID>", requestId);
+        const sessions = await records.sessions({ userId, endpointId: query.get("endpoint_id") ?? undefined });
+        if (sessions.length === 0) return errorResponse(404, "unknown_user", `no sessions of user ${userId}`, requestId);
+        return jsonResponse(200, { sessions }, requestId);
+      }),
+    )
+    .delete(
+      "/api/sessions/:id",
+      api(async ({ params, requestId, log }) => {
+        const session = await records.resetSession(params.id!, clock.now());
+        if (!session) return errorResponse(404, "unknown_session", `no session ${params.id}`, requestId);
+        deps.sessions.forget({ endpointId: session.endpoint_id, pageId: session.page_id, userId: session.user_id });
+        log.info("session reset", { session: session.id });
+        return jsonResponse(200, { reset: session.id, was_current: session.current }, requestId);
+      }),
+    )
+    .get(
+      "/api/conversations",
+      api(async ({ query, requestId }) => {
+        const filter = {
+          userId: query.get("user_id") ?? undefined,
+          endpointId: query.get("endpoint_id") ?? undefined,
+          sessionId: query.get("session_id") ?? undefined,
+          contactId: query.get("contact_id") ?? undefined,
+        };
+        if (!filter.userId && !filter.sessionId && !filter.contactId) return errorResponse(400, "missing_filter", "give ?user_id=, ?session_id= or ?contact_id=", requestId);
+        const limit = Number(query.get("limit") ?? 100);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit is a whole number from 1 to 1000", requestId);
+        return jsonResponse(200, { entries: await records.conversation(filter, limit) }, requestId);
+      }),
+    )
+    .get(
+      "/api/endpoints",
+      api(async ({ requestId }) => {
+        const depth = await deps.lanes.queueDepth();
+        const pending = await deps.engine.pendingByEndpoint();
+        const list = config.endpoints.map((e) => ({
+          id: e.id,
+          enabled: e.enabled,
+          flow: e.flow,
+          webhook_path: `/webhooks/${e.id}`,
+          pages: e.pages.map((p) => {
+            const paused = deps.pages.paused().find((x) => x.endpointId === e.id && x.pageId === p.id);
+            return { id: p.id, name: p.name ?? null, status: paused ? "paused" : "active", ...(paused ? { paused_reason: paused.reason } : {}) };
+          }),
+          reply_queue_depth: depth.get(e.id) ?? 0,
+          inbound_pending: pending.get(e.id) ?? 0,
+        }));
+        return jsonResponse(200, { endpoints: list }, requestId);
+      }),
+    )
+    .get(
+      "/api/analytics",
+      api(async ({ query, requestId }) => {
+        const today = dayOf(clock.now());
+        const from = query.get("from") ?? dayOf(clock.now() - 29 * 86_400_000);
+        const to = query.get("to") ?? today;
+        const day = /^\d{4}-\d{2}-\d{2}$/;
+        if (!day.test(from) || !day.test(to)) return errorResponse(400, "invalid_day", "from and to are days: YYYY-MM-DD (UTC)", requestId);
+        const endpointId = query.get("endpoint_id") ?? undefined;
+        if (endpointId && !endpoints.has(endpointId)) return errorResponse(404, "unknown_endpoint", `no endpoint "${endpointId}" in the settings`, requestId);
+        return jsonResponse(200, { from, to, days: await records.analytics(endpointId, from, to) }, requestId);
+      }),
+    )
+    .all("/api/*", ({ request }) =>
+      keys.length === 0
+        ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings")
+        : errorResponse(404, "not_found", `no admin API route for ${request.method} ${new URL(request.url).pathname}; see /api/openapi.json`),
+    );
+}

@@ -1,0 +1,60 @@
+/**
+ * The admin API's request bodies (SPEC §10): one TypeBox schema each, checked at the boundary.
+ * The same schemas describe the API in `/api/openapi.json`.
+ */
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { Output } from "../flows/schema.ts";
+
+const UserId = Type.String({ minLength: 1, maxLength: 256, pattern: "^[0-9]+$", description: "The user's PSID on the Page" });
+const PageId = Type.String({ pattern: "^[0-9]+$", description: "The Page, when the PSID is known on several of the endpoint's Pages" });
+
+export const InjectBody = Type.Object(
+  {
+    user_id: UserId,
+    page_id: Type.Optional(PageId),
+    text: Type.Optional(Type.String({ maxLength: 10_000 })),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false, description: "Runs the flow as if the user had said it (source: inject)." },
+);
+
+export const NotifyBody = Type.Object(
+  {
+    user_id: UserId,
+    page_id: Type.Optional(PageId),
+    text: Type.Optional(Type.String({ maxLength: 10_000 })),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: "Output fields (quick_replies, buttons, cards, image, messenger ...)" })),
+    output: Type.Optional(Output),
+    messaging_type: Type.Optional(Type.Union([Type.Literal("RESPONSE"), Type.Literal("UPDATE"), Type.Literal("MESSAGE_TAG")], { default: "UPDATE" })),
+    tag: Type.Optional(Type.String({ description: "With messaging_type MESSAGE_TAG, e.g. ACCOUNT_UPDATE" })),
+  },
+  { additionalProperties: false, description: "Sends to the user through their reply lane, without the flow." },
+);
+
+export type InjectBody = Static<typeof InjectBody>;
+export type NotifyBody = Static<typeof NotifyBody>;
+
+/** Parses and checks a JSON body: the value, or one sentence naming the first problem and its path. */
+export function checkBody<T extends TSchema>(schema: T, text: string): { ok: true; value: Static<T> } | { ok: false; problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: "the body is not JSON" };
+  }
+  const checker = compiled(schema);
+  if (checker.Check(value)) return { ok: true, value: value as Static<T> };
+  const first = checker.Errors(value).First();
+  const path = first?.path || "/";
+  const problem =
+    first?.message === "Unexpected property" ? `unknown property ${path}` : `${path}: ${first?.message ?? "unexpected shape"}`;
+  return { ok: false, problem };
+}
+
+const compiledSchemas = new WeakMap<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
+function compiled(schema: TSchema) {
+  let c = compiledSchemas.get(schema);
+  if (!c) compiledSchemas.set(schema, (c = TypeCompiler.Compile(schema)));
+  return c;
+}

@@ -1,0 +1,275 @@
+/**
+ * Reading, exporting, erasing and purging what is stored about people (SPEC §7, §8, §10).
+ *
+ * A person is known by their PSIDs (one per Page). Everything stored about a PSID carries
+ * (endpoint_id, page_id, user_id): inbox events, outbox messages, sessions, transcripts, the
+ * contact link. Erasure deletes all of those for every PSID of the contact, and the contact;
+ * analytics hold counts only. Erasure and the retention purge also clear the in-memory caches
+ * (the callers pass `forget`).
+ */
+import type { InStatement, Row } from "@libsql/client";
+import type { Database } from "../db/client.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { LaneKey } from "../lanes.ts";
+
+export interface ContactView {
+  id: string;
+  endpoint_id: string;
+  profile: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+  last_active_at: string;
+  users: { page_id: string; user_id: string; first_seen_at: string; last_seen_at: string }[];
+}
+
+export interface SessionView {
+  id: string;
+  endpoint_id: string;
+  page_id: string;
+  user_id: string;
+  context: Record<string, unknown>;
+  created_at: string;
+  last_active_at: string;
+  ended_at: string | null;
+  current: boolean;
+}
+
+export interface TranscriptEntry {
+  id: number;
+  endpoint_id: string;
+  page_id: string;
+  user_id: string;
+  contact_id: string | null;
+  session_id: string | null;
+  direction: "in" | "out";
+  source: string;
+  text: string | null;
+  data: unknown;
+  created_at: string;
+}
+
+const iso = (v: unknown): string => new Date(Number(v)).toISOString();
+const isoOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : iso(v));
+
+function json(v: unknown): any {
+  if (typeof v !== "string") return null;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+export class PeopleRecords {
+  constructor(
+    private readonly database: Database,
+    private readonly writes: WriteQueue,
+  ) {}
+
+  async #rows(sql: string, args: (string | number | null)[]): Promise<Row[]> {
+    return (await this.database.client.execute({ sql, args })).rows;
+  }
+
+  /** The Page a PSID talks to on this endpoint (its latest), or null when the endpoint never saw it. */
+  async pageOf(endpointId: string, userId: string, pageId?: string): Promise<string | null> {
+    const page = pageId ? " AND page_id = ?" : "";
+    const args = pageId ? [endpointId, userId, pageId] : [endpointId, userId];
+    for (const sql of [
+      `SELECT page_id FROM sessions WHERE endpoint_id = ? AND user_id = ?${page} ORDER BY last_active_at DESC LIMIT 1`,
+      `SELECT page_id FROM contact_users WHERE endpoint_id = ? AND user_id = ?${page} ORDER BY last_seen_at DESC LIMIT 1`,
+      `SELECT page_id FROM inbox WHERE endpoint_id = ? AND user_id = ?${page} AND kind <> 'inject' ORDER BY id DESC LIMIT 1`,
+    ]) {
+      const rows = await this.#rows(sql, args);
+      if (rows[0]) return String(rows[0][0]);
+    }
+    return null;
+  }
+
+  async contactIdOf(key: LaneKey): Promise<string | null> {
+    const rows = await this.#rows("SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", [key.endpointId, key.pageId, key.userId]);
+    return rows[0] ? String(rows[0][0]) : null;
+  }
+
+  /** Contacts with this PSID (on any endpoint, or on one). */
+  async contactsByUser(userId: string, endpointId?: string): Promise<ContactView[]> {
+    const rows = await this.#rows(
+      `SELECT DISTINCT contact_id FROM contact_users WHERE user_id = ?${endpointId ? " AND endpoint_id = ?" : ""}`,
+      endpointId ? [userId, endpointId] : [userId],
+    );
+    const out: ContactView[] = [];
+    for (const r of rows) {
+      const contact = await this.contact(String(r[0]));
+      if (contact) out.push(contact);
+    }
+    return out;
+  }
+
+  async contact(id: string): Promise<ContactView | null> {
+    const rows = await this.#rows("SELECT id, endpoint_id, profile, created_at, updated_at, last_active_at FROM contacts WHERE id = ?", [id]);
+    const c = rows[0];
+    if (!c) return null;
+    const users = await this.#rows("SELECT page_id, user_id, first_seen_at, last_seen_at FROM contact_users WHERE contact_id = ? ORDER BY first_seen_at, page_id", [id]);
+    return {
+      id: String(c[0]),
+      endpoint_id: String(c[1]),
+      profile: json(c[2]) ?? {},
+      created_at: iso(c[3]),
+      updated_at: iso(c[4]),
+      last_active_at: iso(c[5]),
+      users: users.map((u) => ({ page_id: String(u[0]), user_id: String(u[1]), first_seen_at: iso(u[2]), last_seen_at: iso(u[3]) })),
+    };
+  }
+
+  async #keysOf(contact: ContactView): Promise<LaneKey[]> {
+    return contact.users.map((u) => ({ endpointId: contact.endpoint_id, pageId: u.page_id, userId: u.user_id }));
+  }
+
+  async sessions(filter: { endpointId?: string; userId: string }): Promise<SessionView[]> {
+    const rows = await this.#rows(
+      `SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE user_id = ?${filter.endpointId ? " AND endpoint_id = ?" : ""} ORDER BY created_at DESC`,
+      filter.endpointId ? [filter.userId, filter.endpointId] : [filter.userId],
+    );
+    return rows.map(sessionView);
+  }
+
+  async session(id: string): Promise<SessionView | null> {
+    const rows = await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE id = ?", [id]);
+    return rows[0] ? sessionView(rows[0]) : null;
+  }
+
+  /** Ends the session: the user's next input starts a new one with an empty context. */
+  async resetSession(id: string, now: number): Promise<SessionView | null> {
+    const session = await this.session(id);
+    if (!session) return null;
+    if (session.current) await this.writes.run([{ sql: "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", args: [now, id] }]);
+    return session;
+  }
+
+  /** The transcript, oldest first: the last `limit` entries that match. */
+  async conversation(filter: { userId?: string; endpointId?: string; sessionId?: string; contactId?: string }, limit: number): Promise<TranscriptEntry[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.userId) (where.push("user_id = ?"), args.push(filter.userId));
+    if (filter.endpointId) (where.push("endpoint_id = ?"), args.push(filter.endpointId));
+    if (filter.sessionId) (where.push("session_id = ?"), args.push(filter.sessionId));
+    if (filter.contactId) (where.push("contact_id = ?"), args.push(filter.contactId));
+    const rows = await this.#rows(
+      `SELECT id, endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at FROM transcripts ` +
+        `WHERE ${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`,
+      [...args, limit],
+    );
+    return rows.reverse().map(transcriptEntry);
+  }
+
+  /** Everything stored about the contact's person (GDPR export). */
+  async export(id: string): Promise<Record<string, unknown> | null> {
+    const contact = await this.contact(id);
+    if (!contact) return null;
+    const keys = await this.#keysOf(contact);
+    const sessions: SessionView[] = [];
+    const transcript: TranscriptEntry[] = [];
+    const received: unknown[] = [];
+    const sent: unknown[] = [];
+    for (const k of keys) {
+      const args = [k.endpointId, k.pageId, k.userId];
+      sessions.push(...(await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at", args)).map(sessionView));
+      transcript.push(
+        ...(await this.#rows(
+          "SELECT id, endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at FROM transcripts WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id",
+          args,
+        )).map(transcriptEntry),
+      );
+      for (const r of await this.#rows("SELECT page_id, kind, timestamp, event FROM inbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY timestamp, id", args)) {
+        received.push({ page_id: String(r[0]), kind: String(r[1]), timestamp: iso(r[2]), event: json(r[3]) });
+      }
+      for (const r of await this.#rows("SELECT page_id, source, body, status, created_at, sent_at FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id", args)) {
+        sent.push({ page_id: String(r[0]), source: String(r[1]), body: json(r[2]), status: String(r[3]), created_at: iso(r[4]), sent_at: isoOrNull(r[5]) });
+      }
+    }
+    return { contact, sessions, transcript, events_received: received, messages_sent: sent, exported_at: new Date().toISOString() };
+  }
+
+  /**
+   * Erases the contact and everything stored about each of its PSIDs, in one durable commit.
+   * Returns the PSIDs erased (for the caller to clear caches and lanes), or null when unknown.
+   */
+  async erase(id: string): Promise<{ keys: LaneKey[]; rows: number } | null> {
+    const contact = await this.contact(id);
+    if (!contact) return null;
+    const keys = await this.#keysOf(contact);
+    const statements: InStatement[] = [];
+    for (const k of keys) {
+      const args = [k.endpointId, k.pageId, k.userId];
+      for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users"]) {
+        statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
+      }
+    }
+    statements.push({ sql: "DELETE FROM transcripts WHERE contact_id = ?", args: [id] }, { sql: "DELETE FROM contacts WHERE id = ?", args: [id] });
+    const results = await this.writes.run(statements);
+    return { keys, rows: results.reduce((n, r) => n + r.rowsAffected, 0) };
+  }
+
+  /**
+   * `retention_days`: deletes transcripts older than the cut-off, contacts idle since before it
+   * (with their PSID links), ended sessions, and finished inbox and outbox rows. Returns counts.
+   */
+  async purge(endpointId: string, cutoff: number): Promise<Record<string, number>> {
+    const args = [endpointId, cutoff];
+    const named: [string, InStatement][] = [
+      ["transcripts", { sql: "DELETE FROM transcripts WHERE endpoint_id = ? AND created_at < ?", args }],
+      ["contact_users", { sql: "DELETE FROM contact_users WHERE contact_id IN (SELECT id FROM contacts WHERE endpoint_id = ? AND last_active_at < ?)", args }],
+      ["contacts", { sql: "DELETE FROM contacts WHERE endpoint_id = ? AND last_active_at < ?", args }],
+      ["sessions", { sql: "DELETE FROM sessions WHERE endpoint_id = ? AND ended_at IS NOT NULL AND ended_at < ?", args }],
+      ["inbox", { sql: "DELETE FROM inbox WHERE endpoint_id = ? AND status <> 'pending' AND received_at < ?", args }],
+      ["outbox", { sql: "DELETE FROM outbox WHERE endpoint_id = ? AND status NOT IN ('pending', 'sending') AND created_at < ?", args }],
+    ];
+    const results = await this.writes.run(named.map(([, s]) => s), { durable: false });
+    return Object.fromEntries(named.map(([name], i) => [name, results[i]!.rowsAffected]));
+  }
+
+  async analytics(endpointId: string | undefined, fromDay: string, toDay: string): Promise<Record<string, unknown>[]> {
+    const rows = await this.#rows(
+      `SELECT endpoint_id, day, inputs, outputs, sessions, users, failed_sends FROM analytics_daily WHERE day >= ? AND day <= ?${endpointId ? " AND endpoint_id = ?" : ""} ORDER BY day, endpoint_id`,
+      endpointId ? [fromDay, toDay, endpointId] : [fromDay, toDay],
+    );
+    return rows.map((r) => ({
+      endpoint_id: String(r[0]),
+      day: String(r[1]),
+      inputs: Number(r[2]),
+      outputs: Number(r[3]),
+      sessions: Number(r[4]),
+      users: Number(r[5]),
+      failed_sends: Number(r[6]),
+    }));
+  }
+}
+
+function sessionView(r: Row): SessionView {
+  return {
+    id: String(r[0]),
+    endpoint_id: String(r[1]),
+    page_id: String(r[2]),
+    user_id: String(r[3]),
+    context: json(r[4]) ?? {},
+    created_at: iso(r[5]),
+    last_active_at: iso(r[6]),
+    ended_at: isoOrNull(r[7]),
+    current: r[7] === null,
+  };
+}
+
+function transcriptEntry(r: Row): TranscriptEntry {
+  return {
+    id: Number(r[0]),
+    endpoint_id: String(r[1]),
+    page_id: String(r[2]),
+    user_id: String(r[3]),
+    contact_id: r[4] === null ? null : String(r[4]),
+    session_id: r[5] === null ? null : String(r[5]),
+    direction: String(r[6]) as "in" | "out",
+    source: String(r[7]),
+    text: r[8] === null ? null : String(r[8]),
+    data: json(r[9]),
+    created_at: iso(r[10]),
+  };
+}
