@@ -60,6 +60,8 @@ export interface FakeUser {
   permissions?: string[];
   /** The same person on several Pages: `ids_for_pages` links PSIDs with the same `person` across one business. */
   person?: string;
+  /** The next this many profile requests answer Graph's transient code 2 (HTTP 500). */
+  profileFailures?: number;
 }
 
 export interface RecordedCall {
@@ -310,6 +312,11 @@ export class FakeGraph {
   setUser(pageId: string, psid: string, user: FakeUser): void {
     const key = userKey(pageId, psid);
     this.#users.set(key, { ...this.#users.get(key), ...user });
+  }
+
+  /** Which Pages belong to which business (for `ids_for_pages`), replacing what was set before. */
+  setBusiness(business: Record<string, string>): void {
+    this.#options.business = { ...business };
   }
 
   user(pageId: string, psid: string): FakeUser | undefined {
@@ -823,6 +830,10 @@ export class FakeGraph {
     const user = this.user(page.id, psid);
     if (!user) unsupported("GET", psid);
     if (user.phoneOnly) invalid("No profile available for this user.", 2018218);
+    if ((user.profileFailures ?? 0) > 0) {
+      user.profileFailures!--;
+      graphFail(2, "An unexpected error has occurred. Please retry your request later.", { status: 500, isTransient: true });
+    }
     for (const field of fields) {
       const permission = PERMISSIONED_FIELDS[field];
       if (permission && !user.permissions?.includes(permission) && !page.scopes?.includes(permission)) {

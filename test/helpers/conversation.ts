@@ -40,6 +40,10 @@ export interface ConversationOptions {
   pageToken?: string;
   /** The app's clock (default: the system clock). */
   clock?: Clock;
+  /** TOML appended after the endpoint's tables (e.g. `[endpoints.profiles]`). */
+  endpointToml?: string;
+  /** The endpoint's Pages (default: the one Page the fake Graph API knows). */
+  pages?: { id: string; token: string }[];
 }
 
 export interface Conversation {
@@ -100,13 +104,14 @@ flow = "agent"
 verify_token = "${VERIFY_TOKEN}"
 app_id = "${APP_ID}"
 app_secret = "${APP_SECRET}"
-pages = [ { id = "${PAGE_ID}", access_token = "${options.pageToken ?? PAGE_TOKEN}" } ]
+pages = [ ${(options.pages ?? [{ id: PAGE_ID, token: options.pageToken ?? PAGE_TOKEN }]).map((p) => `{ id = "${p.id}", access_token = "${p.token}" }`).join(", ")} ]
 [endpoints.messenger]
 typing_indicators = ${m.typing ?? false}
 message_delay_ms = ${m.delayMs ?? 0}
 mark_seen = ${m.markSeen ?? false}
 [endpoints.session]
 expiration_minutes = ${options.expirationMinutes ?? 30}
+${options.endpointToml ?? ""}
 `;
   const config = configFromToml(toml, { dir: dir.path });
   const database = await openDatabase(config.storage.url);
