@@ -15,6 +15,7 @@ const PAGE = "104857600012345";
 const TOKEN = "smoke-page-token-abcdef";
 const USER = "6301234567890123";
 const OUTPUTS = ["one", "two", "three", "four", "five", "six"];
+const ADMIN_KEY = "smoke-admin-key-0123456789";
 
 function settings(graphUrl: string, messenger: { typing: boolean; delayMs: number }, module = "flows/outputs.ts") {
   return `
@@ -22,6 +23,8 @@ function settings(graphUrl: string, messenger: { typing: boolean; delayMs: numbe
 port = 0
 [storage]
 url = "file:data/conversations.db"
+[admin]
+api_keys = ["${ADMIN_KEY}"]
 [graph]
 url = "${graphUrl}"
 min_retry_delay_ms = 50
@@ -166,6 +169,29 @@ describe("conversations through the compiled binary", () => {
       expect(lastOf2 - started).toBeLessThan(1500);
       expect(texts(graph)).toEqual(["a1:1", "a1:2", "a1:3", "a2:1", "a2:2", "a2:3"]);
       expect(texts(graph, USER_2)).toEqual(["b1:1", "b1:2", "b1:3"]);
+    } finally {
+      await stop(server);
+    }
+  });
+
+  test("admin API: inject runs the flow in the user's lane after what they said; notify is sent without a flow", async () => {
+    graph.reset();
+    const { server, base } = await serve({ typing: false, delayMs: 0 }, undefined, "flows/tagged.ts");
+    try {
+      const api = (path: string, body: unknown, key = ADMIN_KEY) =>
+        fetch(`${base}/api/endpoints/smoke/${path}`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect((await api("notify", { user_id: USER, text: "x" }, "wrong-key-0123456789")).status).toBe(401);
+      expect((await api("inject", { user_id: "6301234567899999", text: "x" })).status).toBe(404); // never wrote
+      await postMessage(base, "m_admin_1", "said");
+      const injected = await api("inject", { user_id: USER, text: "injected" });
+      expect(injected.status).toBe(202);
+      expect((await injected.json()).session_id).toMatch(/^s_/);
+      await graph.waitForSends(6, { recipientId: USER }, 15_000);
+      const notified = await api("notify", { user_id: USER, text: "Your order shipped" });
+      expect(notified.status).toBe(202);
+      await graph.waitForSends(7, { recipientId: USER }, 15_000);
+      expect(texts(graph)).toEqual(["said:1", "said:2", "said:3", "injected:1", "injected:2", "injected:3", "Your order shipped"]);
+      expect(graph.sends({ recipientId: USER }).at(-1)!.messagingType).toBe("UPDATE");
     } finally {
       await stop(server);
     }
