@@ -24,6 +24,7 @@ CREATE TABLE `contact_users` (
 );
 --> statement-breakpoint
 CREATE INDEX `contact_users_contact` ON `contact_users` (`contact_id`);--> statement-breakpoint
+CREATE INDEX `contact_users_user` ON `contact_users` (`user_id`);--> statement-breakpoint
 CREATE TABLE `contacts` (
 	`id` text PRIMARY KEY NOT NULL,
 	`endpoint_id` text NOT NULL,
@@ -51,4 +52,6 @@ CREATE TABLE `transcripts` (
 CREATE INDEX `transcripts_user` ON `transcripts` (`endpoint_id`,`user_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_session` ON `transcripts` (`session_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_contact` ON `transcripts` (`contact_id`,`id`);--> statement-breakpoint
-CREATE INDEX `transcripts_age` ON `transcripts` (`created_at`);
+CREATE INDEX `transcripts_age` ON `transcripts` (`created_at`);--> statement-breakpoint
+CREATE INDEX `sessions_user` ON `sessions` (`user_id`,`endpoint_id`);--> statement-breakpoint
+CREATE INDEX `sessions_ended` ON `sessions` (`endpoint_id`,`ended_at`) WHERE ended_at IS NOT NULL;

@@ -45,6 +45,8 @@ export function newSessionId(): string {
 const CURRENT_SQL =
   "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1";
 
+const LAST_ACTIVE_SQL = "SELECT max(last_active_at) FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ?";
+
 export class SessionStore {
   /** Least recently used first (a Map keeps insertion order; a hit is moved to the end). */
   readonly #cache = new Map<string, Cached>();
@@ -64,7 +66,12 @@ export class SessionStore {
     } else {
       const result = await this.database.client.execute({ sql: CURRENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
       const r = result.rows[0];
-      if (!r) return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: null };
+      if (!r) {
+        // No open session: a new user, or one whose session was reset or purged.
+        const last = await this.database.client.execute({ sql: LAST_ACTIVE_SQL, args: [key.endpointId, key.pageId, key.userId] });
+        const at = last.rows[0]?.[0];
+        return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: at === null || at === undefined ? null : Number(at) };
+      }
       row = { id: String(r[0]), contextJson: String(r[1]), lastActiveAt: Number(r[2]) };
       this.#remember(id, row);
     }

@@ -108,7 +108,12 @@ export const sessions = sqliteTable(
     lastActiveAt: integer("last_active_at").notNull(),
     endedAt: integer("ended_at"),
   },
-  (t) => [uniqueIndex("sessions_current").on(t.endpointId, t.pageId, t.userId).where(sql`ended_at IS NULL`)],
+  (t) => [
+    uniqueIndex("sessions_current").on(t.endpointId, t.pageId, t.userId).where(sql`ended_at IS NULL`),
+    // For the sessions API (by PSID) and the retention purge (ended sessions by age).
+    index("sessions_user").on(t.userId, t.endpointId),
+    index("sessions_ended").on(t.endpointId, t.endedAt).where(sql`ended_at IS NOT NULL`),
+  ],
 );
 
 /** Per-Page state that must survive a restart: a Page paused because Meta rejected its token. */
@@ -168,7 +173,12 @@ export const contactUsers = sqliteTable(
     firstSeenAt: integer("first_seen_at").notNull(),
     lastSeenAt: integer("last_seen_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("contact_users_contact").on(t.contactId)],
+  (t) => [
+    primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }),
+    index("contact_users_contact").on(t.contactId),
+    // GET /api/contacts?user_id= (a PSID without its Page)
+    index("contact_users_user").on(t.userId),
+  ],
 );
 
 /**

@@ -11,6 +11,10 @@ import type { InStatement, Row } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { LaneKey } from "../lanes.ts";
+import { yieldToIo } from "../yield.ts";
+
+/** Rows deleted per statement by the retention purge. */
+export const PURGE_BATCH = 1000;
 
 export interface ContactView {
   id: string;
@@ -212,19 +216,62 @@ export class PeopleRecords {
   /**
    * `retention_days`: deletes transcripts older than the cut-off, contacts idle since before it
    * (with their PSID links), ended sessions, and finished inbox and outbox rows. Returns counts.
+   *
+   * The local driver runs statements on the event loop, so the work is cut into batches of
+   * `PURGE_BATCH` rows with a yield between them: webhooks are answered while a large backlog is
+   * purged. Tables whose ids grow with time (inbox, outbox, transcripts) are walked in id ranges
+   * from the oldest row and the walk stops at the first young range, so an hourly run over a big
+   * table that has nothing to purge costs one indexed lookup, not a scan.
    */
   async purge(endpointId: string, cutoff: number): Promise<Record<string, number>> {
-    const args = [endpointId, cutoff];
-    const named: [string, InStatement][] = [
-      ["transcripts", { sql: "DELETE FROM transcripts WHERE endpoint_id = ? AND created_at < ?", args }],
-      ["contact_users", { sql: "DELETE FROM contact_users WHERE contact_id IN (SELECT id FROM contacts WHERE endpoint_id = ? AND last_active_at < ?)", args }],
-      ["contacts", { sql: "DELETE FROM contacts WHERE endpoint_id = ? AND last_active_at < ?", args }],
-      ["sessions", { sql: "DELETE FROM sessions WHERE endpoint_id = ? AND ended_at IS NOT NULL AND ended_at < ?", args }],
-      ["inbox", { sql: "DELETE FROM inbox WHERE endpoint_id = ? AND status <> 'pending' AND received_at < ?", args }],
-      ["outbox", { sql: "DELETE FROM outbox WHERE endpoint_id = ? AND status NOT IN ('pending', 'sending') AND created_at < ?", args }],
-    ];
-    const results = await this.writes.run(named.map(([, s]) => s), { durable: false });
-    return Object.fromEntries(named.map(([name], i) => [name, results[i]!.rowsAffected]));
+    const counts: Record<string, number> = { transcripts: 0, contacts: 0, contact_users: 0, sessions: 0, inbox: 0, outbox: 0 };
+    counts.transcripts = await this.#purgeByIdRange("transcripts", "created_at", "1", endpointId, cutoff);
+    counts.inbox = await this.#purgeByIdRange("inbox", "received_at", "status <> 'pending'", endpointId, cutoff);
+    counts.outbox = await this.#purgeByIdRange("outbox", "created_at", "status NOT IN ('pending', 'sending')", endpointId, cutoff);
+    for (;;) {
+      const idle = await this.#rows("SELECT id FROM contacts WHERE endpoint_id = ? AND last_active_at < ? LIMIT ?", [endpointId, cutoff, PURGE_BATCH]);
+      if (idle.length === 0) break;
+      const ids = idle.map((r) => String(r[0]));
+      const marks = ids.map(() => "?").join(", ");
+      const [users, contacts] = await this.writes.run(
+        [
+          { sql: `DELETE FROM contact_users WHERE contact_id IN (${marks})`, args: ids },
+          { sql: `DELETE FROM contacts WHERE id IN (${marks})`, args: ids },
+        ],
+        { durable: false },
+      );
+      counts.contact_users! += users!.rowsAffected;
+      counts.contacts! += contacts!.rowsAffected;
+      await yieldToIo();
+    }
+    for (;;) {
+      const [ended] = await this.writes.run(
+        [{ sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE endpoint_id = ? AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?)", args: [endpointId, cutoff, PURGE_BATCH] }],
+        { durable: false },
+      );
+      counts.sessions! += ended!.rowsAffected;
+      if (ended!.rowsAffected < PURGE_BATCH) break;
+      await yieldToIo();
+    }
+    return counts;
+  }
+
+  async #purgeByIdRange(table: string, timeColumn: string, finished: string, endpointId: string, cutoff: number): Promise<number> {
+    let deleted = 0;
+    let after = 0;
+    for (;;) {
+      const range = await this.#rows(`SELECT id, ${timeColumn} FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`, [after, PURGE_BATCH]);
+      if (range.length === 0 || Number(range[0]![1]) >= cutoff) break;
+      const last = Number(range[range.length - 1]![0]);
+      const [result] = await this.writes.run(
+        [{ sql: `DELETE FROM ${table} WHERE id > ? AND id <= ? AND endpoint_id = ? AND ${timeColumn} < ? AND ${finished}`, args: [after, last, endpointId, cutoff] }],
+        { durable: false },
+      );
+      deleted += result!.rowsAffected;
+      after = last;
+      await yieldToIo();
+    }
+    return deleted;
   }
 
   async analytics(endpointId: string | undefined, fromDay: string, toDay: string): Promise<Record<string, unknown>[]> {

@@ -185,7 +185,7 @@ describe("conversations through the compiled binary", () => {
       await postMessage(base, "m_admin_1", "said");
       const injected = await api("inject", { user_id: USER, text: "injected" });
       expect(injected.status).toBe(202);
-      expect((await injected.json()).session_id).toMatch(/^s_/);
+      expect(((await injected.json()) as { session_id: string }).session_id).toMatch(/^s_/);
       await graph.waitForSends(6, { recipientId: USER }, 15_000);
       const notified = await api("notify", { user_id: USER, text: "Your order shipped" });
       expect(notified.status).toBe(202);
