@@ -73,6 +73,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
+  const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error).");
+  const graphSeconds = metrics.histogram("messenger_graph_request_seconds", "Graph API call latency by operation.");
+  graph.onCall((call) => {
+    graphCalls.inc({ operation: call.operation, result: call.result });
+    graphSeconds.observe({ operation: call.operation }, call.seconds);
+  });
   const readiness = new Readiness();
   const writes = new WriteQueue(db.client, {
     durable: db.durable,
@@ -103,6 +109,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
+  const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
+  metrics.onCollect(async () => {
+    const day = new Date(clock.now()).toISOString().slice(0, 10);
+    for (const row of await records.analytics(undefined, day, day)) {
+      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"]) today.set({ endpoint: String(row.endpoint_id), measure }, Number(row[measure]));
+    }
+  });
   const retention = new Retention({
     config,
     records,

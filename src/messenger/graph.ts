@@ -67,6 +67,20 @@ export function appSecretProof(appSecret: string, accessToken: string): string {
   return createHmac("sha256", appSecret).update(accessToken).digest("hex");
 }
 
+export interface GraphCall {
+  /** send | profile | ids_for_pages | other */
+  operation: string;
+  seconds: number;
+  result: "ok" | "graph_error" | "network_error";
+}
+
+function operationOf(method: string, path: string): string {
+  if (path.endsWith("/messages")) return "send";
+  if (path.endsWith("/ids_for_pages")) return "ids_for_pages";
+  if (method === "GET" && /^\/[^/]+$/.test(path)) return "profile";
+  return "other";
+}
+
 export interface SendResult {
   recipient_id?: string;
   message_id?: string;
@@ -79,6 +93,7 @@ export class GraphClient {
 
   /** `access_token` (and `appsecret_proof`) per token and secret: an HMAC per call adds up. */
   readonly #authQueries = new Map<string, string>();
+  readonly #listeners: ((call: GraphCall) => void)[] = [];
 
   constructor(options: GraphOptions) {
     this.#base = `${options.url.replace(/\/+$/, "")}/${options.version}`;
@@ -114,8 +129,34 @@ export class GraphClient {
     return query;
   }
 
+  /** Called after every Graph call (for the metrics). */
+  onCall(listener: (call: GraphCall) => void): void {
+    this.#listeners.push(listener);
+  }
+
   /** Any Graph call on behalf of a Page. */
   async request<T>(
+    page: PageCredentials,
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+    query: Record<string, string> = {},
+  ): Promise<T> {
+    if (this.#listeners.length === 0) return this.#request(page, method, path, body, query);
+    const started = performance.now();
+    let result: GraphCall["result"] = "ok";
+    try {
+      return await this.#request<T>(page, method, path, body, query);
+    } catch (error) {
+      result = error instanceof GraphApiError ? "graph_error" : "network_error";
+      throw error;
+    } finally {
+      const call: GraphCall = { operation: operationOf(method, path), seconds: (performance.now() - started) / 1000, result };
+      for (const listener of this.#listeners) listener(call);
+    }
+  }
+
+  async #request<T>(
     page: PageCredentials,
     method: "GET" | "POST" | "DELETE",
     path: string,

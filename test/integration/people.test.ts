@@ -285,10 +285,17 @@ describe("transcripts, analytics, masking", () => {
     expect(plain.logs.lines.some((l) => l.includes(PSID))).toBe(true);
   });
 
-  test("/metrics counts inputs, outputs and sessions", async () => {
+  test("/metrics counts inputs, outputs and sessions, today's analytics, and Graph API calls by operation", async () => {
     const c = await conversation({});
+    c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie" } });
     await say(c, "hello");
-    const text = await (await fetch(`${c.url}/metrics`)).text();
+    // The fake records a send before its answer reaches the app, which then counts it.
+    let text = "";
+    await until(async () => /operation="send",result="ok"/.test((text = await (await fetch(`${c.url}/metrics`)).text())));
+    expect(text).toMatch(/messenger_graph_requests_total\{operation="profile",result="ok"\} 1/);
+    expect(text).toMatch(/messenger_graph_requests_total\{operation="send",result="ok"\} 1/);
+    expect(text).toMatch(/messenger_graph_request_seconds_count\{operation="profile"\} \d/);
+    expect(text).toMatch(/messenger_analytics_today\{endpoint="support",measure="users"\} 1/);
     expect(text).toMatch(/messenger_inputs_total\{[^}]*endpoint="support"[^}]*\} 1/);
     expect(text).toMatch(/messenger_outputs_total\{endpoint="support"\} 1/);
     expect(text).toMatch(/messenger_sessions_started_total\{endpoint="support"\} 1/);
