@@ -119,6 +119,28 @@ describe("Facebook profiles", () => {
   });
 });
 
+/** An endpoint with two Pages (merge_contact_profiles on) and one person with a PSID on each. */
+async function samePersonOnTwoPages(business: Record<string, string>) {
+  const graph = await FakeGraph.start({
+    pages: [
+      { id: PAGE_ID, token: PAGE_TOKEN, appSecret: APP_SECRET, appId: APP_ID },
+      { id: PAGE_ID_2, token: PAGE_TOKEN_2, appSecret: APP_SECRET, appId: APP_ID },
+    ],
+    business,
+  });
+  const c = await conversation({
+    graph,
+    pages: [
+      { id: PAGE_ID, token: PAGE_TOKEN },
+      { id: PAGE_ID_2, token: PAGE_TOKEN_2 },
+    ],
+    endpointToml: "[endpoints.profiles]\nmerge_contact_profiles = true",
+  });
+  graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
+  graph.setUser(PAGE_ID_2, PSID_2, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
+  return { graph, c };
+}
+
 describe("contacts", () => {
   test("update_contact_profiles copies the profile into the contact; the contact id is stable", async () => {
     const c = await conversation({});
@@ -134,23 +156,7 @@ describe("contacts", () => {
   });
 
   test("merge_contact_profiles: the same person on two Pages of one business is one contact; sessions stay per Page", async () => {
-    const graph = await FakeGraph.start({
-      pages: [
-        { id: PAGE_ID, token: PAGE_TOKEN, appSecret: APP_SECRET, appId: APP_ID },
-        { id: PAGE_ID_2, token: PAGE_TOKEN_2, appSecret: APP_SECRET, appId: APP_ID },
-      ],
-      business: { [PAGE_ID]: "biz1", [PAGE_ID_2]: "biz1" },
-    });
-    const c = await conversation({
-      graph,
-      pages: [
-        { id: PAGE_ID, token: PAGE_TOKEN },
-        { id: PAGE_ID_2, token: PAGE_TOKEN_2 },
-      ],
-      endpointToml: "[endpoints.profiles]\nmerge_contact_profiles = true",
-    });
-    graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
-    graph.setUser(PAGE_ID_2, PSID_2, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
+    const { graph, c } = await samePersonOnTwoPages({ [PAGE_ID]: "biz1", [PAGE_ID_2]: "biz1" });
     const onFirst = await say(c, "hello", { psid: PSID });
     const onSecond = await say(c, "bonjour", { psid: PSID_2, pageId: PAGE_ID_2 });
     expect(onSecond.contact_id).toBe(onFirst.contact_id);
@@ -167,22 +173,7 @@ describe("contacts", () => {
   });
 
   test("merge: two existing contacts of one person become one, keeping the older id and every field", async () => {
-    const graph = await FakeGraph.start({
-      pages: [
-        { id: PAGE_ID, token: PAGE_TOKEN, appSecret: APP_SECRET, appId: APP_ID },
-        { id: PAGE_ID_2, token: PAGE_TOKEN_2, appSecret: APP_SECRET, appId: APP_ID },
-      ],
-    });
-    const c = await conversation({
-      graph,
-      pages: [
-        { id: PAGE_ID, token: PAGE_TOKEN },
-        { id: PAGE_ID_2, token: PAGE_TOKEN_2 },
-      ],
-      endpointToml: "[endpoints.profiles]\nmerge_contact_profiles = true",
-    });
-    graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
-    graph.setUser(PAGE_ID_2, PSID_2, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
+    const { graph, c } = await samePersonOnTwoPages({});
     // Not one business yet: two contacts.
     const a = await say(c, "one", { psid: PSID });
     const b = await say(c, "two", { psid: PSID_2, pageId: PAGE_ID_2 });
