@@ -49,7 +49,7 @@ CREATE TABLE `transcripts` (
 	`created_at` integer NOT NULL
 );
 --> statement-breakpoint
-CREATE INDEX `transcripts_user` ON `transcripts` (`endpoint_id`,`user_id`,`id`);--> statement-breakpoint
+CREATE INDEX `transcripts_user` ON `transcripts` (`user_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_session` ON `transcripts` (`session_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_contact` ON `transcripts` (`contact_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_age` ON `transcripts` (`created_at`);--> statement-breakpoint

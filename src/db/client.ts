@@ -79,6 +79,10 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       // Durability comes from WalSync: the write queue fsyncs the WAL (off the event loop)
       // before it acknowledges any commit. See db/wal-sync.ts.
       await client.execute("PRAGMA synchronous = NORMAL");
+      // 64 MiB of page cache instead of SQLite's 2 MiB: with a million contacts the indexes a turn
+      // touches no longer fit in 2 MiB, and each commit then reads pages back from the OS
+      // (measured: 937 µs → 362 µs to store a new user's rows). The cache only grows as it is used.
+      await client.execute("PRAGMA cache_size = -65536");
       await client.execute("PRAGMA foreign_keys = ON");
     } else {
       await client.execute("SELECT 1");

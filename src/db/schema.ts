@@ -204,7 +204,8 @@ export const transcripts = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   (t) => [
-    index("transcripts_user").on(t.endpointId, t.userId, t.id),
+    // By PSID (the conversations API, export, erasure), newest first.
+    index("transcripts_user").on(t.userId, t.id),
     index("transcripts_session").on(t.sessionId, t.id),
     index("transcripts_contact").on(t.contactId, t.id),
     index("transcripts_age").on(t.createdAt),
