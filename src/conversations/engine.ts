@@ -252,13 +252,14 @@ export class ConversationEngine {
     const saved = this.deps.sessions.save(key, session, context, now);
     const statements: InStatement[] = [...saved.statements, ...person.statements];
     if (protection.collect_conversations) {
-      const record = (direction: "in" | "out", source: string, text: string | null, data: unknown): InStatement => ({
-        sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        args: [key.endpointId, key.pageId, key.userId, person.contactId, session.id, direction, source, text, data === undefined ? null : JSON.stringify(data), now],
-      });
+      // One multi-row INSERT: the input, then each message it queued.
       const { request: _raw, ...data } = input.data;
-      statements.push(record("in", input.source, input.text, data));
-      for (const reply of replies) statements.push(record("out", reply.source, typeof reply.message?.text === "string" ? reply.message.text : null, reply.message));
+      const entries: [string, string, string | null, unknown][] = [["in", input.source, input.text, data]];
+      for (const reply of replies) entries.push(["out", reply.source, typeof reply.message?.text === "string" ? reply.message.text : null, reply.message]);
+      statements.push({
+        sql: `INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+        args: entries.flatMap(([direction, source, text, value]) => [key.endpointId, key.pageId, key.userId, person.contactId, session.id, direction, source, text, value === undefined ? null : JSON.stringify(value), now]),
+      });
     }
     if (protection.collect_analytics) {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);

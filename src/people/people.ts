@@ -61,6 +61,8 @@ interface UserRecord {
   profileStatus: ProfileStatus | null;
   profileExpiresAt: number;
   linkedAt: number | null;
+  /** When this PSID's rows were last written (their last_seen_at); 0 when never. */
+  touchedAt: number;
 }
 
 export interface PeopleDeps {
@@ -77,8 +79,14 @@ export function newContactId(): string {
   return `c_${randomBytes(12).toString("base64url")}`;
 }
 
+/**
+ * `last_seen_at` / `last_active_at` are kept to this precision: a turn that changes nothing else
+ * writes no contact rows when they were written less than this ago (retention counts in days).
+ */
+export const TOUCH_INTERVAL = HOUR;
+
 const LOAD_SQL =
-  "SELECT u.contact_id, c.profile, u.profile, u.profile_status, u.profile_expires_at, u.linked_at " +
+  "SELECT u.contact_id, c.profile, u.profile, u.profile_status, u.profile_expires_at, u.linked_at, u.last_seen_at " +
   "FROM contact_users u LEFT JOIN contacts c ON c.id = u.contact_id WHERE u.endpoint_id = ? AND u.page_id = ? AND u.user_id = ?";
 
 const UPSERT_USER_SQL =
@@ -107,12 +115,16 @@ export class People {
     const cached = this.#cache.get(id);
     const rec: UserRecord = cached
       ? { ...cached }
-      : ((keep ? await this.#load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null });
+      : ((keep ? await this.#load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null, touchedAt: 0 });
 
     const wantProfile = settings.request_profile_data || (keep && settings.update_contact_profiles);
+    let dirty = now - rec.touchedAt >= TOUCH_INTERVAL;
     if (wantProfile && rec.profileExpiresAt <= now) {
       const creds = this.deps.credentials(key.endpointId, key.pageId);
-      if (creds) await this.#refreshProfile(rec, key, creds, now, log);
+      if (creds) {
+        await this.#refreshProfile(rec, key, creds, now, log);
+        dirty = true;
+      }
     }
 
     const statements: InStatement[] = [];
@@ -122,24 +134,30 @@ export class People {
         contactProfile = { ...contactProfile, ...withoutId(rec.profile) };
       }
       if (!rec.contactId) {
+        dirty = true;
         rec.contactId = newContactId();
         statements.push({
           sql: "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?)",
           args: [rec.contactId, key.endpointId, JSON.stringify(contactProfile), now, now, now],
         });
       } else if (contactProfile !== rec.contactProfile && JSON.stringify(contactProfile) !== JSON.stringify(rec.contactProfile)) {
+        dirty = true;
         statements.push({ sql: "UPDATE contacts SET profile = ?, updated_at = ?, last_active_at = ? WHERE id = ?", args: [JSON.stringify(contactProfile), now, now, rec.contactId] });
-      } else {
+      } else if (dirty) {
         statements.push({ sql: "UPDATE contacts SET last_active_at = ? WHERE id = ?", args: [now, rec.contactId] });
       }
       rec.contactProfile = contactProfile;
       if (settings.merge_contact_profiles && (rec.linkedAt ?? -Infinity) <= now - LINK_TTL) {
         statements.push(...(await this.#link(rec, key, endpoint, now, log)));
+        dirty = true;
       }
-      statements.push({
-        sql: UPSERT_USER_SQL,
-        args: [key.endpointId, key.pageId, key.userId, rec.contactId, rec.profile ? JSON.stringify(rec.profile) : null, rec.profileStatus, rec.profileExpiresAt, rec.linkedAt, now, now],
-      });
+      if (dirty) {
+        statements.push({
+          sql: UPSERT_USER_SQL,
+          args: [key.endpointId, key.pageId, key.userId, rec.contactId, rec.profile ? JSON.stringify(rec.profile) : null, rec.profileStatus, rec.profileExpiresAt, rec.linkedAt, now, now],
+        });
+        rec.touchedAt = now;
+      }
     }
 
     return {
@@ -171,6 +189,7 @@ export class People {
       profileStatus: (r[3] as ProfileStatus | null) ?? null,
       profileExpiresAt: Number(r[4] ?? 0),
       linkedAt: r[5] === null || r[5] === undefined ? null : Number(r[5]),
+      touchedAt: Number(r[6] ?? 0),
     };
   }
 

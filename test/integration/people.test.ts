@@ -189,6 +189,21 @@ describe("contacts", () => {
     expect(await rows(c, "SELECT id FROM contacts")).toHaveLength(1);
   });
 
+  test("a known user's turn writes no contact rows unless an hour has passed or something changed", async () => {
+    let offset = 0;
+    const c = await conversation({ clock: { now: () => Date.now() + offset } });
+    c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie" } });
+    await say(c, "one");
+    const seen = async () => Number((await rows(c, "SELECT last_seen_at FROM contact_users WHERE user_id = ?", [PSID]))[0]![0]);
+    const first = await seen();
+    offset = 10 * 60_000;
+    await say(c, "two");
+    expect(await seen()).toBe(first);
+    offset = 61 * 60_000;
+    await say(c, "three");
+    expect(await seen()).toBeGreaterThan(first + 60 * 60_000);
+  });
+
   test("contact_profiles = false: nothing about the person is stored in contacts; contact_id is null", async () => {
     const c = await conversation({ endpointToml: "[endpoints.data_protection]\ncontact_profiles = false" });
     c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie" } });
