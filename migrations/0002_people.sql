@@ -53,5 +53,4 @@ CREATE INDEX `transcripts_user` ON `transcripts` (`user_id`,`id`);--> statement-
 CREATE INDEX `transcripts_session` ON `transcripts` (`session_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_contact` ON `transcripts` (`contact_id`,`id`);--> statement-breakpoint
 CREATE INDEX `transcripts_age` ON `transcripts` (`created_at`);--> statement-breakpoint
-CREATE INDEX `sessions_user` ON `sessions` (`user_id`,`endpoint_id`);--> statement-breakpoint
-CREATE INDEX `sessions_ended` ON `sessions` (`endpoint_id`,`ended_at`) WHERE ended_at IS NOT NULL;
+CREATE INDEX `sessions_user` ON `sessions` (`user_id`,`endpoint_id`);

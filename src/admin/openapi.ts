@@ -50,6 +50,12 @@ export function openApiDocument(): Record<string, unknown> {
         delete: { summary: "GDPR erasure: the contact and everything stored about its PSIDs (events, messages, sessions, transcripts)", parameters: [idPath("The contact id")], responses: { "200": { description: "erased" }, ...common } },
       },
       "/api/contacts/{id}/export": { get: { summary: "GDPR export: everything stored about the contact's PSIDs", parameters: [idPath("The contact id")], responses: { "200": { description: "the export" }, ...common } } },
+      "/api/endpoints/{id}/users/{userId}/export": {
+        get: { summary: "GDPR export by PSID (the whole contact when the PSID has one)", parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }], responses: { "200": { description: "the export" }, ...common } },
+      },
+      "/api/endpoints/{id}/users/{userId}": {
+        delete: { summary: "GDPR erasure by PSID (the whole contact when the PSID has one); works with contact_profiles = false", parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }], responses: { "200": { description: "erased" }, ...common } },
+      },
       "/api/sessions": { get: { summary: "A PSID's sessions, newest first", parameters: [userQuery, endpointQuery], responses: { "200": { description: "sessions" }, ...common } } },
       "/api/sessions/{id}": { delete: { summary: "Reset: the user's next input starts a new session with an empty context", parameters: [idPath("The session id (s_...)")], responses: { "200": { description: "reset" }, ...common } } },
       "/api/conversations": {

@@ -27,10 +27,11 @@ import type { ReplyLanes } from "../replies/lanes.ts";
 import type { PageDirectory } from "../replies/pages.ts";
 import { enqueueReplies } from "../replies/outbox.ts";
 import { convertOutput } from "../messenger/convert.ts";
-import type { Output } from "../flows/schema.ts";
+import { Output } from "../flows/schema.ts";
 import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
-import { checkBody, InjectBody, NotifyBody } from "./schemas.ts";
+import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
+import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
 
 export interface AdminDeps {
@@ -102,12 +103,24 @@ export function adminRoutes(deps: AdminDeps) {
     return { endpointId: endpoint.id, pageId: page, userId };
   };
 
-  const forgetUser = (key: LaneKey) => {
-    deps.sessions.forget(key);
-    deps.people.forget(key);
-    deps.engine.forgetUser(key);
-    deps.lanes.forgetUser(key);
+  /**
+   * GDPR erasure: the PSIDs are marked erased in the lanes before the deletes are queued, so a
+   * turn in flight either committed before them (and its rows are deleted with the rest) or keeps
+   * nothing; the caches are cleared after the commit.
+   */
+  const erase = async (subject: NonNullable<Awaited<ReturnType<PeopleRecords["subject"]>>>): Promise<number> => {
+    for (const key of subject.keys) {
+      deps.engine.forgetUser(key);
+      deps.lanes.forgetUser(key);
+    }
+    const rows = await records.erase(subject);
+    for (const key of subject.keys) {
+      deps.sessions.forget(key);
+      deps.people.forget(key);
+    }
+    return rows;
   };
+  const masks = (endpointId: string) => endpoints.get(endpointId)?.data_protection.mask_logging ?? false;
 
   return new Elysia({ name: "admin" })
     .get("/api/openapi.json", () => (keys.length === 0 ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings") : jsonResponse(200, openApiDocument())))
@@ -127,7 +140,9 @@ export function adminRoutes(deps: AdminDeps) {
         const now = clock.now();
         // The session the turn will run in (a new one if the current has expired by then).
         const session = await deps.sessions.current(key, now, endpoint.session.expiration_minutes);
-        const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), session_id: session.id };
+        // A new session's id is chosen now, so the caller learns it; the current one is only reported
+        // (if it expires before the turn runs, the turn starts a new one as for any input).
+        const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), ...(session.isNew ? { new_session_id: session.id } : {}) };
         const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
         await deps.inbox.store(endpoint.id, [{ pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never }]);
         log.info("input injected", { endpoint: endpoint.id, session: session.id });
@@ -146,7 +161,10 @@ export function adminRoutes(deps: AdminDeps) {
         const { user_id, page_id, text, data, output, messaging_type, tag } = body.value;
         if (text === undefined && data === undefined && output === undefined) return errorResponse(400, "empty", "give text, data or output: there is nothing to send", requestId);
         if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse(400, "invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
-        const merged = { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) } as Output;
+        const mergedValue = { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) };
+        const checked = checkValue(Output, mergedValue);
+        if (!checked.ok) return errorResponse(400, "invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`, requestId);
+        const merged = checked.value;
         const converted = convertOutput(merged, { preferParagraphs: false });
         if (converted.messages.length === 0) {
           return errorResponse(400, "empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
@@ -196,18 +214,36 @@ export function adminRoutes(deps: AdminDeps) {
     .get(
       "/api/contacts/:id/export",
       api(async ({ params, requestId }) => {
-        const exported = await records.export(params.id!);
-        return exported ? jsonResponse(200, exported, requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        const subject = await records.subject({ contactId: params.id! });
+        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
       }),
     )
     .delete(
       "/api/contacts/:id",
       api(async ({ params, requestId, log }) => {
-        const erased = await records.erase(params.id!);
-        if (!erased) return errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
-        for (const key of erased.keys) forgetUser(key);
-        log.info("contact erased with everything stored about its users", { contact_id: params.id, rows: erased.rows });
-        return jsonResponse(200, { erased: params.id, users: erased.keys.length, rows_deleted: erased.rows }, requestId);
+        const subject = await records.subject({ contactId: params.id! });
+        if (!subject) return errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        const rows = await erase(subject);
+        log.info("contact erased with everything stored about its users", { contact_id: masks(subject.contact!.endpoint_id) ? MASK : params.id, rows });
+        return jsonResponse(200, { erased: params.id, users: subject.keys.length, rows_deleted: rows }, requestId);
+      }),
+    )
+    // The same by PSID: also when the endpoint keeps no contact profiles.
+    .get(
+      "/api/endpoints/:id/users/:userId/export",
+      api(async ({ params, requestId }) => {
+        const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
+        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse(404, "unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
+      }),
+    )
+    .delete(
+      "/api/endpoints/:id/users/:userId",
+      api(async ({ params, requestId, log }) => {
+        const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
+        if (!subject) return errorResponse(404, "unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
+        const rows = await erase(subject);
+        log.info("user erased with everything stored about them", { endpoint: params.id, user: masks(params.id!) ? MASK : params.userId, rows });
+        return jsonResponse(200, { erased: params.userId, contact_id: subject.contact?.id ?? null, users: subject.keys.length, rows_deleted: rows }, requestId);
       }),
     )
     .get(
@@ -240,6 +276,7 @@ export function adminRoutes(deps: AdminDeps) {
           contactId: query.get("contact_id") ?? undefined,
         };
         if (!filter.userId && !filter.sessionId && !filter.contactId) return errorResponse(400, "missing_filter", "give ?user_id=, ?session_id= or ?contact_id=", requestId);
+        if (filter.userId && !(await records.knowsUser(filter.userId, filter.endpointId))) return errorResponse(404, "unknown_user", `no sessions or contact of user ${filter.userId}`, requestId);
         const limit = Number(query.get("limit") ?? 100);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit is a whole number from 1 to 1000", requestId);
         return jsonResponse(200, { entries: await records.conversation(filter, limit) }, requestId);

@@ -43,6 +43,11 @@ export function checkBody<T extends TSchema>(schema: T, text: string): { ok: tru
   } catch {
     return { ok: false, problem: "the body is not JSON" };
   }
+  return checkValue(schema, value);
+}
+
+/** Checks a value: itself, or one sentence naming the first problem and its path. */
+export function checkValue<T extends TSchema>(schema: T, value: unknown): { ok: true; value: Static<T> } | { ok: false; problem: string } {
   const checker = compiled(schema);
   if (checker.Check(value)) return { ok: true, value: value as Static<T> };
   const first = checker.Errors(value).First();

@@ -62,8 +62,8 @@ export interface EngineDeps {
 export interface InjectedInput {
   text?: string;
   data?: Record<string, unknown>;
-  /** The session id the caller was told. */
-  session_id?: string;
+  /** The id chosen for the new session the caller was told about (there was no current one). */
+  new_session_id?: string;
 }
 
 class ShutdownAbort extends Error {}
@@ -81,8 +81,8 @@ export class ConversationEngine {
   /** The users' pending events, in their order: the lanes' work list (pending.ts). */
   readonly #pending = new PendingEvents();
   #stateRunning: Promise<void> | null = null;
-  /** Users erased recently (their lanes' ids), and a count of erasures, for turns in progress. */
-  readonly #erased = new Set<string>();
+  /** Users erased recently (their lanes' ids) with the erasure's number, for turns in progress. */
+  readonly #erased = new Map<string, number>();
   #erasures = 0;
   readonly #inputs;
   readonly #outputs;
@@ -204,7 +204,7 @@ export class ConversationEngine {
 
   async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
     const clock = this.deps.clock;
-    const erasures = this.#erasures;
+    const erasuresAtStart = this.#erasures;
     const protection = endpoint.data_protection;
     const injected = row.kind === "inject" ? (row.item as InjectedInput) : null;
     if (endpoint.messenger.mark_seen && !injected) {
@@ -215,7 +215,7 @@ export class ConversationEngine {
 
     let session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
     // An inject told its caller the session it would run in: keep that id if a new one starts.
-    if (injected?.session_id && session.isNew) session = { ...session, id: injected.session_id };
+    if (injected?.new_session_id && session.isNew) session = { ...session, id: injected.new_session_id };
     const person = await this.deps.people.forTurn(key, endpoint, log);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
@@ -244,7 +244,7 @@ export class ConversationEngine {
         for (const message of converted.messages) replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message });
       }
     }
-    if (this.#erasures !== erasures && this.#erased.has(laneId(key))) {
+    if ((this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
       // The person was erased while the flow ran: nothing of this turn is kept or sent.
       await this.deps.writes.run([this.#done(row.id, outcome.ok ? null : outcome.error)], { durable: false });
       return;
@@ -271,7 +271,7 @@ export class ConversationEngine {
     // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
     const results = await this.deps.writes.run(statements, { durable: false });
     saved.committed();
-    person.committed();
+    person.committed(results.slice(saved.statements.length, saved.statements.length + person.statements.length));
     this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (replies.length > 0) this.#outputs.inc({ endpoint: key.endpointId }, replies.length);
@@ -289,9 +289,9 @@ export class ConversationEngine {
    */
   forgetUser(key: LaneKey): void {
     this.#pending.drop(key);
-    this.#erasures++;
-    this.#erased.add(laneId(key));
-    if (this.#erased.size > 10_000) this.#erased.delete(this.#erased.values().next().value!);
+    this.#erased.delete(laneId(key));
+    this.#erased.set(laneId(key), ++this.#erasures);
+    if (this.#erased.size > 10_000) this.#erased.delete(this.#erased.keys().next().value!);
   }
 
   async #runFlow(

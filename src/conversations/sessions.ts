@@ -50,6 +50,11 @@ const LAST_ACTIVE_SQL = "SELECT max(last_active_at) FROM sessions WHERE endpoint
 export class SessionStore {
   /** Least recently used first (a Map keeps insertion order; a hit is moved to the end). */
   readonly #cache = new Map<string, Cached>();
+  /** A counter that `current` reads and `forget` advances, and the value at each user's last forget. */
+  #generation = 0;
+  readonly #forgotten = new Map<string, number>();
+  #forgotAllAt = -1;
+  readonly #readAt = new Map<string, number>();
 
   constructor(
     private readonly database: Database,
@@ -59,6 +64,8 @@ export class SessionStore {
   /** The session the next input of this user belongs to (a new one when the old has expired). */
   async current(key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
     const id = cacheKey(key);
+    this.#readAt.set(id, this.#generation);
+    if (this.#readAt.size > this.capacity) this.#readAt.delete(this.#readAt.keys().next().value!);
     let row = this.#cache.get(id);
     if (row) {
       this.#cache.delete(id);
@@ -94,19 +101,41 @@ export class SessionStore {
         args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
       });
     } else {
-      statements.push({ sql: "UPDATE sessions SET context = ?, last_active_at = ? WHERE id = ?", args: [json, now, session.id] });
+      // An upsert, so that a session the retention purge deleted while the turn ran comes back;
+      // a session reset (ended) meanwhile stays ended.
+      statements.push({
+        sql:
+          "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?) " +
+          "ON CONFLICT (id) DO UPDATE SET context = excluded.context, last_active_at = excluded.last_active_at WHERE sessions.ended_at IS NULL",
+        args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
+      });
     }
-    return { statements, committed: () => this.#remember(cacheKey(key), { id: session.id, contextJson: json, lastActiveAt: now }) };
+    const id = cacheKey(key);
+    // What `current` saw: a forget after it (the flow was running) wins over this turn's memory.
+    const generation = this.#readAt.get(id) ?? this.#generation;
+    return {
+      statements,
+      committed: () => {
+        // Reset or erased while the turn ran: the memory must not bring the old session back.
+        if ((this.#forgotten.get(id) ?? -1) >= generation || this.#forgotAllAt >= generation) this.#cache.delete(id);
+        else this.#remember(id, { id: session.id, contextJson: json, lastActiveAt: now });
+      },
+    };
   }
 
   /** Call after changing or deleting this user's sessions other than through `save`. */
   forget(key: SessionKey): void {
-    this.#cache.delete(cacheKey(key));
+    const id = cacheKey(key);
+    this.#cache.delete(id);
+    this.#forgotten.delete(id);
+    this.#forgotten.set(id, this.#generation++);
+    if (this.#forgotten.size > this.capacity) this.#forgotten.delete(this.#forgotten.keys().next().value!);
   }
 
   /** Call after changing sessions of many users at once. */
   forgetAll(): void {
     this.#cache.clear();
+    this.#forgotAllAt = this.#generation++;
   }
 
   #remember(id: string, row: Cached): void {

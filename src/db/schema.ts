@@ -110,9 +110,8 @@ export const sessions = sqliteTable(
   },
   (t) => [
     uniqueIndex("sessions_current").on(t.endpointId, t.pageId, t.userId).where(sql`ended_at IS NULL`),
-    // For the sessions API (by PSID) and the retention purge (ended sessions by age).
+    // For the sessions API (by PSID).
     index("sessions_user").on(t.userId, t.endpointId),
-    index("sessions_ended").on(t.endpointId, t.endedAt).where(sql`ended_at IS NOT NULL`),
   ],
 );
 

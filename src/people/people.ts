@@ -20,7 +20,7 @@
  * turn of a known user reads nothing.
  */
 import { randomBytes } from "node:crypto";
-import type { InStatement } from "@libsql/client";
+import type { InStatement, ResultSet } from "@libsql/client";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { Clock } from "../clock.ts";
@@ -50,8 +50,8 @@ export interface Person {
   profile: Record<string, unknown> | undefined;
   /** To commit with the turn. */
   statements: InStatement[];
-  /** Call after they are committed. */
-  committed(): void;
+  /** Call after they are committed, with their results. */
+  committed(results: ResultSet[]): void;
 }
 
 interface UserRecord {
@@ -93,7 +93,21 @@ const UPSERT_USER_SQL =
   "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, profile, profile_status, profile_expires_at, linked_at, first_seen_at, last_seen_at) " +
   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET " +
   "profile = excluded.profile, profile_status = excluded.profile_status, profile_expires_at = excluded.profile_expires_at, " +
-  "linked_at = coalesce(excluded.linked_at, contact_users.linked_at), last_seen_at = excluded.last_seen_at";
+  "linked_at = coalesce(excluded.linked_at, contact_users.linked_at), last_seen_at = excluded.last_seen_at, " +
+  // The link stays (another turn or a merge may have set it meanwhile) unless its contact is gone.
+  "contact_id = CASE WHEN EXISTS (SELECT 1 FROM contacts WHERE id = contact_users.contact_id) THEN contact_users.contact_id ELSE excluded.contact_id END";
+
+/** Creates or updates a contact row (an UPSERT: a contact purged while the turn ran comes back). */
+const UPSERT_CONTACT_SQL =
+  "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?) " +
+  "ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, last_active_at = excluded.last_active_at, " +
+  "updated_at = CASE WHEN excluded.profile <> contacts.profile THEN excluded.updated_at ELSE contacts.updated_at END";
+
+/**
+ * The last statement of a turn that wrote contact rows: a contact this PSID does not belong to
+ * after all (another turn linked the PSID to the person's contact first) is removed again.
+ */
+const DROP_ORPHAN_SQL = "DELETE FROM contacts WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM contact_users WHERE contact_id = ?1)";
 
 export class People {
   /** Least recently used first. */
@@ -122,29 +136,23 @@ export class People {
     if (wantProfile && rec.profileExpiresAt <= now) {
       const creds = this.deps.credentials(key.endpointId, key.pageId);
       if (creds) {
-        await this.#refreshProfile(rec, key, creds, now, log);
+        await this.#refreshProfile(rec, key, creds, now, log, endpoint.data_protection.mask_logging);
         dirty = true;
       }
     }
 
     const statements: InStatement[] = [];
+    let orphanCheck = -1;
     if (keep) {
       let contactProfile = rec.contactProfile;
       if (settings.update_contact_profiles && rec.profileStatus === "ok" && rec.profile) {
         contactProfile = { ...contactProfile, ...withoutId(rec.profile) };
       }
-      if (!rec.contactId) {
-        dirty = true;
-        rec.contactId = newContactId();
-        statements.push({
-          sql: "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?)",
-          args: [rec.contactId, key.endpointId, JSON.stringify(contactProfile), now, now, now],
-        });
-      } else if (contactProfile !== rec.contactProfile && JSON.stringify(contactProfile) !== JSON.stringify(rec.contactProfile)) {
-        dirty = true;
-        statements.push({ sql: "UPDATE contacts SET profile = ?, updated_at = ?, last_active_at = ? WHERE id = ?", args: [JSON.stringify(contactProfile), now, now, rec.contactId] });
-      } else if (dirty) {
-        statements.push({ sql: "UPDATE contacts SET last_active_at = ? WHERE id = ?", args: [now, rec.contactId] });
+      const profileChanged = JSON.stringify(contactProfile) !== JSON.stringify(rec.contactProfile);
+      if (!rec.contactId) rec.contactId = newContactId();
+      if (profileChanged || !rec.touchedAt) dirty = true;
+      if (dirty) {
+        statements.push({ sql: UPSERT_CONTACT_SQL, args: [rec.contactId, key.endpointId, JSON.stringify(contactProfile), now, now, now] });
       }
       rec.contactProfile = contactProfile;
       if (settings.merge_contact_profiles && (rec.linkedAt ?? -Infinity) <= now - LINK_TTL) {
@@ -157,6 +165,7 @@ export class People {
           args: [key.endpointId, key.pageId, key.userId, rec.contactId, rec.profile ? JSON.stringify(rec.profile) : null, rec.profileStatus, rec.profileExpiresAt, rec.linkedAt, now, now],
         });
         rec.touchedAt = now;
+        orphanCheck = statements.push({ sql: DROP_ORPHAN_SQL, args: [rec.contactId] }) - 1;
       }
     }
 
@@ -165,7 +174,11 @@ export class People {
       contact: { ...rec.contactProfile },
       profile: settings.request_profile_data ? profileForInput(key.userId, rec) : undefined,
       statements,
-      committed: () => this.#remember(id, rec),
+      committed: (results) => {
+        // This turn's contact was dropped (the PSID had been linked to another): read it anew next time.
+        if (orphanCheck >= 0 && (results[orphanCheck]?.rowsAffected ?? 0) > 0) this.#cache.delete(id);
+        else this.#remember(id, rec);
+      },
     };
   }
 
@@ -183,7 +196,8 @@ export class People {
     const r = result.rows[0];
     if (!r) return null;
     return {
-      contactId: String(r[0]),
+      // A link to a contact that is gone (purged while a turn ran): a new contact is made.
+      contactId: r[1] === null || r[1] === undefined ? null : String(r[0]),
       contactProfile: parseObject(r[1]) ?? {},
       profile: parseObject(r[2]),
       profileStatus: (r[3] as ProfileStatus | null) ?? null,
@@ -193,7 +207,7 @@ export class People {
     };
   }
 
-  async #refreshProfile(rec: UserRecord, key: LaneKey, creds: PageCredentials, now: number, log: Logger): Promise<void> {
+  async #refreshProfile(rec: UserRecord, key: LaneKey, creds: PageCredentials, now: number, log: Logger, mask: boolean): Promise<void> {
     const pageKey = `${key.endpointId}\u0000${key.pageId}`;
     let extras = (this.#noExtras.get(pageKey) ?? 0) <= now;
     for (;;) {
@@ -215,7 +229,7 @@ export class People {
           extras = false;
           continue;
         }
-        if (status === "error") log.warn("could not fetch the user's Facebook profile; the turn goes on without it", { error });
+        if (status === "error") log.warn("could not fetch the user's Facebook profile; the turn goes on without it", errorFields(error, mask));
         else if (status === "denied") log.warn("the Page's app may not read user profiles: it needs Advanced Access to Business Asset User Profile Access, or turn request_profile_data off");
         // A failure keeps what we had (a profile fetched before stays usable until it can be renewed).
         if (status !== "error" || rec.profileStatus !== "ok") rec.profileStatus = status;
@@ -231,6 +245,7 @@ export class People {
    * turn out to be the same person. Returns the statements; updates `rec`.
    */
   async #link(rec: UserRecord, key: LaneKey, endpoint: EndpointSettings, now: number, log: Logger): Promise<InStatement[]> {
+    const mask = endpoint.data_protection.mask_logging;
     const creds = this.deps.credentials(key.endpointId, key.pageId);
     if (!creds) return [];
     if (!creds.appSecret) {
@@ -254,7 +269,7 @@ export class People {
         if (!after) break;
       }
     } catch (error) {
-      log.warn("could not ask Facebook for the person's PSIDs on the other Pages (ids_for_pages); tried again later", { error });
+      log.warn("could not ask Facebook for the person's PSIDs on the other Pages (ids_for_pages); tried again later", errorFields(error, mask));
       rec.linkedAt = now - LINK_TTL + LINK_RETRY;
       return [];
     }
@@ -291,7 +306,7 @@ export class People {
         { sql: "UPDATE transcripts SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },
         { sql: "DELETE FROM contacts WHERE id = ?", args: [loser] },
       );
-      log.info("merged two contact profiles of the same person (ids_for_pages)", { contact_id: survivor, merged_contact_id: loser });
+      log.info("merged two contact profiles of the same person (ids_for_pages)", mask ? {} : { contact_id: survivor, merged_contact_id: loser });
       rec.contactId = survivor;
       rec.contactProfile = profile;
       merged = true;
@@ -306,6 +321,16 @@ export class People {
     this.#cache.set(id, rec);
     if (this.#cache.size > this.#capacity) this.#cache.delete(this.#cache.keys().next().value!);
   }
+}
+
+/**
+ * An error for the log. Graph's messages and URLs name the PSID ("Object with ID '…'",
+ * "GET /6301…"), so with mask_logging only its kind and codes are written.
+ */
+function errorFields(error: unknown, mask: boolean): Record<string, unknown> {
+  if (!mask) return { error };
+  if (error instanceof GraphApiError) return { error: { name: error.name, code: error.code, subcode: error.subcode, type: error.type, status: error.status } };
+  return { error: { name: (error as Error)?.name ?? "Error" } };
 }
 
 /** What an error from the User Profile API means for the cache. */

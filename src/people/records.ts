@@ -165,16 +165,34 @@ export class PeopleRecords {
     return rows.reverse().map(transcriptEntry);
   }
 
-  /** Everything stored about the contact's person (GDPR export). */
-  async export(id: string): Promise<Record<string, unknown> | null> {
-    const contact = await this.contact(id);
-    if (!contact) return null;
-    const keys = await this.#keysOf(contact);
+  /**
+   * Whom a GDPR request is about: the contact's PSIDs, or a PSID of an endpoint (its contact's
+   * PSIDs when it has one; else the PSID on every Page it wrote to). Null when nothing is known.
+   */
+  async subject(by: { contactId: string } | { endpointId: string; userId: string }): Promise<{ contact: ContactView | null; keys: LaneKey[] } | null> {
+    if ("contactId" in by) {
+      const contact = await this.contact(by.contactId);
+      return contact ? { contact, keys: await this.#keysOf(contact) } : null;
+    }
+    const linked = await this.#rows("SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND user_id = ? LIMIT 1", [by.endpointId, by.userId]);
+    if (linked[0]) return this.subject({ contactId: String(linked[0][0]) });
+    const pages = await this.#rows(
+      "SELECT page_id FROM sessions WHERE endpoint_id = ?1 AND user_id = ?2 UNION SELECT page_id FROM transcripts WHERE user_id = ?2 AND endpoint_id = ?1 " +
+        "UNION SELECT page_id FROM inbox WHERE endpoint_id = ?1 AND user_id = ?2 UNION SELECT page_id FROM outbox WHERE endpoint_id = ?1 AND user_id = ?2",
+      [by.endpointId, by.userId],
+    );
+    if (pages.length === 0) return null;
+    return { contact: null, keys: pages.map((r) => ({ endpointId: by.endpointId, pageId: String(r[0]), userId: by.userId })) };
+  }
+
+  /** Everything stored about the subject (GDPR export). */
+  async export(subject: { contact: ContactView | null; keys: LaneKey[] }): Promise<Record<string, unknown>> {
     const sessions: SessionView[] = [];
     const transcript: TranscriptEntry[] = [];
     const received: unknown[] = [];
     const sent: unknown[] = [];
-    for (const k of keys) {
+    const facebook: unknown[] = [];
+    for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
       sessions.push(...(await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at", args)).map(sessionView));
       transcript.push(
@@ -189,33 +207,55 @@ export class PeopleRecords {
       for (const r of await this.#rows("SELECT page_id, source, body, status, created_at, sent_at FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id", args)) {
         sent.push({ page_id: String(r[0]), source: String(r[1]), body: json(r[2]), status: String(r[3]), created_at: iso(r[4]), sent_at: isoOrNull(r[5]) });
       }
+      for (const r of await this.#rows("SELECT page_id, user_id, profile, profile_status, profile_expires_at, linked_at FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", args)) {
+        facebook.push({ page_id: String(r[0]), user_id: String(r[1]), profile: json(r[2]), profile_status: r[3] ?? null, profile_expires_at: isoOrNull(r[4]), linked_at: isoOrNull(r[5]) });
+      }
     }
-    return { contact, sessions, transcript, events_received: received, messages_sent: sent, exported_at: new Date().toISOString() };
+    return {
+      contact: subject.contact,
+      users: subject.keys.map((k) => ({ endpoint_id: k.endpointId, page_id: k.pageId, user_id: k.userId })),
+      facebook_profiles: facebook,
+      sessions,
+      transcript,
+      events_received: received,
+      messages_sent: sent,
+      exported_at: new Date().toISOString(),
+    };
   }
 
   /**
-   * Erases the contact and everything stored about each of its PSIDs, in one durable commit.
-   * Returns the PSIDs erased (for the caller to clear caches and lanes), or null when unknown.
+   * Erases the subject: everything stored about each of its PSIDs, and its contact, in one
+   * durable commit. The caller marks the PSIDs erased in the lanes first (a turn in flight then
+   * keeps nothing) and clears the caches after.
    */
-  async erase(id: string): Promise<{ keys: LaneKey[]; rows: number } | null> {
-    const contact = await this.contact(id);
-    if (!contact) return null;
-    const keys = await this.#keysOf(contact);
+  async erase(subject: { contact: ContactView | null; keys: LaneKey[] }): Promise<number> {
     const statements: InStatement[] = [];
-    for (const k of keys) {
+    for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
       for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users"]) {
         statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
       }
     }
-    statements.push({ sql: "DELETE FROM transcripts WHERE contact_id = ?", args: [id] }, { sql: "DELETE FROM contacts WHERE id = ?", args: [id] });
+    if (subject.contact) {
+      const id = subject.contact.id;
+      statements.push({ sql: "DELETE FROM transcripts WHERE contact_id = ?", args: [id] }, { sql: "DELETE FROM contacts WHERE id = ?", args: [id] });
+    }
     const results = await this.writes.run(statements);
-    return { keys, rows: results.reduce((n, r) => n + r.rowsAffected, 0) };
+    return results.reduce((n, r) => n + r.rowsAffected, 0);
+  }
+
+  /** Whether the endpoint (or any) has a session or contact for this PSID. */
+  async knowsUser(userId: string, endpointId?: string): Promise<boolean> {
+    const filter = endpointId ? " AND endpoint_id = ?" : "";
+    const args = endpointId ? [userId, endpointId] : [userId];
+    const rows = await this.#rows(`SELECT 1 FROM sessions WHERE user_id = ?${filter} UNION ALL SELECT 1 FROM contact_users WHERE user_id = ?${filter} LIMIT 1`, [...args, ...args]);
+    return rows.length > 0;
   }
 
   /**
    * `retention_days`: deletes transcripts older than the cut-off, contacts idle since before it
-   * (with their PSID links), ended sessions, and finished inbox and outbox rows. Returns counts.
+   * (with their PSID links), sessions ended or idle since before it, and finished inbox and outbox
+   * rows. Returns counts.
    *
    * The local driver runs statements on the event loop, so the work is cut into batches of
    * `PURGE_BATCH` rows with a yield between them: webhooks are answered while a large backlog is
@@ -244,13 +284,19 @@ export class PeopleRecords {
       counts.contacts! += contacts!.rowsAffected;
       await yieldToIo();
     }
-    for (;;) {
-      const [ended] = await this.writes.run(
-        [{ sql: "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE endpoint_id = ? AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?)", args: [endpointId, cutoff, PURGE_BATCH] }],
+    // Sessions ended, or idle (a user silent for longer than the retention, also with
+    // expiration_minutes = 0), before the cut-off: walked in rowid ranges, since their age is
+    // not in rowid order.
+    for (let after = 0; ; ) {
+      const range = await this.#rows("SELECT rowid FROM sessions WHERE rowid > ? ORDER BY rowid LIMIT ?", [after, PURGE_BATCH]);
+      if (range.length === 0) break;
+      const last = Number(range[range.length - 1]![0]);
+      const [result] = await this.writes.run(
+        [{ sql: "DELETE FROM sessions WHERE rowid > ? AND rowid <= ? AND endpoint_id = ? AND coalesce(ended_at, last_active_at) < ?", args: [after, last, endpointId, cutoff] }],
         { durable: false },
       );
-      counts.sessions! += ended!.rowsAffected;
-      if (ended!.rowsAffected < PURGE_BATCH) break;
+      counts.sessions! += result!.rowsAffected;
+      after = last;
       await yieldToIo();
     }
     return counts;

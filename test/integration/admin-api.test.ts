@@ -518,9 +518,8 @@ describe("GDPR erasure", () => {
       const contact = await api(c, "GET", `/api/contacts?user_id=${PSID}`);
       expect(contact.status).toBe(404);
       expect((await api(c, "GET", `/api/contacts/${id}`)).status).toBe(404);
-      const conversation = await api(c, "GET", `/api/conversations?user_id=${PSID}`);
-      expect(conversation.status).toBe(200);
-      expect(conversation.body.entries).toEqual([]);
+      // The user is unknown now (SPEC §10: unknown user 404).
+      expect((await api(c, "GET", `/api/conversations?user_id=${PSID}`)).status).toBe(404);
       expect((await api(c, "GET", `/api/sessions?user_id=${PSID}`)).status).toBe(404);
       // Erased twice: the contact is unknown now.
       expect((await api(c, "DELETE", `/api/contacts/${id}`)).status).toBe(404);
@@ -574,6 +573,52 @@ describe("analytics", () => {
       expect(bad.status).toBe(400);
       expect(bad.body.error).toBe("invalid_day");
       expect((await api(c, "GET", "/api/analytics?endpoint_id=nope")).status).toBe(404);
+    });
+  });
+});
+
+describe("erasure and export by PSID", () => {
+  test("with contact_profiles = false a user is still exported and erased by PSID, leaving nothing", async () => {
+    await withConversation({ ...WITH_KEYS, endpointToml: "[endpoints.data_protection]\ncontact_profiles = false" }, async (c) => {
+      c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Zoé", last_name: "Quill" } });
+      await say(c, "remember me", 1);
+      await c.app.writes.drain();
+      expect((await api(c, "GET", `/api/contacts?user_id=${PSID}`)).status).toBe(404); // no contact kept
+      const exported = await api(c, "GET", `/api/endpoints/support/users/${PSID}/export`);
+      expect(exported.status).toBe(200);
+      expect(exported.body.contact).toBeNull();
+      expect(exported.body.transcript.map((e: any) => e.text)).toContain("remember me");
+      expect(await traces(c, [PSID, "remember me", "Quill"])).not.toEqual([]);
+      const erased = await api(c, "DELETE", `/api/endpoints/support/users/${PSID}`);
+      expect(erased.status).toBe(200);
+      await c.app.writes.drain();
+      expect(await traces(c, [PSID, "remember me", "Quill"])).toEqual([]);
+      expect((await api(c, "DELETE", `/api/endpoints/support/users/${PSID}`)).status).toBe(404);
+    });
+  });
+
+  test("the export holds the Facebook profile cached for each PSID", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Zoé", last_name: "Quill" } });
+      await say(c, "hi", 1);
+      await c.app.writes.drain();
+      const exported = await api(c, "GET", `/api/contacts/${await contactIdOf(c)}/export`);
+      expect(exported.body.facebook_profiles).toEqual([expect.objectContaining({ page_id: PAGE_ID, user_id: PSID, profile_status: "ok", profile: expect.objectContaining({ last_name: "Quill" }) })]);
+    });
+  });
+
+  test("notify with data that is not output fields is 400, naming the problem", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      await say(c, "hi", 1);
+      const answer = await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: PSID, data: { quick_replies: "x" } } });
+      expect(answer.status).toBe(400);
+      expect(answer.body.message).toContain("/quick_replies");
+    });
+  });
+
+  test("conversations of a user the server never saw: 404", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      expect((await api(c, "GET", "/api/conversations?user_id=6301234567899999")).status).toBe(404);
     });
   });
 });

@@ -279,9 +279,11 @@ describe("transcripts, analytics, masking", () => {
     const secretText = "my card number is 4242";
     const failing = { files: { "flows/fail.ts": `export default async (input) => { throw new Error("cannot handle \\"" + input.text + "\\""); };` }, flow: 'kind = "script"\nmodule = "flows/fail.ts"' };
     const masked = await conversation({ ...failing, endpointToml: "[endpoints.data_protection]\nmask_logging = true" });
+    masked.graph.setUser(PAGE_ID, PSID, { profileFailures: 2 }); // Graph's error names the PSID
     await masked.post([userText(secretText)]);
     await until(() => masked.logs.lines.some((l) => l.includes("failed; nothing was sent")));
     const lines = masked.logs.lines;
+    expect(lines.some((l) => l.includes("could not fetch the user's Facebook profile"))).toBe(true);
     expect(lines.some((l) => l.includes('"user":"*****"'))).toBe(true);
     expect(lines.filter((l) => l.includes(PSID) || l.includes("4242"))).toEqual([]);
 

@@ -36,10 +36,14 @@ test("purge deletes old rows across many batches, keeps pending and young ones, 
     args: [n, old, old, old, NOW],
   });
   await c.execute({ sql: "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, first_seen_at, last_seen_at) VALUES ('a', 'p', 'u2', 'c_2', ?, ?), ('a', 'p', 'u1', 'c_1', ?, ?)", args: [old, old, NOW, NOW] });
-  await c.execute({ sql: "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at) VALUES ('s_old', 'a', 'p', 'u', '{}', ?, ?, ?), ('s_open', 'a', 'p', 'u', '{}', ?, ?, NULL)", args: [old, old, old, old, old] });
+  // Ended long ago; open but idle for longer than the retention; open and recent.
+  await c.execute({
+    sql: "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at) VALUES ('s_old', 'a', 'p', 'u', '{}', ?, ?, ?), ('s_idle', 'a', 'p', 'v', '{}', ?, ?, NULL), ('s_open', 'a', 'p', 'w', '{}', ?, ?, NULL)",
+    args: [old, old, old, old, old, old, NOW],
+  });
 
   const counts = await new PeopleRecords(database, writes).purge("a", NOW - 30 * DAY);
-  expect(counts).toEqual({ transcripts: n, inbox: n, outbox: 0, contacts: Math.floor(n / 2), contact_users: 1, sessions: 1 });
+  expect(counts).toEqual({ transcripts: n, inbox: n, outbox: 0, contacts: Math.floor(n / 2), contact_users: 1, sessions: 2 });
   const left = async (sql: string) => (await c.execute(sql)).rows.map((r) => String(r[0]));
   expect(await left("SELECT dedup_key FROM inbox ORDER BY id")).toEqual(["pending-0", "other", "young"]);
   expect(await left("SELECT id FROM sessions")).toEqual(["s_open"]);
