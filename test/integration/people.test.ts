@@ -172,6 +172,15 @@ describe("contacts", () => {
     expect(idCalls.every((x) => x.status === 200 && typeof x.query.appsecret_proof === "string")).toBe(true);
   });
 
+  test("merge: the person writes on both Pages at the same moment; no contact is left without a PSID", async () => {
+    const { c } = await samePersonOnTwoPages({ [PAGE_ID]: "biz1", [PAGE_ID_2]: "biz1" });
+    await Promise.all([say(c, "a", { psid: PSID }), say(c, "b", { psid: PSID_2, pageId: PAGE_ID_2 })]);
+    expect(await rows(c, "SELECT id FROM contacts c WHERE NOT EXISTS (SELECT 1 FROM contact_users u WHERE u.contact_id = c.id)")).toEqual([]);
+    const [one, two] = await Promise.all([say(c, "c", { psid: PSID }), say(c, "d", { psid: PSID_2, pageId: PAGE_ID_2 })]);
+    expect(two.contact_id).toBe(one.contact_id);
+    expect(await rows(c, "SELECT id FROM contacts")).toHaveLength(1);
+  });
+
   test("merge: two existing contacts of one person become one, keeping the older id and every field", async () => {
     const { graph, c } = await samePersonOnTwoPages({});
     // Not one business yet: two contacts.
