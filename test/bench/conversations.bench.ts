@@ -14,12 +14,12 @@
  * Baseline, same run: the same POSTs to a bare Bun.serve that answers 200 (requests/s).
  * Run once with typing indicators off and once on (each reply is then two Send API calls).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
-import { signBody } from "../../src/webhook/signature.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
+import { fmt, limiter, messagesArrived, peakRssMb, percentile, post, signedMessage } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -28,63 +28,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IN_FLIGHT = 64;
 const SECRET = "bench-app-secret-0123456789";
 const PAGE = "104857600012345";
+const request = (url: string, user: string, text: string) => signedMessage(url, PAGE, SECRET, user, text);
 const TOKEN = "bench-page-token";
 
 let run = 0;
 const psid = (u: number) => String(6300000000000000 + run * 1_000_000 + u);
 
-function request(url: string, user: string, text: string) {
-  const body = JSON.stringify({
-    object: "page",
-    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text } }] }],
-  });
-  return { url, body, signature: signBody(SECRET, body) };
-}
 
-async function post(r: { url: string; body: string; signature: string }): Promise<void> {
-  const response = await fetch(r.url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": r.signature }, body: r.body });
-  await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`webhook answered ${response.status}`);
-}
 
-/** A simple semaphore for the number of POSTs in flight. */
-function limiter(max: number) {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 
-function peakRssMb(pid: number): number {
-  try {
-    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-  } catch {
-    return NaN;
-  }
-}
 
-/** Waits until the fake Graph API has taken `count` messages (sender actions not counted). */
-async function messagesArrived(graph: FakeGraph, count: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (graph.sends().filter((s) => s.type === "message").length < count) {
-    if (performance.now() > deadline) return;
-    await Bun.sleep(5);
-  }
-}
 
 async function throughput(url: string, graph: FakeGraph): Promise<{ turnsPerSecond: number; seconds: number; orderOk: boolean; replies: number }> {
   run++;

@@ -25,12 +25,12 @@
  * and GET /healthz as the baseline.
  */
 import { createClient } from "@libsql/client";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
-import { signBody } from "../../src/webhook/signature.ts";
 import { binaryUnderTest, run as runToEnd, start, type Running } from "../smoke/binary-helpers.ts";
+import { fmt, limiter, messagesArrived, peakRssMb, percentile, post, replies, signedMessage } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -40,6 +40,7 @@ const LOOKUP_SECONDS = Number(process.env.BENCH_LOOKUP_SECONDS ?? 30);
 const IN_FLIGHT = 64;
 const SECRET = "bench-app-secret-0123456789";
 const PAGE = "104857600012345";
+const request = (url: string, user: string, text: string) => signedMessage(url, PAGE, SECRET, user, text);
 const TOKEN = "bench-page-token";
 const ADMIN_KEY = "bench-admin-key-0123456789";
 const ENDPOINT = "bench";
@@ -54,62 +55,14 @@ const WARMUP_RUN = (run: number) => 10 + run;
 
 // ---- load generation: as in conversations.bench.ts (which exports nothing) ----
 
-function request(url: string, user: string, text: string) {
-  const body = JSON.stringify({
-    object: "page",
-    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text } }] }],
-  });
-  return { url, body, signature: signBody(SECRET, body) };
-}
 
-async function post(r: { url: string; body: string; signature: string }): Promise<void> {
-  const response = await fetch(r.url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": r.signature }, body: r.body });
-  await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`webhook answered ${response.status}`);
-}
 
-/** A simple semaphore for the number of POSTs in flight. */
-function limiter(max: number) {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 const thousands = (n: number) => n.toLocaleString("en-US");
 const signed = (n: number, digits = 0) => (n >= 0 ? "+" : "") + fmt(n, digits);
 
-function peakRssMb(pid: number): number {
-  try {
-    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-  } catch {
-    return NaN;
-  }
-}
 
-const replies = (graph: FakeGraph) => graph.sends().filter((s) => s.type === "message");
 
-/** Waits until the fake Graph API has taken `count` messages (sender actions not counted). */
-async function messagesArrived(graph: FakeGraph, count: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (replies(graph).length < count) {
-    if (performance.now() > deadline) return;
-    await Bun.sleep(5);
-  }
-}
 
 interface Throughput {
   turnsPerSecond: number;

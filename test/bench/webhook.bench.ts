@@ -21,6 +21,7 @@ import { createClient } from "@libsql/client";
 import { signBody } from "../../src/webhook/signature.ts";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
+import { fmt, peakRssMb, percentile } from "./load.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -129,10 +130,6 @@ async function openLoop(url: string, seconds: number, rate: number): Promise<Res
   return { requests: latenciesMs.length, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
 function summary(r: Result) {
   return {
@@ -145,14 +142,6 @@ function summary(r: Result) {
   };
 }
 
-function peakRssMb(pid: number): number {
-  try {
-    const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
-    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return NaN;
-  }
-}
 
 async function startBinary(dir: string, graphUrl: string): Promise<{ server: Running; url: string; dbFile: string }> {
   const bin = await binaryUnderTest();
@@ -217,7 +206,6 @@ async function warmUp(url: string): Promise<number> {
   return r.requests - r.errors;
 }
 
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 
 const dir = mkdtempSync(join(tmpdir(), "me-bench-"));
 try {

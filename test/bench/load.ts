@@ -1,0 +1,64 @@
+/** What the benchmarks share: signed webhook POSTs, a limit on POSTs in flight, percentiles, peak RSS. */
+import { readFileSync } from "node:fs";
+import type { FakeGraph } from "../../src/simulator/fake-graph.ts";
+import { signBody } from "../../src/webhook/signature.ts";
+
+/** A signed webhook POST carrying one user text message (a fresh mid). */
+export function signedMessage(url: string, page: string, secret: string, user: string, text: string) {
+  const body = JSON.stringify({
+    object: "page",
+    entry: [{ id: page, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: page }, timestamp: Date.now(), message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text } }] }],
+  });
+  return { url, body, signature: signBody(secret, body) };
+}
+
+/** POSTs it; anything but 200 throws. */
+export async function post(r: { url: string; body: string; signature: string }): Promise<void> {
+  const response = await fetch(r.url, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": r.signature }, body: r.body });
+  await response.arrayBuffer();
+  if (response.status !== 200) throw new Error(`webhook answered ${response.status}`);
+}
+
+/** A simple semaphore for the number of POSTs in flight. */
+export function limiter(max: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+export const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+/** The process's peak resident memory (VmHWM), in MB. */
+export function peakRssMb(pid: number): number {
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Messages (not sender actions) the fake Graph API has taken. */
+export const replies = (graph: FakeGraph) => graph.sends().filter((s) => s.type === "message");
+
+/** Waits until the fake Graph API has taken `count` messages (sender actions not counted). */
+export async function messagesArrived(graph: FakeGraph, count: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (replies(graph).length < count) {
+    if (performance.now() > deadline) return;
+    await Bun.sleep(5);
+  }
+}
