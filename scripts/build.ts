@@ -32,6 +32,8 @@ const args = [
   `./${driver}`,
   ...(target ? [`--target=${target}`] : []),
   "src/main.ts",
+  // The transformer worker is an entry point of its own (src/transformers/host.ts starts it).
+  "src/transformers/worker.ts",
   "--outfile",
   "dist/messenger-endpoint",
 ];

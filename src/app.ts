@@ -20,6 +20,7 @@ import { People } from "./people/people.ts";
 import { PeopleRecords } from "./people/records.ts";
 import { Retention } from "./people/retention.ts";
 import { adminRoutes } from "./admin/routes.ts";
+import { Transformers } from "./transformers/transformers.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -39,6 +40,8 @@ export interface AppDeps {
   flows?: FlowRegistry;
   /** Tuning for tests: see ReplyLanes. */
   lanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
+  /** Tuning for tests: the transformer worker pool and time limit. */
+  transformers?: { poolSize?: number; timeoutMs?: number };
   /** How long shutdown waits for turns in progress. */
   shutdownGraceMs?: number;
   /** The disk refused an fsync (serve stops the process: the page cache can no longer be trusted). */
@@ -54,6 +57,7 @@ export interface App {
   readonly people: People;
   readonly records: PeopleRecords;
   readonly retention: Retention;
+  readonly transformers: Transformers;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -106,7 +110,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.lanes,
   });
   const people = new People({ database: db, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people });
+  const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
   const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
@@ -155,7 +160,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     })
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
-    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log }));
+    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -166,6 +171,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     people,
     records,
     retention,
+    transformers,
     lanes,
     pages,
     writes,
@@ -182,6 +188,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await retention.stop();
       await engine.stop(deps.shutdownGraceMs);
       await lanes.stop();
+      await transformers.stop();
       await writes.drain();
     },
   };

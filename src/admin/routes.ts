@@ -31,6 +31,7 @@ import { Output } from "../flows/schema.ts";
 import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
 import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
+import type { Transformers } from "../transformers/transformers.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
 
@@ -46,6 +47,14 @@ export interface AdminDeps {
   writes: WriteQueue;
   clock: Clock;
   log: Logger;
+  transformers: Transformers;
+}
+
+/** The object's listed keys that are defined (a non-object gives {}). */
+function pick(value: unknown, keys: string[]): Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return {};
+  const v = value as Record<string, unknown>;
+  return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
 type Handler = (ctx: { request: Request; params: Record<string, string>; query: URLSearchParams; requestId: string; log: Logger }) => Promise<Response> | Response;
@@ -122,6 +131,90 @@ export function adminRoutes(deps: AdminDeps) {
   };
   const masks = (endpointId: string) => endpoints.get(endpointId)?.data_protection.mask_logging ?? false;
 
+  /** Stores an injected input in the user's inbound lane; 202 with the session id. */
+  const inject = async (endpoint: EndpointSettings, body: InjectBody, requestId: string, log: Logger): Promise<Response> => {
+    const { user_id, page_id, text, data } = body;
+    if (text === undefined && data === undefined) return errorResponse(400, "empty", "give text, data or both", requestId);
+    const key = await userOr404(endpoint, user_id, page_id, requestId);
+    if (key instanceof Response) return key;
+    const now = clock.now();
+    const session = await deps.sessions.current(key, now, endpoint.session.expiration_minutes);
+    // A new session's id is chosen now, so the caller learns it; the current one is only reported
+    // (if it expires before the turn runs, the turn starts a new one as for any input).
+    const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), ...(session.isNew ? { new_session_id: session.id } : {}) };
+    const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
+    await deps.inbox.store(endpoint.id, [{ pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never }]);
+    log.info("input injected", { endpoint: endpoint.id, session: session.id });
+    return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, session_id: session.id }, requestId);
+  };
+
+  /** Queues messages in the user's reply lane, no flow; 202. */
+  const notify = async (endpoint: EndpointSettings, body: NotifyBody, requestId: string, log: Logger): Promise<Response> => {
+    const { user_id, page_id, text, data, output, messaging_type, tag } = body;
+    if (text === undefined && data === undefined && output === undefined) return errorResponse(400, "empty", "give text, data or output: there is nothing to send", requestId);
+    if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse(400, "invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
+    const checked = checkValue(Output, { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) });
+    if (!checked.ok) return errorResponse(400, "invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`, requestId);
+    const converted = convertOutput(checked.value, { preferParagraphs: false });
+    if (converted.messages.length === 0) {
+      return errorResponse(400, "empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
+    }
+    const key = await userOr404(endpoint, user_id, page_id, requestId);
+    if (key instanceof Response) return key;
+    const now = clock.now();
+    const enqueue = enqueueReplies(
+      converted.messages.map((message) => ({ ...key, source: "notify" as const, message, messagingType: messaging_type ?? "UPDATE", ...(tag ? { tag } : {}) })),
+      now,
+    )!;
+    const statements = [enqueue.statement];
+    if (endpoint.data_protection.collect_conversations) {
+      const contactId = endpoint.data_protection.contact_profiles ? await records.contactIdOf(key) : null;
+      for (const message of converted.messages) {
+        statements.push({
+          sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, NULL, 'out', 'notify', ?, ?, ?)",
+          args: [key.endpointId, key.pageId, key.userId, contactId, typeof message.text === "string" ? message.text : null, JSON.stringify(message), now],
+        });
+      }
+    }
+    if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
+    const results = await deps.writes.run(statements);
+    const items = enqueue.items(results[0]!);
+    deps.lanes.accept(items);
+    log.info("notify queued", { endpoint: endpoint.id, messages: items.length });
+    return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings }, requestId);
+  };
+
+  /**
+   * `/webhooks/{id}/inject` and `/notify`: the transformer maps any body to `{ user_id, text?, data? }`.
+   * A falsy return drops it (200); a failure uses the body as it is (it must then be a valid admin
+   * body), or with abort_on_error answers 422.
+   */
+  const transformed = async (kind: "inject" | "notify", endpointId: string, request: Request, requestId: string, log: Logger): Promise<Response> => {
+    const endpoint = endpointOr404(endpointId, requestId);
+    if (endpoint instanceof Response) return endpoint;
+    const fn = kind === "inject" ? "handleInject" : "handleNotify";
+    if (!deps.transformers.enabled(endpoint.id, fn)) {
+      return errorResponse(404, "transformer_off", `the ${kind} transformer of endpoint ${endpoint.id} is off: set [endpoints.transformers] ${kind} = true (or use POST /api/endpoints/${endpoint.id}/${kind})`, requestId);
+    }
+    const raw = await readBody(request, requestId);
+    if (raw instanceof Response) return raw;
+    let body: unknown = raw.text;
+    try {
+      body = JSON.parse(raw.text);
+    } catch {
+      // not JSON: the transformer gets the text
+    }
+    const tlog = log.child({ endpoint: endpoint.id });
+    const args = { request: { method: request.method, headers: Object.fromEntries([...request.headers].filter(([h]) => h !== "authorization")), body } };
+    const verdict = kind === "inject" ? await deps.transformers.inject(endpoint, args, tlog) : await deps.transformers.notify(endpoint, args, tlog);
+    if (verdict.action === "drop") return jsonResponse(200, { status: "dropped", message: `handle${kind === "inject" ? "Inject" : "Notify"} returned nothing: nothing was done` }, requestId);
+    if (verdict.action === "abort") return errorResponse(422, "transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
+    const mapped = verdict.value ?? body;
+    const checked = kind === "inject" ? checkValue(InjectBody, pick(mapped, ["user_id", "page_id", "text", "data"])) : checkValue(NotifyBody, pick(mapped, ["user_id", "page_id", "text", "data", "output", "messaging_type", "tag"]));
+    if (!checked.ok) return errorResponse(400, "invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`, requestId);
+    return kind === "inject" ? inject(endpoint, checked.value as InjectBody, requestId, log) : notify(endpoint, checked.value as NotifyBody, requestId, log);
+  };
+
   return new Elysia({ name: "admin" })
     .get("/api/openapi.json", () => (keys.length === 0 ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings") : jsonResponse(200, openApiDocument())))
     .post(
@@ -133,20 +226,7 @@ export function adminRoutes(deps: AdminDeps) {
         if (raw instanceof Response) return raw;
         const body = checkBody(InjectBody, raw.text);
         if (!body.ok) return errorResponse(400, "invalid_body", `invalid inject body: ${body.problem}`, requestId);
-        const { user_id, page_id, text, data } = body.value;
-        if (text === undefined && data === undefined) return errorResponse(400, "empty", "give text, data or both", requestId);
-        const key = await userOr404(endpoint, user_id, page_id, requestId);
-        if (key instanceof Response) return key;
-        const now = clock.now();
-        // The session the turn will run in (a new one if the current has expired by then).
-        const session = await deps.sessions.current(key, now, endpoint.session.expiration_minutes);
-        // A new session's id is chosen now, so the caller learns it; the current one is only reported
-        // (if it expires before the turn runs, the turn starts a new one as for any input).
-        const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), ...(session.isNew ? { new_session_id: session.id } : {}) };
-        const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
-        await deps.inbox.store(endpoint.id, [{ pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never }]);
-        log.info("input injected", { endpoint: endpoint.id, session: session.id });
-        return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, session_id: session.id }, requestId);
+        return inject(endpoint, body.value, requestId, log);
       }),
     )
     .post(
@@ -158,42 +238,13 @@ export function adminRoutes(deps: AdminDeps) {
         if (raw instanceof Response) return raw;
         const body = checkBody(NotifyBody, raw.text);
         if (!body.ok) return errorResponse(400, "invalid_body", `invalid notify body: ${body.problem}`, requestId);
-        const { user_id, page_id, text, data, output, messaging_type, tag } = body.value;
-        if (text === undefined && data === undefined && output === undefined) return errorResponse(400, "empty", "give text, data or output: there is nothing to send", requestId);
-        if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse(400, "invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
-        const mergedValue = { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) };
-        const checked = checkValue(Output, mergedValue);
-        if (!checked.ok) return errorResponse(400, "invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`, requestId);
-        const merged = checked.value;
-        const converted = convertOutput(merged, { preferParagraphs: false });
-        if (converted.messages.length === 0) {
-          return errorResponse(400, "empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
-        }
-        const key = await userOr404(endpoint, user_id, page_id, requestId);
-        if (key instanceof Response) return key;
-        const now = clock.now();
-        const enqueue = enqueueReplies(
-          converted.messages.map((message) => ({ ...key, source: "notify" as const, message, messagingType: messaging_type ?? "UPDATE", ...(tag ? { tag } : {}) })),
-          now,
-        )!;
-        const statements = [enqueue.statement];
-        if (endpoint.data_protection.collect_conversations) {
-          const contactId = endpoint.data_protection.contact_profiles ? await records.contactIdOf(key) : null;
-          for (const message of converted.messages) {
-            statements.push({
-              sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, NULL, 'out', 'notify', ?, ?, ?)",
-              args: [key.endpointId, key.pageId, key.userId, contactId, typeof message.text === "string" ? message.text : null, JSON.stringify(message), now],
-            });
-          }
-        }
-        if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
-        const results = await deps.writes.run(statements);
-        const items = enqueue.items(results[0]!);
-        deps.lanes.accept(items);
-        log.info("notify queued", { endpoint: endpoint.id, messages: items.length });
-        return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings }, requestId);
+        return notify(endpoint, body.value, requestId, log);
       }),
     )
+    // Any body, mapped by the endpoint's handleInject / handleNotify transformer (SPEC §9).
+    // (`:endpointId`: the same segment as the webhook's own route, whose parameter name the router requires.)
+    .post("/webhooks/:endpointId/inject", api(({ request, params, requestId, log }) => transformed("inject", params.endpointId!, request, requestId, log)))
+    .post("/webhooks/:endpointId/notify", api(({ request, params, requestId, log }) => transformed("notify", params.endpointId!, request, requestId, log)))
     .get(
       "/api/contacts",
       api(async ({ query, requestId }) => {

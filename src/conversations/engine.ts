@@ -34,6 +34,7 @@ import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
+import type { Transformers } from "../transformers/transformers.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
 import { maskMessage, userFields } from "../log/mask.ts";
 import type { SessionStore } from "./sessions.ts";
@@ -56,6 +57,8 @@ export interface EngineDeps {
   installId: string;
   sessions: SessionStore;
   people: People;
+  /** The operator's transformer functions (SPEC §9), when any endpoint has them. */
+  transformers?: Transformers;
 }
 
 /** What `POST /api/endpoints/{id}/inject` stored in the inbox (kind "inject"). */
@@ -230,6 +233,25 @@ export class ConversationEngine {
     };
     const input = injected ? injectedInput(injected, inputContext) : inputFromEvent(row.item, inputContext);
     if (person.profile) input.data.profile = person.profile;
+    const transformers = this.deps.transformers;
+    if (!injected && transformers?.enabled(key.endpointId, "handleInput")) {
+      const request = { body: { object: "page", entry: [{ id: key.pageId, time: row.timestamp, messaging: [row.item] }] } };
+      const verdict = await transformers.input(endpoint, { request, event: row.item }, turnLog);
+      if (verdict.action !== "continue") {
+        // Dropped by the transformer (a falsy return), or stopped by abort_on_error: no flow.
+        turnLog.debug(verdict.action === "drop" ? "input dropped by the input transformer" : "input stopped: the input transformer failed (abort_on_error)");
+        await this.deps.writes.run([this.#done(row.id, verdict.action === "abort" ? `input transformer failed: ${verdict.reason}` : null)], { durable: false });
+        return;
+      }
+      const changes = verdict.value;
+      if (changes) {
+        if (changes.user_id !== undefined) input.user_id = changes.user_id;
+        if (changes.session_id !== undefined) input.session_id = changes.session_id;
+        if (changes.text !== undefined) input.text = changes.text;
+        // The raw event and the profile stay unless the transformer's data sets them.
+        if (changes.data !== undefined) input.data = { request: input.data.request, ...(input.data.profile ? { profile: input.data.profile } : {}), ...changes.data };
+      }
+    }
 
     const outcome = await this.#runFlow(flow, input, turnLog, protection.mask_logging);
     const now = clock.now();
@@ -238,10 +260,19 @@ export class ConversationEngine {
     const source = injected ? "inject" : "flow";
     if (outcome.ok) {
       if (outcome.result.context) context = outcome.result.context;
+      const transformOutput = transformers?.enabled(key.endpointId, "handleOutput") === true;
       for (const output of outcome.result.outputs ?? []) {
         const converted = convertOutput(output, { preferParagraphs: flow.kind === "llm" });
         for (const warning of converted.warnings) turnLog.warn(`output adjusted to Messenger's limits: ${maskMessage(warning, protection.mask_logging)}`);
-        for (const message of converted.messages) replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message });
+        for (const message of converted.messages) {
+          let sent = message;
+          if (transformOutput) {
+            const verdict = await transformers!.output(endpoint, { output, processedOutput: message, userId: input.user_id, sessionId: input.session_id }, turnLog);
+            if (verdict.action !== "continue") continue; // dropped, or stopped (abort_on_error)
+            if (verdict.value) sent = verdict.value;
+          }
+          replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message: sent });
+        }
       }
     }
     if ((this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
@@ -276,6 +307,7 @@ export class ConversationEngine {
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (replies.length > 0) this.#outputs.inc({ endpoint: key.endpointId }, replies.length);
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
+    transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
   }
 
   /** Events stored and not yet processed, per endpoint (for /api/endpoints). */

@@ -226,3 +226,19 @@ export const analyticsDaily = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.day] })],
 );
+
+/**
+ * Transformers' `getSessionStorage(userId, sessionId)` objects (SPEC §9), per endpoint; the key
+ * is the JSON of the pair. Kept until the retention purge finds them idle.
+ */
+export const transformerStorage = sqliteTable(
+  "transformer_storage",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    storageKey: text("storage_key").notNull(),
+    /** JSON object */
+    value: text("value").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.storageKey] }), index("transformer_storage_age").on(t.endpointId, t.updatedAt)],
+);

@@ -1,0 +1,293 @@
+/**
+ * Runs an endpoint's transformer functions (SPEC §9) off the main event loop: a small pool of
+ * Worker threads (transformers/worker.ts), each with the module loaded. A run goes to an idle
+ * worker (or waits for one) and is stopped after `timeoutMs` (5 s): the worker is terminated and
+ * replaced, so a busy loop or a hang costs one worker for that long and never blocks webhooks,
+ * lanes, or other users' runs on the other workers.
+ *
+ * The module file is watched: when it changes, a new set of workers loads it and takes the next
+ * runs; the old ones finish what they run and end. A module that no longer loads is reported and
+ * the old code stays. SIGHUP reloads too (cli/serve.ts).
+ */
+import { watch, type FSWatcher } from "node:fs";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Database } from "../db/client.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+
+export const TRANSFORMER_TIMEOUT_MS = 5_000;
+export const DEFAULT_POOL_SIZE = 4;
+
+export class TransformerError extends Error {}
+
+interface Run {
+  id: number;
+  fn: string;
+  args: unknown;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  generation: number;
+  run: (Run & { timer: Timer; storages: Map<string, string> }) | null;
+}
+
+export interface TransformerHostOptions {
+  endpointId: string;
+  module: string;
+  database: Database;
+  writes: WriteQueue;
+  clock: Clock;
+  log: Logger;
+  poolSize?: number;
+  timeoutMs?: number;
+  /** Watch the module file and reload on change (default true). */
+  watch?: boolean;
+}
+
+function workerUrl(): string {
+  // In the compiled binary the worker is an entry point of its own (scripts/build.ts).
+  return Bun.isStandaloneExecutable ? "./transformers/worker.ts" : new URL("./worker.ts", import.meta.url).href;
+}
+
+export class TransformerHost {
+  #slots: Slot[] = [];
+  #queue: Run[] = [];
+  #generation = 0;
+  #functions = new Set<string>();
+  #nextId = 0;
+  #watcher: FSWatcher | null = null;
+  #reloadTimer: Timer | null = null;
+  #stopped = false;
+  readonly #timeoutMs: number;
+  readonly #size: number;
+  readonly #log: Logger;
+
+  constructor(private readonly options: TransformerHostOptions) {
+    this.#timeoutMs = options.timeoutMs ?? TRANSFORMER_TIMEOUT_MS;
+    this.#size = options.poolSize ?? DEFAULT_POOL_SIZE;
+    this.#log = options.log.child({ endpoint: options.endpointId, transformer: options.module });
+  }
+
+  /** Loads the module in every worker; rejects with the reason when it does not load. */
+  async start(): Promise<void> {
+    const { slots, functions } = await this.#spawn(++this.#generation);
+    this.#slots = slots;
+    this.#functions = functions;
+    if (this.options.watch !== false) {
+      try {
+        this.#watcher = watch(this.options.module, () => this.#scheduleReload());
+      } catch (error) {
+        this.#log.warn("cannot watch the transformer module for changes; send SIGHUP to reload it", { error });
+      }
+    }
+  }
+
+  /** Whether the module defines the function. */
+  has(fn: string): boolean {
+    return this.#functions.has(fn);
+  }
+
+  /** Runs a function; resolves with its return value, rejects with a TransformerError. */
+  run(fn: string, args: unknown): Promise<unknown> {
+    if (this.#stopped) return Promise.reject(new TransformerError("the server is stopping"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ id: ++this.#nextId, fn, args, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** Loads the module anew; the old workers end after their current run. */
+  async reload(): Promise<void> {
+    if (this.#stopped) return;
+    const generation = ++this.#generation;
+    let spawned: { slots: Slot[]; functions: Set<string> };
+    try {
+      spawned = await this.#spawn(generation);
+    } catch (error) {
+      this.#log.error(`the changed transformer module does not load; the previous version stays in use: ${(error as Error).message}`);
+      return;
+    }
+    if (this.#stopped || generation !== this.#generation) {
+      for (const slot of spawned.slots) slot.worker.terminate();
+      return;
+    }
+    const old = this.#slots;
+    this.#slots = spawned.slots;
+    this.#functions = spawned.functions;
+    for (const slot of old) if (!slot.run) slot.worker.terminate();
+    this.#log.info("transformer module reloaded", { functions: [...spawned.functions] });
+    this.#dispatch();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#watcher?.close();
+    if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
+    for (const run of this.#queue.splice(0)) run.reject(new TransformerError("the server is stopping"));
+    for (const slot of this.#slots) {
+      if (slot.run) {
+        clearTimeout(slot.run.timer);
+        slot.run.reject(new TransformerError("the server is stopping"));
+      }
+      slot.worker.terminate();
+    }
+    this.#slots = [];
+  }
+
+  #scheduleReload(): void {
+    if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
+    // Editors write in several steps: wait until the file has been quiet for a moment.
+    this.#reloadTimer = setTimeout(() => void this.reload(), 150);
+  }
+
+  async #spawn(generation: number): Promise<{ slots: Slot[]; functions: Set<string> }> {
+    const made = await Promise.allSettled(Array.from({ length: this.#size }, () => this.#newSlot(generation)));
+    const failed = made.find((m) => m.status === "rejected") as PromiseRejectedResult | undefined;
+    const slots = made.filter((m) => m.status === "fulfilled").map((m) => (m as PromiseFulfilledResult<{ slot: Slot; functions: string[] }>).value);
+    if (failed) {
+      for (const s of slots) s.slot.worker.terminate();
+      throw failed.reason;
+    }
+    return { slots: slots.map((s) => s.slot), functions: new Set(slots[0]?.functions ?? []) };
+  }
+
+  /** A worker with the module loaded. */
+  #newSlot(generation: number): Promise<{ slot: Slot; functions: string[] }> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(workerUrl());
+      const slot: Slot = { worker, generation, run: null };
+      let loaded = false;
+      worker.onmessage = (event) => {
+        const message = event.data as Record<string, any>;
+        if (!loaded && message.type === "loaded") {
+          loaded = true;
+          if (message.error) {
+            worker.terminate();
+            reject(new TransformerError(`cannot load the transformer module ${this.options.module}: ${message.error}`));
+          } else resolve({ slot, functions: message.functions as string[] });
+          return;
+        }
+        void this.#onMessage(slot, message);
+      };
+      worker.onerror = (event) => {
+        if (!loaded) {
+          loaded = true;
+          reject(new TransformerError(`the transformer worker failed to start: ${(event as ErrorEvent).message}`));
+        }
+      };
+      worker.postMessage({ type: "load", module: this.options.module });
+    });
+  }
+
+  async #onMessage(slot: Slot, message: Record<string, any>): Promise<void> {
+    const run = slot.run;
+    if (message.type === "log") {
+      const level = (["debug", "info", "warn", "error"].includes(message.level) ? message.level : "info") as "debug" | "info" | "warn" | "error";
+      this.#log[level](`transformer: ${String(message.text).slice(0, 4000)}`, { function: run?.fn });
+      return;
+    }
+    if (message.type === "storage") {
+      try {
+        const value = await this.#readStorage(message.key);
+        if (slot.run) slot.run.storages.set(message.key, JSON.stringify(value));
+        slot.worker.postMessage({ type: "storage", id: message.id, key: message.key, value });
+      } catch (error) {
+        slot.worker.postMessage({ type: "storage", id: message.id, key: message.key, value: null, error: (error as Error).message });
+      }
+      return;
+    }
+    if (message.type !== "result" || !run || run.id !== message.id) return;
+    clearTimeout(run.timer);
+    slot.run = null;
+    try {
+      await this.#saveStorages(run.storages, message.storages as [string, Record<string, unknown>][]);
+    } catch (error) {
+      this.#log.error("could not save the transformer's session storage", { error, function: run.fn });
+    }
+    if (message.ok) run.resolve(message.value);
+    else run.reject(new TransformerError(`${run.fn} threw: ${message.error}`));
+    this.#release(slot);
+  }
+
+  /** A slot is free again: an old generation's worker ends, a current one takes the next run. */
+  #release(slot: Slot): void {
+    if (slot.generation !== this.#generation || this.#stopped) {
+      if (!this.#slots.includes(slot)) slot.worker.terminate();
+    }
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const slot = this.#slots.find((s) => !s.run);
+      if (!slot) return;
+      const run = this.#queue.shift()!;
+      const timer = setTimeout(() => this.#timedOut(slot), this.#timeoutMs);
+      slot.run = { ...run, timer, storages: new Map() };
+      try {
+        slot.worker.postMessage({ type: "run", id: run.id, fn: run.fn, args: run.args });
+      } catch (error) {
+        clearTimeout(timer);
+        slot.run = null;
+        run.reject(new TransformerError(`${run.fn}: its arguments cannot be passed to the worker: ${(error as Error).message}`));
+      }
+    }
+  }
+
+  /** The run took too long: its worker is stopped and replaced. */
+  #timedOut(slot: Slot): void {
+    const run = slot.run;
+    if (!run) return;
+    slot.run = null;
+    slot.worker.terminate();
+    run.reject(new TransformerError(`${run.fn} did not finish within ${this.#timeoutMs} ms and was stopped`));
+    const at = this.#slots.indexOf(slot);
+    if (at < 0 || this.#stopped) return;
+    this.#slots.splice(at, 1);
+    const generation = this.#generation;
+    this.#newSlot(generation).then(
+      ({ slot: fresh }) => {
+        if (this.#stopped || generation !== this.#generation) fresh.worker.terminate();
+        else {
+          this.#slots.push(fresh);
+          this.#dispatch();
+        }
+      },
+      (error) => this.#log.error("could not start a transformer worker to replace a stopped one", { error }),
+    );
+    this.#dispatch();
+  }
+
+  async #readStorage(key: string): Promise<Record<string, unknown>> {
+    const rows = await this.options.database.client.execute({
+      sql: "SELECT value FROM transformer_storage WHERE endpoint_id = ? AND storage_key = ?",
+      args: [this.options.endpointId, key],
+    });
+    const text = rows.rows[0]?.[0];
+    if (typeof text !== "string") return {};
+    try {
+      const value = JSON.parse(text);
+      return typeof value === "object" && value !== null && !Array.isArray(value) ? value : {};
+    } catch {
+      return {};
+    }
+  }
+
+  async #saveStorages(before: Map<string, string>, after: [string, Record<string, unknown>][] = []): Promise<void> {
+    const now = this.options.clock.now();
+    const statements = [];
+    for (const [key, value] of after) {
+      const json = JSON.stringify(value ?? {});
+      if (before.get(key) === json) continue;
+      statements.push({
+        sql: "INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id, storage_key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        args: [this.options.endpointId, key, json, now],
+      });
+    }
+    // No fsync of its own: the next acknowledged write covers it, and a crash re-runs the turn.
+    if (statements.length > 0) await this.options.writes.run(statements, { durable: false });
+  }
+}
