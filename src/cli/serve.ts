@@ -102,6 +102,11 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
+    // Transformer modules are watched; SIGHUP reloads them too (e.g. where file events do not arrive).
+    process.on("SIGHUP", () => {
+      log.info("SIGHUP: reloading the transformer modules");
+      void app.transformers.reload();
+    });
   });
 }
 

@@ -42,6 +42,8 @@ export interface ConversationOptions {
   clock?: Clock;
   /** TOML appended after the endpoint's tables (e.g. `[endpoints.profiles]`). */
   endpointToml?: string;
+  /** The transformers' time limit per run (default 5 s) and worker pool size. */
+  transformers?: { timeoutMs?: number; poolSize?: number };
   /** The endpoint's Pages (default: the one Page the fake Graph API knows). */
   pages?: { id: string; token: string }[];
 }
@@ -117,7 +119,7 @@ ${options.endpointToml ?? ""}
   const database = await openDatabase(config.storage.url);
   await applyMigrations(database);
   const logs = collectingLogger();
-  const app = await createApp({ config, db: database, log: logs.log, lanes: options.lanes, clock: options.clock, shutdownGraceMs: 2_000 });
+  const app = await createApp({ config, db: database, log: logs.log, lanes: options.lanes, clock: options.clock, shutdownGraceMs: 2_000, transformers: options.transformers });
   app.server.listen({ hostname: "127.0.0.1", port: 0, reusePort: false });
   const url = `http://127.0.0.1:${app.server.server!.port}`;
   if (options.echoes) graph.configureWebhook({ url: `${url}/webhooks/support`, appSecret: APP_SECRET }, { echoes: true });
