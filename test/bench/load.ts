@@ -62,3 +62,51 @@ export async function messagesArrived(graph: FakeGraph, count: number, timeoutMs
     await Bun.sleep(5);
   }
 }
+
+export interface Throughput {
+  turnsPerSecond: number;
+  seconds: number;
+  orderOk: boolean;
+  replies: number;
+  lost: number;
+}
+
+/**
+ * `users` users × `messages` messages with builtin:echo: each user's messages one after the other
+ * (each POST waits for its 200), all users at once (at most `inFlight` POSTs). Turns/s = replies /
+ * time from the first POST to the last reply; each user's replies must say "You said: 1" … in order.
+ */
+export async function throughput(o: {
+  url: string;
+  graph: FakeGraph;
+  users: number;
+  messages: number;
+  inFlight: number;
+  psid(u: number): string;
+  request(url: string, user: string, text: string): { url: string; body: string; signature: string };
+  /** The reply text the flow gives to message `m` (default: builtin:echo's "You said: m"). */
+  expected?(m: number): string;
+}): Promise<Throughput> {
+  const limit = limiter(o.inFlight);
+  const before = replies(o.graph).length;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: o.users }, async (_, u) => {
+      for (let m = 1; m <= o.messages; m++) await limit(() => post(o.request(o.url, o.psid(u), `${m}`)));
+    }),
+  );
+  await messagesArrived(o.graph, before + o.users * o.messages, 300_000);
+  const all = replies(o.graph).slice(before);
+  const seconds = (Math.max(...all.map((s) => s.at)) - started) / 1000;
+  let orderOk = true;
+  const byUser = new Map<string, string[]>();
+  for (const s of all) {
+    const list = byUser.get(s.recipientId) ?? [];
+    list.push(String(s.message.text));
+    byUser.set(s.recipientId, list);
+  }
+  const expected = o.expected ?? ((m: number) => `You said: ${m}`);
+  const want = JSON.stringify(Array.from({ length: o.messages }, (_, i) => expected(i + 1)));
+  for (let u = 0; u < o.users; u++) if (JSON.stringify(byUser.get(o.psid(u)) ?? []) !== want) orderOk = false;
+  return { turnsPerSecond: all.length / seconds, seconds, orderOk, replies: all.length, lost: Math.max(0, o.users * o.messages - all.length) };
+}

@@ -30,7 +30,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, run as runToEnd, start, type Running } from "../smoke/binary-helpers.ts";
-import { fmt, limiter, messagesArrived, peakRssMb, percentile, post, replies, signedMessage } from "./load.ts";
+import { fmt, peakRssMb, percentile, replies, signedMessage, throughput as measureThroughput, type Throughput } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -55,48 +55,12 @@ const WARMUP_RUN = (run: number) => 10 + run;
 
 // ---- load generation: as in conversations.bench.ts (which exports nothing) ----
 
-
-
-
 const thousands = (n: number) => n.toLocaleString("en-US");
 const signed = (n: number, digits = 0) => (n >= 0 ? "+" : "") + fmt(n, digits);
 
-
-
-
-interface Throughput {
-  turnsPerSecond: number;
-  seconds: number;
-  orderOk: boolean;
-  replies: number;
-  lost: number;
-}
-
 /** `users` users (`psid(run, u)`) × `messages` messages; counts only the replies to them. */
-async function throughput(url: string, graph: FakeGraph, run: number, users = USERS, messages = MESSAGES): Promise<Throughput> {
-  const limit = limiter(IN_FLIGHT);
-  const before = replies(graph).length;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: users }, async (_, u) => {
-      for (let m = 1; m <= messages; m++) await limit(() => post(request(url, psid(run, u), `${m}`)));
-    }),
-  );
-  await messagesArrived(graph, before + users * messages, 300_000);
-  const all = replies(graph).slice(before);
-  const seconds = (Math.max(...all.map((s) => s.at)) - started) / 1000;
-  // Per-user order: replies of user u say "You said: 1" … "You said: M", in that order.
-  let orderOk = true;
-  const byUser = new Map<string, string[]>();
-  for (const s of all) {
-    const list = byUser.get(s.recipientId) ?? [];
-    list.push(String(s.message.text));
-    byUser.set(s.recipientId, list);
-  }
-  const want = JSON.stringify(Array.from({ length: messages }, (_, i) => `You said: ${i + 1}`));
-  for (let u = 0; u < users; u++) if (JSON.stringify(byUser.get(psid(run, u)) ?? []) !== want) orderOk = false;
-  return { turnsPerSecond: all.length / seconds, seconds, orderOk, replies: all.length, lost: Math.max(0, users * messages - all.length) };
-}
+const throughput = (url: string, graph: FakeGraph, run: number, users = USERS, messages = MESSAGES): Promise<Throughput> =>
+  measureThroughput({ url, graph, users, messages, inFlight: IN_FLIGHT, psid: (u) => psid(run, u), request });
 
 // ---- the binary ----
 
