@@ -235,6 +235,8 @@ export class PeopleRecords {
       for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users"]) {
         statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
       }
+      // Transformer session storage kept under this PSID (getSessionStorage(userId, sessionId)).
+      statements.push({ sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)] });
     }
     if (subject.contact) {
       const id = subject.contact.id;
@@ -264,10 +266,19 @@ export class PeopleRecords {
    * table that has nothing to purge costs one indexed lookup, not a scan.
    */
   async purge(endpointId: string, cutoff: number): Promise<Record<string, number>> {
-    const counts: Record<string, number> = { transcripts: 0, contacts: 0, contact_users: 0, sessions: 0, inbox: 0, outbox: 0 };
+    const counts: Record<string, number> = { transcripts: 0, contacts: 0, contact_users: 0, sessions: 0, inbox: 0, outbox: 0, transformer_storage: 0 };
     counts.transcripts = await this.#purgeByIdRange("transcripts", "created_at", "1", endpointId, cutoff);
     counts.inbox = await this.#purgeByIdRange("inbox", "received_at", "status <> 'pending'", endpointId, cutoff);
     counts.outbox = await this.#purgeByIdRange("outbox", "created_at", "status NOT IN ('pending', 'sending')", endpointId, cutoff);
+    for (;;) {
+      const [idle] = await this.writes.run(
+        [{ sql: "DELETE FROM transformer_storage WHERE rowid IN (SELECT rowid FROM transformer_storage WHERE endpoint_id = ? AND updated_at < ? LIMIT ?)", args: [endpointId, cutoff, PURGE_BATCH] }],
+        { durable: false },
+      );
+      counts.transformer_storage! += idle!.rowsAffected;
+      if (idle!.rowsAffected < PURGE_BATCH) break;
+      await yieldToIo();
+    }
     for (;;) {
       const idle = await this.#rows("SELECT id FROM contacts WHERE endpoint_id = ? AND last_active_at < ? LIMIT ?", [endpointId, cutoff, PURGE_BATCH]);
       if (idle.length === 0) break;
@@ -335,6 +346,11 @@ export class PeopleRecords {
       failed_sends: Number(r[6]),
     }));
   }
+}
+
+/** How a transformer storage key (the JSON of [userId, sessionId]) starts for this user. */
+function storagePrefix(userId: string): string {
+  return `${JSON.stringify([userId]).slice(0, -1)},`;
 }
 
 function sessionView(r: Row): SessionView {

@@ -43,7 +43,7 @@ test("purge deletes old rows across many batches, keeps pending and young ones, 
   });
 
   const counts = await new PeopleRecords(database, writes).purge("a", NOW - 30 * DAY);
-  expect(counts).toEqual({ transcripts: n, inbox: n, outbox: 0, contacts: Math.floor(n / 2), contact_users: 1, sessions: 2 });
+  expect(counts).toEqual({ transcripts: n, inbox: n, outbox: 0, contacts: Math.floor(n / 2), contact_users: 1, sessions: 2, transformer_storage: 0 });
   const left = async (sql: string) => (await c.execute(sql)).rows.map((r) => String(r[0]));
   expect(await left("SELECT dedup_key FROM inbox ORDER BY id")).toEqual(["pending-0", "other", "young"]);
   expect(await left("SELECT id FROM sessions")).toEqual(["s_open"]);
