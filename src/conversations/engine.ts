@@ -307,7 +307,7 @@ export class ConversationEngine {
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (replies.length > 0) this.#outputs.inc({ endpoint: key.endpointId }, replies.length);
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
-    transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
+    await transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
   }
 
   /** Events stored and not yet processed, per endpoint (for /api/endpoints). */

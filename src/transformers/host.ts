@@ -10,6 +10,7 @@
  * the old code stays. SIGHUP reloads too (cli/serve.ts).
  */
 import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Database } from "../db/client.ts";
 import type { Clock } from "../clock.ts";
@@ -17,6 +18,11 @@ import type { Logger } from "../log/logger.ts";
 
 export const TRANSFORMER_TIMEOUT_MS = 5_000;
 export const DEFAULT_POOL_SIZE = 4;
+/**
+ * Workers added while every worker is busy (say, several hung or slow runs): other users' runs
+ * then still start at once. Extra workers end when they are idle and nothing waits.
+ */
+export const MAX_POOL_SIZE = 16;
 
 export class TransformerError extends Error {}
 
@@ -61,6 +67,8 @@ export class TransformerHost {
   #watcher: FSWatcher | null = null;
   #reloadTimer: Timer | null = null;
   #stopped = false;
+  /** Extra workers being started. */
+  #growing = 0;
   readonly #timeoutMs: number;
   readonly #size: number;
   readonly #log: Logger;
@@ -78,7 +86,12 @@ export class TransformerHost {
     this.#functions = functions;
     if (this.options.watch !== false) {
       try {
-        this.#watcher = watch(this.options.module, () => this.#scheduleReload());
+        // The folder, not the file: editors and deploy tools save by writing a new file and
+        // renaming it over the old one, which a watch on the file itself stops seeing.
+        const name = basename(this.options.module);
+        this.#watcher = watch(dirname(this.options.module), (_event, file) => {
+          if (file === null || String(file) === name) this.#scheduleReload();
+        });
       } catch (error) {
         this.#log.warn("cannot watch the transformer module for changes; send SIGHUP to reload it", { error });
       }
@@ -212,18 +225,45 @@ export class TransformerHost {
     this.#release(slot);
   }
 
-  /** A slot is free again: an old generation's worker ends, a current one takes the next run. */
+  /** A slot is free again: an old generation's or an extra worker ends, a current one takes the next run. */
   #release(slot: Slot): void {
-    if (slot.generation !== this.#generation || this.#stopped) {
-      if (!this.#slots.includes(slot)) slot.worker.terminate();
+    if (!this.#slots.includes(slot)) {
+      slot.worker.terminate();
+    } else if (this.#queue.length === 0 && this.#slots.length > this.#size) {
+      this.#slots.splice(this.#slots.indexOf(slot), 1);
+      slot.worker.terminate();
     }
     this.#dispatch();
+  }
+
+  /** Every worker is busy and runs wait: start one more, up to MAX_POOL_SIZE. */
+  #grow(): void {
+    if (this.#stopped || this.#slots.length + this.#growing >= Math.max(this.#size, MAX_POOL_SIZE) || this.#growing >= this.#queue.length) return;
+    this.#growing++;
+    const generation = this.#generation;
+    this.#newSlot(generation).then(
+      ({ slot }) => {
+        this.#growing--;
+        if (this.#stopped || generation !== this.#generation) slot.worker.terminate();
+        else {
+          this.#slots.push(slot);
+          this.#dispatch();
+        }
+      },
+      (error) => {
+        this.#growing--;
+        this.#log.error("could not start another transformer worker", { error });
+      },
+    );
   }
 
   #dispatch(): void {
     while (this.#queue.length > 0) {
       const slot = this.#slots.find((s) => !s.run);
-      if (!slot) return;
+      if (!slot) {
+        this.#grow();
+        return;
+      }
       const run = this.#queue.shift()!;
       const timer = setTimeout(() => this.#timedOut(slot), this.#timeoutMs);
       slot.run = { ...run, timer, storages: new Map() };
@@ -276,15 +316,36 @@ export class TransformerHost {
     }
   }
 
+  /**
+   * Saves what changed in each storage object, key by key (JSON functions of SQLite), so that two
+   * runs that change different keys of one storage at the same time (say, two users updating a
+   * shared one) both keep their change.
+   */
   async #saveStorages(before: Map<string, string>, after: [string, Record<string, unknown>][] = []): Promise<void> {
     const now = this.options.clock.now();
     const statements = [];
     for (const [key, value] of after) {
       const json = JSON.stringify(value ?? {});
-      if (before.get(key) === json) continue;
+      const old = before.get(key);
+      if (old === json) continue;
+      const previous = old === undefined ? {} : (JSON.parse(old) as Record<string, unknown>);
+      const next = (value ?? {}) as Record<string, unknown>;
+      const changed = Object.keys(next).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(previous[k]));
+      const removed = Object.keys(previous).filter((k) => !(k in next));
+      const plain = [...changed, ...removed].every((k) => /^[A-Za-z0-9_$-]+$/.test(k));
+      let update = "excluded.value";
+      const args: (string | number)[] = [this.options.endpointId, key, json, now];
+      if (plain) {
+        update = "transformer_storage.value";
+        if (removed.length > 0) update = `json_remove(${update}, ${removed.map((k) => `'$.${k}'`).join(", ")})`;
+        if (changed.length > 0) {
+          update = `json_set(${update}, ${changed.map((k) => `'$.${k}', json(?)`).join(", ")})`;
+          args.push(...changed.map((k) => JSON.stringify(next[k] ?? null)));
+        }
+      }
       statements.push({
-        sql: "INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id, storage_key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        args: [this.options.endpointId, key, json, now],
+        sql: `INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id, storage_key) DO UPDATE SET value = ${update}, updated_at = excluded.updated_at`,
+        args,
       });
     }
     // No fsync of its own: the next acknowledged write covers it, and a crash re-runs the turn.

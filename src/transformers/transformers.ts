@@ -114,12 +114,15 @@ export class Transformers {
     return { action: "continue", value: outcome.value as Record<string, unknown> };
   }
 
-  /** After a turn; never waited for by the turn, failures only logged. */
-  executionFinished(endpoint: EndpointSettings, args: { userId: string; sessionId: string }, log: Logger): void {
+  /**
+   * After a turn (its replies are queued, its event done). The user's lane waits for it, so that
+   * it never runs beside that user's next handleInput (both may change the same session storage);
+   * other users are not held up. Failures are only logged.
+   */
+  async executionFinished(endpoint: EndpointSettings, args: { userId: string; sessionId: string }, log: Logger): Promise<void> {
     if (!this.enabled(endpoint.id, "handleExecutionFinished")) return;
-    void this.#call(endpoint, "handleExecutionFinished", args, log).then((outcome) => {
-      if ("failed" in outcome) log.warn(`transformer handleExecutionFinished failed: ${outcome.failed}`, { function: "handleExecutionFinished" });
-    });
+    const outcome = await this.#call(endpoint, "handleExecutionFinished", args, log);
+    if ("failed" in outcome) log.warn(`transformer handleExecutionFinished failed: ${maskMessage(outcome.failed, endpoint.data_protection.mask_logging)}`, { function: "handleExecutionFinished" });
   }
 
   /** Reloads every endpoint's module (SIGHUP). */

@@ -57,6 +57,9 @@ globals.console = {
 globals.createWebhookTransformer = (given: Record<string, unknown>) => {
   for (const name of FUNCTIONS) if (typeof given?.[name] === "function") functions[name] = given[name] as (args: unknown) => unknown;
 };
+// The one request per execution is the only way out: the worker's own fetch is taken away.
+const outboundFetch = globalThis.fetch;
+delete globals.fetch;
 globals.httpRequest = async (options: Record<string, any>) => {
   const run = current;
   if (!run) throw new Error("httpRequest can only be called while a transformer function runs");
@@ -71,7 +74,7 @@ globals.httpRequest = async (options: Record<string, any>) => {
       headers["content-type"] ??= "application/json";
     } else body = String(options.body);
   }
-  const response = await fetch(url, { method: String(options.method ?? "GET").toUpperCase(), headers, body, signal: AbortSignal.timeout(4_000) });
+  const response = await outboundFetch(url, { method: String(options.method ?? "GET").toUpperCase(), headers, body, signal: AbortSignal.timeout(4_000) });
   const text = await response.text();
   if (options.json || (response.headers.get("content-type") ?? "").includes("json")) {
     try {
