@@ -23,6 +23,10 @@ export const DEFAULT_POOL_SIZE = 4;
  * then still start at once. Extra workers end when they are idle and nothing waits.
  */
 export const MAX_POOL_SIZE = 16;
+/** A worker is added only when every worker has been on its run for this long (busy, not just fast). */
+const GROW_AFTER_MS = 250;
+/** An extra worker idle for this long ends. */
+const SHRINK_AFTER_MS = 30_000;
 
 export class TransformerError extends Error {}
 
@@ -37,7 +41,9 @@ interface Run {
 interface Slot {
   worker: Worker;
   generation: number;
-  run: (Run & { timer: Timer; storages: Map<string, string> }) | null;
+  run: (Run & { timer: Timer; storages: Map<string, string>; startedAt: number }) | null;
+  /** For an extra worker while idle: when it ends. */
+  idleTimer?: Timer;
 }
 
 export interface TransformerHostOptions {
@@ -69,6 +75,7 @@ export class TransformerHost {
   #stopped = false;
   /** Extra workers being started. */
   #growing = 0;
+  #growCheck: Timer | null = null;
   readonly #timeoutMs: number;
   readonly #size: number;
   readonly #log: Logger;
@@ -139,6 +146,7 @@ export class TransformerHost {
     this.#stopped = true;
     this.#watcher?.close();
     if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
+    if (this.#growCheck) clearTimeout(this.#growCheck);
     for (const run of this.#queue.splice(0)) run.reject(new TransformerError("the server is stopping"));
     for (const slot of this.#slots) {
       if (slot.run) {
@@ -225,20 +233,37 @@ export class TransformerHost {
     this.#release(slot);
   }
 
-  /** A slot is free again: an old generation's or an extra worker ends, a current one takes the next run. */
+  /** A slot is free again: an old generation's worker ends, an extra one after a while idle. */
   #release(slot: Slot): void {
     if (!this.#slots.includes(slot)) {
       slot.worker.terminate();
-    } else if (this.#queue.length === 0 && this.#slots.length > this.#size) {
-      this.#slots.splice(this.#slots.indexOf(slot), 1);
-      slot.worker.terminate();
+    } else if (this.#slots.length > this.#size) {
+      clearTimeout(slot.idleTimer);
+      slot.idleTimer = setTimeout(() => {
+        if (slot.run || this.#slots.length <= this.#size) return;
+        this.#slots.splice(this.#slots.indexOf(slot), 1);
+        slot.worker.terminate();
+      }, SHRINK_AFTER_MS);
+      slot.idleTimer.unref?.();
     }
     this.#dispatch();
   }
 
-  /** Every worker is busy and runs wait: start one more, up to MAX_POOL_SIZE. */
+  /**
+   * Every worker is busy and runs wait. If all have been on their runs for a while (slow or hung
+   * code, not a burst of quick runs), start one more, up to MAX_POOL_SIZE; else look again soon.
+   */
   #grow(): void {
     if (this.#stopped || this.#slots.length + this.#growing >= Math.max(this.#size, MAX_POOL_SIZE) || this.#growing >= this.#queue.length) return;
+    const now = performance.now();
+    const youngest = Math.max(...this.#slots.map((s) => s.run?.startedAt ?? now));
+    if (now - youngest < GROW_AFTER_MS) {
+      this.#growCheck ??= setTimeout(() => {
+        this.#growCheck = null;
+        this.#dispatch();
+      }, GROW_AFTER_MS - (now - youngest) + 1);
+      return;
+    }
     this.#growing++;
     const generation = this.#generation;
     this.#newSlot(generation).then(
@@ -266,7 +291,8 @@ export class TransformerHost {
       }
       const run = this.#queue.shift()!;
       const timer = setTimeout(() => this.#timedOut(slot), this.#timeoutMs);
-      slot.run = { ...run, timer, storages: new Map() };
+      clearTimeout(slot.idleTimer);
+      slot.run = { ...run, timer, storages: new Map(), startedAt: performance.now() };
       try {
         slot.worker.postMessage({ type: "run", id: run.id, fn: run.fn, args: run.args });
       } catch (error) {
