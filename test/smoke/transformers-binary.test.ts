@@ -47,7 +47,7 @@ async function say(base: string, text: string, n: number): Promise<string> {
   return String(sends[n - 1]!.message.text);
 }
 
-test("the binary runs input and output transformers in its worker and reloads a changed module", async () => {
+test("the binary runs input and output transformers in its worker and reloads a changed module, and on SIGHUP", async () => {
   mkdirSync(join(install.dir, "transformers"));
   saveModule(`export function handleInput({ event }) { return { text: "in:" + event.message.text }; }
 export function handleOutput({ processedOutput }) { return { text: String(processedOutput.text).toUpperCase() }; }`);
@@ -84,6 +84,15 @@ output = true
 export function handleOutput({ processedOutput }) { return { text: processedOutput.text + "!" }; }`);
   await server.waitFor((l) => l.msg === "transformer module reloaded", 15_000);
   expect(await say(base, "again", 2)).toBe("You said: v2:again!");
+  // SIGHUP reloads as well.
+  const reloads = () => server!.lines.filter((l) => l.msg === "transformer module reloaded").length;
+  const before = reloads();
+  server.proc.kill("SIGHUP");
+  await server.waitFor((l) => l.msg === "SIGHUP: reloading the transformer modules", 15_000);
+  const deadline = Date.now() + 15_000;
+  while (reloads() === before && Date.now() < deadline) await Bun.sleep(20);
+  expect(reloads()).toBe(before + 1);
+  expect(await say(base, "third", 3)).toBe("You said: v2:third!");
   server.proc.kill("SIGTERM");
   expect(await server.exited).toBe(0);
 });
