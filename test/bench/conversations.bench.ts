@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
-import { fmt, limiter, messagesArrived, peakRssMb, percentile, post, signedMessage } from "./load.ts";
+import { benchSettings, fmt, limiter, messagesArrived, peakRssMb, percentile, post, signedMessage } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -103,25 +103,7 @@ async function latencyAtRate(url: string, graph: FakeGraph): Promise<{ p50: numb
 async function startBinary(dir: string, graphUrl: string, typing: boolean): Promise<{ server: Running; url: string }> {
   writeFileSync(
     join(dir, "bench.toml"),
-    `[server]
-port = 0
-[storage]
-url = "file:data/bench-${typing ? "typing" : "plain"}.db"
-[graph]
-url = "${graphUrl}"
-[flows.echo]
-kind = "script"
-module = "builtin:echo"
-[[endpoints]]
-id = "bench"
-flow = "echo"
-verify_token = "bench-verify"
-app_secret = "${SECRET}"
-pages = [ { id = "${PAGE}", access_token = "${TOKEN}" } ]
-[endpoints.messenger]
-typing_indicators = ${typing}
-message_delay_ms = 0
-`,
+    benchSettings({ db: `bench-${typing ? "typing" : "plain"}`, graphUrl, endpoint: `[endpoints.messenger]\ntyping_indicators = ${typing}\nmessage_delay_ms = 0` }),
   );
   const server = start(await binaryUnderTest(), ["serve", "--config", "bench.toml"], { cwd: dir });
   const line = await server.waitFor((l) => l.msg === "listening");

@@ -110,3 +110,33 @@ export async function throughput(o: {
   for (let u = 0; u < o.users; u++) if (JSON.stringify(byUser.get(o.psid(u)) ?? []) !== want) orderOk = false;
   return { turnsPerSecond: all.length / seconds, seconds, orderOk, replies: all.length, lost: Math.max(0, o.users * o.messages - all.length) };
 }
+
+/** The benchmarks' Page, its token and the App secret that signs their webhooks. */
+export const BENCH = { page: "104857600012345", token: "bench-page-token", secret: "bench-app-secret-0123456789", endpoint: "bench" } as const;
+
+/**
+ * Settings for the binary under benchmark: one endpoint `bench` with builtin:echo on the bench
+ * Page; `top` goes before the endpoint (e.g. `[admin]`), `endpoint` after it (its own tables).
+ */
+export function benchSettings(o: { db: string; graphUrl: string; top?: string; endpoint?: string }): string {
+  return `[server]
+port = 0
+[storage]
+url = "file:data/${o.db}.db"
+[log]
+level = "info"
+[graph]
+url = "${o.graphUrl}"
+${o.top ?? ""}
+[flows.echo]
+kind = "script"
+module = "builtin:echo"
+[[endpoints]]
+id = "${BENCH.endpoint}"
+flow = "echo"
+verify_token = "bench-verify"
+app_secret = "${BENCH.secret}"
+pages = [ { id = "${BENCH.page}", access_token = "${BENCH.token}" } ]
+${o.endpoint ?? ""}
+`;
+}

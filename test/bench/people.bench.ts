@@ -30,7 +30,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, run as runToEnd, start, type Running } from "../smoke/binary-helpers.ts";
-import { fmt, peakRssMb, percentile, replies, signedMessage, throughput as measureThroughput, type Throughput } from "./load.ts";
+import { benchSettings, fmt, peakRssMb, percentile, replies, signedMessage, throughput as measureThroughput, type Throughput } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -68,24 +68,11 @@ function writeSettings(dir: string, name: string, on: boolean, graphUrl: string)
   const file = `${name}.toml`;
   writeFileSync(
     join(dir, file),
-    `[server]
-port = 0
-[storage]
-url = "file:data/${name}.db"
-[graph]
-url = "${graphUrl}"
-[admin]
-api_keys = ["${ADMIN_KEY}"]
-[flows.echo]
-kind = "script"
-module = "builtin:echo"
-[[endpoints]]
-id = "${ENDPOINT}"
-flow = "echo"
-verify_token = "bench-verify"
-app_secret = "${SECRET}"
-pages = [ { id = "${PAGE}", access_token = "${TOKEN}" } ]
-[endpoints.messenger]
+    benchSettings({
+      db: name,
+      graphUrl,
+      top: `[admin]\napi_keys = ["${ADMIN_KEY}"]`,
+      endpoint: `[endpoints.messenger]
 typing_indicators = false
 message_delay_ms = 0
 [endpoints.profiles]
@@ -97,8 +84,8 @@ expiration_minutes = 30
 [endpoints.data_protection]
 contact_profiles = ${on}
 collect_conversations = ${on}
-collect_analytics = ${on}
-`,
+collect_analytics = ${on}`,
+    }),
   );
   return file;
 }

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
-import { fmt, peakRssMb, signedMessage, throughput, type Throughput } from "./load.ts";
+import { benchSettings, fmt, peakRssMb, signedMessage, throughput, type Throughput } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
@@ -40,22 +40,10 @@ function settings(dir: string, name: string, graphUrl: string, on: boolean): str
   writeFileSync(join(dir, "transformer.ts"), TRANSFORMER);
   writeFileSync(
     join(dir, `${name}.toml`),
-    `[server]
-port = 0
-[storage]
-url = "file:data/${name}.db"
-[graph]
-url = "${graphUrl}"
-[flows.echo]
-kind = "script"
-module = "builtin:echo"
-[[endpoints]]
-id = "bench"
-flow = "echo"
-verify_token = "bench-verify"
-app_secret = "${SECRET}"
-pages = [ { id = "${PAGE}", access_token = "${TOKEN}" } ]
-[endpoints.messenger]
+    benchSettings({
+      db: name,
+      graphUrl,
+      endpoint: `[endpoints.messenger]
 typing_indicators = false
 message_delay_ms = 0
 [endpoints.profiles]
@@ -68,8 +56,8 @@ collect_analytics = false
 [endpoints.transformers]
 module = "transformer.ts"
 input = ${on}
-output = ${on}
-`,
+output = ${on}`,
+    }),
   );
   return `${name}.toml`;
 }

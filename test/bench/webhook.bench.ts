@@ -21,7 +21,7 @@ import { createClient } from "@libsql/client";
 import { signBody } from "../../src/webhook/signature.ts";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
-import { fmt, peakRssMb, percentile } from "./load.ts";
+import { benchSettings, fmt, peakRssMb, percentile } from "./load.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -147,24 +147,7 @@ async function startBinary(dir: string, graphUrl: string): Promise<{ server: Run
   const bin = await binaryUnderTest();
   writeFileSync(
     join(dir, "bench.toml"),
-    `[server]
-port = 0
-[storage]
-url = "file:data/bench.db"
-[log]
-level = "info"
-[graph]
-url = "${graphUrl}"
-[flows.echo]
-kind = "script"
-module = "builtin:echo"
-[[endpoints]]
-id = "bench"
-flow = "echo"
-verify_token = "bench-verify"
-app_secret = "${SECRET}"
-pages = [ { id = "${PAGE}", access_token = "bench-page-token" } ]
-`,
+    benchSettings({ db: "bench", graphUrl }),
   );
   const server = start(bin, ["serve", "--config", "bench.toml"], { cwd: dir });
   const line = await server.waitFor((l) => l.msg === "listening");

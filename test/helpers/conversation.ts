@@ -164,3 +164,18 @@ ${options.endpointToml ?? ""}
 export function messageTexts(sends: RecordedSend[]): string[] {
   return sends.filter((s) => s.type === "message").map((s) => s.message?.text ?? `[${s.message?.attachment?.type ?? "?"}]`);
 }
+
+/** Polls a condition that an awaited event cannot signal (a log line, a row in the database). */
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(10);
+  }
+}
+
+/** Rows of a query on the conversation's database, after everything queued is committed. */
+export async function rows(c: Conversation, sql: string, args: (string | number)[] = []) {
+  await c.app.writes.drain();
+  return (await c.database.client.execute({ sql, args })).rows;
+}

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { APP_SECRET, PAGE_ID, PAGE_ID_2, PAGE_TOKEN, PAGE_TOKEN_2, PSID, PSID_2 } from "../helpers/config.ts";
-import { APP_ID, startConversation, userText, type Conversation, type ConversationOptions } from "../helpers/conversation.ts";
+import { APP_ID, startConversation, userText, type Conversation, type ConversationOptions, until, rows } from "../helpers/conversation.ts";
 
 /** A flow that answers with what it was given, as JSON. */
 const REPORT_FLOW = {
@@ -38,19 +38,6 @@ async function say(c: Conversation, text: string, options: { psid?: string; page
 
 const profileCalls = (c: Conversation, psid = PSID) => c.graph.calls.filter((call) => call.method === "GET" && call.path.endsWith(`/${psid}`));
 
-/** Polls a condition that an awaited event cannot signal (a log line, a count in the database). */
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}
-
-async function rows(c: Conversation, sql: string, args: (string | number)[] = []) {
-  await c.app.writes.drain();
-  return (await c.database.client.execute({ sql, args })).rows;
-}
 
 describe("Facebook profiles", () => {
   test("input.data.profile carries the fields; the profile is fetched once and then cached", async () => {

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { renameSync, writeFileSync } from "node:fs";
 import { PSID, PSID_2, PAGE_TOKEN, APP_SECRET, VERIFY_TOKEN } from "../helpers/config.ts";
-import { messageTexts, nextMid, startConversation, userText, type Conversation, type ConversationOptions } from "../helpers/conversation.ts";
+import { messageTexts, nextMid, startConversation, userText, type Conversation, type ConversationOptions, until, rows } from "../helpers/conversation.ts";
 import type { LogRecord } from "../helpers/log.ts";
 
 const PSID_3 = "6301234567890789";
@@ -77,19 +77,6 @@ async function waitForMessages(c: Conversation, count: number, psid = PSID, time
   await c.graph.waitForSends(count, { recipientId: psid }, timeoutMs);
 }
 
-/** Polls a condition that an awaited event cannot signal (a log line, a row in the database). */
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}
-
-async function rows(c: Conversation, sql: string, args: (string | number)[] = []) {
-  await c.app.writes.drain();
-  return (await c.database.client.execute({ sql, args })).rows;
-}
 
 /** The inbox row of a message, by its mid. */
 async function inboxRow(c: Conversation, mid: string): Promise<{ status: string; last_error: string | null } | undefined> {
