@@ -32,6 +32,7 @@ import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
 import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
 import type { Transformers } from "../transformers/transformers.ts";
+import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
 
@@ -117,7 +118,7 @@ export function adminRoutes(deps: AdminDeps) {
    * turn in flight either committed before them (and its rows are deleted with the rest) or keeps
    * nothing; the caches are cleared after the commit.
    */
-  const erase = async (subject: NonNullable<Awaited<ReturnType<PeopleRecords["subject"]>>>): Promise<number> => {
+  const erase = async (subject: NonNullable<Awaited<ReturnType<PeopleRecords["subject"]>>>, log: Logger): Promise<number> => {
     for (const key of subject.keys) {
       deps.engine.forgetUser(key);
       deps.lanes.forgetUser(key);
@@ -127,6 +128,10 @@ export function adminRoutes(deps: AdminDeps) {
       deps.sessions.forget(key);
       deps.people.forget(key);
     }
+    // A transformer run in flight may still save this user's session storage: once every run
+    // that started before the erasure is over (the time limit), delete it again.
+    const later = setTimeout(() => void records.eraseTransformerStorage(subject.keys).catch((error) => log.error("could not erase transformer storage", { error })), TRANSFORMER_TIMEOUT_MS + 1_000);
+    later.unref?.();
     return rows;
   };
   const masks = (endpointId: string) => endpoints.get(endpointId)?.data_protection.mask_logging ?? false;
@@ -208,7 +213,12 @@ export function adminRoutes(deps: AdminDeps) {
     const args = { request: { method: request.method, headers: Object.fromEntries([...request.headers].filter(([h]) => h !== "authorization")), body } };
     const verdict = kind === "inject" ? await deps.transformers.inject(endpoint, args, tlog) : await deps.transformers.notify(endpoint, args, tlog);
     if (verdict.action === "drop") return jsonResponse(200, { status: "dropped", message: `handle${kind === "inject" ? "Inject" : "Notify"} returned nothing: nothing was done` }, requestId);
-    if (verdict.action === "abort") return errorResponse(422, "transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
+    if (verdict.action === "abort") {
+      // A time limit or a stop may pass: 503 (try again); a failure of the code itself: 422.
+      return verdict.unavailable
+        ? errorResponse(503, "transformer_unavailable", `${fn} could not run in time and abort_on_error is on; try again: ${verdict.reason}`, requestId)
+        : errorResponse(422, "transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
+    }
     const mapped = verdict.value ?? body;
     const checked = kind === "inject" ? checkValue(InjectBody, pick(mapped, ["user_id", "page_id", "text", "data"])) : checkValue(NotifyBody, pick(mapped, ["user_id", "page_id", "text", "data", "output", "messaging_type", "tag"]));
     if (!checked.ok) return errorResponse(400, "invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`, requestId);
@@ -274,7 +284,7 @@ export function adminRoutes(deps: AdminDeps) {
       api(async ({ params, requestId, log }) => {
         const subject = await records.subject({ contactId: params.id! });
         if (!subject) return errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
-        const rows = await erase(subject);
+        const rows = await erase(subject, log);
         log.info("contact erased with everything stored about its users", { contact_id: masks(subject.contact!.endpoint_id) ? MASK : params.id, rows });
         return jsonResponse(200, { erased: params.id, users: subject.keys.length, rows_deleted: rows }, requestId);
       }),
@@ -292,7 +302,7 @@ export function adminRoutes(deps: AdminDeps) {
       api(async ({ params, requestId, log }) => {
         const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
         if (!subject) return errorResponse(404, "unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
-        const rows = await erase(subject);
+        const rows = await erase(subject, log);
         log.info("user erased with everything stored about them", { endpoint: params.id, user: masks(params.id!) ? MASK : params.userId, rows });
         return jsonResponse(200, { erased: params.userId, contact_id: subject.contact?.id ?? null, users: subject.keys.length, rows_deleted: rows }, requestId);
       }),

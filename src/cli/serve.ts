@@ -42,6 +42,15 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     throw error;
   }
 
+  // Transformer modules are watched; SIGHUP reloads them too (e.g. where file events do not
+  // arrive). Taken from the start, so that an early SIGHUP does not end the process.
+  let reloadTransformers: (() => Promise<void>) | null = null;
+  process.on("SIGHUP", () => {
+    if (!reloadTransformers) return log.info("SIGHUP while starting: nothing to reload yet");
+    log.info("SIGHUP: reloading the transformer modules");
+    void reloadTransformers();
+  });
+
   const app = await createApp({
     config,
     db: database,
@@ -50,6 +59,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     // restart recover from what is really on disk (nothing unsynced was acknowledged).
     onDurabilityFailure: () => process.exit(2),
   });
+  reloadTransformers = () => app.transformers.reload();
   const host = overrides.host ?? config.server.host;
   const port = overrides.port ?? config.server.port;
   try {
@@ -102,11 +112,6 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
-    // Transformer modules are watched; SIGHUP reloads them too (e.g. where file events do not arrive).
-    process.on("SIGHUP", () => {
-      log.info("SIGHUP: reloading the transformer modules");
-      void app.transformers.reload();
-    });
   });
 }
 

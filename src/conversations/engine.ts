@@ -264,15 +264,22 @@ export class ConversationEngine {
       for (const output of outcome.result.outputs ?? []) {
         const converted = convertOutput(output, { preferParagraphs: flow.kind === "llm" });
         for (const warning of converted.warnings) turnLog.warn(`output adjusted to Messenger's limits: ${maskMessage(warning, protection.mask_logging)}`);
+        const messages: Record<string, unknown>[] = [];
+        let stopped = false;
         for (const message of converted.messages) {
           let sent = message;
           if (transformOutput) {
             const verdict = await transformers!.output(endpoint, { output, processedOutput: message, userId: input.user_id, sessionId: input.session_id }, turnLog);
-            if (verdict.action !== "continue") continue; // dropped, or stopped (abort_on_error)
+            if (verdict.action === "drop") continue;
+            if (verdict.action === "abort") {
+              stopped = true; // abort_on_error stops the whole output, all the messages it became
+              break;
+            }
             if (verdict.value) sent = verdict.value;
           }
-          replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message: sent });
+          messages.push(sent);
         }
+        if (!stopped) for (const message of messages) replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message });
       }
     }
     if ((this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {

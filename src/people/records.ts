@@ -192,6 +192,7 @@ export class PeopleRecords {
     const received: unknown[] = [];
     const sent: unknown[] = [];
     const facebook: unknown[] = [];
+    const storage: unknown[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
       sessions.push(...(await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at", args)).map(sessionView));
@@ -207,6 +208,9 @@ export class PeopleRecords {
       for (const r of await this.#rows("SELECT page_id, source, body, status, created_at, sent_at FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id", args)) {
         sent.push({ page_id: String(r[0]), source: String(r[1]), body: json(r[2]), status: String(r[3]), created_at: iso(r[4]), sent_at: isoOrNull(r[5]) });
       }
+      for (const r of await this.#rows("SELECT storage_key, value, updated_at FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)])) {
+        storage.push({ endpoint_id: k.endpointId, key: json(r[0]), value: json(r[1]), updated_at: iso(r[2]) });
+      }
       for (const r of await this.#rows("SELECT page_id, user_id, profile, profile_status, profile_expires_at, linked_at FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", args)) {
         facebook.push({ page_id: String(r[0]), user_id: String(r[1]), profile: json(r[2]), profile_status: r[3] ?? null, profile_expires_at: isoOrNull(r[4]), linked_at: isoOrNull(r[5]) });
       }
@@ -219,6 +223,7 @@ export class PeopleRecords {
       transcript,
       events_received: received,
       messages_sent: sent,
+      transformer_storage: storage,
       exported_at: new Date().toISOString(),
     };
   }
@@ -244,6 +249,12 @@ export class PeopleRecords {
     }
     const results = await this.writes.run(statements);
     return results.reduce((n, r) => n + r.rowsAffected, 0);
+  }
+
+  /** Deletes the transformer session storage kept under these PSIDs. */
+  async eraseTransformerStorage(keys: LaneKey[]): Promise<void> {
+    const statements = keys.map((k) => ({ sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)] }));
+    if (statements.length > 0) await this.writes.run(statements);
   }
 
   /** Whether the endpoint (or any) has a session or contact for this PSID. */

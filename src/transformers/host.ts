@@ -36,6 +36,8 @@ interface Run {
   args: unknown;
   resolve(value: unknown): void;
   reject(error: Error): void;
+  durable: boolean;
+  queueTimer?: Timer;
 }
 
 interface Slot {
@@ -76,6 +78,9 @@ export class TransformerHost {
   /** Extra workers being started. */
   #growing = 0;
   #growCheck: Timer | null = null;
+  /** Workers still loading the module (ended by stop()). */
+  readonly #loading = new Set<Worker>();
+  #refill: Timer | null = null;
   readonly #timeoutMs: number;
   readonly #size: number;
   readonly #log: Logger;
@@ -110,11 +115,23 @@ export class TransformerHost {
     return this.#functions.has(fn);
   }
 
-  /** Runs a function; resolves with its return value, rejects with a TransformerError. */
-  run(fn: string, args: unknown): Promise<unknown> {
+  /**
+   * Runs a function; resolves with its return value, rejects with a TransformerError. A run that
+   * finds no free worker within the time limit fails too (the pool is out of workers).
+   * `durableStorage`: the session storage it changes is fsynced before the promise settles (for
+   * runs whose outcome is acknowledged to a caller right after).
+   */
+  run(fn: string, args: unknown, options: { durableStorage?: boolean } = {}): Promise<unknown> {
     if (this.#stopped) return Promise.reject(new TransformerError("the server is stopping"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ id: ++this.#nextId, fn, args, resolve, reject });
+      const run: Run = { id: ++this.#nextId, fn, args, resolve, reject, durable: options.durableStorage === true };
+      run.queueTimer = setTimeout(() => {
+        const at = this.#queue.indexOf(run);
+        if (at < 0) return;
+        this.#queue.splice(at, 1);
+        reject(new TransformerError(`${fn} could not start within ${this.#timeoutMs} ms: every transformer worker was busy or starting`));
+      }, this.#timeoutMs);
+      this.#queue.push(run);
       this.#dispatch();
     });
   }
@@ -127,6 +144,7 @@ export class TransformerHost {
     try {
       spawned = await this.#spawn(generation);
     } catch (error) {
+      if (this.#generation === generation) this.#generation = generation - 1; // the old workers stay current
       this.#log.error(`the changed transformer module does not load; the previous version stays in use: ${(error as Error).message}`);
       return;
     }
@@ -147,7 +165,12 @@ export class TransformerHost {
     this.#watcher?.close();
     if (this.#reloadTimer) clearTimeout(this.#reloadTimer);
     if (this.#growCheck) clearTimeout(this.#growCheck);
-    for (const run of this.#queue.splice(0)) run.reject(new TransformerError("the server is stopping"));
+    for (const run of this.#queue.splice(0)) {
+      clearTimeout(run.queueTimer);
+      run.reject(new TransformerError("the server is stopping"));
+    }
+    for (const worker of this.#loading) worker.terminate();
+    this.#loading.clear();
     for (const slot of this.#slots) {
       if (slot.run) {
         clearTimeout(slot.run.timer);
@@ -175,32 +198,91 @@ export class TransformerHost {
     return { slots: slots.map((s) => s.slot), functions: new Set(slots[0]?.functions ?? []) };
   }
 
-  /** A worker with the module loaded. */
+  /** A worker with the module loaded; one that does not load within the time limit is stopped. */
   #newSlot(generation: number): Promise<{ slot: Slot; functions: string[] }> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(workerUrl());
+      this.#loading.add(worker);
       const slot: Slot = { worker, generation, run: null };
       let loaded = false;
+      const fail = (reason: string) => {
+        if (loaded) return;
+        loaded = true;
+        clearTimeout(loadTimer);
+        this.#loading.delete(worker);
+        worker.terminate();
+        reject(new TransformerError(reason));
+      };
+      const loadTimer = setTimeout(() => fail(`the transformer module ${this.options.module} did not load within ${this.#timeoutMs} ms (top-level code that never ends?)`), this.#timeoutMs);
       worker.onmessage = (event) => {
         const message = event.data as Record<string, any>;
         if (!loaded && message.type === "loaded") {
+          if (message.error) return fail(`cannot load the transformer module ${this.options.module}: ${message.error}`);
           loaded = true;
-          if (message.error) {
-            worker.terminate();
-            reject(new TransformerError(`cannot load the transformer module ${this.options.module}: ${message.error}`));
-          } else resolve({ slot, functions: message.functions as string[] });
+          clearTimeout(loadTimer);
+          this.#loading.delete(worker);
+          resolve({ slot, functions: message.functions as string[] });
           return;
         }
         void this.#onMessage(slot, message);
       };
       worker.onerror = (event) => {
-        if (!loaded) {
-          loaded = true;
-          reject(new TransformerError(`the transformer worker failed to start: ${(event as ErrorEvent).message}`));
-        }
+        if (!loaded) return fail(`the transformer worker failed to start: ${(event as ErrorEvent).message}`);
+        this.#died(slot, `the transformer worker failed: ${(event as ErrorEvent).message}`);
       };
+      worker.addEventListener("close", () => {
+        if (!loaded) return fail("the transformer worker ended while loading the module");
+        this.#died(slot, "the transformer worker ended (process.exit in the module?)");
+      });
       worker.postMessage({ type: "load", module: this.options.module });
     });
+  }
+
+  /**
+   * A loaded worker failed outside a run's answer (an error thrown later, a rejected promise
+   * nobody awaited, process.exit): its run, if any, fails now, and it is replaced.
+   */
+  #died(slot: Slot, reason: string): void {
+    const at = this.#slots.indexOf(slot);
+    if (at < 0 && !slot.run) return; // already replaced, or an old generation's worker ending
+    const run = slot.run;
+    slot.run = null;
+    if (run) {
+      clearTimeout(run.timer);
+      run.reject(new TransformerError(`${run.fn}: ${reason}`));
+    }
+    slot.worker.terminate();
+    if (at >= 0) {
+      this.#slots.splice(at, 1);
+      this.#log.warn(`${reason}; a new worker takes its place`);
+      this.#refillSoon(0);
+    }
+    this.#dispatch();
+  }
+
+  /** Brings the pool back to its size (after a stopped or dead worker); retries while the module does not load. */
+  #refillSoon(delayMs: number): void {
+    if (this.#refill || this.#stopped) return;
+    this.#refill = setTimeout(async () => {
+      this.#refill = null;
+      const generation = this.#generation;
+      while (!this.#stopped && generation === this.#generation && this.#slots.length < this.#size) {
+        try {
+          const { slot } = await this.#newSlot(generation);
+          if (this.#stopped || generation !== this.#generation) {
+            slot.worker.terminate();
+            return;
+          }
+          this.#slots.push(slot);
+          this.#dispatch();
+        } catch (error) {
+          this.#log.error(`could not start a transformer worker; trying again in a second: ${(error as Error).message}`);
+          this.#refillSoon(1_000);
+          return;
+        }
+      }
+    }, delayMs);
+    this.#refill.unref?.();
   }
 
   async #onMessage(slot: Slot, message: Record<string, any>): Promise<void> {
@@ -213,7 +295,8 @@ export class TransformerHost {
     if (message.type === "storage") {
       try {
         const value = await this.#readStorage(message.key);
-        if (slot.run) slot.run.storages.set(message.key, JSON.stringify(value));
+        // Only for the run that asked (a late request of an earlier run must not set this one's baseline).
+        if (slot.run && slot.run.id === message.runId) slot.run.storages.set(message.key, JSON.stringify(value));
         slot.worker.postMessage({ type: "storage", id: message.id, key: message.key, value });
       } catch (error) {
         slot.worker.postMessage({ type: "storage", id: message.id, key: message.key, value: null, error: (error as Error).message });
@@ -222,21 +305,28 @@ export class TransformerHost {
     }
     if (message.type !== "result" || !run || run.id !== message.id) return;
     clearTimeout(run.timer);
-    slot.run = null;
+    // The worker sends JSON: what does not survive it (a BigInt, a function) is not a valid return.
+    let payload: { ok: boolean; value?: unknown; error?: string; storages?: [string, Record<string, unknown>][] };
     try {
-      await this.#saveStorages(run.storages, message.storages as [string, Record<string, unknown>][]);
+      payload = JSON.parse(String(message.json));
+    } catch {
+      payload = { ok: false, error: "its return value could not be read" };
+    }
+    try {
+      await this.#saveStorages(run.storages, payload.storages ?? [], run.durable);
     } catch (error) {
       this.#log.error("could not save the transformer's session storage", { error, function: run.fn });
     }
-    if (message.ok) run.resolve(message.value);
-    else run.reject(new TransformerError(`${run.fn} threw: ${message.error}`));
+    slot.run = null; // only now: no next run on this worker before the storage is saved
+    if (payload.ok) run.resolve(payload.value ?? null);
+    else run.reject(new TransformerError(`${run.fn} threw: ${payload.error}`));
     this.#release(slot);
   }
 
   /** A slot is free again: an old generation's worker ends, an extra one after a while idle. */
   #release(slot: Slot): void {
     if (!this.#slots.includes(slot)) {
-      slot.worker.terminate();
+      if (!slot.run) slot.worker.terminate();
     } else if (this.#slots.length > this.#size) {
       clearTimeout(slot.idleTimer);
       slot.idleTimer = setTimeout(() => {
@@ -290,6 +380,7 @@ export class TransformerHost {
         return;
       }
       const run = this.#queue.shift()!;
+      clearTimeout(run.queueTimer);
       const timer = setTimeout(() => this.#timedOut(slot), this.#timeoutMs);
       clearTimeout(slot.idleTimer);
       slot.run = { ...run, timer, storages: new Map(), startedAt: performance.now() };
@@ -313,17 +404,7 @@ export class TransformerHost {
     const at = this.#slots.indexOf(slot);
     if (at < 0 || this.#stopped) return;
     this.#slots.splice(at, 1);
-    const generation = this.#generation;
-    this.#newSlot(generation).then(
-      ({ slot: fresh }) => {
-        if (this.#stopped || generation !== this.#generation) fresh.worker.terminate();
-        else {
-          this.#slots.push(fresh);
-          this.#dispatch();
-        }
-      },
-      (error) => this.#log.error("could not start a transformer worker to replace a stopped one", { error }),
-    );
+    this.#refillSoon(0);
     this.#dispatch();
   }
 
@@ -347,7 +428,7 @@ export class TransformerHost {
    * runs that change different keys of one storage at the same time (say, two users updating a
    * shared one) both keep their change.
    */
-  async #saveStorages(before: Map<string, string>, after: [string, Record<string, unknown>][] = []): Promise<void> {
+  async #saveStorages(before: Map<string, string>, after: [string, Record<string, unknown>][] = [], durable = false): Promise<void> {
     const now = this.options.clock.now();
     const statements = [];
     for (const [key, value] of after) {
@@ -374,7 +455,8 @@ export class TransformerHost {
         args,
       });
     }
-    // No fsync of its own: the next acknowledged write covers it, and a crash re-runs the turn.
-    if (statements.length > 0) await this.options.writes.run(statements, { durable: false });
+    // In a turn no fsync of its own: the next acknowledged write covers it, and a crash re-runs the
+    // turn. After an inject/notify or a finished turn the caller learns the outcome at once: fsync.
+    if (statements.length > 0) await this.options.writes.run(statements, { durable });
   }
 }

@@ -40,8 +40,11 @@ export interface InputChanges {
   data?: Record<string, unknown>;
 }
 
-/** What a transformer decided: go on (with changes, or with the original), drop it, or stop (abort_on_error). */
-export type Verdict<T> = { action: "continue"; value: T | null } | { action: "drop" } | { action: "abort"; reason: string };
+/**
+ * What a transformer decided: go on (with changes, or with the original), drop it, or stop
+ * (abort_on_error; `unavailable` when the cause was the server, not the code: a time limit or a stop).
+ */
+export type Verdict<T> = { action: "continue"; value: T | null } | { action: "drop" } | { action: "abort"; reason: string; unavailable: boolean };
 
 type Fn = "handleInput" | "handleOutput" | "handleExecutionFinished" | "handleInject" | "handleNotify";
 const SWITCH: Record<Fn, keyof EndpointSettings["transformers"]> = {
@@ -155,7 +158,9 @@ export class Transformers {
     const host = this.#hosts.get(endpoint.id);
     if (!host || !host.has(fn)) return { failed: `the transformer module has no ${fn}` };
     try {
-      return { value: await host.run(fn, { endpoint: endpointView(endpoint), ...args }) };
+      // Inject, notify and the end of a turn are answered or done right after: their storage is fsynced.
+      const durableStorage = fn === "handleInject" || fn === "handleNotify" || fn === "handleExecutionFinished";
+      return { value: await host.run(fn, { endpoint: endpointView(endpoint), ...args }, { durableStorage }) };
     } catch (error) {
       return { failed: (error as Error).message };
     }
@@ -165,7 +170,8 @@ export class Transformers {
     const abort = endpoint.transformers.abort_on_error;
     const said = maskMessage(reason, endpoint.data_protection.mask_logging);
     log.warn(`transformer ${fn} failed; ${abort ? "abort_on_error: this one is stopped" : "the original value is used"}: ${said}`, { function: fn });
-    return abort ? { action: "abort", reason } : { action: "continue", value: null };
+    const unavailable = /did not finish within|could not start within|server is stopping|worker (failed|ended)/.test(reason);
+    return abort ? { action: "abort", reason, unavailable } : { action: "continue", value: null };
   }
 }
 

@@ -37,6 +37,14 @@ function logLine(level: string, args: unknown[]) {
   const text = args.map((a) => (typeof a === "string" ? a : safeJson(a))).join(" ");
   post({ type: "log", level, text, id: current?.id ?? null });
 }
+/** An error's message, even when reading it throws. */
+function describe(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return "an error that cannot be described";
+  }
+}
 function safeJson(value: unknown): string {
   if (value instanceof Error) return `${value.name}: ${value.message}`;
   try {
@@ -53,6 +61,9 @@ globals.console = {
   info: (...a: unknown[]) => logLine("info", a),
   warn: (...a: unknown[]) => logLine("warn", a),
   error: (...a: unknown[]) => logLine("error", a),
+  trace: (...a: unknown[]) => logLine("debug", a),
+  dir: (...a: unknown[]) => logLine("info", a),
+  table: (...a: unknown[]) => logLine("info", a),
 };
 globals.createWebhookTransformer = (given: Record<string, unknown>) => {
   for (const name of FUNCTIONS) if (typeof given?.[name] === "function") functions[name] = given[name] as (args: unknown) => unknown;
@@ -100,7 +111,7 @@ globals.getSessionStorage = (userId: unknown, sessionId: unknown): Promise<Recor
       },
       reject,
     });
-    post({ type: "storage", id, key });
+    post({ type: "storage", id, key, runId: run.id });
   });
 };
 
@@ -127,13 +138,22 @@ self.onmessage = async (event: MessageEvent) => {
   }
   const { id, fn, args } = message;
   current = { id, requests: 0, storages: new Map() };
+  // The answer travels as JSON text: a value that JSON cannot carry (a BigInt, a cycle) fails here,
+  // in the worker, instead of later in the server.
+  const answer = (body: Record<string, unknown>): string => {
+    try {
+      return JSON.stringify(body);
+    } catch (error) {
+      return JSON.stringify({ ok: false, error: `its return value or session storage is not JSON: ${describe(error)}` });
+    }
+  };
   try {
     const f = functions[fn];
     if (!f) throw new Error(`the transformer module has no function ${fn}`);
     const result = await f(args);
-    post({ type: "result", id, ok: true, value: result === undefined ? null : result, storages: [...current.storages] });
+    post({ type: "result", id, json: answer({ ok: true, value: result === undefined ? null : result, storages: [...current.storages] }) });
   } catch (error) {
-    post({ type: "result", id, ok: false, error: (error as Error)?.message ?? String(error), storages: [...current.storages] });
+    post({ type: "result", id, json: answer({ ok: false, error: describe(error), storages: [...current.storages] }) });
   } finally {
     current = null;
   }
