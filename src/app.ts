@@ -21,6 +21,7 @@ import { PeopleRecords } from "./people/records.ts";
 import { Retention } from "./people/retention.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
+import { MessengerProfiles } from "./messenger/profile.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -58,6 +59,7 @@ export interface App {
   readonly records: PeopleRecords;
   readonly retention: Retention;
   readonly transformers: Transformers;
+  readonly profiles: MessengerProfiles;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -114,6 +116,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
+  const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
   const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
   metrics.onCollect(async () => {
     const day = new Date(clock.now()).toISOString().slice(0, 10);
@@ -160,7 +163,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     })
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
-    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers }));
+    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -172,6 +175,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     records,
     retention,
     transformers,
+    profiles,
     lanes,
     pages,
     writes,
@@ -182,6 +186,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await lanes.start();
       await engine.start();
       retention.start();
+      // In the background: the bot works while Meta is asked, and a failure is only reported.
+      void profiles.applyAll(config.endpoints).catch((error) => log.error("applying the Messenger profiles failed", { error }));
     },
     async shutdown() {
       readiness.markStopping();

@@ -32,6 +32,7 @@ import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
 import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
 import type { Transformers } from "../transformers/transformers.ts";
+import type { MessengerProfiles } from "../messenger/profile.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -49,6 +50,7 @@ export interface AdminDeps {
   clock: Clock;
   log: Logger;
   transformers: Transformers;
+  profiles: MessengerProfiles;
 }
 
 /** The object's listed keys that are defined (a non-object gives {}). */
@@ -355,12 +357,32 @@ export function adminRoutes(deps: AdminDeps) {
           webhook_path: `/webhooks/${e.id}`,
           pages: e.pages.map((p) => {
             const paused = deps.pages.paused().find((x) => x.endpointId === e.id && x.pageId === p.id);
-            return { id: p.id, name: p.name ?? null, status: paused ? "paused" : "active", ...(paused ? { paused_reason: paused.reason } : {}) };
+            const profile = deps.profiles.status(e.id, p.id);
+            return { id: p.id, name: p.name ?? null, status: paused ? "paused" : "active", ...(paused ? { paused_reason: paused.reason } : {}), ...(profile ? { messenger_profile: profile } : {}) };
           }),
           reply_queue_depth: depth.get(e.id) ?? 0,
           inbound_pending: pending.get(e.id) ?? 0,
         }));
         return jsonResponse(200, { endpoints: list }, requestId);
+      }),
+    )
+    .post(
+      "/api/endpoints/:id/messenger-profile",
+      api(async ({ params, requestId, log }) => {
+        const endpoint = endpointOr404(params.id!, requestId);
+        if (endpoint instanceof Response) return endpoint;
+        if (!endpoint.messenger_profile) return errorResponse(400, "no_messenger_profile", `endpoint ${endpoint.id} declares no Messenger profile: add [endpoints.messenger_profile] to the settings`, requestId);
+        const pages = await deps.profiles.apply(endpoint, { force: true });
+        log.info("Messenger profile applied on request", { endpoint: endpoint.id, results: pages.map((p) => p.status) });
+        const limited = pages.find((p) => p.status === "rate_limited");
+        if (limited && pages.every((p) => p.status === "rate_limited")) {
+          return new Response(JSON.stringify({ error: "rate_limited", message: `Meta allows ${10} Messenger profile calls per 10 minutes per Page; try again in ${limited.retry_after_seconds} s`, pages }), {
+            status: 429,
+            headers: { "content-type": "application/json; charset=utf-8", "retry-after": String(limited.retry_after_seconds ?? 60), "x-request-id": requestId },
+          });
+        }
+        const failed = pages.some((p) => p.status === "failed");
+        return jsonResponse(failed ? 502 : 200, { endpoint_id: endpoint.id, pages }, requestId);
       }),
     )
     .get(

@@ -108,6 +108,43 @@ export const TransformerSettings = Type.Object({
   notify: Type.Boolean({ default: false }),
 });
 
+/** A persistent menu item: a postback, a link, or (flattened, see messenger/profile.ts) a nested group. */
+export const MenuItemSettings = Type.Object({
+  type: Type.Union([Type.Literal("postback"), Type.Literal("web_url"), Type.Literal("nested")]),
+  title: Type.String({ minLength: 1, maxLength: 30 }),
+  payload: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })),
+  url: Type.Optional(Type.String({ minLength: 1 })),
+  webview_height_ratio: Type.Optional(Type.Union([Type.Literal("compact"), Type.Literal("tall"), Type.Literal("full")])),
+  call_to_actions: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
+});
+
+/** The Page's Messenger profile (SPEC §13): applied by serve and by POST /api/endpoints/{id}/messenger-profile. */
+export const MessengerProfileSettings = Type.Object({
+  get_started_payload: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })),
+  /** Locale → text (at most 160 characters); a `default` entry is required. */
+  greeting: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1, maxLength: 160 }))),
+  persistent_menu: Type.Optional(
+    Type.Array(
+      Type.Object({
+        locale: Type.String({ default: "default", minLength: 1 }),
+        composer_input_disabled: Type.Boolean({ default: false }),
+        call_to_actions: Type.Array(MenuItemSettings, { default: [] }),
+      }),
+    ),
+  ),
+  /** Questions shown before the first message (at most 4 per locale). */
+  ice_breakers: Type.Optional(
+    Type.Array(
+      Type.Object({
+        question: Type.String({ minLength: 1, maxLength: 80 }),
+        payload: Type.String({ minLength: 1, maxLength: 1000 }),
+        locale: Type.String({ default: "default", minLength: 1 }),
+      }),
+    ),
+  ),
+  whitelisted_domains: Type.Optional(Type.Array(Type.String({ pattern: "^https://" }), { maxItems: 50 })),
+});
+
 export const EndpointSettings = Type.Object({
   id: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$" }),
   flow: Type.String({ minLength: 1 }),
@@ -122,6 +159,7 @@ export const EndpointSettings = Type.Object({
   session: Type.Object(SessionSettings.properties, { default: {} }),
   data_protection: Type.Object(DataProtectionSettings.properties, { default: {} }),
   transformers: Type.Object(TransformerSettings.properties, { default: {} }),
+  messenger_profile: Type.Optional(MessengerProfileSettings),
 });
 
 export const Settings = Type.Object({
@@ -140,6 +178,7 @@ export type Settings = Static<typeof Settings>;
 export type FlowSettings = Static<typeof FlowSettings>;
 export type EndpointSettings = Static<typeof EndpointSettings>;
 export type PageSettings = Static<typeof PageSettings>;
+export type MessengerProfileSettings = Static<typeof MessengerProfileSettings>;
 
 /** Keys whose values are secrets: they may be given as `<key>_file`, and never reach a log line. */
 export const SECRET_KEYS = ["app_secret", "access_token", "verify_token", "api_key", "api_keys", "auth_token"] as const;

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Settings } from "./schema.ts";
 import { closest, joinPath, type SettingsProblem } from "./problems.ts";
+import { profileProblems } from "../messenger/profile.ts";
 
 export const BUILTIN_FLOW_MODULES = ["builtin:echo"] as const;
 
@@ -60,6 +61,10 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
       if (other !== undefined) problem(at("pages", j, "id"), `Page ${page.id} is already listed as pages[${other}]`);
       else pageIds.set(page.id, j);
     });
+
+    if (endpoint.messenger_profile) {
+      for (const p of profileProblems(endpoint.messenger_profile)) problem(at(...p.path), p.message);
+    }
 
     const t = endpoint.transformers;
     const switchedOn = (["input", "output", "execution_finished", "inject", "notify"] as const).filter((k) => t[k]);

@@ -248,6 +248,8 @@ export class FakeGraph {
   #users = new Map<string, FakeUser>();
   #owners = new Map<string, string | null>();
   #profiles = new Map<string, Record<string, unknown>>();
+  /** Messenger profile API calls per Page (times), for its rate limit. */
+  #profileCalls = new Map<string, number[]>();
   #attachments = new Map<string, Record<string, unknown>>();
   readonly #inFlight = new Set<RecordedCall>();
   readonly #holds = new Set<Hold>();
@@ -398,6 +400,7 @@ export class FakeGraph {
     this.#users = new Map();
     this.#owners = new Map();
     this.#profiles = new Map();
+    this.#profileCalls = new Map();
     this.#attachments = new Map();
   }
 
@@ -898,6 +901,11 @@ export class FakeGraph {
   }
 
   #messengerProfileEdge(page: FakePage, method: string, params: Record<string, unknown>): Response {
+    // Meta: about 10 calls per 10 minutes per Page for this API.
+    const now = this.#clock.now();
+    const recent = (this.#profileCalls.get(page.id) ?? []).filter((t) => t > now - 10 * 60_000);
+    if (recent.length >= 10) graphFail(613, "Calls to this api have exceeded the rate limit.");
+    this.#profileCalls.set(page.id, [...recent, now]);
     const stored = this.#profiles.get(page.id) ?? {};
     switch (method) {
       case "POST": {
