@@ -56,6 +56,9 @@ export function openApiDocument(): Record<string, unknown> {
       "/api/endpoints/{id}/users/{userId}": {
         delete: { summary: "GDPR erasure by PSID (the whole contact when the PSID has one); works with contact_profiles = false", parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }], responses: { "200": { description: "erased" }, ...common } },
       },
+      "/api/endpoints/{id}/messenger-profile": {
+        post: { summary: "Apply the declared Messenger profile to each Page now", parameters: [idPath("The endpoint id")], responses: { "200": { description: "per-Page results" }, "400": error("no [endpoints.messenger_profile]"), "429": error("Meta's rate limit leaves no room"), "502": error("Meta refused it for a Page"), ...common } },
+      },
       "/api/sessions": { get: { summary: "A PSID's sessions, newest first", parameters: [userQuery, endpointQuery], responses: { "200": { description: "sessions" }, ...common } } },
       "/api/sessions/{id}": { delete: { summary: "Reset: the user's next input starts a new session with an empty context", parameters: [idPath("The session id (s_...)")], responses: { "200": { description: "reset" }, ...common } } },
       "/api/conversations": {
