@@ -19,6 +19,11 @@ export interface LaneKey {
  */
 export type StepResult = "more" | "idle";
 
+/** One string per (endpoint, Page, user): the key of every per-user map (lanes, work lists, caches). */
+export function laneId(key: LaneKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+}
+
 export class PerUserLanes {
   readonly #running = new Map<string, Promise<void>>();
   /** Lanes notified since their loop last looked for work. */
@@ -31,7 +36,7 @@ export class PerUserLanes {
   /** New work was committed for this user: make sure its loop runs (and looks again). */
   notify(key: LaneKey): void {
     if (this.#stopping) return;
-    const id = `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+    const id = laneId(key);
     this.#wanted.add(id);
     if (this.#running.has(id)) return;
     const run = this.#loop(id, key).finally(() => {

@@ -30,7 +30,7 @@ import { convertOutput } from "../messenger/convert.ts";
 import { USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
-import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
+import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
@@ -483,8 +483,4 @@ interface StateEvent {
   item: unknown;
   inboxId?: number;
   dedupKey?: string;
-}
-
-function laneId(key: LaneKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }

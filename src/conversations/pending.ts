@@ -8,7 +8,7 @@
  * an event redelivered late with an older timestamp goes before the ones still waiting.
  */
 import type { EventKind } from "../webhook/events.ts";
-import type { LaneKey } from "../lanes.ts";
+import { laneId, type LaneKey } from "../lanes.ts";
 
 export interface PendingEvent {
   /** The inbox row. */
@@ -77,8 +77,4 @@ export class PendingEvents {
 
 function before(a: PendingEvent, b: PendingEvent): boolean {
   return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.id < b.id);
-}
-
-function laneId(key: LaneKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }

@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
+import { laneId } from "../lanes.ts";
 
 export interface SessionKey {
   endpointId: string;
@@ -63,7 +64,7 @@ export class SessionStore {
 
   /** The session the next input of this user belongs to (a new one when the old has expired). */
   async current(key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
-    const id = cacheKey(key);
+    const id = laneId(key);
     this.#readAt.set(id, this.#generation);
     if (this.#readAt.size > this.capacity) this.#readAt.delete(this.#readAt.keys().next().value!);
     let row = this.#cache.get(id);
@@ -110,7 +111,7 @@ export class SessionStore {
         args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
       });
     }
-    const id = cacheKey(key);
+    const id = laneId(key);
     // What `current` saw: a forget after it (the flow was running) wins over this turn's memory.
     const generation = this.#readAt.get(id) ?? this.#generation;
     return {
@@ -125,7 +126,7 @@ export class SessionStore {
 
   /** Call after changing or deleting this user's sessions other than through `save`. */
   forget(key: SessionKey): void {
-    const id = cacheKey(key);
+    const id = laneId(key);
     this.#cache.delete(id);
     this.#forgotten.delete(id);
     this.#forgotten.set(id, this.#generation++);
@@ -145,9 +146,6 @@ export class SessionStore {
   }
 }
 
-function cacheKey(key: SessionKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
-}
 
 function parseContext(text: string): Record<string, unknown> {
   try {

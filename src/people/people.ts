@@ -26,7 +26,7 @@ import type { Database } from "../db/client.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
-import type { LaneKey } from "../lanes.ts";
+import { laneId, type LaneKey } from "../lanes.ts";
 
 export const BASE_FIELDS = ["first_name", "last_name", "profile_pic"] as const;
 export const EXTRA_FIELDS = ["locale", "timezone", "gender"] as const;
@@ -125,7 +125,7 @@ export class People {
     const now = this.deps.clock.now();
     const keep = endpoint.data_protection.contact_profiles;
     const settings = endpoint.profiles;
-    const id = cacheKey(key);
+    const id = laneId(key);
     const cached = this.#cache.get(id);
     const rec: UserRecord = cached
       ? { ...cached }
@@ -184,7 +184,7 @@ export class People {
 
   /** Call after this user's contact data changed other than through a turn (erasure, purge). */
   forget(key: LaneKey): void {
-    this.#cache.delete(cacheKey(key));
+    this.#cache.delete(laneId(key));
   }
 
   forgetAll(): void {
@@ -287,7 +287,7 @@ export class People {
           sql: "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, first_seen_at, last_seen_at, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
           args: [key.endpointId, other.pageId, other.userId, rec.contactId, now, now, now],
         });
-        this.#cache.delete(cacheKey({ endpointId: key.endpointId, ...other }));
+        this.#cache.delete(laneId({ endpointId: key.endpointId, ...other }));
         continue;
       }
       const otherContact = String(row[0]);
@@ -373,8 +373,4 @@ function parseObject(value: unknown): Record<string, unknown> | null {
   } catch {
     return null;
   }
-}
-
-function cacheKey(key: LaneKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }

@@ -22,7 +22,7 @@ import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
-import { PerUserLanes, type LaneKey, type StepResult } from "../lanes.ts";
+import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
@@ -63,9 +63,6 @@ const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, l
 const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
 
 
-function laneId(key: LaneKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
-}
 
 export class ReplyLanes {
   readonly #endpoints: Map<string, EndpointSettings>;
