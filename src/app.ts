@@ -19,6 +19,7 @@ import { SessionStore } from "./conversations/sessions.ts";
 import { People } from "./people/people.ts";
 import { PeopleRecords } from "./people/records.ts";
 import { Retention } from "./people/retention.ts";
+import { dayOf } from "./people/analytics.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
@@ -111,15 +112,15 @@ export async function createApp(deps: AppDeps): Promise<App> {
     installId: install,
     ...deps.lanes,
   });
-  const people = new People({ database: db, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
+  const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
   const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
-  const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => (pages.isPaused(e, p) ? undefined : pages.credentials(e, p)), clock, log });
+  const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
   metrics.onCollect(async () => {
-    const day = new Date(clock.now()).toISOString().slice(0, 10);
+    const day = dayOf(clock.now());
     for (const row of await records.analytics(undefined, day, day)) {
       for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"]) today.set({ endpoint: String(row.endpoint_id), measure }, Number(row[measure]));
     }

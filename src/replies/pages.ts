@@ -50,6 +50,11 @@ export class PageDirectory {
     return this.#credentials.get(key(endpointId, pageId));
   }
 
+  /** The credentials to call Graph with for this Page, unless it is paused (its token was refused). */
+  activeCredentials(endpointId: string, pageId: string): PageCredentials | undefined {
+    return this.isPaused(endpointId, pageId) ? undefined : this.credentials(endpointId, pageId);
+  }
+
   /** Reads stored pauses; a Page whose token has changed in the settings since is resumed. */
   async load(): Promise<void> {
     const rows = await this.database.db.select().from(pageState);
