@@ -52,6 +52,10 @@ export interface TranscriptEntry {
   created_at: string;
 }
 
+/** The columns sessionView() and transcriptEntry() read, in their order. */
+const SESSION_COLUMNS = "id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at";
+const TRANSCRIPT_COLUMNS = "id, endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at";
+
 const iso = (v: unknown): string => new Date(Number(v)).toISOString();
 const isoOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : iso(v));
 
@@ -124,20 +128,20 @@ export class PeopleRecords {
     };
   }
 
-  async #keysOf(contact: ContactView): Promise<LaneKey[]> {
+  #keysOf(contact: ContactView): LaneKey[] {
     return contact.users.map((u) => ({ endpointId: contact.endpoint_id, pageId: u.page_id, userId: u.user_id }));
   }
 
   async sessions(filter: { endpointId?: string; userId: string }): Promise<SessionView[]> {
     const rows = await this.#rows(
-      `SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE user_id = ?${filter.endpointId ? " AND endpoint_id = ?" : ""} ORDER BY created_at DESC`,
+      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE user_id = ?${filter.endpointId ? " AND endpoint_id = ?" : ""} ORDER BY created_at DESC`,
       filter.endpointId ? [filter.userId, filter.endpointId] : [filter.userId],
     );
     return rows.map(sessionView);
   }
 
   async session(id: string): Promise<SessionView | null> {
-    const rows = await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE id = ?", [id]);
+    const rows = await this.#rows(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`, [id]);
     return rows[0] ? sessionView(rows[0]) : null;
   }
 
@@ -158,7 +162,7 @@ export class PeopleRecords {
     if (filter.sessionId) (where.push("session_id = ?"), args.push(filter.sessionId));
     if (filter.contactId) (where.push("contact_id = ?"), args.push(filter.contactId));
     const rows = await this.#rows(
-      `SELECT id, endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at FROM transcripts ` +
+      `SELECT ${TRANSCRIPT_COLUMNS} FROM transcripts ` +
         `WHERE ${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`,
       [...args, limit],
     );
@@ -172,7 +176,7 @@ export class PeopleRecords {
   async subject(by: { contactId: string } | { endpointId: string; userId: string }): Promise<{ contact: ContactView | null; keys: LaneKey[] } | null> {
     if ("contactId" in by) {
       const contact = await this.contact(by.contactId);
-      return contact ? { contact, keys: await this.#keysOf(contact) } : null;
+      return contact ? { contact, keys: this.#keysOf(contact) } : null;
     }
     const linked = await this.#rows("SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND user_id = ? LIMIT 1", [by.endpointId, by.userId]);
     if (linked[0]) return this.subject({ contactId: String(linked[0][0]) });
@@ -195,10 +199,10 @@ export class PeopleRecords {
     const storage: unknown[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
-      sessions.push(...(await this.#rows("SELECT id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at", args)).map(sessionView));
+      sessions.push(...(await this.#rows(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at`, args)).map(sessionView));
       transcript.push(
         ...(await this.#rows(
-          "SELECT id, endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at FROM transcripts WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id",
+          `SELECT ${TRANSCRIPT_COLUMNS} FROM transcripts WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY id`,
           args,
         )).map(transcriptEntry),
       );
@@ -241,7 +245,7 @@ export class PeopleRecords {
         statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
       }
       // Transformer session storage kept under this PSID (getSessionStorage(userId, sessionId)).
-      statements.push({ sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)] });
+      statements.push(deleteStorageOf(k));
     }
     if (subject.contact) {
       const id = subject.contact.id;
@@ -253,7 +257,7 @@ export class PeopleRecords {
 
   /** Deletes the transformer session storage kept under these PSIDs. */
   async eraseTransformerStorage(keys: LaneKey[]): Promise<void> {
-    const statements = keys.map((k) => ({ sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)] }));
+    const statements = keys.map(deleteStorageOf);
     if (statements.length > 0) await this.writes.run(statements);
   }
 
@@ -357,6 +361,12 @@ export class PeopleRecords {
       failed_sends: Number(r[6]),
     }));
   }
+}
+
+/** Deletes the transformer session storage kept under this PSID. */
+function deleteStorageOf(k: LaneKey): InStatement {
+  const prefix = storagePrefix(k.userId);
+  return { sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, prefix.length, prefix] };
 }
 
 /** How a transformer storage key (the JSON of [userId, sessionId]) starts for this user. */
