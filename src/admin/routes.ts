@@ -21,7 +21,7 @@ import { sameSecret } from "../http/secrets.ts";
 import type { ConversationEngine, InjectedInput } from "../conversations/engine.ts";
 import type { SessionStore } from "../conversations/sessions.ts";
 import type { People } from "../people/people.ts";
-import type { PeopleRecords } from "../people/records.ts";
+import { messageText, transcriptInsert, type PeopleRecords } from "../people/records.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { PageDirectory } from "../replies/pages.ts";
@@ -60,6 +60,8 @@ function pick(value: unknown, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
+const apiOff = (requestId?: string) => errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings", requestId);
+
 type Handler = (ctx: { request: Request; params: Record<string, string>; query: URLSearchParams; requestId: string; log: Logger }) => Promise<Response> | Response;
 
 export function adminRoutes(deps: AdminDeps) {
@@ -73,7 +75,7 @@ export function adminRoutes(deps: AdminDeps) {
     (handler: Handler) =>
     async ({ request, params }: { request: Request; params: Record<string, string> }) => {
       const requestId = nextRequestId();
-      if (keys.length === 0) return errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings", requestId);
+      if (keys.length === 0) return apiOff(requestId);
       const header = request.headers.get("authorization") ?? "";
       const match = /^Bearer\s+(.+)$/i.exec(header);
       // Every key is compared, so the time taken does not tell which one (or whether any) matched.
@@ -176,12 +178,7 @@ export function adminRoutes(deps: AdminDeps) {
     const statements = [enqueue.statement];
     if (endpoint.data_protection.collect_conversations) {
       const contactId = endpoint.data_protection.contact_profiles ? await records.contactIdOf(key) : null;
-      for (const message of converted.messages) {
-        statements.push({
-          sql: "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES (?, ?, ?, ?, NULL, 'out', 'notify', ?, ?, ?)",
-          args: [key.endpointId, key.pageId, key.userId, contactId, typeof message.text === "string" ? message.text : null, JSON.stringify(message), now],
-        });
-      }
+      statements.push(transcriptInsert(key, contactId, null, converted.messages.map((message) => ({ direction: "out", source: "notify", text: messageText(message), data: message })), now));
     }
     if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
     const results = await deps.writes.run(statements);
@@ -222,13 +219,13 @@ export function adminRoutes(deps: AdminDeps) {
         : errorResponse(422, "transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
     }
     const mapped = verdict.value ?? body;
-    const checked = kind === "inject" ? checkValue(InjectBody, pick(mapped, ["user_id", "page_id", "text", "data"])) : checkValue(NotifyBody, pick(mapped, ["user_id", "page_id", "text", "data", "output", "messaging_type", "tag"]));
+    const checked = kind === "inject" ? checkValue(InjectBody, pick(mapped, Object.keys(InjectBody.properties))) : checkValue(NotifyBody, pick(mapped, Object.keys(NotifyBody.properties)));
     if (!checked.ok) return errorResponse(400, "invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`, requestId);
     return kind === "inject" ? inject(endpoint, checked.value as InjectBody, requestId, log) : notify(endpoint, checked.value as NotifyBody, requestId, log);
   };
 
   return new Elysia({ name: "admin" })
-    .get("/api/openapi.json", () => (keys.length === 0 ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings") : jsonResponse(200, openApiDocument())))
+    .get("/api/openapi.json", () => (keys.length === 0 ? apiOff() : jsonResponse(200, openApiDocument())))
     .post(
       "/api/endpoints/:id/inject",
       api(async ({ request, params, requestId, log }) => {
@@ -400,7 +397,7 @@ export function adminRoutes(deps: AdminDeps) {
     )
     .all("/api/*", ({ request }) =>
       keys.length === 0
-        ? errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings")
+        ? apiOff()
         : errorResponse(404, "not_found", `no admin API route for ${request.method} ${new URL(request.url).pathname}; see /api/openapi.json`),
     );
 }

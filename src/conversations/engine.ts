@@ -36,6 +36,7 @@ import { inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
+import { messageText, transcriptInsert, type TranscriptLine } from "../people/records.ts";
 import { maskMessage, userFields } from "../log/mask.ts";
 import type { SessionStore } from "./sessions.ts";
 import { PendingEvents, type PendingEvent } from "./pending.ts";
@@ -292,12 +293,9 @@ export class ConversationEngine {
     if (protection.collect_conversations) {
       // One multi-row INSERT: the input, then each message it queued.
       const { request: _raw, ...data } = input.data;
-      const entries: [string, string, string | null, unknown][] = [["in", input.source, input.text, data]];
-      for (const reply of replies) entries.push(["out", reply.source, typeof reply.message?.text === "string" ? reply.message.text : null, reply.message]);
-      statements.push({
-        sql: `INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-        args: entries.flatMap(([direction, source, text, value]) => [key.endpointId, key.pageId, key.userId, person.contactId, session.id, direction, source, text, value === undefined ? null : JSON.stringify(value), now]),
-      });
+      const lines: TranscriptLine[] = [{ direction: "in", source: input.source, text: input.text, data }];
+      for (const reply of replies) lines.push({ direction: "out", source: reply.source, text: messageText(reply.message), data: reply.message });
+      statements.push(transcriptInsert(key, person.contactId, session.id, lines, now));
     }
     if (protection.collect_analytics) {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);

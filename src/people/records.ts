@@ -68,6 +68,26 @@ function json(v: unknown): any {
   }
 }
 
+export interface TranscriptLine {
+  direction: "in" | "out";
+  /** in: user | inject; out: flow | inject | notify */
+  source: string;
+  text: string | null;
+  /** in: the input's data; out: the Messenger message. */
+  data: unknown;
+}
+
+/** One INSERT for transcript lines of one user (kept with the work that produced them). */
+export function transcriptInsert(key: LaneKey, contactId: string | null, sessionId: string | null, lines: TranscriptLine[], now: number): InStatement {
+  return {
+    sql: `INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ${lines.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+    args: lines.flatMap((l) => [key.endpointId, key.pageId, key.userId, contactId, sessionId, l.direction, l.source, l.text, l.data === undefined ? null : JSON.stringify(l.data), now]),
+  };
+}
+
+/** The text of a Messenger message, for the transcript. */
+export const messageText = (message: Record<string, unknown> | undefined): string | null => (typeof message?.text === "string" ? message.text : null);
+
 export class PeopleRecords {
   constructor(
     private readonly database: Database,
