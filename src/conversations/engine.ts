@@ -31,6 +31,7 @@ import { USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
+import { setNewest } from "../bounded.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
@@ -326,9 +327,7 @@ export class ConversationEngine {
    */
   forgetUser(key: LaneKey): void {
     this.#pending.drop(key);
-    this.#erased.delete(laneId(key));
-    this.#erased.set(laneId(key), ++this.#erasures);
-    if (this.#erased.size > 10_000) this.#erased.delete(this.#erased.keys().next().value!);
+    setNewest(this.#erased, laneId(key), ++this.#erasures, 10_000);
   }
 
   async #runFlow(

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { laneId } from "../lanes.ts";
+import { setNewest } from "../bounded.ts";
 
 export interface SessionKey {
   endpointId: string;
@@ -65,8 +66,7 @@ export class SessionStore {
   /** The session the next input of this user belongs to (a new one when the old has expired). */
   async current(key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
     const id = laneId(key);
-    this.#readAt.set(id, this.#generation);
-    if (this.#readAt.size > this.capacity) this.#readAt.delete(this.#readAt.keys().next().value!);
+    setNewest(this.#readAt, id, this.#generation, this.capacity);
     let row = this.#cache.get(id);
     if (row) {
       this.#cache.delete(id);
@@ -128,9 +128,7 @@ export class SessionStore {
   forget(key: SessionKey): void {
     const id = laneId(key);
     this.#cache.delete(id);
-    this.#forgotten.delete(id);
-    this.#forgotten.set(id, this.#generation++);
-    if (this.#forgotten.size > this.capacity) this.#forgotten.delete(this.#forgotten.keys().next().value!);
+    setNewest(this.#forgotten, id, this.#generation++, this.capacity);
   }
 
   /** Call after changing sessions of many users at once. */
@@ -140,9 +138,7 @@ export class SessionStore {
   }
 
   #remember(id: string, row: Cached): void {
-    this.#cache.delete(id);
-    this.#cache.set(id, row);
-    if (this.#cache.size > this.capacity) this.#cache.delete(this.#cache.keys().next().value!);
+    setNewest(this.#cache, id, row, this.capacity);
   }
 }
 

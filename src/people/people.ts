@@ -27,6 +27,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
 import { laneId, type LaneKey } from "../lanes.ts";
+import { setNewest } from "../bounded.ts";
 
 export const BASE_FIELDS = ["first_name", "last_name", "profile_pic"] as const;
 export const EXTRA_FIELDS = ["locale", "timezone", "gender"] as const;
@@ -317,9 +318,7 @@ export class People {
   }
 
   #remember(id: string, rec: UserRecord): void {
-    this.#cache.delete(id);
-    this.#cache.set(id, rec);
-    if (this.#cache.size > this.#capacity) this.#cache.delete(this.#cache.keys().next().value!);
+    setNewest(this.#cache, id, rec, this.#capacity);
   }
 }
 
