@@ -28,7 +28,18 @@ const GROW_AFTER_MS = 250;
 /** An extra worker idle for this long ends. */
 const SHRINK_AFTER_MS = 30_000;
 
-export class TransformerError extends Error {}
+/**
+ * A run that failed. `unavailable`: the cause was the server, not the operator's code (a time
+ * limit, no free worker, a worker that died, a stop): trying again later may work.
+ */
+export class TransformerError extends Error {
+  constructor(
+    message: string,
+    readonly unavailable = false,
+  ) {
+    super(message);
+  }
+}
 
 interface Run {
   id: number;
@@ -122,14 +133,14 @@ export class TransformerHost {
    * runs whose outcome is acknowledged to a caller right after).
    */
   run(fn: string, args: unknown, options: { durableStorage?: boolean } = {}): Promise<unknown> {
-    if (this.#stopped) return Promise.reject(new TransformerError("the server is stopping"));
+    if (this.#stopped) return Promise.reject(new TransformerError("the server is stopping", true));
     return new Promise((resolve, reject) => {
       const run: Run = { id: ++this.#nextId, fn, args, resolve, reject, durable: options.durableStorage === true };
       run.queueTimer = setTimeout(() => {
         const at = this.#queue.indexOf(run);
         if (at < 0) return;
         this.#queue.splice(at, 1);
-        reject(new TransformerError(`${fn} could not start within ${this.#timeoutMs} ms: every transformer worker was busy or starting`));
+        reject(new TransformerError(`${fn} could not start within ${this.#timeoutMs} ms: every transformer worker was busy or starting`, true));
       }, this.#timeoutMs);
       this.#queue.push(run);
       this.#dispatch();
@@ -167,14 +178,14 @@ export class TransformerHost {
     if (this.#growCheck) clearTimeout(this.#growCheck);
     for (const run of this.#queue.splice(0)) {
       clearTimeout(run.queueTimer);
-      run.reject(new TransformerError("the server is stopping"));
+      run.reject(new TransformerError("the server is stopping", true));
     }
     for (const worker of this.#loading) worker.terminate();
     this.#loading.clear();
     for (const slot of this.#slots) {
       if (slot.run) {
         clearTimeout(slot.run.timer);
-        slot.run.reject(new TransformerError("the server is stopping"));
+        slot.run.reject(new TransformerError("the server is stopping", true));
       }
       slot.worker.terminate();
     }
@@ -249,7 +260,7 @@ export class TransformerHost {
     slot.run = null;
     if (run) {
       clearTimeout(run.timer);
-      run.reject(new TransformerError(`${run.fn}: ${reason}`));
+      run.reject(new TransformerError(`${run.fn}: ${reason}`, true));
     }
     slot.worker.terminate();
     if (at >= 0) {
@@ -400,7 +411,7 @@ export class TransformerHost {
     if (!run) return;
     slot.run = null;
     slot.worker.terminate();
-    run.reject(new TransformerError(`${run.fn} did not finish within ${this.#timeoutMs} ms and was stopped`));
+    run.reject(new TransformerError(`${run.fn} did not finish within ${this.#timeoutMs} ms and was stopped`, true));
     const at = this.#slots.indexOf(slot);
     if (at < 0 || this.#stopped) return;
     this.#slots.splice(at, 1);

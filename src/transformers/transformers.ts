@@ -23,7 +23,7 @@ import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkValue } from "../admin/schemas.ts";
-import { TransformerHost } from "./host.ts";
+import { TransformerError, TransformerHost } from "./host.ts";
 import { maskMessage } from "../log/mask.ts";
 
 export const TransformedInput = Type.Object({
@@ -109,7 +109,7 @@ export class Transformers {
 
   async output(endpoint: EndpointSettings, args: { output: unknown; processedOutput: Record<string, unknown>; userId: string; sessionId: string }, log: Logger): Promise<Verdict<Record<string, unknown>>> {
     const outcome = await this.#call(endpoint, "handleOutput", args, log);
-    if ("failed" in outcome) return this.#failed(endpoint, "handleOutput", outcome.failed, log);
+    if ("failed" in outcome) return this.#failed(endpoint, "handleOutput", outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
     if (typeof outcome.value !== "object" || Array.isArray(outcome.value)) {
       return this.#failed(endpoint, "handleOutput", "it must return a Messenger message object (or a falsy value to send nothing)", log);
@@ -139,7 +139,7 @@ export class Transformers {
 
   async #mapping(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>, log: Logger, needsUser: boolean): Promise<Verdict<InputChanges>> {
     const outcome = await this.#call(endpoint, fn, args, log);
-    if ("failed" in outcome) return this.#failed(endpoint, fn, outcome.failed, log);
+    if ("failed" in outcome) return this.#failed(endpoint, fn, outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
     const raw = outcome.value as Record<string, unknown>;
     if (typeof raw !== "object" || Array.isArray(raw)) return this.#failed(endpoint, fn, "it must return an object { user_id, session_id, text, data } or a falsy value", log);
@@ -154,23 +154,22 @@ export class Transformers {
     return { action: "continue", value: checked.value };
   }
 
-  async #call(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>, log: Logger): Promise<{ value: unknown } | { failed: string }> {
+  async #call(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>, log: Logger): Promise<{ value: unknown } | { failed: string; unavailable: boolean }> {
     const host = this.#hosts.get(endpoint.id);
-    if (!host || !host.has(fn)) return { failed: `the transformer module has no ${fn}` };
+    if (!host || !host.has(fn)) return { failed: `the transformer module has no ${fn}`, unavailable: false };
     try {
       // Inject, notify and the end of a turn are answered or done right after: their storage is fsynced.
       const durableStorage = fn === "handleInject" || fn === "handleNotify" || fn === "handleExecutionFinished";
       return { value: await host.run(fn, { endpoint: endpointView(endpoint), ...args }, { durableStorage }) };
     } catch (error) {
-      return { failed: (error as Error).message };
+      return { failed: (error as Error).message, unavailable: error instanceof TransformerError && error.unavailable };
     }
   }
 
-  #failed<T>(endpoint: EndpointSettings, fn: Fn, reason: string, log: Logger): Verdict<T> {
+  #failed<T>(endpoint: EndpointSettings, fn: Fn, reason: string, log: Logger, unavailable = false): Verdict<T> {
     const abort = endpoint.transformers.abort_on_error;
     const said = maskMessage(reason, endpoint.data_protection.mask_logging);
     log.warn(`transformer ${fn} failed; ${abort ? "abort_on_error: this one is stopped" : "the original value is used"}: ${said}`, { function: fn });
-    const unavailable = /did not finish within|could not start within|server is stopping|worker (failed|ended)/.test(reason);
     return abort ? { action: "abort", reason, unavailable } : { action: "continue", value: null };
   }
 }
