@@ -254,18 +254,23 @@ export class TransformerHost {
    * nobody awaited, process.exit): its run, if any, fails now, and it is replaced.
    */
   #died(slot: Slot, reason: string): void {
-    const at = this.#slots.indexOf(slot);
-    if (at < 0 && !slot.run) return; // already replaced, or an old generation's worker ending
+    if (!this.#slots.includes(slot) && !slot.run) return; // already replaced, or an old generation's worker ending
+    this.#retire(slot, (fn) => `${fn}: ${reason}`);
+    this.#log.warn(`${reason}; a new worker takes its place`);
+  }
+
+  /** Ends a worker: its run, if any, fails (the server's cause, not the code's); a new worker takes its place. */
+  #retire(slot: Slot, failure: (fn: string) => string): void {
     const run = slot.run;
     slot.run = null;
     if (run) {
       clearTimeout(run.timer);
-      run.reject(new TransformerError(`${run.fn}: ${reason}`, true));
+      run.reject(new TransformerError(failure(run.fn), true));
     }
     slot.worker.terminate();
+    const at = this.#slots.indexOf(slot);
     if (at >= 0) {
       this.#slots.splice(at, 1);
-      this.#log.warn(`${reason}; a new worker takes its place`);
       this.#refillSoon(0);
     }
     this.#dispatch();
@@ -407,16 +412,7 @@ export class TransformerHost {
 
   /** The run took too long: its worker is stopped and replaced. */
   #timedOut(slot: Slot): void {
-    const run = slot.run;
-    if (!run) return;
-    slot.run = null;
-    slot.worker.terminate();
-    run.reject(new TransformerError(`${run.fn} did not finish within ${this.#timeoutMs} ms and was stopped`, true));
-    const at = this.#slots.indexOf(slot);
-    if (at < 0 || this.#stopped) return;
-    this.#slots.splice(at, 1);
-    this.#refillSoon(0);
-    this.#dispatch();
+    if (slot.run) this.#retire(slot, (fn) => `${fn} did not finish within ${this.#timeoutMs} ms and was stopped`);
   }
 
   async #readStorage(key: string): Promise<Record<string, unknown>> {
