@@ -284,13 +284,7 @@ export class TransformerHost {
       const generation = this.#generation;
       while (!this.#stopped && generation === this.#generation && this.#slots.length < this.#size) {
         try {
-          const { slot } = await this.#newSlot(generation);
-          if (this.#stopped || generation !== this.#generation) {
-            slot.worker.terminate();
-            return;
-          }
-          this.#slots.push(slot);
-          this.#dispatch();
+          if (!(await this.#addSlot())) return;
         } catch (error) {
           this.#log.error(`could not start a transformer worker; trying again in a second: ${(error as Error).message}`);
           this.#refillSoon(1_000);
@@ -371,21 +365,26 @@ export class TransformerHost {
       return;
     }
     this.#growing++;
+    this.#addSlot()
+      .catch((error) => this.#log.error("could not start another transformer worker", { error }))
+      .finally(() => this.#growing--);
+  }
+
+  /**
+   * Starts a worker with the current module and adds it to the pool, where it takes waiting runs;
+   * false when the pool was stopped or reloaded meanwhile (the worker is ended). Rejects when the
+   * module does not load.
+   */
+  async #addSlot(): Promise<boolean> {
     const generation = this.#generation;
-    this.#newSlot(generation).then(
-      ({ slot }) => {
-        this.#growing--;
-        if (this.#stopped || generation !== this.#generation) slot.worker.terminate();
-        else {
-          this.#slots.push(slot);
-          this.#dispatch();
-        }
-      },
-      (error) => {
-        this.#growing--;
-        this.#log.error("could not start another transformer worker", { error });
-      },
-    );
+    const { slot } = await this.#newSlot(generation);
+    if (this.#stopped || generation !== this.#generation) {
+      slot.worker.terminate();
+      return false;
+    }
+    this.#slots.push(slot);
+    this.#dispatch();
+    return true;
   }
 
   #dispatch(): void {
