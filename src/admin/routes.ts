@@ -32,7 +32,7 @@ import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
 import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
 import type { Transformers } from "../transformers/transformers.ts";
-import type { MessengerProfiles } from "../messenger/profile.ts";
+import { RATE_LIMIT, type MessengerProfiles } from "../messenger/profile.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -373,7 +373,7 @@ export function adminRoutes(deps: AdminDeps) {
         log.info("Messenger profile applied on request", { endpoint: endpoint.id, results: pages.map((p) => p.status) });
         const limited = pages.find((p) => p.status === "rate_limited");
         if (limited && pages.every((p) => p.status === "rate_limited")) {
-          return new Response(JSON.stringify({ error: "rate_limited", message: `Meta allows ${10} Messenger profile calls per 10 minutes per Page; try again in ${limited.retry_after_seconds} s`, pages }), {
+          return new Response(JSON.stringify({ error: "rate_limited", message: `Meta allows ${RATE_LIMIT.calls} Messenger profile calls per 10 minutes per Page; try again in ${limited.retry_after_seconds} s`, pages }), {
             status: 429,
             headers: { "content-type": "application/json; charset=utf-8", "retry-after": String(limited.retry_after_seconds ?? 60), "x-request-id": requestId },
           });

@@ -1,7 +1,7 @@
 /**
  * `retention_days` (SPEC §8): once at start and then every hour, each endpoint's transcripts older
- * than its retention, contacts idle for longer, ended sessions and finished inbox/outbox rows are
- * deleted (people/records.ts `purge`). 0 keeps everything.
+ * than its retention, contacts idle for longer, sessions ended or idle for longer, idle transformer
+ * storage and finished inbox/outbox rows are deleted (people/records.ts `purge`). 0 keeps everything.
  */
 import type { Config } from "../config/load.ts";
 import type { Clock } from "../clock.ts";
