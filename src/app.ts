@@ -23,6 +23,7 @@ import { dayOf } from "./people/analytics.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
+import { Threads } from "./handover/threads.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -61,6 +62,7 @@ export interface App {
   readonly retention: Retention;
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
+  readonly threads: Threads;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -98,7 +100,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
+  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
   const lanes = new ReplyLanes({
+    threads,
     config,
     database: db,
     writes,
@@ -114,7 +118,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers, threads });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
@@ -164,7 +168,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     })
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
-    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles }));
+    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -177,6 +181,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     retention,
     transformers,
     profiles,
+    threads,
     lanes,
     pages,
     writes,
@@ -184,6 +189,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     readiness,
     log,
     async start() {
+      await threads.load(); // before the lanes: what they hold depends on it
       await lanes.start();
       await engine.start();
       retention.start();
@@ -193,6 +199,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     async shutdown() {
       readiness.markStopping();
       await retention.stop();
+      threads.stop();
       await engine.stop(deps.shutdownGraceMs);
       await lanes.stop();
       await transformers.stop();

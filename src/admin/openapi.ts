@@ -2,7 +2,7 @@
  * `/api/openapi.json`: the admin API described as OpenAPI 3.1, with the request bodies taken from
  * the very schemas the API checks (TypeBox schemas are JSON Schema).
  */
-import { InjectBody, NotifyBody } from "./schemas.ts";
+import { InjectBody, NotifyBody, ThreadBody } from "./schemas.ts";
 import { VERSION } from "../version.ts";
 
 const json = (schema: unknown) => ({ content: { "application/json": { schema } } });
@@ -24,6 +24,7 @@ export function openApiDocument(): Record<string, unknown> {
         Error: { type: "object", properties: { error: { type: "string" }, message: { type: "string" } }, required: ["error", "message"] },
         InjectBody,
         NotifyBody,
+        ThreadBody,
       },
     },
     security: [{ bearer: [] }],
@@ -55,6 +56,19 @@ export function openApiDocument(): Record<string, unknown> {
       },
       "/api/endpoints/{id}/users/{userId}": {
         delete: { summary: "GDPR erasure by PSID (the whole contact when the PSID has one); works with contact_profiles = false", parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }], responses: { "200": { description: "erased" }, ...common } },
+      },
+      "/api/endpoints/{id}/users/{userId}/thread": {
+        get: {
+          summary: "Who has the floor in the user's thread: bot, handover (another app owns it) or paused (a person answered), with the timeout and the last handover error",
+          parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }, { name: "page_id", in: "query", schema: { type: "string" } }],
+          responses: { "200": { description: "the thread" }, ...common },
+        },
+        post: {
+          summary: "Change it: take (the bot has it again), pass (to people), pause, resume",
+          parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }],
+          requestBody: { required: true, ...json({ $ref: "#/components/schemas/ThreadBody" }) },
+          responses: { "200": { description: "the thread after the change" }, "400": error("invalid body"), "409": error("not possible in the thread's state"), "502": error("Meta refused the handover call"), ...common },
+        },
       },
       "/api/endpoints/{id}/messenger-profile": {
         post: { summary: "Apply the declared Messenger profile to each Page now", parameters: [idPath("The endpoint id")], responses: { "200": { description: "per-Page results" }, "400": error("no [endpoints.messenger_profile]"), "429": error("Meta's rate limit leaves no room"), "502": error("Meta refused it for a Page"), ...common } },

@@ -30,12 +30,13 @@ import { convertOutput } from "../messenger/convert.ts";
 import { Output } from "../flows/schema.ts";
 import type { Inbox } from "../webhook/inbox.ts";
 import type { LaneKey } from "../lanes.ts";
-import { checkBody, checkValue, InjectBody, NotifyBody } from "./schemas.ts";
+import { checkBody, checkValue, InjectBody, NotifyBody, ThreadBody } from "./schemas.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { RATE_LIMIT, type MessengerProfiles } from "../messenger/profile.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
+import { targetAppId, type Threads } from "../handover/threads.ts";
 
 export interface AdminDeps {
   config: Config;
@@ -51,6 +52,7 @@ export interface AdminDeps {
   log: Logger;
   transformers: Transformers;
   profiles: MessengerProfiles;
+  threads: Threads;
 }
 
 /** The object's listed keys that are defined (a non-object gives {}). */
@@ -126,6 +128,7 @@ export function adminRoutes(deps: AdminDeps) {
     for (const key of subject.keys) {
       deps.engine.forgetUser(key);
       deps.lanes.forgetUser(key);
+      deps.threads.forgetUser(key);
     }
     const rows = await records.erase(subject);
     for (const key of subject.keys) {
@@ -138,6 +141,7 @@ export function adminRoutes(deps: AdminDeps) {
     later.unref?.();
     return rows;
   };
+  const threadView = async (key: LaneKey) => ({ ...(await deps.threads.view(key)), waiting_messages: deps.lanes.waiting(key) });
   const masks = (endpointId: string) => endpoints.get(endpointId)?.data_protection.mask_logging ?? false;
 
   /** Stores an injected input in the user's inbound lane; 202 with the session id. */
@@ -306,6 +310,57 @@ export function adminRoutes(deps: AdminDeps) {
         return jsonResponse(200, { erased: params.userId, contact_id: subject.contact?.id ?? null, users: subject.keys.length, rows_deleted: rows }, requestId);
       }),
     )
+    // Who has the floor in the user's thread (SPEC §11), and changing it.
+    .get(
+      "/api/endpoints/:id/users/:userId/thread",
+      api(async ({ params, query, requestId }) => {
+        const endpoint = endpointOr404(params.id!, requestId);
+        if (endpoint instanceof Response) return endpoint;
+        const key = await userOr404(endpoint, params.userId!, query.get("page_id") ?? undefined, requestId);
+        if (key instanceof Response) return key;
+        return jsonResponse(200, await threadView(key), requestId);
+      }),
+    )
+    .post(
+      "/api/endpoints/:id/users/:userId/thread",
+      api(async ({ request, params, requestId, log }) => {
+        const endpoint = endpointOr404(params.id!, requestId);
+        if (endpoint instanceof Response) return endpoint;
+        const raw = await readBody(request, requestId);
+        if (raw instanceof Response) return raw;
+        const body = checkBody(ThreadBody, raw.text);
+        if (!body.ok) return errorResponse(400, "invalid_body", `invalid thread body: ${body.problem}`, requestId);
+        const key = await userOr404(endpoint, params.userId!, body.value.page_id, requestId);
+        if (key instanceof Response) return key;
+        const { threads } = deps;
+        const floor = threads.floor(key);
+        const conflict = (message: string) => errorResponse(409, "conflict", message, requestId);
+        const graphFailed = (message: string) => errorResponse(502, "graph_error", `Meta refused it: ${message}`, requestId);
+        switch (body.value.action) {
+          case "take": {
+            const failed = await threads.take(key, "operator");
+            if (failed) return graphFailed(failed);
+            break;
+          }
+          case "pass": {
+            if (floor === "handover") return conflict("another app owns the thread already; take it first");
+            const failed = await threads.pass(key, targetAppId(body.value.target ?? endpoint.handover.target), body.value.metadata ?? null);
+            if (failed) return graphFailed(failed);
+            break;
+          }
+          case "pause":
+            if (floor === "handover") return conflict("another app owns the thread; the bot is silent already");
+            await threads.pause(key, body.value.minutes ?? endpoint.handover.pause_minutes);
+            break;
+          case "resume":
+            if (floor === "handover") return conflict("another app owns the thread: use action take to have it back");
+            await threads.returned(key, "resumed");
+            break;
+        }
+        log.info(`thread ${body.value.action} by the operator`, { endpoint: endpoint.id });
+        return jsonResponse(200, await threadView(key), requestId);
+      }),
+    )
     .get(
       "/api/sessions",
       api(async ({ query, requestId }) => {
@@ -358,6 +413,7 @@ export function adminRoutes(deps: AdminDeps) {
             return { id: p.id, name: p.name ?? null, status: paused ? "paused" : "active", ...(paused ? { paused_reason: paused.reason } : {}), ...(profile ? { messenger_profile: profile } : {}) };
           }),
           reply_queue_depth: depth.get(e.id) ?? 0,
+          threads: deps.threads.counts().get(e.id) ?? { handover: 0, paused: 0 },
           inbound_pending: pending.get(e.id) ?? 0,
         }));
         return jsonResponse(200, { endpoints: list }, requestId);

@@ -32,6 +32,20 @@ export const NotifyBody = Type.Object(
   { additionalProperties: false, description: "Sends to the user through their reply lane, without the flow." },
 );
 
+export const ThreadBody = Type.Object(
+  {
+    action: Type.Union([Type.Literal("take"), Type.Literal("pass"), Type.Literal("pause"), Type.Literal("resume")], {
+      description: "take: the bot has the thread again now; pass: to people (target); pause: the bot is silent for `minutes`; resume: end a pause",
+    }),
+    page_id: Type.Optional(PageId),
+    target: Type.Optional(Type.String({ pattern: "^(page_inbox|[0-9]+)$", description: "pass: page_inbox (default: handover.target) or an app id" })),
+    metadata: Type.Optional(Type.String({ maxLength: 1000, description: "pass: given to the other app" })),
+    minutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_080, description: "pause: how long (default: handover.pause_minutes)" })),
+  },
+  { additionalProperties: false, description: "Changes who has the floor in a user's thread (SPEC §11)." },
+);
+
+export type ThreadBody = Static<typeof ThreadBody>;
 export type InjectBody = Static<typeof InjectBody>;
 export type NotifyBody = Static<typeof NotifyBody>;
 

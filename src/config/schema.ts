@@ -108,6 +108,20 @@ export const TransformerSettings = Type.Object({
   notify: Type.Boolean({ default: false }),
 });
 
+/** Handing a conversation to people (SPEC §11, src/handover/). */
+export const HandoverSettings = Type.Object({
+  /** Where a flow's `handover` goes when it names no target: `page_inbox` (app 263902037430900) or an app id. */
+  target: Type.String({ default: "page_inbox", pattern: "^(page_inbox|[0-9]+)$" }),
+  /** Take the thread back after this many minutes without a reply from a person (0: never). Fractions allowed. */
+  timeout_minutes: Type.Number({ minimum: 0, maximum: 10_080, default: 60 }),
+  /** A person answering from another app (the Page Inbox) while the bot owns the thread pauses the bot for that user. */
+  pause_on_human_reply: Type.Boolean({ default: true }),
+  /** How long that pause lasts after the person's last message (the quiet time). Fractions allowed. */
+  pause_minutes: Type.Number({ minimum: 0, maximum: 10_080, default: 30 }),
+  /** Pass the thread to an app that sends `request_thread_control` (the Page Inbox when a person clicks to take over). */
+  honour_requests: Type.Boolean({ default: true }),
+});
+
 /** A persistent menu item: a postback, a link, or (flattened, see messenger/profile.ts) a nested group. */
 export const MenuItemSettings = Type.Object({
   type: Type.Union([Type.Literal("postback"), Type.Literal("web_url"), Type.Literal("nested")]),
@@ -159,6 +173,7 @@ export const EndpointSettings = Type.Object({
   session: Type.Object(SessionSettings.properties, { default: {} }),
   data_protection: Type.Object(DataProtectionSettings.properties, { default: {} }),
   transformers: Type.Object(TransformerSettings.properties, { default: {} }),
+  handover: Type.Object(HandoverSettings.properties, { default: {} }),
   messenger_profile: Type.Optional(MessengerProfileSettings),
 });
 
@@ -179,6 +194,7 @@ export type FlowSettings = Static<typeof FlowSettings>;
 export type EndpointSettings = Static<typeof EndpointSettings>;
 export type PageSettings = Static<typeof PageSettings>;
 export type MessengerProfileSettings = Static<typeof MessengerProfileSettings>;
+export type HandoverSettings = Static<typeof HandoverSettings>;
 
 /** Keys whose values are secrets: they may be given as `<key>_file`, and never reach a log line. */
 export const SECRET_KEYS = ["app_secret", "access_token", "verify_token", "api_key", "api_keys", "auth_token"] as const;

@@ -27,13 +27,14 @@ import { FlowError, type Flow } from "../flows/flow.ts";
 import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
-import { USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
+import { HANDOVER_KINDS, USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
+import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
 import { setNewest } from "../bounded.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
-import { inputFromEvent, injectedInput } from "./input.ts";
+import { handoverInput, inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
@@ -61,6 +62,8 @@ export interface EngineDeps {
   people: People;
   /** The operator's transformer functions (SPEC §9), when any endpoint has them. */
   transformers?: Transformers;
+  /** Who has the floor per user (SPEC §11): while not the bot, user inputs are recorded, not run. */
+  threads?: Threads;
 }
 
 /** What `POST /api/endpoints/{id}/inject` stored in the inbox (kind "inject"). */
@@ -108,14 +111,14 @@ export class ConversationEngine {
     // both are merged, so an event seen by both is queued once (by its row) and run once.
     const { db } = this.deps.database;
     const pendingState = await db
-      .select({ id: inbox.id, endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId, kind: inbox.kind, event: inbox.event })
+      .select({ id: inbox.id, endpointId: inbox.endpointId, pageId: inbox.pageId, userId: inbox.userId, kind: inbox.kind, standby: inbox.standby, event: inbox.event })
       .from(inbox)
       .where(and(sql`status = 'pending'`, sql`${inbox.kind} IN ('echo', 'delivery', 'read')`))
       .orderBy(asc(inbox.id));
     const byEndpoint = new Map<string, StateEvent[]>();
     for (const row of pendingState) {
       const list = byEndpoint.get(row.endpointId) ?? [];
-      list.push({ key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId }, kind: row.kind as EventKind, item: JSON.parse(row.event), inboxId: row.id });
+      list.push({ key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId }, kind: row.kind as EventKind, standby: row.standby, item: JSON.parse(row.event), inboxId: row.id });
       byEndpoint.set(row.endpointId, list);
     }
     // Everything else that was stored and not finished, into the users' work lists.
@@ -146,7 +149,7 @@ export class ConversationEngine {
     if (state.length > 0) {
       this.#enqueueState(
         endpointId,
-        state.map((e) => ({ key: { endpointId, pageId: e.pageId, userId: e.userId }, kind: e.kind, item: e.item, dedupKey: e.dedupKey })),
+        state.map((e) => ({ key: { endpointId, pageId: e.pageId, userId: e.userId }, kind: e.kind, standby: e.standby, item: e.item, dedupKey: e.dedupKey })),
       );
     }
     for (const e of events) {
@@ -197,22 +200,79 @@ export class ConversationEngine {
 
   async #process(row: PendingEvent, key: LaneKey, log: Logger): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
-    const forFlow = row.kind === "inject" || (USER_INPUT_KINDS.has(row.kind) && !row.standby);
-    if (!endpoint || !forFlow) {
-      // Not for the flow: handover and standby events, reactions, edits ... (or an endpoint
-      // removed from the settings). Recorded as done.
-      await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
-      return;
-    }
-    await this.#turn(row, key, endpoint, log);
+    if (endpoint && HANDOVER_KINDS.has(row.kind)) return this.#control(row, key, endpoint, log);
+    if (endpoint && row.kind === "handover") return this.#turn(row, key, endpoint, log, (row.item as unknown as HandoverEvent).handover);
+    const userInput = USER_INPUT_KINDS.has(row.kind);
+    // While another app owns the thread (standby, or our own record of it) or a person's reply
+    // paused the bot, what the user says is kept in the transcript and the flow is not run.
+    const held = userInput && (row.standby || this.deps.threads?.holds(key) === true);
+    if (endpoint && (row.kind === "inject" || (userInput && !held))) return this.#turn(row, key, endpoint, log);
+    // Not for the flow: reactions, edits, app_roles ... (or an endpoint removed from the
+    // settings). Recorded as done.
+    const statements = [this.#done(row.id, null)];
+    if (endpoint && held && endpoint.data_protection.collect_conversations) statements.push(await this.#heldTranscript(row, key, endpoint));
+    await this.deps.writes.run(statements, { durable: false });
   }
 
-  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+  /** A user input the flow did not get (another app or a person had the floor), for the transcript. */
+  async #heldTranscript(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings): Promise<InStatement> {
+    const now = this.deps.clock.now();
+    const session = await this.deps.sessions.current(key, now, endpoint.session.expiration_minutes);
+    const input = inputFromEvent(row.item, { ...key, sessionId: session.id, contactId: null, context: {}, contact: {}, locale: endpoint.locale, source: "user" });
+    const { request: _raw, ...data } = input.data;
+    return transcriptInsert(key, null, session.isNew ? null : session.id, [{ direction: "in", source: row.standby ? "standby" : "held", text: input.text, data }], now);
+  }
+
+  /**
+   * Handover protocol events (SPEC §11): the thread came back to us (the flow runs once with
+   * `handover.status = "completed"`), another app took it, or one asks for it.
+   */
+  async #control(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+    const threads = this.deps.threads;
+    const item = row.item as Record<string, any>;
+    const appIdOf = (v: unknown) => (v === null || v === undefined || v === "" ? null : String(v));
+    const ours = (appId: string | null) => (endpoint.app_id ? appId === endpoint.app_id : null);
+    if (threads && row.kind === "pass_thread_control") {
+      const body = item.pass_thread_control ?? {};
+      const newOwner = appIdOf(body.new_owner_app_id);
+      // Without app_id in the settings: a pass that reaches us in messaging[] (not standby) is to us.
+      if (ours(newOwner) ?? !row.standby) {
+        const previous = await threads.returned(key, "returned");
+        if (previous?.state === "handover") {
+          const metadata = typeof body.metadata === "string" ? body.metadata : previous.metadata;
+          const outcome: HandoverOutcome = { status: "completed", metadata, owner_app_id: previous.ownerAppId ?? appIdOf(body.previous_owner_app_id), since: new Date(previous.since).toISOString() };
+          return this.#turn(row, key, endpoint, log, outcome);
+        }
+      } else if (newOwner) {
+        await threads.handedOver(key, newOwner, typeof body.metadata === "string" ? body.metadata : null, "taken_by_other");
+      }
+    } else if (threads && row.kind === "take_thread_control") {
+      const body = item.take_thread_control ?? {};
+      const newOwner = appIdOf(body.new_owner_app_id);
+      if (!ours(newOwner)) await threads.handedOver(key, newOwner, typeof body.metadata === "string" ? body.metadata : null, "taken_by_other");
+    } else if (threads && row.kind === "request_thread_control") {
+      const body = item.request_thread_control ?? {};
+      const requested = appIdOf(body.requested_owner_app_id);
+      if (!requested || ours(requested)) {
+        // nothing to pass
+      } else if (!endpoint.handover.honour_requests) {
+        log.info(`app ${requested} asked for the thread; not passed (handover.honour_requests is off)`);
+      } else if (threads.floor(key) === "handover") {
+        log.info(`app ${requested} asked for the thread, which another app owns already`);
+      } else {
+        // At once, not after the messages queued: a person wants to answer now; what is queued is held.
+        await threads.pass(key, requested, typeof body.metadata === "string" ? body.metadata : null);
+      }
+    }
+    await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
+  }
+
+  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome): Promise<void> {
     const clock = this.deps.clock;
     const erasuresAtStart = this.#erasures;
     const protection = endpoint.data_protection;
     const injected = row.kind === "inject" ? (row.item as InjectedInput) : null;
-    if (endpoint.messenger.mark_seen && !injected) {
+    if (endpoint.messenger.mark_seen && !injected && !handover) {
       const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
       const [result] = await this.deps.writes.run([seen.statement], { durable: false });
       this.deps.lanes.accept(seen.items(result!));
@@ -231,12 +291,16 @@ export class ConversationEngine {
       context: session.context,
       contact: person.contact,
       locale: endpoint.locale,
-      source: injected ? ("inject" as const) : ("user" as const),
+      source: injected ? ("inject" as const) : handover ? ("handover" as const) : ("user" as const),
     };
-    const input = injected ? injectedInput(injected, inputContext) : inputFromEvent(row.item, inputContext);
+    const input = injected
+      ? injectedInput(injected, inputContext)
+      : handover
+        ? handoverInput(handover, row.kind === "handover" ? undefined : row.item, inputContext)
+        : inputFromEvent(row.item, inputContext);
     if (person.profile) input.data.profile = person.profile;
     const transformers = this.deps.transformers;
-    if (!injected && transformers?.enabled(key.endpointId, "handleInput")) {
+    if (!injected && !handover && transformers?.enabled(key.endpointId, "handleInput")) {
       const request = { body: { object: "page", entry: [{ id: key.pageId, time: row.timestamp, messaging: [row.item] }] } };
       const verdict = await transformers.input(endpoint, { request, event: row.item }, turnLog);
       if (verdict.action !== "continue") {
@@ -283,24 +347,37 @@ export class ConversationEngine {
         }
         if (!stopped) for (const message of messages) replies.push({ ...key, source, inboxId: row.id, sessionId: session.id, message });
       }
+      const wanted = outcome.result.handover;
+      if (wanted && handover?.status === "error") {
+        // The pass just failed; passing again from the flow's answer to that could go round forever.
+        turnLog.warn("the flow asked for a handover in its answer to a failed handover; not passed again");
+      } else if (wanted) {
+        // After the outputs, in the user's reply lane: the thread leaves once they are sent.
+        const passThread = { targetAppId: targetAppId(wanted.target ?? endpoint.handover.target), metadata: wanted.metadata ?? null };
+        replies.push({ ...key, source: "handover", inboxId: row.id, sessionId: session.id, passThread });
+      }
     }
     if ((this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
       // The person was erased while the flow ran: nothing of this turn is kept or sent.
       await this.deps.writes.run([this.#done(row.id, outcome.ok ? null : outcome.error)], { durable: false });
       return;
     }
+    const messageCount = replies.filter((r) => !r.passThread).length;
     const saved = this.deps.sessions.save(key, session, context, now);
     const statements: InStatement[] = [...saved.statements, ...person.statements];
     if (protection.collect_conversations) {
       // One multi-row INSERT: the input, then each message it queued.
       const { request: _raw, ...data } = input.data;
       const lines: TranscriptLine[] = [{ direction: "in", source: input.source, text: input.text, data }];
-      for (const reply of replies) lines.push({ direction: "out", source: reply.source, text: messageText(reply.message), data: reply.message });
+      for (const reply of replies) {
+        if (reply.passThread) lines.push({ direction: "out", source: "handover", text: null, data: { handover: { target_app_id: reply.passThread.targetAppId, metadata: reply.passThread.metadata } } });
+        else lines.push({ direction: "out", source: reply.source, text: messageText(reply.message), data: reply.message });
+      }
       statements.push(transcriptInsert(key, person.contactId, session.id, lines, now));
     }
     if (protection.collect_analytics) {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);
-      statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: replies.length, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
+      statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: messageCount, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
     }
     const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue.statement);
@@ -311,7 +388,7 @@ export class ConversationEngine {
     person.committed(results.slice(saved.statements.length, saved.statements.length + person.statements.length));
     this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
-    if (replies.length > 0) this.#outputs.inc({ endpoint: key.endpointId }, replies.length);
+    if (messageCount > 0) this.#outputs.inc({ endpoint: key.endpointId }, messageCount);
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
     await transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
   }
@@ -424,9 +501,28 @@ export class ConversationEngine {
         await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e)), { durable: false });
       } catch (error) {
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
+        continue;
+      }
+      for (const e of batch) {
+        if (!this.#humanEcho(e)) continue;
+        const at = Number((e.item as Record<string, any>).timestamp ?? this.deps.clock.now());
+        const appId = (e.item as Record<string, any>).message?.app_id;
+        await this.deps.threads?.humanReplied(e.key, at, appId === undefined ? null : String(appId), e.standby === true).catch((error) => this.deps.log.error("could not record a person's reply for the handover", { error }));
       }
     }
     this.#stateRunning = null;
+  }
+
+  /**
+   * An echo of a message a person (or another app) sent, not one of ours: no stamp of ours or of
+   * another install of ours (`me:`), and not from our app when `app_id` is set.
+   */
+  #humanEcho(e: StateEvent & { endpointId: string }): boolean {
+    if (e.kind !== "echo") return false;
+    const message = (e.item as Record<string, any>).message ?? {};
+    if (typeof message.metadata === "string" && message.metadata.startsWith("me:")) return false;
+    const ownApp = this.#endpoints.get(e.endpointId)?.app_id;
+    return !(ownApp && message.app_id !== undefined && String(message.app_id) === ownApp);
   }
 
   /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
@@ -436,7 +532,13 @@ export class ConversationEngine {
     const user = [e.endpointId, e.key.pageId, e.key.userId];
     const forUser = "endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'sent'";
     const out: InStatement[] = [];
-    if (e.kind === "echo") {
+    if (this.#humanEcho(e)) {
+      // A person answered from another app (the Page Inbox): kept in the transcript (SPEC §3).
+      const endpoint = this.#endpoints.get(e.endpointId);
+      if (endpoint?.data_protection.collect_conversations) {
+        out.push(transcriptInsert(e.key, null, null, [{ direction: "out", source: "human", text: messageText(item.message), data: item.message }], now));
+      }
+    } else if (e.kind === "echo") {
       const id = outboxIdFromStamp(this.deps.installId, item.message?.metadata);
       if (id !== null) {
         // Our own message came back: it is sent, whatever the lane believed (a timed-out send
@@ -477,6 +579,8 @@ export class ConversationEngine {
 interface StateEvent {
   key: LaneKey;
   kind: EventKind;
+  /** Came in standby[] (another app owns the thread). */
+  standby?: boolean;
   item: unknown;
   inboxId?: number;
   dedupKey?: string;

@@ -5,6 +5,7 @@
  * event is `data.request`.
  */
 import type { Attachment, FlowInput, InputSource } from "../flows/schema.ts";
+import type { HandoverOutcome } from "../handover/threads.ts";
 
 export interface InputContext {
   endpointId: string;
@@ -23,6 +24,14 @@ export function injectedInput(injected: { text?: string; data?: Record<string, u
   const input = inputFromEvent({}, ctx);
   input.text = injected.text ?? "";
   input.data = { ...(injected.data ?? {}) };
+  return input;
+}
+
+/** Control came back (or could not leave): `source: "handover"`, `input.handover` says how (SPEC §11). */
+export function handoverInput(handover: HandoverOutcome, request: unknown, ctx: InputContext): FlowInput {
+  const input = inputFromEvent({}, ctx);
+  input.data = request === undefined ? {} : { request };
+  input.handover = handover;
   return input;
 }
 

@@ -242,3 +242,35 @@ export const transformerStorage = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.storageKey] }), index("transformer_storage_age").on(t.endpointId, t.updatedAt)],
 );
+
+/**
+ * Who has the floor in a user's thread (SPEC §11, src/handover/). No row: the bot (our app owns
+ * the thread). A row is written when that changes: `handover` while another app (the Page Inbox)
+ * owns the thread, `paused` while a person answered from another app and the quiet time runs,
+ * back to `bot` afterwards (the row then keeps the last error and times for the admin API).
+ * Rows not in state `bot` are loaded at start; the reply lane holds the user's messages meanwhile.
+ */
+export const threads = sqliteTable(
+  "threads",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** bot | handover | paused */
+    state: text("state").notNull(),
+    /** The app owning the thread while `handover` (263902037430900 = the Page Inbox); null when unknown. */
+    ownerAppId: text("owner_app_id"),
+    /** The metadata of the last handover (ours, or the other app's). */
+    metadata: text("metadata"),
+    /** When the current state began (ms). */
+    since: integer("since").notNull(),
+    /** The last message a person sent from another app (an echo not ours), ms. */
+    lastHumanAt: integer("last_human_at"),
+    /** `paused`: when the quiet time ends (ms). */
+    pausedUntil: integer("paused_until"),
+    /** The last handover call that failed, with Graph's message; cleared by the next success. */
+    lastError: text("last_error"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("threads_open").on(t.state).where(sql`state <> 'bot'`)],
+);

@@ -52,9 +52,10 @@ export const Output = Type.Object({
   messenger: Type.Optional(Type.Record(Str, Type.Unknown())),
 });
 
+/** Pass the thread to people (SPEC §11): `page_inbox` or an app id; metadata as Meta allows (1,000 characters). */
 export const Handover = Type.Object({
-  target: Type.Optional(Str),
-  metadata: Type.Optional(Str),
+  target: Type.Optional(Type.String({ pattern: "^(page_inbox|[0-9]+)$" })),
+  metadata: Type.Optional(Type.String({ maxLength: 1000 })),
 });
 
 export const FlowResult = Type.Object({

@@ -217,6 +217,7 @@ export class PeopleRecords {
     const sent: unknown[] = [];
     const facebook: unknown[] = [];
     const storage: unknown[] = [];
+    const handover: unknown[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
       sessions.push(...(await this.#rows(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? ORDER BY created_at`, args)).map(sessionView));
@@ -235,6 +236,9 @@ export class PeopleRecords {
       for (const r of await this.#rows("SELECT storage_key, value, updated_at FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", [k.endpointId, storagePrefix(k.userId).length, storagePrefix(k.userId)])) {
         storage.push({ endpoint_id: k.endpointId, key: json(r[0]), value: json(r[1]), updated_at: iso(r[2]) });
       }
+      for (const r of await this.#rows("SELECT page_id, state, owner_app_id, metadata, since, last_human_at, paused_until, last_error FROM threads WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", args)) {
+        handover.push({ page_id: String(r[0]), state: String(r[1]), owner_app_id: r[2] ?? null, metadata: r[3] ?? null, since: iso(r[4]), last_human_at: isoOrNull(r[5]), paused_until: isoOrNull(r[6]), last_error: r[7] ?? null });
+      }
       for (const r of await this.#rows("SELECT page_id, user_id, profile, profile_status, profile_expires_at, linked_at FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", args)) {
         facebook.push({ page_id: String(r[0]), user_id: String(r[1]), profile: json(r[2]), profile_status: r[3] ?? null, profile_expires_at: isoOrNull(r[4]), linked_at: isoOrNull(r[5]) });
       }
@@ -248,6 +252,7 @@ export class PeopleRecords {
       events_received: received,
       messages_sent: sent,
       transformer_storage: storage,
+      handover,
       exported_at: new Date().toISOString(),
     };
   }
@@ -261,7 +266,7 @@ export class PeopleRecords {
     const statements: InStatement[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
-      for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users"]) {
+      for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users", "threads"]) {
         statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
       }
       // Transformer session storage kept under this PSID (getSessionStorage(userId, sessionId)).

@@ -9,6 +9,11 @@
  * item is tried again, with capped exponential backoff, before anything after it. Window and
  * "user unavailable" errors drop the item and record why; an invalid token (190) pauses the Page.
  *
+ * Handover (src/handover/threads.ts): while another app owns the thread, or a person's reply
+ * paused the bot, the lane holds everything (nothing is sent into a thread we do not own) and is
+ * woken when the bot has the floor again. A "control" item — a flow's handover — passes the thread
+ * once everything queued before it is sent.
+ *
  * Crash safety: an item is marked "sending" (committed) before the Send API call and "sent"
  * after it. An item found "sending" at start was interrupted between the two: its echo (each send
  * carries `metadata` = "me:<id>") tells whether Facebook got it. The lane waits `echoGraceMs`
@@ -26,7 +31,8 @@ import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
-import { stampFor, type OutboxItem } from "./outbox.ts";
+import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
+import { passThreadControl, type Threads } from "../handover/threads.ts";
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError } from "./retry.ts";
 
@@ -47,6 +53,8 @@ export interface ReplyLanesDeps {
   minRetryDelayMs?: number;
   /** This database's install id, part of every message's `metadata` stamp (outbox.ts). */
   installId: string;
+  /** Who has the floor per user: the lane holds while it is not the bot. */
+  threads?: Threads;
 }
 
 type Settled = "settled" | "open";
@@ -94,6 +102,7 @@ export class ReplyLanes {
       for (const endpoint of this.#endpoints.keys()) depth.set({ endpoint }, counts.get(endpoint) ?? 0);
     });
     deps.pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
+    deps.threads?.onRelease((key) => this.#lanes.notify(key));
   }
 
   /** Resumes every lane with open items (after a restart) and starts taking work. */
@@ -138,6 +147,11 @@ export class ReplyLanes {
     this.#open.delete(laneId(key));
   }
 
+  /** Items waiting in this user's lane (held while another app or a person has the floor). */
+  waiting(key: LaneKey): number {
+    return this.#open.get(laneId(key))?.length ?? 0;
+  }
+
   /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
   async queueDepth(): Promise<Map<string, number>> {
     const rows = await this.deps.database.client.execute(
@@ -169,6 +183,7 @@ export class ReplyLanes {
   /** One step of a user's lane: wait for the head item's time, or send it. */
   async #step(key: LaneKey): Promise<StepResult> {
     if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
+    if (this.deps.threads?.holds(key)) return "idle"; // another app or a person has the floor: woken by onRelease
     const list = this.#open.get(laneId(key));
     const item = list?.[0];
     if (!item) return "idle";
@@ -232,6 +247,8 @@ export class ReplyLanes {
       if (delay > 0 && !(await this.#sleep(delay))) return "open"; // stopping: the item stays pending
     }
 
+    // The thread may have left us during the typing delay (another app took it, a person answered).
+    if (this.deps.threads?.holds(key)) return "open";
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const now = this.deps.clock.now();
     const [marked] = await this.deps.writes.run([{ sql: MARK_SENDING_SQL, args: [item.attempts + 1, item.firstAttemptAt ?? now, item.id] }]);
@@ -240,6 +257,7 @@ export class ReplyLanes {
     item.attempts += 1;
     item.firstAttemptAt ??= now;
 
+    if (item.kind === "control") return this.#passThread(item, key, body as unknown as ControlBody, log);
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
     const started = performance.now();
@@ -256,6 +274,28 @@ export class ReplyLanes {
     }
   }
 
+  /** A flow's handover, after everything before it was sent (the item is marked "sending"). */
+  async #passThread(item: OutboxItem, key: LaneKey, body: ControlBody, log: Logger): Promise<Settled> {
+    const page = this.deps.pages.credentials(key.endpointId, key.pageId)!;
+    const threads = this.deps.threads;
+    try {
+      await passThreadControl(this.deps.graph, page, key.userId, body.target_app_id, body.metadata);
+    } catch (error) {
+      return this.#failed(item, key, error, log);
+    }
+    // The floor changes before the item is closed: the lane's next look already holds.
+    await threads?.handedOver(key, body.target_app_id, body.metadata, "passed");
+    await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] }], { durable: false });
+    return "settled";
+  }
+
+  /** A handover item given up: the flow is told (handover.status "error"), once. */
+  async #passGivenUp(item: OutboxItem, key: LaneKey, error: unknown): Promise<void> {
+    if (item.kind !== "control" || !this.deps.threads) return;
+    const body = JSON.parse(item.body) as ControlBody;
+    await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);
+  }
+
   async #failed(item: OutboxItem, key: LaneKey, error: unknown, log: Logger): Promise<Settled> {
     const failure = classifySendError(error);
     const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
@@ -269,6 +309,7 @@ export class ReplyLanes {
           this.#sends.inc({ endpoint: key.endpointId, result: "failed" });
           log.error(`gave up a message after retrying for ${graph.retry_for_minutes} minutes: ${failure.reason}`, { outbox_id: item.id, error: recorded });
           await this.#finish(item, "failed", { ...recorded, reason: `gave up after ${attempts} attempts: ${failure.reason}` });
+          await this.#passGivenUp(item, key, error);
           return "settled";
         }
         const delay = backoffDelay(attempts, failure.throttled, { minMs: this.#minRetryDelayMs, maxMs: graph.max_retry_delay_ms });
@@ -286,6 +327,7 @@ export class ReplyLanes {
         }[failure.reason];
         log.warn(why, { outbox_id: item.id, error: recorded });
         await this.#finish(item, "dropped", { ...recorded, reason: failure.reason });
+        await this.#passGivenUp(item, key, error);
         return "settled";
       }
       case "pause_page":

@@ -18,6 +18,15 @@ export interface NewReply {
   tag?: string;
   /** A sender action such as mark_seen, sent as soon as its turn in the lane comes. */
   senderAction?: "mark_seen" | "typing_on" | "typing_off";
+  /** A handover (kind "control"): `pass_thread_control` once everything before it is sent. */
+  passThread?: { targetAppId: string; metadata: string | null };
+}
+
+/** The body of a "control" item. */
+export interface ControlBody {
+  control: "pass_thread_control";
+  target_app_id: string;
+  metadata: string | null;
 }
 
 /** An item of a reply lane, as the lane works with it (a row of `outbox` that is still open). */
@@ -26,7 +35,7 @@ export interface OutboxItem {
   endpointId: string;
   pageId: string;
   userId: string;
-  /** message (typing and delay apply) | action (a sender action) */
+  /** message (typing and delay apply) | action (a sender action) | control (pass_thread_control) */
   kind: string;
   /** The Send API body without `recipient`, as JSON. */
   body: string;
@@ -51,11 +60,13 @@ export function enqueueReplies(replies: NewReply[], now: number): Enqueued | nul
   if (replies.length === 0) return null;
   const rows = replies.map((r) => ({
     reply: r,
-    kind: r.senderAction ? "action" : "message",
+    kind: r.passThread ? "control" : r.senderAction ? "action" : "message",
     body: JSON.stringify(
-      r.senderAction
-        ? { sender_action: r.senderAction }
-        : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
+      r.passThread
+        ? ({ control: "pass_thread_control", target_app_id: r.passThread.targetAppId, metadata: r.passThread.metadata } satisfies ControlBody)
+        : r.senderAction
+          ? { sender_action: r.senderAction }
+          : { messaging_type: r.messagingType ?? "RESPONSE", ...(r.tag ? { tag: r.tag } : {}), message: r.message ?? {} },
     ),
   }));
   return {

@@ -9,7 +9,20 @@ import { createHmac, randomBytes } from "node:crypto";
 import type { Server } from "bun";
 import { systemClock, type Clock } from "../clock.ts";
 import { PAYLOAD_MAX, charLength, validateSendBody } from "./messenger-limits.ts";
-import { PAGE_INBOX_APP_ID, deliverWebhook, delivery, echo, envelope, metaJson, passThreadControl, read, type MessagingEvent } from "./webhook-driver.ts";
+import {
+  PAGE_INBOX_APP_ID,
+  deliverWebhook,
+  delivery,
+  echo,
+  envelope,
+  metaJson,
+  passThreadControl,
+  read,
+  requestThreadControl,
+  takeThreadControl,
+  textMessage,
+  type MessagingEvent,
+} from "./webhook-driver.ts";
 
 export interface FakePage {
   id: string;
@@ -112,6 +125,8 @@ export interface SendFilter {
 
 export interface FailureOptions extends SendFilter {
   times?: number;
+  /** The edge the failure is for: `messages` (default), or a handover edge such as `pass_thread_control` (code failures and network errors). */
+  edge?: string;
   when?: (body: any) => boolean;
 }
 
@@ -187,6 +202,19 @@ function unsupported(method: string, id: string): never {
     `Unsupported ${method.toLowerCase()} request. Object with ID '${id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api`,
     { subcode: 33, type: "GraphMethodException" },
   );
+}
+
+/** Throws a scripted Graph error. */
+function scriptedFail(failure: Extract<ScriptedFailure, { code: number }>): never {
+  throw new GraphError({
+    code: failure.code,
+    message: failure.message ?? DEFAULT_MESSAGES[failure.code] ?? "An unknown error has occurred.",
+    subcode: failure.subcode ?? DEFAULT_SUBCODES[failure.code],
+    type: failure.type,
+    status: failure.status,
+    isTransient: failure.isTransient,
+    headers: failure.headers,
+  } as ErrorSpec);
 }
 
 function invalid(message: string, subcode?: number): never {
@@ -346,6 +374,47 @@ export class FakeGraph {
     const previous = this.threadOwner(pageId, psid);
     this.setThreadOwner(pageId, psid, this.#appId(page));
     this.#emit(page, [passThreadControl(pageId, psid, this.#appId(page), metadata, { previousOwnerAppId: previous ?? PAGE_INBOX_APP_ID, timestamp: this.#clock.now() })]);
+  }
+
+  /** Whether the Page's app (the one our server is) owns the thread: its events then come in messaging[], else in standby[]. */
+  #ownedByPageApp(page: FakePage, psid: string): boolean {
+    return this.threadOwner(page.id, psid) === this.#appId(page);
+  }
+
+  /**
+   * The user writes to the Page: a text message to our webhook, in `messaging[]` while our app owns
+   * the thread and in `standby[]` while another app (the Page Inbox) does. Opens the 24-hour window.
+   */
+  userMessage(pageId: string, psid: string, text: string): MessagingEvent {
+    const page = this.#page(pageId);
+    const event = textMessage(pageId, psid, text, { timestamp: this.#clock.now() });
+    this.userMessaged(pageId, psid);
+    this.#emit(page, [event], { standby: !this.#ownedByPageApp(page, psid) });
+    return event;
+  }
+
+  /** A person answers in the Page Inbox: the echo (app 263902037430900), in standby[] unless our app owns the thread. */
+  inboxReply(pageId: string, psid: string, text: string): MessagingEvent {
+    const page = this.#page(pageId);
+    const event = echo(pageId, psid, { appId: PAGE_INBOX_APP_ID, text, timestamp: this.#clock.now() });
+    this.#emit(page, [event], { standby: !this.#ownedByPageApp(page, psid) });
+    return event;
+  }
+
+  /** A person takes the conversation in the Page Inbox: the Inbox owns the thread, our app (the previous owner) gets `take_thread_control`. */
+  inboxTake(pageId: string, psid: string, metadata?: string): void {
+    const page = this.#page(pageId);
+    const previous = this.threadOwner(pageId, psid);
+    this.setThreadOwner(pageId, psid, PAGE_INBOX_APP_ID);
+    if (previous === this.#appId(page)) {
+      this.#emit(page, [takeThreadControl(pageId, psid, previous, metadata, { newOwnerAppId: PAGE_INBOX_APP_ID, timestamp: this.#clock.now() })]);
+    }
+  }
+
+  /** The Page Inbox asks our app (the owner) for the thread: `request_thread_control`; nothing changes until we pass. */
+  inboxRequest(pageId: string, psid: string, metadata?: string): void {
+    const page = this.#page(pageId);
+    this.#emit(page, [requestThreadControl(pageId, psid, PAGE_INBOX_APP_ID, metadata, { timestamp: this.#clock.now() })]);
   }
 
   /** The stored Messenger Profile of a Page. */
@@ -613,11 +682,12 @@ export class FakeGraph {
     });
   }
 
-  #takeFailure(pageId: string, params: Record<string, unknown>): ScriptedFailure | null {
+  #takeFailure(pageId: string, params: Record<string, unknown>, edge = "messages"): ScriptedFailure | null {
     const recipient = isObject(params.recipient) ? params.recipient : {};
     const recipientId = recipient.id === undefined ? undefined : String(recipient.id);
     const index = this.#failures.findIndex(
       ({ options }) =>
+        (options.edge ?? "messages") === edge &&
         (options.pageId === undefined || options.pageId === pageId) &&
         (options.recipientId === undefined || options.recipientId === recipientId) &&
         (options.when === undefined || options.when(params)),
@@ -647,15 +717,7 @@ export class FakeGraph {
         const how = await this.#hold(failure.timeoutMs, signal);
         if (how !== "elapsed") return NETWORK_ERROR;
       } else {
-        throw new GraphError({
-          code: failure.code,
-          message: failure.message ?? DEFAULT_MESSAGES[failure.code] ?? "An unknown error has occurred.",
-          subcode: failure.subcode ?? DEFAULT_SUBCODES[failure.code],
-          type: failure.type,
-          status: failure.status,
-          isTransient: failure.isTransient,
-          headers: failure.headers,
-        } as ErrorSpec);
+        scriptedFail(failure);
       }
     }
     return this.#send(page, params, call);
@@ -791,8 +853,11 @@ export class FakeGraph {
     return String(recipient.id);
   }
 
-  #handover(page: FakePage, edge: string, params: Record<string, unknown>): Response {
+  #handover(page: FakePage, edge: string, params: Record<string, unknown>): Response | typeof NETWORK_ERROR {
     const psid = this.#recipientId(params);
+    const failure = this.#takeFailure(page.id, params, edge);
+    if (failure && "networkError" in failure) return NETWORK_ERROR;
+    if (failure && "code" in failure) scriptedFail(failure);
     if (params.metadata !== undefined) {
       if (typeof params.metadata !== "string") invalid("param metadata must be a string");
       if (charLength(params.metadata) > 1000) invalid("Length of param metadata must be less than or equal to 1000");

@@ -56,8 +56,14 @@ export const EVENT_KINDS = [
   "policy_enforcement",
   "game_play",
 ] as const;
-/** `inject`: not from Facebook, an input given through the admin API (stored in the inbox like the rest). */
-export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject";
+/**
+ * Not from Facebook, stored in the inbox like the rest: `inject`, an input given through the admin
+ * API; `handover`, the thread came back on a timeout or a handover failed (src/handover/threads.ts).
+ */
+export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject" | "handover";
+
+/** Handover protocol events (messaging_handovers), handled by the engine with src/handover/. */
+export const HANDOVER_KINDS: ReadonlySet<EventKind> = new Set(["pass_thread_control", "take_thread_control", "request_thread_control"]);
 
 /** Kinds that are a person talking to the Page: these run the flow. */
 export const USER_INPUT_KINDS: ReadonlySet<EventKind> = new Set(["message", "postback", "referral", "optin"]);

@@ -6,9 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { PAGE_ID, PSID, PSID_2 } from "../helpers/config.ts";
 import { messageTexts, startConversation, userText, type Conversation } from "../helpers/conversation.ts";
-
-const KEY = "test-admin-key-0123456789";
-const WITH_KEYS = { extra: `[admin]\napi_keys = ["${KEY}"]` };
+import { KEY, WITH_KEYS, api } from "../helpers/admin.ts";
 
 /** Runs the body with its own conversation set-up, closed whatever happens. */
 async function withConversation(options: Parameters<typeof startConversation>[0], body: (c: Conversation) => Promise<void>): Promise<void> {
@@ -18,35 +16,6 @@ async function withConversation(options: Parameters<typeof startConversation>[0]
   } finally {
     await c.close();
   }
-}
-
-interface ApiAnswer {
-  status: number;
-  headers: Headers;
-  text: string;
-  body: any;
-}
-
-/** Calls the admin API; `key: null` sends no Authorization header; a string body is sent as is. */
-async function api(c: Conversation, method: string, path: string, options: { body?: unknown; key?: string | null; authorization?: string } = {}): Promise<ApiAnswer> {
-  const headers: Record<string, string> = {};
-  const key = options.key === undefined ? KEY : options.key;
-  if (options.authorization !== undefined) headers.authorization = options.authorization;
-  else if (key !== null) headers.authorization = `Bearer ${key}`;
-  let body: string | undefined;
-  if (options.body !== undefined) {
-    headers["content-type"] = "application/json";
-    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
-  }
-  const response = await fetch(`${c.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  let parsed: any = null;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = null;
-  }
-  return { status: response.status, headers: response.headers, text, body: parsed };
 }
 
 /** The user writes `text` and the echo flow's answer arrives: resolves with all sends to the user so far. */

@@ -401,7 +401,8 @@ describe("turns", () => {
   });
 
   test("standby events, handover events and echoes never run the flow", async () => {
-    const c = await conversation({ files: outputsFlow("$"), flow: OUTPUTS_FLOW });
+    // (A person's echo pausing the bot is test/integration/handover.test.ts.)
+    const c = await conversation({ files: outputsFlow("$"), flow: OUTPUTS_FLOW, endpointToml: "[endpoints.handover]\npause_on_human_reply = false" });
     const t = Date.now();
     await c.post([userText("in standby", { timestamp: t })], { standby: true });
     await c.post([

@@ -14,7 +14,7 @@ describe("validateFlowResult: accepted", () => {
   });
 
   test("an empty object, and each part alone", () => {
-    for (const value of [{}, { outputs: [] }, { context: {} }, { handover: {} }, { handover: { target: "inbox", metadata: "m" } }]) {
+    for (const value of [{}, { outputs: [] }, { context: {} }, { handover: {} }, { handover: { target: "page_inbox", metadata: "m" } }, { handover: { target: "263902037430900" } }]) {
       expect(validateFlowResult(value)).toEqual({ ok: true, result: value });
     }
   });
