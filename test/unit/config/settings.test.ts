@@ -137,6 +137,19 @@ describe("schema problems carry their key path", () => {
     expect(problemsOf(`[flows.x]\nkind = "grpc"\n`)).toEqual(['flows.x.kind: expected one of "http", "script", "llm", got "grpc"']);
   });
 
+  test("[endpoints.handover]: defaults, fractions of minutes, and its rules", () => {
+    expect(configFromToml(MINIMAL, { dir: dir.path }).endpoints[0]!.handover).toEqual({ target: "page_inbox", timeout_minutes: 60, pause_on_human_reply: true, pause_minutes: 30, honour_requests: true });
+    const custom = configFromToml(`${MINIMAL}[endpoints.handover]\ntarget = "555000111"\ntimeout_minutes = 0.5\npause_minutes = 0\n`, { dir: dir.path });
+    expect(custom.endpoints[0]!.handover).toMatchObject({ target: "555000111", timeout_minutes: 0.5, pause_minutes: 0 });
+    expect(custom.warnings).toEqual([]);
+    const problems = problemsOf(`${MINIMAL}[endpoints.handover]\ntarget = "inbox"\ntimeout_minutes = -1\npause_minutes = 20000\n`);
+    expect(problems).toContain('endpoints[0].handover.target: "inbox" does not match the expected form ("page_inbox" or an app id, digits only)');
+    expect(problems).toContain("endpoints[0].handover.timeout_minutes: must be at least 0, got -1");
+    expect(problems).toContain("endpoints[0].handover.pause_minutes: must be at most 10080, got 20000");
+    const misspelt = configFromToml(`${MINIMAL}[endpoints.handover]\ntimeout_minute = 5\n`, { dir: dir.path });
+    expect(misspelt.warnings).toEqual([{ path: "endpoints[0].handover.timeout_minute", message: 'unknown key, ignored (did you mean "timeout_minutes"?)' }]);
+  });
+
   test("patterns", () => {
     const problems = problemsOf(
       MINIMAL.replace('id = "104857600012345"', 'id = "page-one"').replace('id = "support"', 'id = "bad id!"') +

@@ -595,4 +595,45 @@ describe("echo, delivery and read webhooks", () => {
       expect(g.threadOwner(PAGE, PSID)).toBe(APP_ID);
     });
   });
+
+  test("userMessage and inboxReply come in messaging[] while our app owns the thread, in standby[] while the Page Inbox does", async () => {
+    await withWebhooks({}, async (g) => {
+      g.userMessage(PAGE, PSID, "hi");
+      g.inboxReply(PAGE, PSID, "a person");
+      g.setThreadOwner(PAGE, PSID, "263902037430900");
+      g.userMessage(PAGE, PSID, "still there?");
+      g.inboxReply(PAGE, PSID, "yes");
+      const hooks = await receivedCount(4);
+      const lists = hooks.map((h) => Object.keys(h.json.entry[0]).find((k) => k === "messaging" || k === "standby"));
+      expect(lists).toEqual(["messaging", "messaging", "standby", "standby"]);
+      expect(hooks[0]!.json.entry[0].messaging[0]).toMatchObject({ sender: { id: PSID }, recipient: { id: PAGE }, message: { text: "hi" } });
+      expect(hooks[3]!.json.entry[0].standby[0]).toMatchObject({ sender: { id: PAGE }, recipient: { id: PSID }, message: { is_echo: true, app_id: 263902037430900, text: "yes" } });
+      expect(g.user(PAGE, PSID)?.lastInboundAt).toBe(clock.now());
+    });
+  });
+
+  test("inboxTake takes the thread and tells the previous owner; inboxRequest asks our app", async () => {
+    await withWebhooks({}, async (g) => {
+      g.inboxRequest(PAGE, PSID, "may I?");
+      g.inboxTake(PAGE, PSID, "taking it");
+      g.inboxTake(PAGE, PSID, "again"); // the Page Inbox owns it already: nobody to tell
+      const hooks = await receivedCount(2);
+      await g.flushWebhooks();
+      expect(received).toHaveLength(2);
+      expect(hooks[0]!.json.entry[0].messaging[0].request_thread_control).toEqual({ requested_owner_app_id: 263902037430900, metadata: "may I?" });
+      expect(hooks[1]!.json.entry[0].messaging[0].take_thread_control).toEqual({ previous_owner_app_id: APP_ID, new_owner_app_id: "263902037430900", metadata: "taking it" });
+      expect(g.threadOwner(PAGE, PSID)).toBe("263902037430900");
+    });
+  });
+
+  test("failNext with an edge fails that handover call only", async () => {
+    await withWebhooks({}, async (g) => {
+      g.failNext({ code: 100, message: "(#100) nope" }, { edge: "pass_thread_control" });
+      const pass = () =>
+        fetch(`${g.url}/v26.0/me/pass_thread_control?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify({ recipient: { id: PSID }, target_app_id: "263902037430900" }), headers: { "content-type": "application/json" } });
+      expect((await send(g, { recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text: "not this one" } })).status).toBe(200);
+      expect(((await (await pass()).json()) as any).error).toMatchObject({ code: 100, message: "(#100) nope" });
+      expect(await (await pass()).json()).toEqual({ success: true });
+    });
+  });
 });
