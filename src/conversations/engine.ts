@@ -205,7 +205,7 @@ export class ConversationEngine {
     const userInput = USER_INPUT_KINDS.has(row.kind);
     // While another app owns the thread (standby, or our own record of it) or a person's reply
     // paused the bot, what the user says is kept in the transcript and the flow is not run.
-    const held = userInput && (row.standby || this.deps.threads?.holds(key) === true);
+    const held = userInput && (row.standby || this.deps.threads?.holdsInput(key) === true);
     if (endpoint && (row.kind === "inject" || (userInput && !held))) return this.#turn(row, key, endpoint, log);
     // Not for the flow: reactions, edits, app_roles ... (or an endpoint removed from the
     // settings). Recorded as done.

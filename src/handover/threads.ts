@@ -114,6 +114,8 @@ export class Threads {
   readonly #open = new Map<string, { key: LaneKey; state: ThreadState }>();
   readonly #timers = new Map<string, Timer>();
   readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
+  /** Users whose flow asked for a handover that the reply lane has not made yet. */
+  readonly #passing = new Set<string>();
   readonly #events;
   #stopped = false;
 
@@ -168,6 +170,25 @@ export class Threads {
   /** True while the bot must not run the flow or send to this user. */
   holds(key: LaneKey): boolean {
     return this.#open.size > 0 && this.floor(key) !== "bot";
+  }
+
+  /**
+   * True while the flow must not run for this user: the bot does not have the floor, or a handover
+   * the flow asked for is queued behind its last outputs (what the user says meanwhile is for the
+   * people the conversation is going to).
+   */
+  holdsInput(key: LaneKey): boolean {
+    return this.holds(key) || (this.#passing.size > 0 && this.#passing.has(laneId(key)));
+  }
+
+  /** A handover item is queued in the user's reply lane (see holdsInput). */
+  passQueued(key: LaneKey): void {
+    this.#passing.add(laneId(key));
+  }
+
+  /** That handover item was made or given up. */
+  passSettled(key: LaneKey): void {
+    this.#passing.delete(laneId(key));
   }
 
   /** The open thread's state (not bot), if any. */
@@ -359,6 +380,7 @@ export class Threads {
   forgetUser(key: LaneKey): void {
     const id = laneId(key);
     this.#open.delete(id);
+    this.#passing.delete(id);
     clearTimeout(this.#timers.get(id));
     this.#timers.delete(id);
   }

@@ -134,6 +134,7 @@ export class ReplyLanes {
   accept(items: OutboxItem[]): void {
     for (const item of items) {
       const key = { endpointId: item.endpointId, pageId: item.pageId, userId: item.userId };
+      if (item.kind === "control") this.deps.threads?.passQueued(key);
       const id = laneId(key);
       let list = this.#open.get(id);
       if (!list) this.#open.set(id, (list = []));
@@ -223,6 +224,7 @@ export class ReplyLanes {
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
+      if (item.kind === "control") this.deps.threads?.passSettled(key);
       await this.#finish(item, "failed", { reason: "the endpoint or Page is no longer in the settings" });
       return "settled";
     }
@@ -285,6 +287,7 @@ export class ReplyLanes {
     }
     // The floor changes before the item is closed: the lane's next look already holds.
     await threads?.handedOver(key, body.target_app_id, body.metadata, "passed");
+    threads?.passSettled(key);
     await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] }], { durable: false });
     return "settled";
   }
@@ -293,6 +296,7 @@ export class ReplyLanes {
   async #passGivenUp(item: OutboxItem, key: LaneKey, error: unknown): Promise<void> {
     if (item.kind !== "control" || !this.deps.threads) return;
     const body = JSON.parse(item.body) as ControlBody;
+    this.deps.threads.passSettled(key);
     await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);
   }
 

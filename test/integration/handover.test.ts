@@ -135,6 +135,21 @@ describe("handover round trip", () => {
     noRefusedSends(c);
   });
 
+  test("what the user says after the flow asked for a handover is for the people, not the flow", async () => {
+    const c = await conversation("", { messenger: { delayMs: 300 } });
+    const t = Date.now();
+    expect(await c.post([userText("human", { timestamp: t }), userText("hello? anyone?", { timestamp: t + 1 })])).toBe(200);
+    await c.graph.waitForCalls((call) => call.path.endsWith("/pass_thread_control"));
+    await inboxDone(c);
+    c.graph.inboxDone(PAGE_ID, PSID);
+    await until(() => texts(c).length >= 2);
+    await inboxDone(c);
+    await c.app.writes.drain();
+    expect(texts(c)).toEqual(["connecting", `back:completed:refund question:${PAGE_INBOX_APP_ID}`]);
+    const held = await rows(c, "SELECT text FROM transcripts WHERE source = 'held'");
+    expect(held.map((r) => r.text)).toEqual(["hello? anyone?"]);
+  });
+
   test("a flow may hand over to another app by id", async () => {
     const c = await conversation();
     expect(await c.post([userText("other app")])).toBe(200);
