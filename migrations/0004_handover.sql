@@ -9,6 +9,7 @@ CREATE TABLE `threads` (
 	`last_human_at` integer,
 	`paused_until` integer,
 	`last_error` text,
+	`retry_at` integer,
 	`updated_at` integer NOT NULL,
 	PRIMARY KEY(`endpoint_id`, `page_id`, `user_id`)
 );

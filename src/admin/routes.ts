@@ -36,7 +36,7 @@ import { RATE_LIMIT, type MessengerProfiles } from "../messenger/profile.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
-import { targetAppId, type Threads } from "../handover/threads.ts";
+import { targetAppId, type CallFailure, type Threads } from "../handover/threads.ts";
 
 export interface AdminDeps {
   config: Config;
@@ -335,17 +335,17 @@ export function adminRoutes(deps: AdminDeps) {
         const { threads } = deps;
         const floor = threads.floor(key);
         const conflict = (message: string) => errorResponse(409, "conflict", message, requestId);
-        const graphFailed = (message: string) => errorResponse(502, "graph_error", `Meta refused it: ${message}`, requestId);
+        const callFailed = (failure: CallFailure) => errorResponse(failure.status, failure.status === 503 ? "page_paused" : "graph_error", failure.status === 503 ? failure.message : `Meta refused it: ${failure.message}`, requestId);
         switch (body.value.action) {
           case "take": {
             const failed = await threads.take(key, "operator");
-            if (failed) return graphFailed(failed);
+            if (failed) return callFailed(failed);
             break;
           }
           case "pass": {
             if (floor === "handover") return conflict("another app owns the thread already; take it first");
             const failed = await threads.pass(key, targetAppId(body.value.target ?? endpoint.handover.target), body.value.metadata ?? null);
-            if (failed) return graphFailed(failed);
+            if (failed) return callFailed(failed);
             break;
           }
           case "pause":

@@ -28,7 +28,7 @@ import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import { HANDOVER_KINDS, USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
-import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
+import { targetAppId, type HandoverEvent, type HandoverOutcome, type ThreadState, type Threads } from "../handover/threads.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
@@ -86,6 +86,8 @@ export class ConversationEngine {
   #started = false;
   #early: { endpointId: string; events: StoredEvent[] }[] = [];
   #statePending: (StateEvent & { endpointId: string })[] = [];
+  /** Handover events applied when they were stored, by inbox id: their lane step picks up the result. */
+  readonly #appliedEarly = new Map<number, Promise<{ ok: true; returned: { previous: ThreadState; outcome: HandoverOutcome } | null } | { ok: false }>>();
   /** The users' pending events, in their order: the lanes' work list (pending.ts). */
   readonly #pending = new PendingEvents();
   #stateRunning: Promise<void> | null = null;
@@ -155,6 +157,20 @@ export class ConversationEngine {
     for (const e of events) {
       if (STATE_KINDS.includes(e.kind)) continue;
       const key = { endpointId, pageId: e.pageId, userId: e.userId };
+      const endpoint = this.#endpoints.get(endpointId);
+      if (endpoint && HANDOVER_KINDS.has(e.kind)) {
+        // Now, not behind a turn that may be running: a person taking the thread must stop the
+        // bot's queued messages at once. The lane then does what follows, in order.
+        const log = this.deps.log.child(userFields(key, endpoint.data_protection.mask_logging));
+        const applied = this.#applyControl(endpoint, key, e.kind, e.item as Record<string, any>, e.standby, e.timestamp, log).then(
+          (returned) => ({ ok: true as const, returned }),
+          (error) => {
+            log.error("could not apply a handover event; it is applied again in the user's lane", { error });
+            return { ok: false as const };
+          },
+        );
+        this.#appliedEarly.set(e.inboxId, applied);
+      }
       this.#pending.add(key, { id: e.inboxId, kind: e.kind, standby: e.standby, timestamp: e.timestamp, item: e.item, attempts: 0 });
       this.notify(key);
     }
@@ -203,9 +219,17 @@ export class ConversationEngine {
     if (endpoint && HANDOVER_KINDS.has(row.kind)) return this.#control(row, key, endpoint, log);
     if (endpoint && row.kind === "handover") return this.#turn(row, key, endpoint, log, (row.item as unknown as HandoverEvent).handover);
     const userInput = USER_INPUT_KINDS.has(row.kind);
+    // messaging[] / standby[] say who owns the thread, whatever we recorded (Meta returns threads
+    // without telling, and hands them on): the thread state follows them.
+    const back = userInput && endpoint ? await this.deps.threads?.userSpoke(key, row.timestamp, row.standby) : null;
     // While another app owns the thread (standby, or our own record of it) or a person's reply
     // paused the bot, what the user says is kept in the transcript and the flow is not run.
     const held = userInput && (row.standby || this.deps.threads?.holdsInput(key) === true);
+    if (endpoint && back) {
+      // The thread came back without a pass_thread_control: the flow hears it with this message.
+      log.info("the user writes in messaging[]: the thread is ours again (Meta gave it back without a pass_thread_control)");
+      return this.#turn(row, key, endpoint, log, undefined, { status: "completed", metadata: back.metadata, owner_app_id: back.ownerAppId, since: new Date(back.since).toISOString() });
+    }
     if (endpoint && (row.kind === "inject" || (userInput && !held))) return this.#turn(row, key, endpoint, log);
     // Not for the flow: reactions, edits, app_roles ... (or an endpoint removed from the
     // settings). Recorded as done.
@@ -224,33 +248,60 @@ export class ConversationEngine {
   }
 
   /**
-   * Handover protocol events (SPEC §11): the thread came back to us (the flow runs once with
-   * `handover.status = "completed"`), another app took it, or one asks for it.
+   * Handover protocol events (SPEC §11), in the user's lane: when the thread came back to us from
+   * a handover the flow runs once with `handover.status = "completed"`. Who has the floor was
+   * changed already when the event was stored (`accept`).
    */
   async #control(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+    const early = this.#appliedEarly.get(row.id);
+    this.#appliedEarly.delete(row.id);
+    const applied = early ? await early : null;
+    // Not applied on arrival (stored before this start), or that failed: now, where a failure is retried.
+    const returned = applied?.ok ? applied.returned : await this.#applyControl(endpoint, key, row.kind, row.item as Record<string, any>, row.standby, row.timestamp, log);
+    if (returned?.previous.state === "handover") return this.#turn(row, key, endpoint, log, returned.outcome);
+    await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
+  }
+
+  /**
+   * Applies a handover event to the thread's state: a pass to us returns it (and says from what),
+   * a take or a pass to another app hands it over, a request is honoured (`honour_requests`) by
+   * passing at once — what is queued for the user is then held.
+   */
+  async #applyControl(
+    endpoint: EndpointSettings,
+    key: LaneKey,
+    kind: EventKind,
+    item: Record<string, any>,
+    standby: boolean,
+    at: number,
+    log: Logger,
+  ): Promise<{ previous: ThreadState; outcome: HandoverOutcome } | null> {
     const threads = this.deps.threads;
-    const item = row.item as Record<string, any>;
+    if (!threads) return null;
     const appIdOf = (v: unknown) => (v === null || v === undefined || v === "" ? null : String(v));
     const ours = (appId: string | null) => (endpoint.app_id ? appId === endpoint.app_id : null);
-    if (threads && row.kind === "pass_thread_control") {
+    const metadataOf = (body: Record<string, unknown>) => (typeof body.metadata === "string" ? body.metadata : null);
+    if (kind === "pass_thread_control") {
       const body = item.pass_thread_control ?? {};
       const newOwner = appIdOf(body.new_owner_app_id);
       // Without app_id in the settings: a pass that reaches us in messaging[] (not standby) is to us.
-      if (ours(newOwner) ?? !row.standby) {
-        const previous = await threads.returned(key, "returned");
-        if (previous?.state === "handover") {
-          const metadata = typeof body.metadata === "string" ? body.metadata : previous.metadata;
-          const outcome: HandoverOutcome = { status: "completed", metadata, owner_app_id: previous.ownerAppId ?? appIdOf(body.previous_owner_app_id), since: new Date(previous.since).toISOString() };
-          return this.#turn(row, key, endpoint, log, outcome);
-        }
-      } else if (newOwner) {
-        await threads.handedOver(key, newOwner, typeof body.metadata === "string" ? body.metadata : null, "taken_by_other");
+      if (ours(newOwner) ?? !standby) {
+        const previous = await threads.returned(key, "returned", at);
+        if (!previous) return null;
+        const outcome: HandoverOutcome = {
+          status: "completed",
+          metadata: metadataOf(body) ?? previous.metadata,
+          owner_app_id: previous.ownerAppId ?? appIdOf(body.previous_owner_app_id),
+          since: new Date(previous.since).toISOString(),
+        };
+        return { previous, outcome };
       }
-    } else if (threads && row.kind === "take_thread_control") {
+      if (newOwner) await threads.handedOver(key, newOwner, metadataOf(body), "taken_by_other", { at });
+    } else if (kind === "take_thread_control") {
       const body = item.take_thread_control ?? {};
       const newOwner = appIdOf(body.new_owner_app_id);
-      if (!ours(newOwner)) await threads.handedOver(key, newOwner, typeof body.metadata === "string" ? body.metadata : null, "taken_by_other");
-    } else if (threads && row.kind === "request_thread_control") {
+      if (!ours(newOwner)) await threads.handedOver(key, newOwner, metadataOf(body), "taken_by_other", { at });
+    } else if (kind === "request_thread_control") {
       const body = item.request_thread_control ?? {};
       const requested = appIdOf(body.requested_owner_app_id);
       if (!requested || ours(requested)) {
@@ -260,14 +311,17 @@ export class ConversationEngine {
       } else if (threads.floor(key) === "handover") {
         log.info(`app ${requested} asked for the thread, which another app owns already`);
       } else {
-        // At once, not after the messages queued: a person wants to answer now; what is queued is held.
-        await threads.pass(key, requested, typeof body.metadata === "string" ? body.metadata : null);
+        await threads.pass(key, requested, metadataOf(body));
       }
     }
-    await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
+    return null;
   }
 
-  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome): Promise<void> {
+  /**
+   * One flow turn. `handover`: the turn of a thread that came back (`source: "handover"`);
+   * `returned`: a user's message that brought it back (`source: "user"` with `input.handover`).
+   */
+  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome, returned?: HandoverOutcome): Promise<void> {
     const clock = this.deps.clock;
     const erasuresAtStart = this.#erasures;
     const protection = endpoint.data_protection;
@@ -299,6 +353,7 @@ export class ConversationEngine {
         ? handoverInput(handover, row.kind === "handover" ? undefined : row.item, inputContext)
         : inputFromEvent(row.item, inputContext);
     if (person.profile) input.data.profile = person.profile;
+    if (returned) input.handover = returned;
     const transformers = this.deps.transformers;
     if (!injected && !handover && transformers?.enabled(key.endpointId, "handleInput")) {
       const request = { body: { object: "page", entry: [{ id: key.pageId, time: row.timestamp, messaging: [row.item] }] } };
@@ -351,6 +406,9 @@ export class ConversationEngine {
       if (wanted && handover?.status === "error") {
         // The pass just failed; passing again from the flow's answer to that could go round forever.
         turnLog.warn("the flow asked for a handover in its answer to a failed handover; not passed again");
+      } else if (wanted && this.deps.threads?.floor(key) === "handover") {
+        // An inject's turn while people have the thread: it is theirs already.
+        turnLog.warn("the flow asked for a handover while another app has the thread already; not passed");
       } else if (wanted) {
         // After the outputs, in the user's reply lane: the thread leaves once they are sent.
         const passThread = { targetAppId: targetAppId(wanted.target ?? endpoint.handover.target), metadata: wanted.metadata ?? null };

@@ -270,6 +270,8 @@ export const threads = sqliteTable(
     pausedUntil: integer("paused_until"),
     /** The last handover call that failed, with Graph's message; cleared by the next success. */
     lastError: text("last_error"),
+    /** A take that failed for a passing reason (network, rate limit, paused Page) is tried again then (ms). */
+    retryAt: integer("retry_at"),
     updatedAt: integer("updated_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("threads_open").on(t.state).where(sql`state <> 'bot'`)],

@@ -21,6 +21,7 @@
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
+import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
@@ -31,6 +32,7 @@ import type { PageDirectory } from "../replies/pages.ts";
 import { classifySendError } from "../replies/retry.ts";
 import type { Inbox } from "../webhook/inbox.ts";
 import { laneId, type LaneKey } from "../lanes.ts";
+import { setNewest } from "../bounded.ts";
 
 /** The Page Inbox's app id: passing the thread to it puts the conversation in front of people. */
 export const PAGE_INBOX_APP_ID = "263902037430900";
@@ -45,6 +47,8 @@ export interface ThreadState {
   lastHumanAt: number | null;
   pausedUntil: number | null;
   lastError: string | null;
+  /** A take to try again then (it failed for a passing reason). */
+  retryAt: number | null;
 }
 
 /** What the flow gets as `input.handover` when control comes back (SPEC §11). */
@@ -103,17 +107,36 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const TAKE_RETRY_MS = 60_000;
 
 const UPSERT_SQL =
-  "INSERT INTO threads (endpoint_id, page_id, user_id, state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, updated_at) " +
-  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET state = excluded.state, " +
+  "INSERT INTO threads (endpoint_id, page_id, user_id, state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, retry_at, updated_at) " +
+  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET state = excluded.state, " +
   "owner_app_id = excluded.owner_app_id, metadata = excluded.metadata, since = excluded.since, last_human_at = excluded.last_human_at, " +
-  "paused_until = excluded.paused_until, last_error = excluded.last_error, updated_at = excluded.updated_at";
+  "paused_until = excluded.paused_until, last_error = excluded.last_error, retry_at = excluded.retry_at, updated_at = excluded.updated_at";
+const COLUMNS = "state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, retry_at";
+/** Recently returned threads remembered (for stale events), and erased users. */
+const RECENT = 10_000;
+
+/** What a take or pass the operator asked for came to: null when done. */
+export interface CallFailure {
+  /** 503: we could not even ask (the Page is paused); 502: Meta refused. */
+  status: 502 | 503;
+  message: string;
+}
 
 export class Threads {
   readonly #endpoints: Map<string, EndpointSettings>;
   /** Threads not in state bot, by lane id. */
   readonly #open = new Map<string, { key: LaneKey; state: ThreadState }>();
+  /**
+   * The time of the last Meta event that changed each thread (lane id → Meta's timestamp): an
+   * event older than that is stale. Only Meta's times are compared with each other; our own
+   * actions are not in this map (our clock and Meta's need not agree to the millisecond).
+   */
+  readonly #eventAt = new Map<string, number>();
+  /** Users erased (lane id → time): a transition that started before is not written. */
+  readonly #erasedAt = new Map<string, number>();
   readonly #timers = new Map<string, Timer>();
   readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
+  readonly #leftListeners: ((key: LaneKey) => void)[] = [];
   /** Users whose flow asked for a handover that the reply lane has not made yet. */
   readonly #passing = new Set<string>();
   readonly #events;
@@ -136,12 +159,10 @@ export class Threads {
 
   /** Reads the threads the bot does not own and arms their timers. */
   async load(): Promise<void> {
-    const rows = await this.deps.database.client.execute(
-      "SELECT endpoint_id, page_id, user_id, state, owner_app_id, metadata, since, last_human_at, paused_until, last_error FROM threads WHERE state <> 'bot'",
-    );
+    const rows = await this.deps.database.client.execute(`SELECT endpoint_id, page_id, user_id, ${COLUMNS} FROM threads WHERE state <> 'bot'`);
     for (const r of rows.rows) {
       const key = { endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) };
-      const state = rowState([r[3], r[4], r[5], r[6], r[7], r[8], r[9]]);
+      const state = rowState([r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]]);
       this.#open.set(laneId(key), { key, state });
       this.#arm(key, state);
     }
@@ -158,6 +179,11 @@ export class Threads {
     this.#releaseListeners.push(listener);
   }
 
+  /** Called when the thread left us other than by the reply lane's own handover: handovers still queued there are moot. */
+  onLeft(listener: (key: LaneKey) => void): void {
+    this.#leftListeners.push(listener);
+  }
+
   /** Who has the floor now. */
   floor(key: LaneKey): Floor {
     const open = this.#open.get(laneId(key));
@@ -167,7 +193,7 @@ export class Threads {
     return open.state.state;
   }
 
-  /** True while the bot must not run the flow or send to this user. */
+  /** True while the bot must not send to this user. */
   holds(key: LaneKey): boolean {
     return this.#open.size > 0 && this.floor(key) !== "bot";
   }
@@ -211,13 +237,12 @@ export class Threads {
   /** The thread as the admin API shows it (a user never handed over: bot). */
   async view(key: LaneKey): Promise<ThreadView> {
     const rows = await this.deps.database.client.execute({
-      sql: "SELECT state, owner_app_id, metadata, since, last_human_at, paused_until, last_error FROM threads WHERE endpoint_id = ? AND page_id = ? AND user_id = ?",
+      sql: `SELECT ${COLUMNS} FROM threads WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`,
       args: [key.endpointId, key.pageId, key.userId],
     });
     const r = rows.rows[0];
-    const s = r ? rowState([r[0], r[1], r[2], r[3], r[4], r[5], r[6]]) : null;
+    const s = r ? rowState([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]) : null;
     const floor = this.floor(key);
-    const deadline = s && floor === "handover" ? this.#timeoutAt(key, s) : null;
     return {
       endpoint_id: key.endpointId,
       page_id: key.pageId,
@@ -228,34 +253,79 @@ export class Threads {
       since: iso(s?.since ?? null),
       last_human_at: iso(s?.lastHumanAt ?? null),
       paused_until: floor === "paused" ? iso(s?.pausedUntil ?? null) : null,
-      timeout_at: iso(deadline),
+      // Exactly what the timer acts on: null when nothing will take the thread back by itself.
+      timeout_at: iso(s && floor === "handover" ? this.#takeAt(key, s) : null),
       last_error: s?.lastError ?? null,
     };
   }
 
   // --- transitions ----------------------------------------------------------------------
+  // Transitions driven by Meta's events carry the event's time (`at`): one not newer than the last
+  // event that changed the thread is stale (the events of one POST, or redeliveries, arrive in any
+  // order; the lane may see again what `accept` applied) and changes nothing.
 
-  /** Another app owns the thread now (we passed it, it took it, or it was passed on). */
-  async handedOver(key: LaneKey, ownerAppId: string | null, metadata: string | null, event: "passed" | "taken_by_other"): Promise<void> {
-    const now = this.deps.clock.now();
-    await this.#set(key, { state: "handover", ownerAppId, metadata, since: now, lastHumanAt: null, pausedUntil: null, lastError: null });
-    this.#events.inc({ endpoint: key.endpointId, event });
-    this.#log(key).info(event === "passed" ? "thread passed to another app; the bot is silent for this user until it comes back" : "another app took the thread; the bot is silent for this user until it comes back", {
-      owner_app_id: ownerAppId,
-    });
+  #stale(key: LaneKey, at: number | undefined, orEqual: boolean): boolean {
+    if (at === undefined) return false;
+    const last = this.#eventAt.get(laneId(key)) ?? 0;
+    return orEqual ? at <= last : at < last;
+  }
+
+  #sawEvent(key: LaneKey, at: number | undefined): void {
+    if (at !== undefined) setNewest(this.#eventAt, laneId(key), at, RECENT);
   }
 
   /**
-   * The thread is ours again (a `pass_thread_control` to us, our take, the operator). Returns the
-   * state it left (handover or paused), or null when the bot had it already.
+   * Another app owns the thread now: we passed it (`passed`), or it took it or was given it
+   * (`taken_by_other`). Returns false when the event is stale. `extra` is committed with the change.
    */
-  async returned(key: LaneKey, event: "returned" | "timeout" | "resumed"): Promise<ThreadState | null> {
-    const previous = this.current(key);
-    if (!previous) return null;
-    await this.#set(key, { ...previous, state: "bot", pausedUntil: null, lastError: null });
+  async handedOver(
+    key: LaneKey,
+    ownerAppId: string | null,
+    metadata: string | null,
+    event: "passed" | "taken_by_other",
+    options: { at?: number; extra?: InStatement[]; byLane?: boolean; startedAt?: number; lastHumanAt?: number } = {},
+  ): Promise<boolean> {
+    if (this.#stale(key, options.at, true)) return false;
+    this.#sawEvent(key, options.at);
+    const since = options.at ?? this.deps.clock.now();
+    const state: ThreadState = { state: "handover", ownerAppId, metadata, since, lastHumanAt: options.lastHumanAt ?? null, pausedUntil: null, lastError: null, retryAt: null };
+    if (!(await this.#set(key, state, options))) return false;
+    if (!options.byLane) for (const listener of this.#leftListeners) listener(key);
     this.#events.inc({ endpoint: key.endpointId, event });
-    this.#log(key).info(event === "resumed" ? "the pause is over; the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
+    this.#log(key).info(event === "passed" ? "thread passed to another app; the bot is silent for this user until it comes back" : "another app has the thread; the bot is silent for this user until it comes back", {
+      owner_app_id: ownerAppId,
+    });
+    return true;
+  }
+
+  /**
+   * The thread is ours again (a `pass_thread_control` to us, a user message in messaging[], our
+   * take, the operator). Returns the state it left (handover or paused), or null when the bot had
+   * it already or the event is stale.
+   */
+  async returned(key: LaneKey, event: "returned" | "timeout" | "resumed", at?: number): Promise<ThreadState | null> {
+    const previous = this.current(key);
+    if (!previous || this.#stale(key, at, false)) return null;
+    this.#sawEvent(key, at);
+    const since = at ?? this.deps.clock.now();
+    if (!(await this.#set(key, { ...previous, state: "bot", since, pausedUntil: null, lastError: null, retryAt: null }))) return null;
+    this.#events.inc({ endpoint: key.endpointId, event });
+    this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
     return previous;
+  }
+
+  /**
+   * A user event (in its lane, in order): `messaging[]` while we think another app has the thread
+   * means Meta gave it back without telling us (Conversation Routing, the 24-hour idle rule, a lost
+   * pass): it is ours again, and the previous state is returned. `standby[]` while we think we have
+   * it means another app has it: recorded with an unknown owner (no timeout take: we do not know
+   * whose thread we would take; a later messaging[] event gives it back).
+   */
+  async userSpoke(key: LaneKey, at: number, standby: boolean): Promise<ThreadState | null> {
+    const floor = this.floor(key);
+    if (!standby && floor === "handover") return this.returned(key, "returned", at);
+    if (standby && floor !== "handover") await this.handedOver(key, null, null, "taken_by_other", { at });
+    return null;
   }
 
   /**
@@ -266,17 +336,18 @@ export class Threads {
   async humanReplied(key: LaneKey, at: number, appId: string | null, standby: boolean): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
     if (!endpoint) return;
+    const startedAt = this.deps.clock.now();
     const open = this.current(key);
     if (open?.state === "handover") {
       if ((open.lastHumanAt ?? 0) >= at) return;
-      await this.#set(key, { ...open, lastHumanAt: at });
+      // The person's app is the owner we did not know (a standby message told us only "not us").
+      await this.#set(key, { ...open, ownerAppId: open.ownerAppId ?? (standby ? appId : null), lastHumanAt: at }, { startedAt });
       return;
     }
+    // An answer sent before the thread came back (it arrives with, or after, the "Done").
+    if (this.#stale(key, at, true)) return;
     if (standby) {
-      const now = this.deps.clock.now();
-      await this.#set(key, { state: "handover", ownerAppId: appId, metadata: null, since: now, lastHumanAt: at, pausedUntil: null, lastError: null });
-      this.#events.inc({ endpoint: key.endpointId, event: "taken_by_other" });
-      this.#log(key).info("a person answers from another app that owns the thread; the bot is silent for this user until it comes back", { owner_app_id: appId });
+      await this.handedOver(key, appId, null, "taken_by_other", { at, startedAt, lastHumanAt: at });
       return;
     }
     const settings = endpoint.handover;
@@ -284,7 +355,8 @@ export class Threads {
     const until = at + settings.pause_minutes * 60_000;
     if (open?.state === "paused" && (open.pausedUntil ?? 0) >= until) return;
     if (until <= this.deps.clock.now()) return; // an old echo: its quiet time is over
-    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since: open?.state === "paused" ? open.since : this.deps.clock.now(), lastHumanAt: at, pausedUntil: until, lastError: null });
+    const since = open?.state === "paused" ? open.since : at;
+    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since, lastHumanAt: at, pausedUntil: until, lastError: null, retryAt: null }, { startedAt });
     if (open?.state !== "paused") {
       this.#events.inc({ endpoint: key.endpointId, event: "paused" });
       this.#log(key).info(`a person answered from another app; the bot is paused for this user until ${new Date(until).toISOString()}`, { app_id: appId });
@@ -295,50 +367,57 @@ export class Threads {
   async pause(key: LaneKey, minutes: number): Promise<void> {
     const now = this.deps.clock.now();
     const open = this.current(key);
-    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since: now, lastHumanAt: open?.lastHumanAt ?? null, pausedUntil: now + minutes * 60_000, lastError: null });
+    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since: now, lastHumanAt: open?.lastHumanAt ?? null, pausedUntil: now + minutes * 60_000, lastError: null, retryAt: null });
     this.#events.inc({ endpoint: key.endpointId, event: "paused" });
   }
 
   /** A handover call failed: kept on the row for the admin API (the state does not change). */
-  async failed(key: LaneKey, message: string): Promise<void> {
+  async failed(key: LaneKey, message: string, retryAt: number | null = null, startedAt?: number): Promise<void> {
     const open = this.current(key);
     const state: ThreadState = open
-      ? { ...open, lastError: message }
-      : { state: "bot", ownerAppId: null, metadata: null, since: this.deps.clock.now(), lastHumanAt: null, pausedUntil: null, lastError: message };
-    await this.#set(key, state);
+      ? { ...open, lastError: message, retryAt }
+      : { state: "bot", ownerAppId: null, metadata: null, since: this.deps.clock.now(), lastHumanAt: null, pausedUntil: null, lastError: message, retryAt: null };
+    await this.#set(key, state, { startedAt });
     this.#events.inc({ endpoint: key.endpointId, event: "failed" });
   }
 
   /**
-   * Our `pass_thread_control` (the operator's, or a request honoured directly). Resolves with null,
-   * or the Graph error's message (then nothing changed but `last_error`).
+   * Our `pass_thread_control` (the operator's, or a request honoured). Resolves with null, or what
+   * went wrong (then nothing changed but `last_error`).
    */
-  async pass(key: LaneKey, targetApp: string, metadata: string | null): Promise<string | null> {
+  async pass(key: LaneKey, targetApp: string, metadata: string | null): Promise<CallFailure | null> {
     const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
-    if (!page) return `Page ${key.pageId} is paused or not in the settings`;
+    if (!page) return pausedPage(key);
+    const startedAt = this.deps.clock.now();
     try {
       await passThreadControl(this.deps.graph, page, key.userId, targetApp, metadata);
     } catch (error) {
       const message = describe(error);
-      await this.failed(key, `pass_thread_control: ${message}`);
+      await this.failed(key, `pass_thread_control: ${message}`, null, startedAt);
       this.#log(key).error(`could not pass the thread to app ${targetApp}: ${message}${hint(error)}`);
-      return message;
+      return { status: 502, message: `${message}${hint(error)}` };
     }
-    await this.handedOver(key, targetApp, metadata, "passed");
+    await this.handedOver(key, targetApp, metadata, "passed", { startedAt });
     return null;
   }
 
   /**
    * Our `take_thread_control`: on the timeout (then the flow runs once with status "timeout") or
-   * for the operator. Resolves with null, or the Graph error's message (then the thread stays
-   * where it is, with `last_error`).
+   * for the operator (who may take a thread we did not know was elsewhere: the call is made unless
+   * the bot is only paused). Resolves with null, or what went wrong (then the thread stays where
+   * it is, with `last_error`; a passing failure of a timeout take is tried again a minute later).
    */
-  async take(key: LaneKey, reason: "timeout" | "operator"): Promise<string | null> {
+  async take(key: LaneKey, reason: "timeout" | "operator"): Promise<CallFailure | null> {
     const open = this.current(key);
-    const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
-    if (!page) return `Page ${key.pageId} is paused or not in the settings`;
     const log = this.#log(key);
-    if (open?.state === "handover") {
+    const startedAt = this.deps.clock.now();
+    if (open?.state !== "paused") {
+      const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
+      if (!page) {
+        const failure = pausedPage(key);
+        if (reason === "timeout") await this.failed(key, `take_thread_control: ${failure.message}`, startedAt + TAKE_RETRY_MS, startedAt);
+        return failure;
+      }
       try {
         await this.deps.graph.request(page, "POST", `/${key.pageId}/take_thread_control`, {
           recipient: { id: key.userId },
@@ -346,15 +425,11 @@ export class Threads {
         });
       } catch (error) {
         const message = describe(error);
-        await this.failed(key, `take_thread_control: ${message}`);
-        const passing = classifySendError(error).action === "retry";
-        if (reason === "timeout" && passing && !this.#stopped) {
-          log.warn(`could not take the thread back after the handover timeout (${message}); trying again in ${TAKE_RETRY_MS / 1000} s`);
-          this.#schedule(key, TAKE_RETRY_MS, () => void this.take(key, "timeout"));
-        } else {
-          log.error(`could not take the thread back${reason === "timeout" ? " after the handover timeout" : ""}: ${message}${hint(error)}`);
-        }
-        return message;
+        const passing = reason === "timeout" && classifySendError(error).action === "retry";
+        await this.failed(key, `take_thread_control: ${message}`, passing ? startedAt + TAKE_RETRY_MS : null, startedAt);
+        if (passing) log.warn(`could not take the thread back after the handover timeout (${message}); trying again in ${TAKE_RETRY_MS / 1000} s`);
+        else log.error(`could not take the thread back${reason === "timeout" ? " after the handover timeout" : ""}: ${message}${hint(error)}`);
+        return { status: 502, message: `${message}${hint(error)}` };
       }
     }
     const previous = await this.returned(key, reason === "timeout" ? "timeout" : "resumed");
@@ -381,6 +456,8 @@ export class Threads {
     const id = laneId(key);
     this.#open.delete(id);
     this.#passing.delete(id);
+    this.#eventAt.delete(id);
+    setNewest(this.#erasedAt, id, this.deps.clock.now(), RECENT);
     clearTimeout(this.#timers.get(id));
     this.#timers.delete(id);
   }
@@ -395,9 +472,14 @@ export class Threads {
     ]);
   }
 
-  /** Writes the state (durably: what the lanes hold depends on it), updates memory, timers, listeners. */
-  async #set(key: LaneKey, state: ThreadState): Promise<void> {
+  /**
+   * Writes the state (durably: what the lanes hold depends on it), updates memory, timers and
+   * listeners. Not when the user was erased after the transition began (`startedAt`): false.
+   */
+  async #set(key: LaneKey, state: ThreadState, options: { extra?: InStatement[]; startedAt?: number } = {}): Promise<boolean> {
     const id = laneId(key);
+    const erased = this.#erasedAt.get(id);
+    if (erased !== undefined && erased >= (options.startedAt ?? this.deps.clock.now())) return false;
     const wasOpen = this.#open.has(id);
     // Memory first: a send or turn that looks while the commit runs already sees the new floor.
     if (state.state === "bot") this.#open.delete(id);
@@ -407,14 +489,23 @@ export class Threads {
     await this.deps.writes.run([
       {
         sql: UPSERT_SQL,
-        args: [key.endpointId, key.pageId, key.userId, state.state, state.ownerAppId, state.metadata, state.since, state.lastHumanAt, state.pausedUntil, state.lastError, now],
+        args: [key.endpointId, key.pageId, key.userId, state.state, state.ownerAppId, state.metadata, state.since, state.lastHumanAt, state.pausedUntil, state.lastError, state.retryAt, now],
       },
+      ...(options.extra ?? []),
     ]);
     if (wasOpen && state.state === "bot") for (const listener of this.#releaseListeners) listener(key);
+    return true;
   }
 
-  /** When the bot takes the thread back on its own, if no person answers before. */
-  #timeoutAt(key: LaneKey, state: ThreadState): number | null {
+  /**
+   * When the bot takes a handed-over thread back by itself: a take to try again, else the timeout
+   * after the handover or the person's last reply. Never after a refused take (the error is on
+   * the row; the thread waits for the other app, "Done" in the Page Inbox, or the operator), nor
+   * for a thread whose owner we do not know.
+   */
+  #takeAt(key: LaneKey, state: ThreadState): number | null {
+    if (state.retryAt !== null) return state.retryAt;
+    if (state.lastError !== null || state.ownerAppId === null) return null;
     const minutes = this.#endpoints.get(key.endpointId)?.handover.timeout_minutes ?? 0;
     if (minutes <= 0) return null;
     return Math.max(state.since, state.lastHumanAt ?? 0) + minutes * 60_000;
@@ -432,15 +523,13 @@ export class Threads {
         if (open?.state === "paused" && (open.pausedUntil ?? 0) <= this.deps.clock.now()) void this.returned(key, "resumed").catch((error) => this.#log(key).error("could not end a pause", { error }));
         else if (open) this.#arm(key, open);
       });
-    } else if (state.state === "handover" && !state.lastError) {
-      // After a failed take, no timer: the error is on the row, and the thread waits for the other
-      // app (a pass back, "Done" in the Page Inbox) or the operator.
-      const at = this.#timeoutAt(key, state);
+    } else if (state.state === "handover") {
+      const at = this.#takeAt(key, state);
       if (at === null) return;
       this.#schedule(key, at - this.deps.clock.now(), () => {
         const open = this.current(key);
         if (open?.state !== "handover") return;
-        const due = this.#timeoutAt(key, open);
+        const due = this.#takeAt(key, open);
         if (due !== null && due <= this.deps.clock.now()) void this.take(key, "timeout").catch((error) => this.#log(key).error("could not take the thread back", { error }));
         else this.#arm(key, open);
       });
@@ -465,6 +554,10 @@ export class Threads {
   }
 }
 
+function pausedPage(key: LaneKey): CallFailure {
+  return { status: 503, message: `Page ${key.pageId} is paused (Meta refused its access token) or not in the settings: replace its access_token and restart` };
+}
+
 /** `POST /{page}/pass_thread_control` (the reply lane's handover items and the operator's pass). */
 export function passThreadControl(graph: GraphClient, page: PageCredentials, userId: string, targetApp: string, metadata: string | null): Promise<unknown> {
   return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) });
@@ -481,6 +574,7 @@ function rowState(r: readonly unknown[]): ThreadState {
     lastHumanAt: num(r[4]),
     pausedUntil: num(r[5]),
     lastError: str(r[6]),
+    retryAt: num(r[7]),
   };
 }
 

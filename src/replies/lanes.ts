@@ -103,6 +103,7 @@ export class ReplyLanes {
     });
     deps.pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
     deps.threads?.onRelease((key) => this.#lanes.notify(key));
+    deps.threads?.onLeft((key) => void this.#supersedePasses(key).catch((error) => deps.log.error("could not drop a superseded handover", { error })));
   }
 
   /** Resumes every lane with open items (after a restart) and starts taking work. */
@@ -285,11 +286,28 @@ export class ReplyLanes {
     } catch (error) {
       return this.#failed(item, key, error, log);
     }
-    // The floor changes before the item is closed: the lane's next look already holds.
-    await threads?.handedOver(key, body.target_app_id, body.metadata, "passed");
+    // The floor changes before the item is closed (the lane's next look already holds), in one
+    // commit with its "sent" mark: a restart never passes the thread a second time.
+    const sent = { sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] };
+    if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [sent] });
+    else await this.deps.writes.run([sent], { durable: false });
     threads?.passSettled(key);
-    await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] }], { durable: false });
     return "settled";
+  }
+
+  /**
+   * The thread left us otherwise (a person took it, a request was honoured, the operator passed
+   * it): a handover still waiting in the lane is moot — made later, it would pass the thread away
+   * again right after it came back. Dropped and recorded ("superseded").
+   */
+  async #supersedePasses(key: LaneKey): Promise<void> {
+    const list = this.#open.get(laneId(key));
+    const moot = list?.filter((i) => i.kind === "control" && i.status === "pending") ?? [];
+    if (moot.length === 0) return;
+    for (const item of moot) list!.splice(list!.indexOf(item), 1);
+    if (list!.length === 0) this.#open.delete(laneId(key));
+    await this.deps.writes.run(moot.map((item) => ({ sql: FINISH_SQL, args: ["dropped", JSON.stringify({ reason: "superseded: the thread left the bot otherwise first" }), item.id] })), { durable: false });
+    this.deps.threads?.passSettled(key);
   }
 
   /** A handover item given up: the flow is told (handover.status "error"), once. */

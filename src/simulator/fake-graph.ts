@@ -54,7 +54,7 @@ export interface FakeGraphOptions {
   business?: Record<string, string>;
   /** Unknown PSIDs in sends answer 100 / 2018001 "No matching user found" (default: any PSID is accepted). */
   strictRecipients?: boolean;
-  /** When set, sends to a thread owned by another app fail with this error (the real code is unknown). */
+  /** When set, sends to (and passes of) a thread owned by another app fail with this error (the real code is unknown). */
   threadOwnerError?: { code: number; subcode?: number; message?: string; status?: number };
 }
 
@@ -742,13 +742,7 @@ export class FakeGraph {
       const allowed = tagged && (params.tag !== "HUMAN_AGENT" || now - user.lastInboundAt <= HUMAN_AGENT_WINDOW_MS);
       if (!allowed) graphFail(10, WINDOW_MESSAGE, { subcode: 2018278 });
     }
-    const ownerError = this.#options.threadOwnerError;
-    if (ownerError && psid !== undefined && this.threadOwner(page.id, psid) !== this.#appId(page)) {
-      graphFail(ownerError.code, ownerError.message ?? DEFAULT_MESSAGES[ownerError.code] ?? "(#10) The app is not the thread owner", {
-        ...(ownerError.subcode === undefined ? {} : { subcode: ownerError.subcode }),
-        ...(ownerError.status === undefined ? {} : { status: ownerError.status }),
-      });
-    }
+    if (psid !== undefined && this.threadOwner(page.id, psid) !== this.#appId(page)) this.#notOwner();
 
     const recipientId = psid ?? String(Object.values(recipient)[0]);
     const send: RecordedSend = { seq: call.seq, at: performance.now(), pageId: page.id, recipientId, type: params.sender_action ? "action" : "message" };
@@ -869,6 +863,9 @@ export class FakeGraph {
       case "pass_thread_control": {
         const target = params.target_app_id;
         if ((typeof target !== "string" && typeof target !== "number") || String(target) === "") invalid("param target_app_id must be a valid app ID");
+        // Only the owner (or anybody, when the thread is idle) passes.
+        const owner = this.threadOwner(page.id, psid);
+        if (owner !== null && owner !== appId) this.#notOwner();
         this.setThreadOwner(page.id, psid, String(target));
         break;
       }
@@ -881,6 +878,16 @@ export class FakeGraph {
       // request_thread_control: the owner decides; nothing changes here.
     }
     return this.#ok({ success: true });
+  }
+
+  /** With `threadOwnerError` set: the call of an app that does not own the thread fails with it. */
+  #notOwner(): void {
+    const ownerError = this.#options.threadOwnerError;
+    if (!ownerError) return;
+    graphFail(ownerError.code, ownerError.message ?? DEFAULT_MESSAGES[ownerError.code] ?? "(#10) The app is not the thread owner", {
+      ...(ownerError.subcode === undefined ? {} : { subcode: ownerError.subcode }),
+      ...(ownerError.status === undefined ? {} : { status: ownerError.status }),
+    });
   }
 
   #threadOwnerEdge(page: FakePage, params: Record<string, unknown>): Response {

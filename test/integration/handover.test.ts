@@ -25,7 +25,11 @@ export default async (input) => {
   if (input.text === "human") return { outputs: [{ text: "connecting" }], handover: { metadata: "refund question" } };
   if (input.text === "other app") return { handover: { target: "555000111", metadata: "to another app" } };
   if (input.text === "three") return { outputs: [{ text: "one" }, { text: "two" }, { text: "three" }] };
-  return { outputs: [{ text: "bot:" + input.text }] };
+  if (input.text === "slow") {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    return { outputs: [{ text: "slow done" }] };
+  }
+  return { outputs: [{ text: "bot:" + input.text + (input.handover ? "+" + input.handover.status : "") }] };
 };
 `,
 };
@@ -150,6 +154,82 @@ describe("handover round trip", () => {
     expect(held.map((r) => r.text)).toEqual(["hello? anyone?"]);
   });
 
+  test("a person taking the thread while a slow turn runs stops the queued messages at once", async () => {
+    const c = await conversation("", { messenger: { delayMs: 400 } });
+    const t = Date.now();
+    expect(await c.post([userText("three", { timestamp: t }), userText("slow", { timestamp: t + 1 })])).toBe(200);
+    await c.graph.waitForSends(1, { recipientId: PSID });
+    c.graph.inboxTake(PAGE_ID, PSID);
+    // Applied as it arrives, not after the slow turn (1.5 s) ends.
+    await until(async () => (await thread(c)).state === "handover", 1_000);
+    await Bun.sleep(2_000); // the slow turn ends and the typing delays pass: still nothing sent
+    expect(texts(c)).toEqual(["one"]);
+    c.graph.inboxDone(PAGE_ID, PSID);
+    await until(() => texts(c).length >= 5, 15_000);
+    expect(texts(c)).toEqual(["one", "two", "three", "slow done", `back:completed::${PAGE_INBOX_APP_ID}`]);
+    noRefusedSends(c);
+  });
+
+  test("a person's last message arriving with or after the Done does not hand the thread over again", async () => {
+    const c = await conversation();
+    await say(c, "human", 1);
+    await until(async () => (await thread(c)).state === "handover");
+    const t = Date.now();
+    const done = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 10, pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765", metadata: "done" } };
+    c.graph.setThreadOwner(PAGE_ID, PSID, "987654321098765");
+    expect(await c.post([done])).toBe(200);
+    expect(await c.post([echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "bye!", timestamp: t })], { standby: true })).toBe(200);
+    await until(() => texts(c).length >= 2);
+    await inboxDone(c);
+    await c.app.writes.drain();
+    expect(texts(c)[1]).toBe(`back:completed:done:${PAGE_INBOX_APP_ID}`);
+    expect(await thread(c)).toMatchObject({ state: "bot", waiting_messages: 0 });
+    await say(c, "hello", 3);
+  });
+
+  test("a user message in messaging[] while we think people have the thread: it is ours again, and the flow hears so", async () => {
+    const c = await conversation();
+    await say(c, "human", 1);
+    await until(async () => (await thread(c)).state === "handover");
+    c.graph.setThreadOwner(PAGE_ID, PSID, "987654321098765"); // Meta gave it back without a word
+    c.graph.userMessage(PAGE_ID, PSID, "hi again");
+    await until(() => texts(c).length >= 2);
+    expect(texts(c)[1]).toBe("bot:hi again+completed");
+    expect((await thread(c)).state).toBe("bot");
+  });
+
+  test("a standby message while we think we own the thread: nothing is sent into it until it is ours again", async () => {
+    const c = await conversation();
+    await say(c, "hello", 1);
+    c.graph.setThreadOwner(PAGE_ID, PSID, "555000111"); // another app has it, and we were not told
+    c.graph.userMessage(PAGE_ID, PSID, "to the other app");
+    await until(async () => (await thread(c)).state === "handover");
+    expect(await thread(c)).toMatchObject({ owner_app_id: null, timeout_at: null }); // whose thread it is, we do not know: no take
+    expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: PSID, text: "later" } })).status).toBe(202);
+    await inboxDone(c);
+    expect(texts(c)).toEqual(["bot:hello"]);
+    c.graph.setThreadOwner(PAGE_ID, PSID, "987654321098765");
+    c.graph.userMessage(PAGE_ID, PSID, "back to you");
+    await until(() => texts(c).length >= 3);
+    expect(texts(c)).toEqual(["bot:hello", "later", "bot:back to you+completed"]);
+    noRefusedSends(c);
+  });
+
+  test("an inject that asks for a handover while people have the thread does not pass it again after Done", async () => {
+    const c = await conversation();
+    await say(c, "human", 1);
+    await until(async () => (await thread(c)).state === "handover");
+    expect((await api(c, "POST", "/api/endpoints/support/inject", { body: { user_id: PSID, text: "human" } })).status).toBe(202);
+    await inboxDone(c);
+    c.graph.inboxDone(PAGE_ID, PSID);
+    await until(() => texts(c).length >= 3);
+    await inboxDone(c);
+    await c.app.writes.drain();
+    expect(texts(c)).toEqual(["connecting", "connecting", `back:completed:refund question:${PAGE_INBOX_APP_ID}`]);
+    expect(callsTo(c, "pass_thread_control")).toHaveLength(1);
+    expect(c.graph.threadOwner(PAGE_ID, PSID)).toBe("987654321098765");
+  });
+
   test("a flow may hand over to another app by id", async () => {
     const c = await conversation();
     expect(await c.post([userText("other app")])).toBe(200);
@@ -174,16 +254,20 @@ describe("timeout", () => {
   });
 
   test("a person's reply starts the timeout again", async () => {
-    const c = await conversation("timeout_minutes = 10");
+    const c = await conversation("timeout_minutes = 0.01"); // 600 ms
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
     const before = await thread(c);
-    expect(Date.parse(before.timeout_at)).toBe(Date.parse(before.since) + 600_000);
-    const reply = echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "looking into it", timestamp: Date.parse(before.since) + 5_000 });
-    expect(await c.post([reply], { standby: true })).toBe(200);
+    expect(Date.parse(before.timeout_at)).toBe(Date.parse(before.since) + 600);
+    await Bun.sleep(300);
+    const repliedAt = Date.now();
+    expect(await c.post([echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "looking into it", timestamp: repliedAt })], { standby: true })).toBe(200);
     await until(async () => (await thread(c)).last_human_at !== null);
-    const after = await thread(c);
-    expect(Date.parse(after.timeout_at)).toBe(Date.parse(before.since) + 5_000 + 600_000);
+    expect(Date.parse((await thread(c)).timeout_at)).toBe(repliedAt + 600);
+    const [take] = await c.graph.waitForCalls((call) => call.path.endsWith("/take_thread_control"));
+    expect(take!.time).toBeGreaterThanOrEqual(repliedAt + 600);
+    await until(() => texts(c).length >= 2);
+    expect(callsTo(c, "take_thread_control")).toHaveLength(1);
   });
 
   test("timeout_minutes = 0 never takes the thread back", async () => {
@@ -191,6 +275,27 @@ describe("timeout", () => {
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
     expect((await thread(c)).timeout_at).toBeNull();
+    await Bun.sleep(500);
+    expect(callsTo(c, "take_thread_control")).toHaveLength(0);
+    expect((await thread(c)).state).toBe("handover");
+  });
+
+  test("a take that fails for a passing reason is tried again later, also after a restart", async () => {
+    const first = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005", fakeGraph: OWNER_ERROR });
+    first.graph.failNext({ code: 2, status: 500, message: "An unexpected error has occurred. Please retry your request later." }, { edge: "take_thread_control" });
+    expect(await first.post([userText("human")])).toBe(200);
+    await first.graph.waitForCalls((call) => call.path.endsWith("/take_thread_control"));
+    await until(async () => (await thread(first)).last_error !== null);
+    const failedAt = first.graph.calls.find((call) => call.path.endsWith("/take_thread_control"))!.time;
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005", dir: first.dir, graph: first.graph });
+    open.push(c);
+    const state = await thread(c);
+    expect(state).toMatchObject({ state: "handover" });
+    expect(state.last_error).toContain("take_thread_control");
+    // Armed again for a minute after the failure (not forgotten because the last try failed).
+    expect(Date.parse(state.timeout_at)).toBeGreaterThanOrEqual(failedAt + 59_000);
+    expect(Date.parse(state.timeout_at)).toBeLessThanOrEqual(Date.now() + 61_000);
   });
 });
 
@@ -271,7 +376,7 @@ describe("errors and Conversation Routing", () => {
     const state = await thread(c);
     expect(state.state).toBe("handover");
     expect(state.last_error).toContain("Handover Protocol APIs disabled for this page.");
-    expect(state.timeout_at).not.toBeNull();
+    expect(state.timeout_at).toBeNull(); // no timer acts on it any more
     expect(c.logs.records().some((l) => l.level === "error" && l.msg.includes("Conversation Routing"))).toBe(true);
     // Ten timeouts' worth of waiting: still the one call.
     await Bun.sleep(1_200);
@@ -310,7 +415,10 @@ describe("errors and Conversation Routing", () => {
     c.graph.failNext({ code: 2, status: 500, message: "An unexpected error has occurred. Please retry your request later." }, { edge: "pass_thread_control" });
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
-    expect(callsTo(c, "pass_thread_control").map((call) => call.status)).toEqual([500, 200]);
+    const passes = callsTo(c, "pass_thread_control");
+    expect(passes.map((call) => call.status)).toEqual([500, 200]);
+    // The output before the handover went first; the handover was tried again before anything else.
+    expect(c.sends(PSID).find((s) => s.message?.text === "connecting")!.seq).toBeLessThan(passes[0]!.seq);
   });
 });
 
