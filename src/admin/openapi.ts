@@ -67,7 +67,7 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Change it: take (the bot has it again), pass (to people), pause, resume",
           parameters: [idPath("The endpoint id"), { name: "userId", in: "path", required: true, schema: { type: "string" } }],
           requestBody: { required: true, ...json({ $ref: "#/components/schemas/ThreadBody" }) },
-          responses: { "200": { description: "the thread after the change" }, "400": error("invalid body"), "409": error("not possible in the thread's state"), "502": error("Meta refused the handover call"), ...common },
+          responses: { "200": { description: "the thread after the change" }, "400": error("invalid body"), "409": error("not possible in the thread's state"), "502": error("Meta refused the handover call"), "503": error("the Page is paused (Meta refused its token)"), ...common },
         },
       },
       "/api/endpoints/{id}/messenger-profile": {

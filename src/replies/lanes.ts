@@ -281,6 +281,7 @@ export class ReplyLanes {
   async #passThread(item: OutboxItem, key: LaneKey, body: ControlBody, log: Logger): Promise<Settled> {
     const page = this.deps.pages.credentials(key.endpointId, key.pageId)!;
     const threads = this.deps.threads;
+    const startedAt = this.deps.clock.now(); // an erasure meanwhile keeps its state from being written back
     try {
       await passThreadControl(this.deps.graph, page, key.userId, body.target_app_id, body.metadata);
     } catch (error) {
@@ -289,7 +290,7 @@ export class ReplyLanes {
     // The floor changes before the item is closed (the lane's next look already holds), in one
     // commit with its "sent" mark: a restart never passes the thread a second time.
     const sent = { sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] };
-    if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [sent] });
+    if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [sent], startedAt });
     else await this.deps.writes.run([sent], { durable: false });
     threads?.passSettled(key);
     return "settled";
