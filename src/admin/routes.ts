@@ -10,6 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Elysia } from "elysia";
+import type { Static, TSchema } from "@sinclair/typebox";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Clock } from "../clock.ts";
@@ -108,6 +109,17 @@ export function adminRoutes(deps: AdminDeps) {
 
   const endpointOr404 = (id: string, requestId: string): EndpointSettings | Response =>
     endpoints.get(id) ?? errorResponse(404, "unknown_endpoint", `no endpoint "${id}" in the settings`, requestId);
+
+  /** The path's endpoint and the body checked against `schema`; or the 404 / 413 / 400 to answer. */
+  const endpointAndBody = async <T extends TSchema>(schema: T, what: string, request: Request, id: string, requestId: string): Promise<{ endpoint: EndpointSettings; body: Static<T> } | Response> => {
+    const endpoint = endpointOr404(id, requestId);
+    if (endpoint instanceof Response) return endpoint;
+    const raw = await readBody(request, requestId);
+    if (raw instanceof Response) return raw;
+    const body = checkBody(schema, raw.text);
+    if (!body.ok) return errorResponse(400, "invalid_body", `invalid ${what} body: ${body.problem}`, requestId);
+    return { endpoint, body: body.value };
+  };
 
   /** The user's lane key on the endpoint, or a 404 that says so. */
   const userOr404 = async (endpoint: EndpointSettings, userId: string, pageId: string | undefined, requestId: string): Promise<LaneKey | Response> => {
@@ -233,25 +245,15 @@ export function adminRoutes(deps: AdminDeps) {
     .post(
       "/api/endpoints/:id/inject",
       api(async ({ request, params, requestId, log }) => {
-        const endpoint = endpointOr404(params.id!, requestId);
-        if (endpoint instanceof Response) return endpoint;
-        const raw = await readBody(request, requestId);
-        if (raw instanceof Response) return raw;
-        const body = checkBody(InjectBody, raw.text);
-        if (!body.ok) return errorResponse(400, "invalid_body", `invalid inject body: ${body.problem}`, requestId);
-        return inject(endpoint, body.value, requestId, log);
+        const checked = await endpointAndBody(InjectBody, "inject", request, params.id!, requestId);
+        return checked instanceof Response ? checked : inject(checked.endpoint, checked.body, requestId, log);
       }),
     )
     .post(
       "/api/endpoints/:id/notify",
       api(async ({ request, params, requestId, log }) => {
-        const endpoint = endpointOr404(params.id!, requestId);
-        if (endpoint instanceof Response) return endpoint;
-        const raw = await readBody(request, requestId);
-        if (raw instanceof Response) return raw;
-        const body = checkBody(NotifyBody, raw.text);
-        if (!body.ok) return errorResponse(400, "invalid_body", `invalid notify body: ${body.problem}`, requestId);
-        return notify(endpoint, body.value, requestId, log);
+        const checked = await endpointAndBody(NotifyBody, "notify", request, params.id!, requestId);
+        return checked instanceof Response ? checked : notify(checked.endpoint, checked.body, requestId, log);
       }),
     )
     // Any body, mapped by the endpoint's handleInject / handleNotify transformer (SPEC §9).
@@ -324,19 +326,16 @@ export function adminRoutes(deps: AdminDeps) {
     .post(
       "/api/endpoints/:id/users/:userId/thread",
       api(async ({ request, params, requestId, log }) => {
-        const endpoint = endpointOr404(params.id!, requestId);
-        if (endpoint instanceof Response) return endpoint;
-        const raw = await readBody(request, requestId);
-        if (raw instanceof Response) return raw;
-        const body = checkBody(ThreadBody, raw.text);
-        if (!body.ok) return errorResponse(400, "invalid_body", `invalid thread body: ${body.problem}`, requestId);
-        const key = await userOr404(endpoint, params.userId!, body.value.page_id, requestId);
+        const checked = await endpointAndBody(ThreadBody, "thread", request, params.id!, requestId);
+        if (checked instanceof Response) return checked;
+        const { endpoint, body } = checked;
+        const key = await userOr404(endpoint, params.userId!, body.page_id, requestId);
         if (key instanceof Response) return key;
         const { threads } = deps;
         const floor = threads.floor(key);
         const conflict = (message: string) => errorResponse(409, "conflict", message, requestId);
         const callFailed = (failure: CallFailure) => errorResponse(failure.status, failure.status === 503 ? "page_paused" : "graph_error", failure.status === 503 ? failure.message : `Meta refused it: ${failure.message}`, requestId);
-        switch (body.value.action) {
+        switch (body.action) {
           case "take": {
             const failed = await threads.take(key, "operator");
             if (failed) return callFailed(failed);
@@ -344,20 +343,20 @@ export function adminRoutes(deps: AdminDeps) {
           }
           case "pass": {
             if (floor === "handover") return conflict("another app owns the thread already; take it first");
-            const failed = await threads.pass(key, targetAppId(body.value.target ?? endpoint.handover.target), body.value.metadata ?? null);
+            const failed = await threads.pass(key, targetAppId(body.target ?? endpoint.handover.target), body.metadata ?? null);
             if (failed) return callFailed(failed);
             break;
           }
           case "pause":
             if (floor === "handover") return conflict("another app owns the thread; the bot is silent already");
-            await threads.pause(key, body.value.minutes ?? endpoint.handover.pause_minutes);
+            await threads.pause(key, body.minutes ?? endpoint.handover.pause_minutes);
             break;
           case "resume":
             if (floor === "handover") return conflict("another app owns the thread: use action take to have it back");
             await threads.returned(key, "resumed");
             break;
         }
-        log.info(`thread ${body.value.action} by the operator`, { endpoint: endpoint.id });
+        log.info(`thread ${body.action} by the operator`, { endpoint: endpoint.id });
         return jsonResponse(200, await threadView(key), requestId);
       }),
     )

@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
+import { numberOrNull } from "../db/statement.ts";
 import { laneId } from "../lanes.ts";
 import { setNewest } from "../bounded.ts";
 
@@ -78,7 +79,7 @@ export class SessionStore {
         // No open session: a new user, or one whose session was reset or purged.
         const last = await this.database.client.execute({ sql: LAST_ACTIVE_SQL, args: [key.endpointId, key.pageId, key.userId] });
         const at = last.rows[0]?.[0];
-        return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: at === null || at === undefined ? null : Number(at) };
+        return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: numberOrNull(at) };
       }
       row = { id: String(r[0]), contextJson: String(r[1]), lastActiveAt: Number(r[2]) };
       this.#remember(id, row);

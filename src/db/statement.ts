@@ -8,3 +8,9 @@ export function statement(query: { toSQL(): { sql: string; params: unknown[] } }
   const { sql, params } = query.toSQL();
   return { sql, args: params as InValue[] };
 }
+
+/** A nullable number column of a result row. */
+export const numberOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** A nullable text column of a result row. */
+export const stringOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));

@@ -21,6 +21,7 @@
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
+import { numberOrNull, stringOrNull } from "../db/statement.ts";
 import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
@@ -564,17 +565,15 @@ export function passThreadControl(graph: GraphClient, page: PageCredentials, use
 }
 
 function rowState(r: readonly unknown[]): ThreadState {
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
   return {
     state: String(r[0]) as Floor,
-    ownerAppId: str(r[1]),
-    metadata: str(r[2]),
+    ownerAppId: stringOrNull(r[1]),
+    metadata: stringOrNull(r[2]),
     since: Number(r[3]),
-    lastHumanAt: num(r[4]),
-    pausedUntil: num(r[5]),
-    lastError: str(r[6]),
-    retryAt: num(r[7]),
+    lastHumanAt: numberOrNull(r[4]),
+    pausedUntil: numberOrNull(r[5]),
+    lastError: stringOrNull(r[6]),
+    retryAt: numberOrNull(r[7]),
   };
 }
 

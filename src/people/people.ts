@@ -23,6 +23,7 @@ import { randomBytes } from "node:crypto";
 import type { InStatement, ResultSet } from "@libsql/client";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
+import { numberOrNull } from "../db/statement.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
@@ -203,7 +204,7 @@ export class People {
       profile: parseObject(r[2]),
       profileStatus: (r[3] as ProfileStatus | null) ?? null,
       profileExpiresAt: Number(r[4] ?? 0),
-      linkedAt: r[5] === null || r[5] === undefined ? null : Number(r[5]),
+      linkedAt: numberOrNull(r[5]),
       touchedAt: Number(r[6] ?? 0),
     };
   }

@@ -25,6 +25,7 @@ import { countStatement } from "../people/analytics.ts";
 import { userFields } from "../log/mask.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
+import { numberOrNull } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../clock.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
@@ -114,7 +115,6 @@ export class ReplyLanes {
       "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
         "WHERE status IN ('pending', 'sending') ORDER BY id",
     );
-    const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
     this.accept(
       rows.rows.map((r) => ({
         id: Number(r[0]),
@@ -125,8 +125,8 @@ export class ReplyLanes {
         body: String(r[5]),
         status: String(r[6]) as OutboxItem["status"],
         attempts: Number(r[7]),
-        nextAttemptAt: orNull(r[8]),
-        firstAttemptAt: orNull(r[9]),
+        nextAttemptAt: numberOrNull(r[8]),
+        firstAttemptAt: numberOrNull(r[9]),
       })),
     );
   }
