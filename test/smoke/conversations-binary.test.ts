@@ -74,6 +74,11 @@ describe("conversations through the compiled binary", () => {
     );
     // Three outputs that name the input they answer.
     writeFileSync(join(install.dir, "flows", "tagged.ts"), "export default async (input) => ({ outputs: [1, 2, 3].map((n) => ({ text: `${input.text}:${n}` })) });\n");
+    // Hands over on "human"; says how the thread came back.
+    writeFileSync(
+      join(install.dir, "flows", "handover.ts"),
+      'export default async (input) => input.source === "handover" ? { outputs: [{ text: "back:" + input.handover.status }] } : input.text === "human" ? { outputs: [{ text: "connecting" }], handover: { metadata: "smoke" } } : { outputs: [{ text: "bot:" + input.text }] };\n',
+    );
     graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
   });
   afterAll(async () => {
@@ -194,6 +199,33 @@ describe("conversations through the compiled binary", () => {
       expect(graph.sends({ recipientId: USER }).at(-1)!.messagingType).toBe("UPDATE");
     } finally {
       await stop(server);
+    }
+  });
+
+  test("handover: to the Page Inbox, held across kill -9 and a restart, back on Done", async () => {
+    graph.reset();
+    const first = await serve({ typing: false, delayMs: 0 }, undefined, "flows/handover.ts");
+    await postMessage(first.base, "m_ho_1", "human");
+    const [pass] = await graph.waitForCalls((c) => c.path.endsWith("/pass_thread_control"), 1, 10_000);
+    expect(pass!.body).toMatchObject({ recipient: { id: USER }, target_app_id: "263902037430900", metadata: "smoke" });
+    const thread = async (base: string) =>
+      (await (await fetch(`${base}/api/endpoints/smoke/users/${USER}/thread`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { state: string };
+    const deadline = Date.now() + 10_000; // recorded once Graph's answer is back
+    while ((await thread(first.base)).state !== "handover" && Date.now() < deadline) await Bun.sleep(20);
+    expect((await thread(first.base)).state).toBe("handover");
+    first.server.proc.kill("SIGKILL");
+    await first.server.exited;
+
+    const second = await serve({ typing: false, delayMs: 0 }, first.port, "flows/handover.ts");
+    try {
+      expect((await thread(second.base)).state).toBe("handover");
+      graph.userMessage(PAGE, USER, "hello?"); // in standby: the Page Inbox owns the thread
+      graph.inboxDone(PAGE, USER);
+      await graph.waitForSends(2, { recipientId: USER }, 15_000);
+      expect(texts(graph)).toEqual(["connecting", "back:completed"]);
+      expect((await thread(second.base)).state).toBe("bot");
+    } finally {
+      await stop(second.server);
     }
   });
 
