@@ -28,7 +28,7 @@ import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import { HANDOVER_KINDS, USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
-import { targetAppId, type HandoverEvent, type HandoverOutcome, type ThreadState, type Threads } from "../handover/threads.ts";
+import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
@@ -87,7 +87,7 @@ export class ConversationEngine {
   #early: { endpointId: string; events: StoredEvent[] }[] = [];
   #statePending: (StateEvent & { endpointId: string })[] = [];
   /** Handover events applied when they were stored, by inbox id: their lane step picks up the result. */
-  readonly #appliedEarly = new Map<number, Promise<{ ok: true; returned: { previous: ThreadState; outcome: HandoverOutcome } | null } | { ok: false }>>();
+  readonly #appliedEarly = new Map<number, { lane: string; applied: Promise<boolean> }>();
   /** The users' pending events, in their order: the lanes' work list (pending.ts). */
   readonly #pending = new PendingEvents();
   #stateRunning: Promise<void> | null = null;
@@ -163,13 +163,13 @@ export class ConversationEngine {
         // bot's queued messages at once. The lane then does what follows, in order.
         const log = this.deps.log.child(userFields(key, endpoint.data_protection.mask_logging));
         const applied = this.#applyControl(endpoint, key, e.kind, e.item as Record<string, any>, e.standby, e.timestamp, log).then(
-          (returned) => ({ ok: true as const, returned }),
+          () => true,
           (error) => {
             log.error("could not apply a handover event; it is applied again in the user's lane", { error });
-            return { ok: false as const };
+            return false;
           },
         );
-        this.#appliedEarly.set(e.inboxId, applied);
+        this.#appliedEarly.set(e.inboxId, { lane: laneId(key), applied });
       }
       this.#pending.add(key, { id: e.inboxId, kind: e.kind, standby: e.standby, timestamp: e.timestamp, item: e.item, attempts: 0 });
       this.notify(key);
@@ -248,24 +248,23 @@ export class ConversationEngine {
   }
 
   /**
-   * Handover protocol events (SPEC §11), in the user's lane: when the thread came back to us from
-   * a handover the flow runs once with `handover.status = "completed"`. Who has the floor was
-   * changed already when the event was stored (`accept`).
+   * Handover protocol events (SPEC §11), in the user's lane. Who has the floor was changed when
+   * the event was stored (`accept`); here it is only applied if that did not happen (stored before
+   * this start, or it failed: here a failure is retried).
    */
   async #control(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
     const early = this.#appliedEarly.get(row.id);
+    if (!(early && (await early.applied))) await this.#applyControl(endpoint, key, row.kind, row.item as Record<string, any>, row.standby, row.timestamp, log);
     this.#appliedEarly.delete(row.id);
-    const applied = early ? await early : null;
-    // Not applied on arrival (stored before this start), or that failed: now, where a failure is retried.
-    const returned = applied?.ok ? applied.returned : await this.#applyControl(endpoint, key, row.kind, row.item as Record<string, any>, row.standby, row.timestamp, log);
-    if (returned?.previous.state === "handover") return this.#turn(row, key, endpoint, log, returned.outcome);
     await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
   }
 
   /**
-   * Applies a handover event to the thread's state: a pass to us returns it (and says from what),
-   * a take or a pass to another app hands it over, a request is honoured (`honour_requests`) by
-   * passing at once — what is queued for the user is then held.
+   * Applies a handover event to the thread's state: a pass to us returns it — the flow's
+   * `handover.status = "completed"` turn is stored first, as an inbox event placed at the pass's
+   * time in the user's lane (once, whatever is applied twice) — a take or a pass to another app
+   * hands it over, a request is honoured (`honour_requests`) by passing at once; what is queued
+   * for the user is then held.
    */
   async #applyControl(
     endpoint: EndpointSettings,
@@ -275,9 +274,9 @@ export class ConversationEngine {
     standby: boolean,
     at: number,
     log: Logger,
-  ): Promise<{ previous: ThreadState; outcome: HandoverOutcome } | null> {
+  ): Promise<void> {
     const threads = this.deps.threads;
-    if (!threads) return null;
+    if (!threads) return;
     const appIdOf = (v: unknown) => (v === null || v === undefined || v === "" ? null : String(v));
     const ours = (appId: string | null) => (endpoint.app_id ? appId === endpoint.app_id : null);
     const metadataOf = (body: Record<string, unknown>) => (typeof body.metadata === "string" ? body.metadata : null);
@@ -286,15 +285,17 @@ export class ConversationEngine {
       const newOwner = appIdOf(body.new_owner_app_id);
       // Without app_id in the settings: a pass that reaches us in messaging[] (not standby) is to us.
       if (ours(newOwner) ?? !standby) {
-        const previous = await threads.returned(key, "returned", at);
-        if (!previous) return null;
-        const outcome: HandoverOutcome = {
-          status: "completed",
-          metadata: metadataOf(body) ?? previous.metadata,
-          owner_app_id: previous.ownerAppId ?? appIdOf(body.previous_owner_app_id),
-          since: new Date(previous.since).toISOString(),
-        };
-        return { previous, outcome };
+        await threads.returned(key, "returned", at, async (previous) => {
+          if (previous.state !== "handover") return; // a pause, say: nothing to tell the flow
+          const outcome: HandoverOutcome = {
+            status: "completed",
+            metadata: metadataOf(body) ?? previous.metadata,
+            owner_app_id: previous.ownerAppId ?? appIdOf(body.previous_owner_app_id),
+            since: new Date(previous.since).toISOString(),
+          };
+          await threads.storeOutcome(key, outcome, `pass:${at}`, at, item);
+        });
+        return;
       }
       if (newOwner) await threads.handedOver(key, newOwner, metadataOf(body), "taken_by_other", { at });
     } else if (kind === "take_thread_control") {
@@ -314,7 +315,6 @@ export class ConversationEngine {
         await threads.pass(key, requested, metadataOf(body));
       }
     }
-    return null;
   }
 
   /**
@@ -350,7 +350,7 @@ export class ConversationEngine {
     const input = injected
       ? injectedInput(injected, inputContext)
       : handover
-        ? handoverInput(handover, row.kind === "handover" ? undefined : row.item, inputContext)
+        ? handoverInput(handover, (row.item as unknown as HandoverEvent).request, inputContext)
         : inputFromEvent(row.item, inputContext);
     if (person.profile) input.data.profile = person.profile;
     if (returned) input.handover = returned;
@@ -406,9 +406,9 @@ export class ConversationEngine {
       if (wanted && handover?.status === "error") {
         // The pass just failed; passing again from the flow's answer to that could go round forever.
         turnLog.warn("the flow asked for a handover in its answer to a failed handover; not passed again");
-      } else if (wanted && this.deps.threads?.floor(key) === "handover") {
-        // An inject's turn while people have the thread: it is theirs already.
-        turnLog.warn("the flow asked for a handover while another app has the thread already; not passed");
+      } else if (wanted && (this.deps.threads?.floor(key) === "handover" || this.deps.threads?.passWaiting(key))) {
+        // An inject's turn while people have the thread, or while a handover waits to be made.
+        turnLog.warn("the flow asked for a handover while the thread is with people or on its way to them; not passed again");
       } else if (wanted) {
         // After the outputs, in the user's reply lane: the thread leaves once they are sent.
         const passThread = { targetAppId: targetAppId(wanted.target ?? endpoint.handover.target), metadata: wanted.metadata ?? null };
@@ -462,6 +462,8 @@ export class ConversationEngine {
    */
   forgetUser(key: LaneKey): void {
     this.#pending.drop(key);
+    const lane = laneId(key);
+    for (const [id, early] of this.#appliedEarly) if (early.lane === lane) this.#appliedEarly.delete(id);
     setNewest(this.#erased, laneId(key), ++this.#erasures, 10_000);
   }
 

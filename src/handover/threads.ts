@@ -68,6 +68,8 @@ export interface HandoverOutcome {
 /** The synthesized inbox event (kind "handover") that gives the flow its `source: "handover"` turn. */
 export interface HandoverEvent {
   handover: HandoverOutcome;
+  /** The Messenger event that brought the thread back (a pass_thread_control), for `data.request`. */
+  request?: unknown;
 }
 
 export interface ThreadsDeps {
@@ -115,6 +117,8 @@ const UPSERT_SQL =
 const COLUMNS = "state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, retry_at";
 /** Recently returned threads remembered (for stale events), and erased users. */
 const RECENT = 10_000;
+/** How far Meta's clock and ours may disagree, for events about our own passes and takes. */
+const OWN_SKEW_MS = 2_000;
 
 /** What a take or pass the operator asked for came to: null when done. */
 export interface CallFailure {
@@ -133,13 +137,18 @@ export class Threads {
    * actions are not in this map (our clock and Meta's need not agree to the millisecond).
    */
   readonly #eventAt = new Map<string, number>();
+  /**
+   * When we last passed or took the thread ourselves (our clock). A user event that Meta stamped
+   * before that (within OWN_SKEW_MS for the clocks) was routed by the owner before our change.
+   */
+  readonly #ownAt = new Map<string, number>();
   /** Users erased (lane id → time): a transition that started before is not written. */
   readonly #erasedAt = new Map<string, number>();
   readonly #timers = new Map<string, Timer>();
   readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
   readonly #leftListeners: ((key: LaneKey) => void)[] = [];
   /** Users whose flow asked for a handover that the reply lane has not made yet. */
-  readonly #passing = new Set<string>();
+  readonly #passing = new Map<string, number>();
   readonly #events;
   #stopped = false;
 
@@ -208,14 +217,23 @@ export class Threads {
     return this.holds(key) || (this.#passing.size > 0 && this.#passing.has(laneId(key)));
   }
 
+  /** Whether a handover the flow asked for waits in the user's reply lane. */
+  passWaiting(key: LaneKey): boolean {
+    return this.#passing.size > 0 && this.#passing.has(laneId(key));
+  }
+
   /** A handover item is queued in the user's reply lane (see holdsInput). */
   passQueued(key: LaneKey): void {
-    this.#passing.add(laneId(key));
+    const id = laneId(key);
+    this.#passing.set(id, (this.#passing.get(id) ?? 0) + 1);
   }
 
   /** That handover item was made or given up. */
   passSettled(key: LaneKey): void {
-    this.#passing.delete(laneId(key));
+    const id = laneId(key);
+    const left = (this.#passing.get(id) ?? 0) - 1;
+    if (left > 0) this.#passing.set(id, left);
+    else this.#passing.delete(id);
   }
 
   /** The open thread's state (not bot), if any. */
@@ -289,6 +307,7 @@ export class Threads {
     if (this.#stale(key, options.at, true)) return false;
     this.#sawEvent(key, options.at);
     const since = options.at ?? this.deps.clock.now();
+    if (options.at === undefined) setNewest(this.#ownAt, laneId(key), since, RECENT);
     const state: ThreadState = { state: "handover", ownerAppId, metadata, since, lastHumanAt: options.lastHumanAt ?? null, pausedUntil: null, lastError: null, retryAt: null };
     if (!(await this.#set(key, state, options))) return false;
     if (!options.byLane) for (const listener of this.#leftListeners) listener(key);
@@ -304,11 +323,21 @@ export class Threads {
    * take, the operator). Returns the state it left (handover or paused), or null when the bot had
    * it already or the event is stale.
    */
-  async returned(key: LaneKey, event: "returned" | "timeout" | "resumed", at?: number): Promise<ThreadState | null> {
-    const previous = this.current(key);
-    if (!previous || this.#stale(key, at, false)) return null;
+  async returned(
+    key: LaneKey,
+    event: "returned" | "timeout" | "resumed",
+    at?: number,
+    /** Runs once the change is decided, before it is written: stores what the flow is to hear (durable first). */
+    before?: (previous: ThreadState) => Promise<void>,
+  ): Promise<ThreadState | null> {
+    if (this.#stale(key, at, false)) return null;
+    // Seen even when it changes nothing: a take older than this "Done" must not hand over again.
     this.#sawEvent(key, at);
+    const previous = this.current(key);
+    if (!previous) return null;
     const since = at ?? this.deps.clock.now();
+    if (at === undefined) setNewest(this.#ownAt, laneId(key), since, RECENT);
+    await before?.(previous);
     if (!(await this.#set(key, { ...previous, state: "bot", since, pausedUntil: null, lastError: null, retryAt: null }))) return null;
     this.#events.inc({ endpoint: key.endpointId, event });
     this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
@@ -323,6 +352,8 @@ export class Threads {
    * whose thread we would take; a later messaging[] event gives it back).
    */
   async userSpoke(key: LaneKey, at: number, standby: boolean): Promise<ThreadState | null> {
+    // Sent before our own pass or take: Meta routed it by the owner of that moment.
+    if (this.#ownAt.size > 0 && at <= (this.#ownAt.get(laneId(key)) ?? 0) + OWN_SKEW_MS) return null;
     const floor = this.floor(key);
     if (!standby && floor === "handover") return this.returned(key, "returned", at);
     if (standby && floor !== "handover") await this.handedOver(key, null, null, "taken_by_other", { at });
@@ -342,7 +373,9 @@ export class Threads {
     if (open?.state === "handover") {
       if ((open.lastHumanAt ?? 0) >= at) return;
       // The person's app is the owner we did not know (a standby message told us only "not us").
-      await this.#set(key, { ...open, ownerAppId: open.ownerAppId ?? (standby ? appId : null), lastHumanAt: at }, { startedAt });
+      // A take waiting to be tried again is off: the timeout counts from this reply now.
+      const retrying = open.retryAt !== null;
+      await this.#set(key, { ...open, ownerAppId: open.ownerAppId ?? (standby ? appId : null), lastHumanAt: at, ...(retrying ? { retryAt: null, lastError: null } : {}) }, { startedAt });
       return;
     }
     // An answer sent before the thread came back (it arrives with, or after, the "Done").
@@ -416,7 +449,10 @@ export class Threads {
       const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
       if (!page) {
         const failure = pausedPage(key);
-        if (reason === "timeout") await this.failed(key, `take_thread_control: ${failure.message}`, startedAt + TAKE_RETRY_MS, startedAt);
+        if (reason === "timeout") {
+          log.warn(`could not take the thread back after the handover timeout: ${failure.message}; trying again in ${TAKE_RETRY_MS / 1000} s`);
+          await this.failed(key, `take_thread_control: ${failure.message}`, startedAt + TAKE_RETRY_MS, startedAt);
+        }
         return failure;
       }
       try {
@@ -426,30 +462,44 @@ export class Threads {
         });
       } catch (error) {
         const message = describe(error);
-        const passing = reason === "timeout" && classifySendError(error).action === "retry";
-        await this.failed(key, `take_thread_control: ${message}`, passing ? startedAt + TAKE_RETRY_MS : null, startedAt);
-        if (passing) log.warn(`could not take the thread back after the handover timeout (${message}); trying again in ${TAKE_RETRY_MS / 1000} s`);
+        const passing = classifySendError(error).action === "retry";
+        // A passing failure keeps a timer: the timeout's take is tried again a minute later, and an
+        // operator's failed take leaves the timeout where it was.
+        const retryAt = !passing ? null : reason === "timeout" ? startedAt + TAKE_RETRY_MS : open ? this.#takeAt(key, open) : null;
+        await this.failed(key, `take_thread_control: ${message}`, retryAt, startedAt);
+        if (passing) log.warn(`could not take the thread back (${message})${reason === "timeout" ? `; trying again in ${TAKE_RETRY_MS / 1000} s` : ""}`);
         else log.error(`could not take the thread back${reason === "timeout" ? " after the handover timeout" : ""}: ${message}${hint(error)}`);
-        return { status: 502, message: `${message}${hint(error)}` };
+        return { status: 502, message: passing ? `${message}: a passing failure, try again` : `${message}${hint(error)}` };
       }
     }
-    const previous = await this.returned(key, reason === "timeout" ? "timeout" : "resumed");
-    if (reason === "timeout" && previous) await this.#storeOutcome(key, { status: "timeout", metadata: previous.metadata, owner_app_id: previous.ownerAppId, since: iso(previous.since) });
+    await this.returned(
+      key,
+      reason === "timeout" ? "timeout" : "resumed",
+      undefined,
+      // The flow's "timeout" turn is stored before the state changes, under a key made from the
+      // handover it ends: a crash in between and the take made again store it once.
+      reason === "timeout"
+        ? (previous) => this.storeOutcome(key, { status: "timeout", metadata: previous.metadata, owner_app_id: previous.ownerAppId, since: iso(previous.since) }, `since:${previous.since}`)
+        : undefined,
+    );
     return null;
   }
 
   /** Our pass failed for good: the flow is told once (`source: "handover"`, status "error"). */
   async passFailed(key: LaneKey, targetApp: string, metadata: string | null, error: unknown): Promise<void> {
     const message = describe(error);
+    if (this.floor(key) === "handover") {
+      // Refused because another app took the thread meanwhile: nothing for the flow to hear now.
+      this.#log(key).warn(`a queued handover to app ${targetApp} was refused while another app has the thread; dropped: ${message}`);
+      return;
+    }
     await this.failed(key, `pass_thread_control: ${message}`);
     this.#log(key).error(`could not pass the thread to app ${targetApp}; the bot keeps the conversation and the flow is told (handover.status "error"): ${message}${hint(error)}`);
-    await this.#storeOutcome(key, {
-      status: "error",
-      metadata,
-      owner_app_id: targetApp,
-      since: null,
-      error: { message, ...(error instanceof GraphApiError ? { code: error.code } : {}) },
-    });
+    await this.storeOutcome(
+      key,
+      { status: "error", metadata, owner_app_id: targetApp, since: null, error: { message, ...(error instanceof GraphApiError ? { code: error.code } : {}) } },
+      `at:${this.deps.clock.now()}`,
+    );
   }
 
   /** Forgets an erased user (the rows are deleted with the rest of the user's data). */
@@ -458,6 +508,7 @@ export class Threads {
     this.#open.delete(id);
     this.#passing.delete(id);
     this.#eventAt.delete(id);
+    this.#ownAt.delete(id);
     setNewest(this.#erasedAt, id, this.deps.clock.now(), RECENT);
     clearTimeout(this.#timers.get(id));
     this.#timers.delete(id);
@@ -465,11 +516,15 @@ export class Threads {
 
   // --- internals ------------------------------------------------------------------------
 
-  async #storeOutcome(key: LaneKey, outcome: HandoverOutcome): Promise<void> {
-    const now = this.deps.clock.now();
-    const event: HandoverEvent = { handover: outcome };
+  /**
+   * Stores the flow's `source: "handover"` turn as an inbox event (durable; it runs in the user's
+   * lane). `unique` names what it ends, so that storing it again (after a crash) is a no-op;
+   * `timestamp` places it in the lane (default now).
+   */
+  async storeOutcome(key: LaneKey, outcome: HandoverOutcome, unique: string, timestamp = this.deps.clock.now(), request?: unknown): Promise<void> {
+    const event: HandoverEvent = { handover: outcome, ...(request !== undefined ? { request } : {}) };
     await this.deps.inbox.store(key.endpointId, [
-      { pageId: key.pageId, userId: key.userId, kind: "handover", standby: false, dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${now}`, timestamp: now, item: event as never },
+      { pageId: key.pageId, userId: key.userId, kind: "handover", standby: false, dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${unique}`, timestamp, item: event as never },
     ]);
   }
 
@@ -562,6 +617,13 @@ function pausedPage(key: LaneKey): CallFailure {
 /** `POST /{page}/pass_thread_control` (the reply lane's handover items and the operator's pass). */
 export function passThreadControl(graph: GraphClient, page: PageCredentials, userId: string, targetApp: string, metadata: string | null): Promise<unknown> {
   return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) });
+}
+
+/** `GET /{page}/thread_owner`: the app owning the user's thread, or null (idle). */
+export async function threadOwner(graph: GraphClient, page: PageCredentials, userId: string): Promise<string | null> {
+  const answer = await graph.request<{ data?: { thread_owner?: { app_id?: string | number } }[] }>(page, "GET", `/${page.pageId}/thread_owner`, undefined, { recipient: userId });
+  const owner = answer.data?.[0]?.thread_owner?.app_id;
+  return owner === undefined ? null : String(owner);
 }
 
 function rowState(r: readonly unknown[]): ThreadState {

@@ -33,7 +33,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
 import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
-import { passThreadControl, type Threads } from "../handover/threads.ts";
+import { passThreadControl, threadOwner, type Threads } from "../handover/threads.ts";
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError } from "./retry.ts";
 
@@ -253,6 +253,7 @@ export class ReplyLanes {
     // The thread may have left us during the typing delay (another app took it, a person answered).
     if (this.deps.threads?.holds(key)) return "open";
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
+    const interrupted = item.status === "sending";
     const now = this.deps.clock.now();
     const [marked] = await this.deps.writes.run([{ sql: MARK_SENDING_SQL, args: [item.attempts + 1, item.firstAttemptAt ?? now, item.id] }]);
     if (marked!.rowsAffected === 0) return "settled"; // its echo arrived meanwhile: already sent
@@ -260,7 +261,7 @@ export class ReplyLanes {
     item.attempts += 1;
     item.firstAttemptAt ??= now;
 
-    if (item.kind === "control") return this.#passThread(item, key, body as unknown as ControlBody, log);
+    if (item.kind === "control") return this.#passThread(item, key, body as unknown as ControlBody, log, interrupted);
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
     const started = performance.now();
@@ -278,12 +279,14 @@ export class ReplyLanes {
   }
 
   /** A flow's handover, after everything before it was sent (the item is marked "sending"). */
-  async #passThread(item: OutboxItem, key: LaneKey, body: ControlBody, log: Logger): Promise<Settled> {
+  async #passThread(item: OutboxItem, key: LaneKey, body: ControlBody, log: Logger, interrupted: boolean): Promise<Settled> {
     const page = this.deps.pages.credentials(key.endpointId, key.pageId)!;
     const threads = this.deps.threads;
     const startedAt = this.deps.clock.now(); // an erasure meanwhile keeps its state from being written back
     try {
-      await passThreadControl(this.deps.graph, page, key.userId, body.target_app_id, body.metadata);
+      // A crash may have come after Meta passed the thread and before we recorded it: ask first.
+      const done = interrupted && (await threadOwner(this.deps.graph, page, key.userId).catch(() => null)) === body.target_app_id;
+      if (!done) await passThreadControl(this.deps.graph, page, key.userId, body.target_app_id, body.metadata);
     } catch (error) {
       return this.#failed(item, key, error, log);
     }
@@ -293,6 +296,7 @@ export class ReplyLanes {
     if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [sent], startedAt });
     else await this.deps.writes.run([sent], { durable: false });
     threads?.passSettled(key);
+    await this.#supersedePasses(key); // one handover at a time: those queued after it are moot
     return "settled";
   }
 
@@ -308,7 +312,7 @@ export class ReplyLanes {
     for (const item of moot) list!.splice(list!.indexOf(item), 1);
     if (list!.length === 0) this.#open.delete(laneId(key));
     await this.deps.writes.run(moot.map((item) => ({ sql: FINISH_SQL, args: ["dropped", JSON.stringify({ reason: "superseded: the thread left the bot otherwise first" }), item.id] })), { durable: false });
-    this.deps.threads?.passSettled(key);
+    for (const _ of moot) this.deps.threads?.passSettled(key);
   }
 
   /** A handover item given up: the flow is told (handover.status "error"), once. */
