@@ -189,6 +189,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     readiness,
     log,
     async start() {
+      await pages.load(); // paused Pages first: a take that is due at once must know
       await threads.load(); // before the lanes: what they hold depends on it
       await lanes.start();
       await engine.start();

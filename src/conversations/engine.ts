@@ -217,7 +217,16 @@ export class ConversationEngine {
   async #process(row: PendingEvent, key: LaneKey, log: Logger): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
     if (endpoint && HANDOVER_KINDS.has(row.kind)) return this.#control(row, key, endpoint, log);
-    if (endpoint && row.kind === "handover") return this.#turn(row, key, endpoint, log, (row.item as unknown as HandoverEvent).handover);
+    if (endpoint && row.kind === "handover") {
+      const outcome = (row.item as unknown as HandoverEvent).handover;
+      if (outcome.status !== "error" && this.deps.threads?.floor(key) === "handover") {
+        // The thread left again before this turn ran (a take right after the "Done"): not now.
+        log.info(`the thread came back (${outcome.status}) and left again before the flow heard it; the flow is not run`);
+        await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
+        return;
+      }
+      return this.#turn(row, key, endpoint, log, outcome);
+    }
     const userInput = USER_INPUT_KINDS.has(row.kind);
     // messaging[] / standby[] say who owns the thread, whatever we recorded (Meta returns threads
     // without telling, and hands them on): the thread state follows them.

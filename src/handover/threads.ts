@@ -176,6 +176,12 @@ export class Threads {
       this.#open.set(laneId(key), { key, state });
       this.#arm(key, state);
     }
+    // When the latest threads came back: a redelivered event from before that stays stale.
+    const back = await this.deps.database.client.execute({
+      sql: "SELECT endpoint_id, page_id, user_id, since FROM threads WHERE state = 'bot' ORDER BY updated_at DESC LIMIT ?",
+      args: [RECENT],
+    });
+    for (const r of back.rows.toReversed()) setNewest(this.#eventAt, laneId({ endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) }), Number(r[3]), RECENT);
   }
 
   stop(): void {
@@ -338,6 +344,9 @@ export class Threads {
     const since = at ?? this.deps.clock.now();
     if (at === undefined) setNewest(this.#ownAt, laneId(key), since, RECENT);
     await before?.(previous);
+    // Something newer happened while `before` wrote (a take in the same POST, say): that stands.
+    const now = this.current(key);
+    if (!now || now.since !== previous.since || (at !== undefined && (this.#eventAt.get(laneId(key)) ?? 0) > at)) return null;
     if (!(await this.#set(key, { ...previous, state: "bot", since, pausedUntil: null, lastError: null, retryAt: null }))) return null;
     this.#events.inc({ endpoint: key.endpointId, event });
     this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
@@ -352,9 +361,11 @@ export class Threads {
    * whose thread we would take; a later messaging[] event gives it back).
    */
   async userSpoke(key: LaneKey, at: number, standby: boolean): Promise<ThreadState | null> {
-    // Sent before our own pass or take: Meta routed it by the owner of that moment.
+    // Sent before our own pass or take, or before the thread left (which `since` keeps across
+    // restarts): Meta routed it by the owner of that moment.
     if (this.#ownAt.size > 0 && at <= (this.#ownAt.get(laneId(key)) ?? 0) + OWN_SKEW_MS) return null;
     const floor = this.floor(key);
+    if (floor === "handover" && at <= this.current(key)!.since) return null;
     if (!standby && floor === "handover") return this.returned(key, "returned", at);
     if (standby && floor !== "handover") await this.handedOver(key, null, null, "taken_by_other", { at });
     return null;
@@ -462,7 +473,10 @@ export class Threads {
         });
       } catch (error) {
         const message = describe(error);
-        const passing = classifySendError(error).action === "retry";
+        const verdict = classifySendError(error);
+        // A refused token pauses the Page (as for sends); the take is tried again once it is replaced.
+        if (verdict.action === "pause_page") await this.deps.pages.pause(key.endpointId, key.pageId, verdict.reason);
+        const passing = verdict.action === "retry" || verdict.action === "pause_page";
         // A passing failure keeps a timer: the timeout's take is tried again a minute later, and an
         // operator's failed take leaves the timeout where it was.
         const retryAt = !passing ? null : reason === "timeout" ? startedAt + TAKE_RETRY_MS : open ? this.#takeAt(key, open) : null;

@@ -109,8 +109,7 @@ export class ReplyLanes {
 
   /** Resumes every lane with open items (after a restart) and starts taking work. */
   async start(): Promise<void> {
-    this.#startedAt = this.deps.clock.now();
-    await this.deps.pages.load();
+    this.#startedAt = this.deps.clock.now(); // the Pages' pauses are loaded first (app.ts)
     const rows = await this.deps.database.client.execute(
       "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
         "WHERE status IN ('pending', 'sending') ORDER BY id",
@@ -318,6 +317,7 @@ export class ReplyLanes {
   /** A handover item given up: the flow is told (handover.status "error"), once. */
   async #passGivenUp(item: OutboxItem, key: LaneKey, error: unknown): Promise<void> {
     if (item.kind !== "control" || !this.deps.threads) return;
+    if (!this.#open.get(laneId(key))?.includes(item)) return; // the user was erased meanwhile
     const body = JSON.parse(item.body) as ControlBody;
     this.deps.threads.passSettled(key);
     await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);

@@ -522,6 +522,69 @@ describe("ordering, restarts and races", () => {
   });
 });
 
+describe("more ordering, a refused token, and restarts", () => {
+  test("take, Done and take again in one POST: the last take stands, and the flow is not told 'completed' into a thread it lost", async () => {
+    const c = await conversation();
+    await say(c, "hello", 1);
+    const t = Date.now() + 3_000;
+    const at = (ms: number, body: Record<string, unknown>) => ({ sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + ms, ...body });
+    c.graph.setThreadOwner(PAGE_ID, PSID, PAGE_INBOX_APP_ID);
+    expect(
+      await c.post([
+        at(0, { take_thread_control: { previous_owner_app_id: "987654321098765", new_owner_app_id: PAGE_INBOX_APP_ID } }),
+        at(10, { pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765" } }),
+        at(20, { take_thread_control: { previous_owner_app_id: "987654321098765", new_owner_app_id: PAGE_INBOX_APP_ID } }),
+      ]),
+    ).toBe(200);
+    await inboxDone(c);
+    await c.app.writes.drain();
+    expect(await thread(c)).toMatchObject({ state: "handover", owner_app_id: PAGE_INBOX_APP_ID });
+    expect(Date.parse((await thread(c)).since)).toBe(t + 20);
+    expect(texts(c)).toEqual(["bot:hello"]);
+    noRefusedSends(c);
+  });
+
+  test("a take refused for the token (190) pauses the Page and is tried again, not given up", async () => {
+    const c = await conversation("timeout_minutes = 0.005");
+    c.graph.failNext({ code: 190, subcode: 463, message: "Error validating access token: Session has expired" }, { edge: "take_thread_control" });
+    await say(c, "human", 1);
+    await c.graph.waitForCalls((call) => call.path.endsWith("/take_thread_control"));
+    await until(async () => (await thread(c)).last_error !== null);
+    const state = await thread(c);
+    expect(state.state).toBe("handover");
+    expect(state.timeout_at).not.toBeNull(); // a retry is armed
+    const ready = await fetch(`${c.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain(`Page ${PAGE_ID}`);
+  });
+
+  test("after a restart, events stamped before the last change are still stale", async () => {
+    const first = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, fakeGraph: OWNER_ERROR });
+    const beforePass = Date.now();
+    expect(await first.post([userText("human", { timestamp: beforePass })])).toBe(200);
+    await until(async () => (await thread(first)).state === "handover");
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, dir: first.dir, graph: first.graph });
+    open.push(c);
+    // (A) a message sent just before the pass, redelivered after the restart: still the people's thread
+    expect(await c.post([userText("sent before the pass", { timestamp: beforePass + 1 })])).toBe(200);
+    await inboxDone(c);
+    expect(await thread(c)).toMatchObject({ state: "handover", owner_app_id: PAGE_INBOX_APP_ID });
+    // Done; then, after another restart, a person's answer stamped before the Done
+    c.graph.inboxDone(PAGE_ID, PSID);
+    await until(() => texts(c).length >= 2);
+    const doneAt = Date.parse((await thread(c)).since);
+    await c.close({ keepDir: true, keepGraph: true });
+    open.splice(open.indexOf(c), 1);
+    const d = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, dir: first.dir, graph: first.graph });
+    open.push(d);
+    expect(await d.post([echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "bye", timestamp: doneAt - 1 })], { standby: true })).toBe(200);
+    await inboxDone(d);
+    await d.app.writes.drain();
+    expect((await thread(d)).state).toBe("bot");
+  });
+});
+
 describe("state across restarts", () => {
   test("a handed-over thread stays handed over after a restart, and Done still brings it back", async () => {
     const first = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, fakeGraph: OWNER_ERROR });
