@@ -24,6 +24,8 @@ import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
 import { Threads } from "./handover/threads.ts";
+import { Simulator } from "./simulator/simulator.ts";
+import { simulatorRoutes } from "./simulator/routes.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./replies/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -63,6 +65,8 @@ export interface App {
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
+  /** The simulator (SPEC §14), when `[simulator] enabled`. */
+  readonly simulator: Simulator | null;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -79,15 +83,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config, db } = deps;
   const clock = deps.clock ?? systemClock;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
-  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
   const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error).");
   const graphSeconds = metrics.histogram("messenger_graph_request_seconds", "Graph API call latency by operation.");
-  graph.onCall((call) => {
-    graphCalls.inc({ operation: call.operation, result: call.result });
-    graphSeconds.observe({ operation: call.operation }, call.seconds);
-  });
   const readiness = new Readiness();
   const writes = new WriteQueue(db.client, {
     durable: db.durable,
@@ -96,11 +95,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
       deps.onDurabilityFailure?.(error);
     },
   });
+  // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in.
+  const simulator = config.simulator.enabled ? new Simulator({ config, database: db, writes, clock, log }) : null;
+  const graph =
+    deps.graph ??
+    new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, ...(simulator ? { fetch: simulator.fetchFor(fetch) } : {}) });
+  graph.onCall((call) => {
+    graphCalls.inc({ operation: call.operation, result: call.result });
+    graphSeconds.observe({ operation: call.operation }, call.seconds);
+  });
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
   const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
+  if (simulator) threads.onChange((key, floor) => simulator.threadChanged(key, floor));
   const lanes = new ReplyLanes({
     threads,
     config,
@@ -169,6 +178,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
     .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
+  if (simulator) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -182,6 +192,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     transformers,
     profiles,
     threads,
+    simulator,
     lanes,
     pages,
     writes,
@@ -189,6 +200,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     readiness,
     log,
     async start() {
+      await simulator?.load(); // before anything is sent: simulated users' calls go to the stand-in
       await pages.load(); // paused Pages first: a take that is due at once must know
       await threads.load(); // before the lanes: what they hold depends on it
       await lanes.start();
@@ -204,6 +216,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await engine.stop(deps.shutdownGraceMs);
       await lanes.stop();
       await transformers.stop();
+      await simulator?.graph.stop();
       await writes.drain();
     },
   };

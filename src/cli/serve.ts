@@ -84,6 +84,12 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const base = `http://${host.includes(":") ? `[${host}]` : host}:${actualPort}`;
   const webhookBase = config.server.public_url?.replace(/\/+$/, "") ?? base;
   const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
+  // The simulator's stand-in posts to this very server, over loopback.
+  const loopback = host === "0.0.0.0" || host === "::" ? `http://127.0.0.1:${actualPort}` : base;
+  app.simulator?.listening(loopback);
+  if (app.simulator && !config.demo) {
+    log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
+  }
   await app.start();
   log.info("listening", { version: VERSION, url: base, port: actualPort, demo: config.demo, endpoints });
   io.err(banner(config, base, endpoints, database));
@@ -131,6 +137,7 @@ function banner(config: Config, base: string, endpoints: { id: string; url: stri
     ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),
     "",
     `  health     ${base}/healthz   ${base}/readyz${config.metrics.enabled ? `   ${base}/metrics` : ""}`,
+    ...(config.simulator.enabled ? ["", `  simulator  ${base}/simulator   chat with your endpoints as made-up users, in a browser`] : []),
   ];
   if (!config.server.public_url && !config.demo) {
     lines.push("", "  Facebook needs HTTPS: put a TLS reverse proxy in front and set server.public_url to print the public URLs.");

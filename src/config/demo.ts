@@ -25,6 +25,22 @@ export function demoConfig(cwd: string, env: Env = process.env): Config {
           app_secret: secret("demo-secret"),
           pages: [{ id: DEMO_PAGE_ID, name: "Demo Page", access_token: secret("demo-page-token") }],
           messenger: { typing_indicators: true, message_delay_ms: 600 },
+          // Shown by the simulator as Messenger would (and applied to the stand-in's Page).
+          messenger_profile: {
+            get_started_payload: "HELLO",
+            greeting: { default: "Hi! This is the built-in demo agent: it echoes what you say." },
+            persistent_menu: [
+              {
+                locale: "default",
+                composer_input_disabled: false,
+                call_to_actions: [
+                  { type: "postback", title: "Show buttons", payload: "SHOW_BUTTONS" },
+                  { type: "postback", title: "Show cards", payload: "SHOW_CARDS" },
+                  { type: "postback", title: "Talk to a person", payload: "HUMAN" },
+                ],
+              },
+            ],
+          },
         },
       ],
     },

@@ -276,3 +276,20 @@ export const threads = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("threads_open").on(t.state).where(sql`state <> 'bot'`)],
 );
+
+/**
+ * The simulator's users (SPEC §14, src/simulator/): PSIDs made up by the simulator. Graph API calls
+ * about them go to the built-in stand-in, never to Facebook — also after a restart, which is why
+ * they are stored.
+ */
+export const simulatorUsers = sqliteTable(
+  "simulator_users",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("simulator_users_user").on(t.userId)],
+);

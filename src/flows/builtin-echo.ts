@@ -15,6 +15,14 @@ export async function echoFlow(input: FlowInput): Promise<FlowResult> {
   const count = Number(input.context.count ?? 0) + 1;
   const context = { ...input.context, count };
   const payload = input.data.payload;
+  // Handover (SPEC §11): "Talk to a person" in the demo's menu passes the thread to the Page Inbox.
+  const handover = input.handover as { status?: string } | null;
+  if (input.source === "handover") {
+    return { context, outputs: [{ text: `I'm back (the handover ended: ${handover?.status ?? "completed"}). How can I help?`, quick_replies: MENU }] };
+  }
+  if (payload === "HUMAN") {
+    return { context, outputs: [{ text: "I'm passing you to a person. (In the simulator, \"Mark done\" plays the person finishing.)" }], handover: { target: "page_inbox", metadata: "asked for a person" } };
+  }
   if (payload === "SHOW_BUTTONS") {
     return {
       context,

@@ -147,6 +147,7 @@ export class Threads {
   readonly #timers = new Map<string, Timer>();
   readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
   readonly #leftListeners: ((key: LaneKey) => void)[] = [];
+  readonly #changeListeners: ((key: LaneKey, floor: Floor) => void)[] = [];
   /** Users whose flow asked for a handover that the reply lane has not made yet. */
   readonly #passing = new Map<string, number>();
   readonly #events;
@@ -193,6 +194,11 @@ export class Threads {
   /** Called when the bot has the floor again: the reply lane sends what it held. */
   onRelease(listener: (key: LaneKey) => void): void {
     this.#releaseListeners.push(listener);
+  }
+
+  /** Called after every change of a thread's state (the simulator shows it). */
+  onChange(listener: (key: LaneKey, floor: Floor) => void): void {
+    this.#changeListeners.push(listener);
   }
 
   /** Called when the thread left us other than by the reply lane's own handover: handovers still queued there are moot. */
@@ -564,6 +570,7 @@ export class Threads {
       ...(options.extra ?? []),
     ]);
     if (wasOpen && state.state === "bot") for (const listener of this.#releaseListeners) listener(key);
+    if (wasOpen !== (state.state !== "bot") || state.state !== "bot") for (const listener of this.#changeListeners) listener(key, this.floor(key));
     return true;
   }
 

@@ -266,7 +266,7 @@ export class PeopleRecords {
     const statements: InStatement[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
-      for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users", "threads"]) {
+      for (const table of ["inbox", "outbox", "sessions", "transcripts", "contact_users", "threads", "simulator_users"]) {
         statements.push({ sql: `DELETE FROM ${table} WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`, args });
       }
       // Transformer session storage kept under this PSID (getSessionStorage(userId, sessionId)).

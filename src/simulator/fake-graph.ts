@@ -35,6 +35,8 @@ export interface FakePage {
   name?: string;
   /** Conversation Routing: take / request thread control answer "Handover Protocol APIs disabled for this page." */
   conversationRouting?: boolean;
+  /** Where this Page's webhook events go (default: the fake's `webhook.url`): one fake can serve several endpoints. */
+  webhookUrl?: string;
   /** The token has expired: every call answers 190 / 463. */
   tokenExpired?: boolean;
   /** The token's permissions. When given without `pages_messaging`, sends answer 403 code 200; `pages_user_*` grant profile fields. */
@@ -282,6 +284,7 @@ export class FakeGraph {
   readonly #inFlight = new Set<RecordedCall>();
   readonly #holds = new Set<Hold>();
   readonly #waiters = new Set<Waiter>();
+  readonly #sendListeners: ((send: RecordedSend) => void)[] = [];
   #webhookChain: Promise<void> = Promise.resolve();
   #stopped = false;
   /** Bumped by reset(): webhook deliveries queued before it are abandoned. */
@@ -386,11 +389,23 @@ export class FakeGraph {
    * the thread and in `standby[]` while another app (the Page Inbox) does. Opens the 24-hour window.
    */
   userMessage(pageId: string, psid: string, text: string): MessagingEvent {
+    return this.userEvent(pageId, psid, textMessage(pageId, psid, text, { timestamp: this.#clock.now() }));
+  }
+
+  /** Any event from the user (a message, a quick reply, a postback), routed like `userMessage`. */
+  userEvent(pageId: string, psid: string, event: MessagingEvent): MessagingEvent {
     const page = this.#page(pageId);
-    const event = textMessage(pageId, psid, text, { timestamp: this.#clock.now() });
     this.userMessaged(pageId, psid);
-    this.#emit(page, [event], { standby: !this.#ownedByPageApp(page, psid) });
+    const standby = !this.#ownedByPageApp(page, psid);
+    // Apps that do not own the thread get postbacks without their payload (messenger-platform.md §3.10).
+    const item = standby && isObject(event.postback) ? { ...event, postback: { ...event.postback, payload: undefined } } : event;
+    this.#emit(page, [item], { standby });
     return event;
+  }
+
+  /** Called with every successful Send API call (the simulator shows them as they come). */
+  onSend(listener: (send: RecordedSend) => void): void {
+    this.#sendListeners.push(listener);
   }
 
   /** A person answers in the Page Inbox: the echo (app 263902037430900), in standby[] unless our app owns the thread. */
@@ -514,6 +529,11 @@ export class FakeGraph {
       }, timeoutMs);
       this.#waiters.add(waiter);
     });
+  }
+
+  #sent(send: RecordedSend): void {
+    this.#notify();
+    for (const listener of this.#sendListeners) listener(send);
   }
 
   #notify(): void {
@@ -749,7 +769,7 @@ export class FakeGraph {
     if (params.sender_action) {
       send.senderAction = String(params.sender_action);
       this.#sends.push(send);
-      this.#notify();
+      this.#sent(send);
       return this.#ok(psid === undefined ? {} : { recipient_id: psid });
     }
     const message = params.message as Record<string, any>;
@@ -759,7 +779,7 @@ export class FakeGraph {
     if (typeof params.tag === "string") send.tag = params.tag;
     if (typeof message.metadata === "string") send.metadata = message.metadata;
     this.#sends.push(send);
-    this.#notify();
+    this.#sent(send);
     if (psid !== undefined) this.#afterSend(page, psid, message, messageId, now);
     const withRecipient = psid !== undefined || (recipient.user_ref === undefined && recipient.phone_number === undefined);
     return this.#ok(withRecipient && psid !== undefined ? { recipient_id: psid, message_id: messageId } : { message_id: messageId });
@@ -802,7 +822,7 @@ export class FakeGraph {
       for (let attempt = 0; attempt <= retries && !this.#stopped && generation === this.#generation; attempt++) {
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
         try {
-          const response = await deliverWebhook(webhook.url, body, secret, { signal: AbortSignal.timeout(webhook.timeoutMs ?? 10_000) });
+          const response = await deliverWebhook(page.webhookUrl ?? webhook.url, body, secret, { signal: AbortSignal.timeout(webhook.timeoutMs ?? 10_000) });
           await response.arrayBuffer();
           record.status = response.status;
           delete record.error;

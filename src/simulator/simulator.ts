@@ -1,0 +1,224 @@
+/**
+ * The simulator (SPEC §14): a Messenger stand-in for people trying the product without a Facebook
+ * App. The chat page (page.ts, served by routes.ts) asks this module to act as a user; the user's
+ * event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
+ * the whole pipeline runs as for Facebook — and the Send API calls about simulated users reach the
+ * built-in fake Graph API, which shows them on the page (server-sent events) and sends echoes,
+ * deliveries and reads back to the webhook like Meta.
+ *
+ * Simulated users are PSIDs the simulator makes up, stored in `simulator_users` so that after a
+ * restart their queued replies still go to the stand-in. Graph calls about anybody else go to
+ * Facebook, except in the demo, where everything goes to the stand-in (there is no real Page).
+ */
+import { randomInt } from "node:crypto";
+import type { Config } from "../config/load.ts";
+import type { EndpointSettings } from "../config/schema.ts";
+import type { Database } from "../db/client.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log/logger.ts";
+import { laneId, type LaneKey } from "../lanes.ts";
+import { FakeGraph, type FakePage, type RecordedSend } from "./fake-graph.ts";
+import { postback, textMessage } from "./webhook-driver.ts";
+import { desiredProfile } from "../messenger/profile.ts";
+import type { Floor } from "../handover/threads.ts";
+
+export interface SimulatedUser {
+  endpoint_id: string;
+  page_id: string;
+  user_id: string;
+  name: string;
+}
+
+/** What the page is told as it happens. */
+export type SimulatorEvent =
+  | { type: "action"; action: string }
+  | { type: "message"; message: Record<string, unknown>; message_id?: string }
+  | { type: "thread"; state: Floor };
+
+/** What a simulated user does. */
+export type UserAction = { text: string } | { quick_reply: { title: string; payload: string } } | { postback: { title: string; payload: string } };
+
+export interface SimulatorDeps {
+  config: Config;
+  database: Database;
+  writes: WriteQueue;
+  clock: Clock;
+  log: Logger;
+}
+
+export class Simulator {
+  /** The built-in Graph API stand-in (in process; not listening on a port). */
+  readonly graph: FakeGraph;
+  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #pages: FakePage[] = [];
+  readonly #users = new Map<string, SimulatedUser>();
+  readonly #subscribers = new Map<string, Set<(event: SimulatorEvent) => void>>();
+  /** The demo: every Graph call goes to the stand-in. */
+  readonly #everything: boolean;
+
+  constructor(private readonly deps: SimulatorDeps) {
+    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#everything = deps.config.demo;
+    for (const endpoint of deps.config.endpoints) {
+      for (const page of endpoint.pages) {
+        this.#pages.push({ id: page.id, token: page.access_token, appSecret: endpoint.app_secret, appId: endpoint.app_id, name: page.name ?? `Page ${page.id}` });
+      }
+    }
+    this.graph = new FakeGraph({
+      pages: this.#pages,
+      clock: deps.clock,
+      // Set when the server listens (listening()); each Page posts to its endpoint's webhook.
+      webhook: { url: "http://127.0.0.1:0/", retries: 3 },
+      echoes: true,
+      deliveries: true,
+      reads: true,
+    });
+    this.graph.onSend((send) => this.#sent(send));
+  }
+
+  /** Reads the simulated users (their Graph calls must keep going to the stand-in). */
+  async load(): Promise<void> {
+    const rows = await this.deps.database.client.execute("SELECT endpoint_id, page_id, user_id, name FROM simulator_users ORDER BY created_at");
+    for (const r of rows.rows) this.#remember({ endpoint_id: String(r[0]), page_id: String(r[1]), user_id: String(r[2]), name: String(r[3]) });
+  }
+
+  /** The server listens at `base`: the stand-in's webhook events go to its `/webhooks/{id}`. */
+  listening(base: string): void {
+    const pages = new Map(this.#pages.map((p) => [p.id, p]));
+    for (const endpoint of this.deps.config.endpoints) {
+      for (const page of endpoint.pages) {
+        const fake = pages.get(page.id);
+        if (fake && fake.webhookUrl === undefined) fake.webhookUrl = `${base}/webhooks/${endpoint.id}`;
+      }
+    }
+  }
+
+  /**
+   * The Graph client's `fetch`: calls about simulated users (and in the demo, all calls) are
+   * answered by the stand-in; the rest go to `real`.
+   */
+  fetchFor(real: typeof fetch): typeof fetch {
+    return (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (this.#everything || this.#aboutSimulatedUser(url, init)) return this.graph.handle(new Request(url.href, init));
+      return real(input, init);
+    }) as typeof fetch;
+  }
+
+  isSimulated(userId: string): boolean {
+    return this.#users.has(userId);
+  }
+
+  users(): SimulatedUser[] {
+    return [...this.#users.values()];
+  }
+
+  user(endpointId: string, pageId: string, userId: string): SimulatedUser | undefined {
+    const user = this.#users.get(userId);
+    return user && user.endpoint_id === endpointId && user.page_id === pageId ? user : undefined;
+  }
+
+  /** Makes up a user (a PSID no real person has on this Page) and stores it. */
+  async addUser(endpointId: string, pageId: string, name: string): Promise<SimulatedUser> {
+    let userId: string;
+    do userId = `9${String(randomInt(10 ** 14)).padStart(14, "0")}${randomInt(10)}`;
+    while (this.#users.has(userId));
+    const user = { endpoint_id: endpointId, page_id: pageId, user_id: userId, name };
+    await this.deps.writes.run([
+      { sql: "INSERT INTO simulator_users (endpoint_id, page_id, user_id, name, created_at) VALUES (?, ?, ?, ?, ?)", args: [endpointId, pageId, userId, name, this.deps.clock.now()] },
+    ]);
+    this.#remember(user);
+    return user;
+  }
+
+  /** The user acts: the event goes through the stand-in to the real webhook, signed. */
+  act(user: SimulatedUser, action: UserAction): void {
+    const { page_id: page, user_id: psid } = user;
+    const timestamp = this.deps.clock.now();
+    const event =
+      "text" in action
+        ? textMessage(page, psid, action.text, { timestamp })
+        : "quick_reply" in action
+          ? textMessage(page, psid, action.quick_reply.title, { timestamp, quickReplyPayload: action.quick_reply.payload })
+          : postback(page, psid, action.postback.payload, { timestamp, title: action.postback.title });
+    this.graph.userEvent(page, psid, event);
+  }
+
+  /** A person marks the conversation Done in the (simulated) Page Inbox: the thread comes back. */
+  inboxDone(user: SimulatedUser): void {
+    this.graph.inboxDone(user.page_id, user.user_id);
+  }
+
+  /** Follows what a simulated user's Messenger would show; returns the unsubscribe. */
+  subscribe(user: SimulatedUser, push: (event: SimulatorEvent) => void): () => void {
+    const id = this.#key(user.page_id, user.user_id);
+    let set = this.#subscribers.get(id);
+    if (!set) this.#subscribers.set(id, (set = new Set()));
+    set.add(push);
+    return () => {
+      set!.delete(push);
+      if (set!.size === 0) this.#subscribers.delete(id);
+    };
+  }
+
+  /** The thread state of a user changed (handover): shown on the page. */
+  threadChanged(key: LaneKey, state: Floor): void {
+    this.#push(key.pageId, key.userId, { type: "thread", state });
+  }
+
+  /** What the page needs to draw an endpoint: its Pages, persistent menu, Get Started, pacing. */
+  setup(): Record<string, unknown>[] {
+    return this.deps.config.endpoints.map((e) => {
+      const profile = e.messenger_profile ? desiredProfile(e.messenger_profile) : {};
+      const menus = (profile.persistent_menu as { locale: string; call_to_actions?: unknown[] }[] | undefined) ?? [];
+      return {
+        id: e.id,
+        pages: e.pages.map((p) => ({ id: p.id, name: p.name ?? `Page ${p.id}` })),
+        get_started: profile.get_started ?? null,
+        greeting: (profile.greeting as { locale: string; text: string }[] | undefined)?.find((g) => g.locale === "default")?.text ?? null,
+        menu: menus.find((m) => m.locale === "default")?.call_to_actions ?? [],
+        ice_breakers: profile.ice_breakers ?? [],
+      };
+    });
+  }
+
+  // --- internals ------------------------------------------------------------------------
+
+  #remember(user: SimulatedUser): void {
+    this.#users.set(user.user_id, user);
+    const [first, ...rest] = user.name.split(" ");
+    this.graph.setUser(user.page_id, user.user_id, { profile: { first_name: first ?? user.name, last_name: rest.join(" "), locale: "en_US", timezone: 0 }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
+  }
+
+  #key(pageId: string, userId: string): string {
+    return laneId({ endpointId: "", pageId, userId });
+  }
+
+  #push(pageId: string, userId: string, event: SimulatorEvent): void {
+    for (const push of this.#subscribers.get(this.#key(pageId, userId)) ?? []) push(event);
+  }
+
+  #sent(send: RecordedSend): void {
+    if (send.type === "action") this.#push(send.pageId, send.recipientId, { type: "action", action: send.senderAction ?? "" });
+    else this.#push(send.pageId, send.recipientId, { type: "message", message: send.message ?? {}, ...(send.messageId ? { message_id: send.messageId } : {}) });
+  }
+
+  /** Whether a Graph call is about a simulated user: the recipient of a POST, a profile, a thread owner. */
+  #aboutSimulatedUser(url: URL, init?: RequestInit): boolean {
+    if (this.#users.size === 0) return false;
+    const recipient = url.searchParams.get("recipient");
+    if (recipient && this.#users.has(recipient)) return true;
+    const segments = url.pathname.split("/").filter(Boolean); // [version, node, edge?]
+    if (segments[1] && this.#users.has(segments[1])) return true;
+    if (typeof init?.body === "string") {
+      try {
+        const id = (JSON.parse(init.body) as { recipient?: { id?: unknown } }).recipient?.id;
+        if (id !== undefined && this.#users.has(String(id))) return true;
+      } catch {
+        // not JSON: not about a user
+      }
+    }
+    return false;
+  }
+}

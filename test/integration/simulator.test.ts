@@ -1,0 +1,191 @@
+/**
+ * The simulator (SPEC §14) in process: the chat page's API, with the simulator switched on for a
+ * real endpoint. A simulated user's event goes signed to the real webhook and the whole pipeline
+ * runs; the replies reach the simulator's own Graph stand-in and the page's event stream, never
+ * the Graph API of the settings (here a fake standing for Facebook, which records every call).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { PAGE_ID, PSID } from "../helpers/config.ts";
+import { messageTexts, rows, startConversation, until, userText, type Conversation, type ConversationOptions } from "../helpers/conversation.ts";
+
+const open: Conversation[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close();
+});
+
+async function conversation(options: ConversationOptions = {}): Promise<Conversation> {
+  const c = await startConversation({ extra: "[simulator]\nenabled = true", ...options });
+  open.push(c);
+  return c;
+}
+
+async function call(c: Conversation, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${c.url}${path}`, { method, ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) }) });
+  const text = await response.text();
+  let parsed: any = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  return { status: response.status, body: parsed };
+}
+
+/** The page's event stream for a user: every event as it comes, and a way to wait for one. */
+async function events(c: Conversation, user: { endpoint_id: string; page_id: string; user_id: string }) {
+  const controller = new AbortController();
+  const response = await fetch(`${c.url}/simulator/api/events?${new URLSearchParams(user)}`, { signal: controller.signal });
+  expect(response.headers.get("content-type")).toStartWith("text/event-stream");
+  const seen: any[] = [];
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let at: number;
+        while ((at = buffer.indexOf("\n\n")) >= 0) {
+          const chunk = buffer.slice(0, at);
+          buffer = buffer.slice(at + 2);
+          if (chunk.startsWith("data: ")) seen.push(JSON.parse(chunk.slice(6)));
+        }
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    seen,
+    async next(predicate: (e: any) => boolean, timeoutMs = 10_000): Promise<any> {
+      await until(() => seen.some(predicate), timeoutMs);
+      return seen.find(predicate);
+    },
+    async close() {
+      controller.abort();
+      await pump;
+    },
+  };
+}
+
+const newUser = async (c: Conversation, name = "Ann Lee") => {
+  const answer = await call(c, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name });
+  expect(answer.status).toBe(201);
+  const { endpoint_id, page_id, user_id } = answer.body as { endpoint_id: string; page_id: string; user_id: string };
+  return { endpoint_id, page_id, user_id };
+};
+
+describe("simulator", () => {
+  test("is not there unless switched on", async () => {
+    const c = await startConversation();
+    open.push(c);
+    for (const path of ["/simulator", "/simulator/api/setup", "/simulator/api/events?endpoint_id=support"]) expect((await call(c, "GET", path)).status).toBe(404);
+    expect((await call(c, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "x" })).status).toBe(404);
+  });
+
+  test("serves the page, embedded, with nothing from elsewhere", async () => {
+    const c = await conversation();
+    const page = await fetch(`${c.url}/simulator`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const html = await page.text();
+    expect(html).toContain("Messenger simulator");
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!developers)/);
+  });
+
+  test("a simulated user's message runs the real pipeline; the reply reaches the page, never the settings' Graph API", async () => {
+    const c = await conversation({ messenger: { typing: true, delayMs: 50 } });
+    const user = await newUser(c);
+    expect(user.user_id).toMatch(/^9\d{15}$/);
+    const setup = await call(c, "GET", "/simulator/api/setup");
+    expect(setup.body.endpoints[0]).toMatchObject({ id: "support", pages: [{ id: PAGE_ID }] });
+    expect(setup.body.users).toEqual([{ ...user, name: "Ann Lee" }]);
+    const stream = await events(c, user);
+    expect(await stream.next((e) => e.type === "thread")).toEqual({ type: "thread", state: "bot" });
+    expect((await call(c, "POST", "/simulator/api/send", { ...user, text: "hi there" })).status).toBe(202);
+    const typing = await stream.next((e) => e.type === "action" && e.action === "typing_on");
+    const reply = await stream.next((e) => e.type === "message");
+    expect(stream.seen.indexOf(typing)).toBeLessThan(stream.seen.indexOf(reply));
+    expect(reply.message).toMatchObject({ text: "You said: hi there", quick_replies: [{ content_type: "text", title: "Buttons", payload: "SHOW_BUTTONS" }, { title: "Cards" }, { title: "Hello" }] });
+    // Through the real webhook (signed: the endpoint has an app secret) and the inbox.
+    const stored = await rows(c, "SELECT kind, event FROM inbox WHERE user_id = ? AND kind = 'message'", [user.user_id]);
+    expect(JSON.parse(String(stored[0]!.event)).message.text).toBe("hi there");
+    // The echo of the reply came back through the webhook and marked it sent.
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent' AND kind = 'message'", [user.user_id]))[0]!.n === 1);
+    // Nothing about the simulated user reached the Graph API of the settings.
+    expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(user.user_id))).toEqual([]);
+    // A real user is served by it as before.
+    expect(await c.post([userText("real person")])).toBe(200);
+    await until(() => messageTexts(c.sends(PSID)).length === 1);
+    expect(messageTexts(c.sends(PSID))).toEqual(["You said: real person"]);
+    await stream.close();
+  });
+
+  test("quick replies and postbacks carry their payloads; templates and carousels arrive as Messenger would show them", async () => {
+    const c = await conversation();
+    const user = await newUser(c);
+    const stream = await events(c, user);
+    expect((await call(c, "POST", "/simulator/api/send", { ...user, quick_reply: { title: "Buttons", payload: "SHOW_BUTTONS" } })).status).toBe(202);
+    const buttons = await stream.next((e) => e.type === "message");
+    expect(buttons.message.attachment).toMatchObject({ type: "template", payload: { template_type: "button", text: "Here are some buttons." } });
+    expect((await call(c, "POST", "/simulator/api/send", { ...user, postback: { title: "Show cards", payload: "SHOW_CARDS" } })).status).toBe(202);
+    const cards = await stream.next((e) => e.type === "message" && e.message.attachment?.payload?.template_type === "generic");
+    expect(cards.message.attachment.payload.elements.map((e: any) => e.title)).toEqual(["Card 1", "Card 2", "Card 3"]);
+    const inbox = await rows(c, "SELECT kind, event FROM inbox WHERE user_id = ? ORDER BY id", [user.user_id]);
+    expect(JSON.parse(String(inbox.find((r) => r.kind === "message")!.event)).message.quick_reply).toEqual({ payload: "SHOW_BUTTONS" });
+    expect(JSON.parse(String(inbox.find((r) => r.kind === "postback")!.event)).postback).toMatchObject({ title: "Show cards", payload: "SHOW_CARDS" });
+    await stream.close();
+  });
+
+  test("handover shows on the page, and 'Mark done' brings the bot back", async () => {
+    const c = await conversation();
+    const user = await newUser(c);
+    const stream = await events(c, user);
+    await call(c, "POST", "/simulator/api/send", { ...user, postback: { title: "Talk to a person", payload: "HUMAN" } });
+    expect(await stream.next((e) => e.type === "thread" && e.state === "handover")).toBeTruthy();
+    expect((await call(c, "POST", "/simulator/api/done", user)).status).toBe(202);
+    await stream.next((e) => e.type === "thread" && e.state === "bot" && stream.seen.indexOf(e) > 1);
+    const back = await stream.next((e) => e.type === "message" && String(e.message.text).startsWith("I'm back"));
+    expect(back.message.text).toContain("completed");
+    await stream.close();
+  });
+
+  test("bad requests are refused with a reason and change nothing", async () => {
+    const c = await conversation();
+    const user = await newUser(c);
+    const cases: [string, unknown, number][] = [
+      ["/simulator/api/send", { ...user, user_id: PSID, text: "x" }, 404], // a real user: never
+      ["/simulator/api/send", { ...user, text: "x", postback: { title: "a", payload: "b" } }, 400],
+      ["/simulator/api/send", { ...user }, 400],
+      ["/simulator/api/send", "not json", 400],
+      ["/simulator/api/users", { endpoint_id: "nope", page_id: PAGE_ID, name: "x" }, 404],
+      ["/simulator/api/users", { endpoint_id: "support", page_id: "1", name: "x" }, 404],
+      ["/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID }, 400],
+    ];
+    for (const [path, body, status] of cases) {
+      const answer = await call(c, "POST", path, body);
+      expect([path, answer.status]).toEqual([path, status]);
+      expect(answer.body.message).toBeString();
+    }
+    expect(await rows(c, "SELECT count(*) AS n FROM inbox")).toEqual([expect.objectContaining({ n: 0 })]);
+  });
+
+  test("simulated users survive a restart: their replies still go to the stand-in", async () => {
+    const first = await startConversation({ extra: "[simulator]\nenabled = true" });
+    const user = await (async () => {
+      const answer = await call(first, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "Bo" });
+      const { endpoint_id, page_id, user_id } = answer.body;
+      return { endpoint_id, page_id, user_id };
+    })();
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await conversation({ dir: first.dir, graph: first.graph });
+    expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([{ ...user, name: "Bo" }]);
+    const stream = await events(c, user);
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "again" });
+    expect((await stream.next((e) => e.type === "message")).message.text).toBe("You said: again");
+    expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(user.user_id))).toEqual([]);
+    await stream.close();
+  });
+});
