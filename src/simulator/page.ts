@@ -10,6 +10,7 @@ export const SIMULATOR_PAGE = /* html */ `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>messenger-endpoint simulator</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --blue: #0866ff; --grey: #f0f0f0; --text: #050505; --muted: #65676b; }
   * { box-sizing: border-box; }
@@ -190,13 +191,18 @@ function openPane(user) {
   const events = new EventSource("/simulator/api/events?" + new URLSearchParams(ref));
   events.onmessage = (ev) => {
     const event = JSON.parse(ev.data);
+    (window.simulatorEvents ||= []).push({ at: Date.now(), user: user.user_id, event }); // for tests and the curious
     if (event.type === "thread") {
       pane.dataset.thread = event.state;
       badge.className = "thread " + event.state;
       badge.textContent = event.state === "handover" ? "with a person (Page Inbox)" : event.state === "paused" ? "paused: a person answered" : "bot";
       log.append(make("div", { class: "note", text: event.state === "bot" ? "The bot has the conversation." : event.state === "handover" ? "The conversation is with a person in the Page Inbox." : "A person answered: the bot is paused." }));
     } else if (event.type === "action" && event.action === "typing_on") {
-      if (!typing) { typing = make("div", { class: "row typing", "data-testid": "typing" }, make("div", { class: "bubble", text: "\\u2022\\u2022\\u2022" })); log.append(typing); }
+      if (!typing) {
+        typing = make("div", { class: "row typing", "data-testid": "typing" }, make("div", { class: "bubble", text: "\\u2022\\u2022\\u2022" }));
+        log.append(typing);
+        window.typingShown = (window.typingShown || 0) + 1; // for tests: how often the indicator was drawn
+      }
     } else if (event.type === "action" && event.action === "typing_off") {
       stopTyping();
     } else if (event.type === "message") {
