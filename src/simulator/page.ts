@@ -144,14 +144,16 @@ function openPane(user) {
   input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") send(); });
   $("#panes").append(pane);
   if (e.greeting) log.append(make("div", { class: "note", text: e.greeting }));
+  let start = null;
   if (e.get_started) {
-    const start = make("button", { class: "primary start", "data-testid": "get-started", text: "Get Started", onclick: () => { start.remove(); tap({ title: "Get Started", payload: e.get_started.payload }); } });
+    start = make("button", { class: "primary start", "data-testid": "get-started", text: "Get Started", onclick: () => tap({ title: "Get Started", payload: e.get_started.payload }) });
     log.append(start);
   }
+  let thread = null;
   let typing = null;
   const scroll = () => { log.scrollTop = log.scrollHeight; };
   const stopTyping = () => { typing?.remove(); typing = null; };
-  const mine = (text) => { log.append(make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text }))); scroll(); };
+  const mine = (text) => { start?.remove(); start = null; log.append(make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text }))); scroll(); };
   async function send() {
     const text = input.value.trim();
     if (!text) return;
@@ -196,7 +198,9 @@ function openPane(user) {
       pane.dataset.thread = event.state;
       badge.className = "thread " + event.state;
       badge.textContent = event.state === "handover" ? "with a person (Page Inbox)" : event.state === "paused" ? "paused: a person answered" : "bot";
-      log.append(make("div", { class: "note", text: event.state === "bot" ? "The bot has the conversation." : event.state === "handover" ? "The conversation is with a person in the Page Inbox." : "A person answered: the bot is paused." }));
+      // A note for each change (the first event only tells the state the thread is in).
+      if (thread !== null && thread !== event.state) log.append(make("div", { class: "note", "data-testid": "thread-note", text: event.state === "bot" ? "The bot has the conversation again." : event.state === "handover" ? "The conversation is with a person in the Page Inbox." : "A person answered: the bot is paused." }));
+      thread = event.state;
     } else if (event.type === "action" && event.action === "typing_on") {
       if (!typing) {
         typing = make("div", { class: "row typing", "data-testid": "typing" }, make("div", { class: "bubble", text: "\\u2022\\u2022\\u2022" }));

@@ -16,6 +16,8 @@ import { installBinary, start, type Running } from "./binary-helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);
+// .ci/run installs Chromium and sets REQUIRE_BROWSER=1: there, a missing browser fails instead of skipping.
+if (!haveChromium && process.env.REQUIRE_BROWSER === "1") throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set $CHROMIUM)`);
 if (!haveChromium) console.warn(`simulator browser test skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set $CHROMIUM)`);
 const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts");
 
@@ -83,6 +85,13 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     await pane.getByTestId("carousel").last().waitFor();
     expect(await pane.getByTestId("carousel").last().getByTestId("card").count()).toBe(3);
 
+    // A second user beside the first: users do not wait for each other.
+    await page.getByTestId("add-user").click();
+    const second = page.getByTestId("pane").nth(1);
+    await second.getByTestId("composer").fill("Is anyone there?");
+    await second.getByTestId("send").click();
+    await second.getByTestId("reply").filter({ hasText: "You said: Is anyone there?" }).waitFor();
+    await pane.getByTestId("reply").filter({ hasText: "Swipe to see them all." }).waitFor();
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "simulator.png") });
 
