@@ -23,7 +23,7 @@ import { dayOf } from "./people/analytics.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
-import { Threads } from "./handover/threads.ts";
+import { PAGE_INBOX_APP_ID, Threads } from "./handover/threads.ts";
 import { Simulator } from "./simulator/simulator.ts";
 import { simulatorRoutes } from "./simulator/routes.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
@@ -65,8 +65,8 @@ export interface App {
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
-  /** The simulator (SPEC §14), when `[simulator] enabled`. */
-  readonly simulator: Simulator | null;
+  /** The simulator (SPEC §14): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
+  readonly simulator: Simulator;
   readonly lanes: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
@@ -95,11 +95,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
       deps.onDurabilityFailure?.(error);
     },
   });
-  // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in.
-  const simulator = config.simulator.enabled ? new Simulator({ config, database: db, writes, clock, log }) : null;
-  const graph =
-    deps.graph ??
-    new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, ...(simulator ? { fetch: simulator.fetchFor(fetch) } : {}) });
+  // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
+  // refused when it is off: never to Facebook.
+  const simulator = new Simulator({ enabled: config.simulator.enabled, config, database: db, writes, clock, log });
+  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: simulator.fetchFor(fetch) });
   graph.onCall((call) => {
     graphCalls.inc({ operation: call.operation, result: call.result });
     graphSeconds.observe({ operation: call.operation }, call.seconds);
@@ -109,7 +108,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
   const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
-  if (simulator) threads.onChange((key, floor) => simulator.threadChanged(key, floor));
+  threads.onChange((key, floor) => simulator.threadChanged(key, floor));
   const lanes = new ReplyLanes({
     threads,
     config,
@@ -178,7 +177,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
     .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
-  if (simulator) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
+  if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
 
   return {
     http: { handle: (request) => server.handle(request) },
@@ -200,9 +199,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
     readiness,
     log,
     async start() {
-      await simulator?.load(); // before anything is sent: simulated users' calls go to the stand-in
+      await simulator.load(); // before anything is sent: simulated users' calls go to the stand-in
       await pages.load(); // paused Pages first: a take that is due at once must know
       await threads.load(); // before the lanes: what they hold depends on it
+      simulator.syncOwners((u) => {
+        const open = threads.current({ endpointId: u.endpoint_id, pageId: u.page_id, userId: u.user_id });
+        return open?.state === "handover" ? (open.ownerAppId ?? PAGE_INBOX_APP_ID) : undefined;
+      });
       await lanes.start();
       await engine.start();
       retention.start();
@@ -216,7 +219,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await engine.stop(deps.shutdownGraceMs);
       await lanes.stop();
       await transformers.stop();
-      await simulator?.graph.stop();
+      await simulator.stop();
       await writes.drain();
     },
   };

@@ -86,13 +86,13 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
   // The simulator's stand-in posts to this very server, over loopback.
   const loopback = host === "0.0.0.0" || host === "::" ? `http://127.0.0.1:${actualPort}` : base;
-  app.simulator?.listening(loopback);
-  if (app.simulator && !config.demo) {
+  app.simulator.listening(loopback);
+  if (app.simulator.enabled && !config.demo) {
     log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
   }
   await app.start();
   log.info("listening", { version: VERSION, url: base, port: actualPort, demo: config.demo, endpoints });
-  io.err(banner(config, base, endpoints, database));
+  io.err(banner(config, base, endpoints, database, loopback));
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -104,6 +104,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
       stopping = true;
       log.info("stopping: no new webhooks, finishing what was accepted", { signal });
       try {
+        app.simulator.closeStreams(); // an open simulator page must not hold the stop
         await app.server.stop();
         await app.shutdown();
         await database.checkpoint();
@@ -126,7 +127,7 @@ export function withoutCredentials(url: string): string {
   return url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//");
 }
 
-function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database): string {
+function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database, simulatorBase: string): string {
   const lines = [
     "",
     `  messenger-endpoint ${VERSION}  listening on ${base}`,
@@ -137,7 +138,7 @@ function banner(config: Config, base: string, endpoints: { id: string; url: stri
     ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),
     "",
     `  health     ${base}/healthz   ${base}/readyz${config.metrics.enabled ? `   ${base}/metrics` : ""}`,
-    ...(config.simulator.enabled ? ["", `  simulator  ${base}/simulator   chat with your endpoints as made-up users, in a browser`] : []),
+    ...(config.simulator.enabled ? ["", `  simulator  ${simulatorBase}/simulator   chat with your endpoints as made-up users, in a browser`] : []),
   ];
   if (!config.server.public_url && !config.demo) {
     lines.push("", "  Facebook needs HTTPS: put a TLS reverse proxy in front and set server.public_url to print the public URLs.");

@@ -48,7 +48,15 @@ export interface FakeGraphOptions {
   clock?: Clock;
   requireMessagingType?: boolean;
   /** Where echoes / deliveries / reads / handover events are POSTed, signed with `appSecret` (default: the Page's). */
-  webhook?: { url: string; appSecret?: string; timeoutMs?: number; /** redeliveries after a failure, with doubling delays from 100 ms (default 6) */ retries?: number };
+  webhook?: {
+    url: string;
+    appSecret?: string;
+    timeoutMs?: number;
+    /** redeliveries after a failure, with doubling delays from 100 ms (default 6) */
+    retries?: number;
+    /** Called when a POST was given up after its retries (the simulator reports it). */
+    onGiveUp?: (delivery: WebhookDelivery) => void;
+  };
   echoes?: boolean;
   deliveries?: boolean;
   reads?: boolean;
@@ -831,6 +839,7 @@ export class FakeGraph {
           record.error = String((error as Error)?.message ?? error);
         }
       }
+      if (!this.#stopped && generation === this.#generation) webhook.onGiveUp?.(record);
     });
   }
 

@@ -68,6 +68,7 @@ export const SIMULATOR_PAGE = /* html */ `<!doctype html>
   <label>Page <select id="page" data-testid="page"></select></label>
   <input id="name" data-testid="new-user-name" placeholder="Name of a new user" value="">
   <button class="primary" id="add" data-testid="add-user">Add user</button>
+  <label>or open <select id="users" data-testid="users"></select></label>
 </header>
 <div id="panes"><p class="empty" id="empty">Add a user to start a conversation: each user is a pane, side by side.</p></div>
 <script>
@@ -90,6 +91,8 @@ const api = async (path, body) => {
   if (!response.ok) throw new Error(data.message || response.statusText);
   return data;
 };
+/** Only http(s) links are followed or shown (a flow's raw output could carry anything). */
+const safeUrl = (url) => (typeof url === "string" && /^https?:[/][/]/i.test(url) ? url : null);
 const NAMES = ["Amelie Laurent", "Jonas Weber", "Priya Shah", "Mateo Rossi", "Yuki Tanaka", "Sara Lind"];
 let setup = { endpoints: [], users: [] };
 const open = new Map();
@@ -106,8 +109,18 @@ async function load() {
   $("#endpoint").replaceChildren(...setup.endpoints.map((e) => make("option", { value: e.id, text: e.id })));
   fillPages();
   $("#name").value = NAMES[setup.users.length % NAMES.length];
-  for (const user of setup.users.slice(-3)) openPane(user);
+  fillUsers();
+  for (const user of setup.users.slice(-3)) openPane(user, false);
 }
+
+function fillUsers() {
+  $("#users").replaceChildren(make("option", { value: "", text: "a user…" }), ...setup.users.map((u) => make("option", { value: u.user_id, text: u.name + " (" + u.endpoint_id + ")" })));
+}
+$("#users").addEventListener("change", () => {
+  const user = setup.users.find((u) => u.user_id === $("#users").value);
+  if (user) openPane(user, false);
+  $("#users").value = "";
+});
 
 $("#endpoint").addEventListener("change", fillPages);
 $("#add").addEventListener("click", async () => {
@@ -115,10 +128,12 @@ $("#add").addEventListener("click", async () => {
   const user = await api("users", { endpoint_id: $("#endpoint").value, page_id: $("#page").value, name });
   setup.users.push(user);
   $("#name").value = NAMES[setup.users.length % NAMES.length];
-  openPane(user);
+  fillUsers();
+  openPane(user, true);
 });
 
-function openPane(user) {
+/** A pane for the user; \`fresh\`: just made up, so Messenger would show Get Started. */
+function openPane(user, fresh) {
   if (open.has(user.user_id)) return;
   $("#empty")?.remove();
   const e = setup.endpoints.find((x) => x.id === user.endpoint_id) || { menu: [], get_started: null };
@@ -130,7 +145,7 @@ function openPane(user) {
   const input = make("input", { placeholder: "Aa", "data-testid": "composer", autocomplete: "off" });
   const menu = make("div", { class: "menu", "data-testid": "menu" });
   for (const item of e.menu || []) {
-    menu.append(make("button", { text: item.title, onclick: () => { menu.classList.remove("open"); tap(item.type === "web_url" ? null : item); if (item.type === "web_url") window.open(item.url, "_blank", "noopener"); } }));
+    menu.append(make("button", { text: item.title, onclick: () => { menu.classList.remove("open"); if (item.type === "web_url") { if (safeUrl(item.url)) window.open(safeUrl(item.url), "_blank", "noopener"); } else tap(item); } }));
   }
   const pane = make("section", { class: "pane", "data-testid": "pane", "data-user": user.user_id, "data-thread": "bot" },
     make("div", { class: "pane-head" },
@@ -145,7 +160,7 @@ function openPane(user) {
   $("#panes").append(pane);
   if (e.greeting) log.append(make("div", { class: "note", text: e.greeting }));
   let start = null;
-  if (e.get_started) {
+  if (e.get_started && fresh) {
     start = make("button", { class: "primary start", "data-testid": "get-started", text: "Get Started", onclick: () => tap({ title: "Get Started", payload: e.get_started.payload }) });
     log.append(start);
   }
@@ -174,7 +189,7 @@ function openPane(user) {
     await api("send", { ...ref, quick_reply: { title: q.title, payload: q.payload } });
   }
   const buttonsOf = (buttons) => (buttons || []).map((b) => make("button", { text: b.title, "data-testid": "template-button",
-    onclick: () => b.type === "web_url" ? window.open(b.url, "_blank", "noopener") : b.type === "phone_number" ? alert("Call " + b.payload) : tap(b) }));
+    onclick: () => b.type === "web_url" ? (safeUrl(b.url) && window.open(safeUrl(b.url), "_blank", "noopener")) : b.type === "phone_number" ? alert("Call " + b.payload) : tap(b) }));
   function render(message) {
     const a = message.attachment;
     if (!a) return make("div", { class: "bubble", "data-testid": "reply", text: message.text ?? "" });
@@ -182,13 +197,14 @@ function openPane(user) {
     if (a.type === "template" && p.template_type === "button") return make("div", { class: "template", "data-testid": "button-template" }, make("div", { class: "ttext", text: p.text }), ...buttonsOf(p.buttons));
     if (a.type === "template" && p.template_type === "generic") {
       return make("div", { class: "carousel", "data-testid": "carousel" }, ...(p.elements || []).map((el) =>
-        make("div", { class: "card", "data-testid": "card" }, el.image_url ? make("img", { src: el.image_url, alt: "" }) : null,
+        make("div", { class: "card", "data-testid": "card" }, safeUrl(el.image_url) ? make("img", { src: safeUrl(el.image_url), alt: "" }) : null,
           make("div", { class: "title", text: el.title }), el.subtitle ? make("div", { class: "subtitle", text: el.subtitle }) : null, ...buttonsOf(el.buttons))));
     }
-    if (a.type === "image") return make("div", { class: "media" }, make("img", { src: p.url || "", alt: "image", "data-testid": "image" }));
-    if (a.type === "video") return make("div", { class: "media" }, make("video", { src: p.url || "", controls: "" }));
-    if (a.type === "audio") return make("div", { class: "media" }, make("audio", { src: p.url || "", controls: "" }));
-    return make("div", { class: "bubble" }, make("a", { href: p.url || "#", target: "_blank", rel: "noopener", text: a.type + ": " + (p.url || "attachment") }));
+    const url = safeUrl(p.url);
+    if (a.type === "image" && url) return make("div", { class: "media" }, make("img", { src: url, alt: "image", "data-testid": "image" }));
+    if (a.type === "video" && url) return make("div", { class: "media" }, make("video", { src: url, controls: "" }));
+    if (a.type === "audio" && url) return make("div", { class: "media" }, make("audio", { src: url, controls: "" }));
+    return make("div", { class: "bubble" }, url ? make("a", { href: url, target: "_blank", rel: "noopener", text: a.type + ": " + url }) : make("span", { text: a.type + (p.attachment_id ? " (attachment " + p.attachment_id + ")" : "") }));
   }
   const events = new EventSource("/simulator/api/events?" + new URLSearchParams(ref));
   events.onmessage = (ev) => {
@@ -209,13 +225,20 @@ function openPane(user) {
       }
     } else if (event.type === "action" && event.action === "typing_off") {
       stopTyping();
+    } else if (event.type === "error") {
+      stopTyping();
+      log.append(make("div", { class: "note", "data-testid": "error", text: "Not delivered: " + event.message }));
     } else if (event.type === "message") {
       stopTyping();
       log.append(make("div", { class: "row" }, render(event.message)));
       const qr = event.message.quick_replies || [];
       quick.replaceChildren(...qr.map((q) => q.content_type === "text"
         ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
-        : make("button", { text: q.content_type === "user_email" ? "Email" : "Phone", onclick: () => quickReply({ title: q.content_type, payload: q.content_type }) })));
+        // Messenger fills these from the user's account: the simulator makes one up.
+        : make("button", { text: q.content_type === "user_email" ? "Email" : "Phone", onclick: () => {
+            const value = q.content_type === "user_email" ? user.name.split(" ")[0].toLowerCase() + "@example.com" : "+15555550100";
+            quickReply({ title: value, payload: value });
+          } })));
     }
     scroll();
   };

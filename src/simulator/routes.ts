@@ -16,7 +16,7 @@ import { checkBody } from "../admin/schemas.ts";
 import type { Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
 import { SIMULATOR_PAGE } from "./page.ts";
-import type { SimulatedUser, Simulator, SimulatorEvent } from "./simulator.ts";
+import { MAX_USERS_PER_ENDPOINT, type SimulatedUser, type Simulator, type SimulatorEvent } from "./simulator.ts";
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Digits = Type.String({ pattern: "^[0-9]+$", maxLength: 32 });
@@ -39,6 +39,13 @@ export interface SimulatorRouteDeps {
 
 export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: SimulatorRouteDeps) {
   const body = async <T extends TSchema>(schema: T, request: Request): Promise<Static<T> | Response> => {
+    // JSON only, and only from this origin: another site's page cannot post here without the
+    // browser asking first (a JSON POST needs a CORS preflight, which is never granted).
+    if (!(request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) {
+      return errorResponse(415, "json_only", "send the body as JSON with content-type: application/json");
+    }
+    const site = request.headers.get("sec-fetch-site");
+    if (site && site !== "same-origin" && site !== "none") return errorResponse(403, "cross_site", "the simulator's API answers only its own page");
     const text = await request.text();
     if (Buffer.byteLength(text) > maxBodyBytes) return errorResponse(413, "too_large", `the body is over ${maxBodyBytes} bytes`);
     const checked = checkBody(schema, text);
@@ -57,6 +64,9 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
       const endpoint = simulator.setup().find((e) => e.id === b.endpoint_id) as { pages: { id: string }[] } | undefined;
       if (!endpoint) return errorResponse(404, "unknown_endpoint", `no endpoint "${b.endpoint_id}" in the settings`);
       if (!endpoint.pages.some((p) => p.id === b.page_id)) return errorResponse(404, "unknown_page", `Page ${b.page_id} is not one of endpoint ${b.endpoint_id}'s Pages`);
+      if (simulator.count(b.endpoint_id) >= MAX_USERS_PER_ENDPOINT) {
+        return errorResponse(409, "too_many_users", `endpoint ${b.endpoint_id} has ${MAX_USERS_PER_ENDPOINT} simulated users already: erase some with DELETE /api/endpoints/${b.endpoint_id}/users/{psid}`);
+      }
       const user = await simulator.addUser(b.endpoint_id, b.page_id, b.name);
       log.info("simulated user added", { endpoint: b.endpoint_id, page: b.page_id, user: user.user_id });
       return jsonResponse(201, user);
@@ -83,7 +93,7 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
       const q = new URL(request.url).searchParams;
       const user = userOr404({ endpoint_id: q.get("endpoint_id") ?? "", page_id: q.get("page_id") ?? "", user_id: q.get("user_id") ?? "" });
       if (user instanceof Response) return user;
-      return eventStream(request.signal, (push) => {
+      return eventStream(request.signal, simulator, (push) => {
         push({ type: "thread", state: threads.floor({ endpointId: user.endpoint_id, pageId: user.page_id, userId: user.user_id }) });
         return simulator.subscribe(user, push);
       });
@@ -91,7 +101,7 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
 }
 
 /** A `text/event-stream` response: `start` subscribes and returns its unsubscribe; a comment every 15 s keeps proxies from closing it. */
-function eventStream(signal: AbortSignal, start: (push: (event: SimulatorEvent) => void) => () => void): Response {
+function eventStream(signal: AbortSignal, simulator: Simulator, start: (push: (event: SimulatorEvent) => void) => () => void): Response {
   const encoder = new TextEncoder();
   let stop = () => {};
   const stream = new ReadableStream<Uint8Array>({
@@ -105,7 +115,9 @@ function eventStream(signal: AbortSignal, start: (push: (event: SimulatorEvent) 
       };
       const unsubscribe = start((event) => send(`data: ${JSON.stringify(event)}\n\n`));
       const keepAlive = setInterval(() => send(": keep-alive\n\n"), 15_000);
+      let untrack = () => {};
       stop = () => {
+        untrack();
         clearInterval(keepAlive);
         unsubscribe();
         try {
@@ -114,6 +126,7 @@ function eventStream(signal: AbortSignal, start: (push: (event: SimulatorEvent) 
           // already closed
         }
       };
+      untrack = simulator.trackStream(() => stop());
       signal.addEventListener("abort", () => stop(), { once: true });
       send(": connected\n\n");
     },

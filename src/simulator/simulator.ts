@@ -9,6 +9,8 @@
  * Simulated users are PSIDs the simulator makes up, stored in `simulator_users` so that after a
  * restart their queued replies still go to the stand-in. Graph calls about anybody else go to
  * Facebook, except in the demo, where everything goes to the stand-in (there is no real Page).
+ * The users are known even with the simulator switched off: then their calls are refused here,
+ * with a permanent error — never sent to Facebook.
  */
 import { randomInt } from "node:crypto";
 import type { Config } from "../config/load.ts";
@@ -34,12 +36,18 @@ export interface SimulatedUser {
 export type SimulatorEvent =
   | { type: "action"; action: string }
   | { type: "message"; message: Record<string, unknown>; message_id?: string }
-  | { type: "thread"; state: Floor };
+  | { type: "thread"; state: Floor }
+  | { type: "error"; message: string };
+
+/** Simulated users per endpoint at most (each is a stored row). */
+export const MAX_USERS_PER_ENDPOINT = 1000;
 
 /** What a simulated user does. */
 export type UserAction = { text: string } | { quick_reply: { title: string; payload: string } } | { postback: { title: string; payload: string } };
 
 export interface SimulatorDeps {
+  /** `[simulator] enabled`: false keeps only the refusal of Graph calls about simulated users. */
+  enabled: boolean;
   config: Config;
   database: Database;
   writes: WriteQueue;
@@ -48,33 +56,45 @@ export interface SimulatorDeps {
 }
 
 export class Simulator {
-  /** The built-in Graph API stand-in (in process; not listening on a port). */
-  readonly graph: FakeGraph;
   readonly #endpoints: Map<string, EndpointSettings>;
-  readonly #pages: FakePage[] = [];
+  /** One Graph API stand-in per endpoint (in process; not listening on a port): a Page served by two endpoints stays two Pages. */
+  readonly #fakes = new Map<string, FakeGraph>();
   readonly #users = new Map<string, SimulatedUser>();
   readonly #subscribers = new Map<string, Set<(event: SimulatorEvent) => void>>();
+  /** Open event streams, closed at shutdown (a browser tab must not hold the server up). */
+  readonly #streams = new Set<() => void>();
   /** The demo: every Graph call goes to the stand-in. */
   readonly #everything: boolean;
 
   constructor(private readonly deps: SimulatorDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
-    this.#everything = deps.config.demo;
+    this.#everything = deps.config.demo && deps.enabled;
+    if (!deps.enabled) return;
     for (const endpoint of deps.config.endpoints) {
-      for (const page of endpoint.pages) {
-        this.#pages.push({ id: page.id, token: page.access_token, appSecret: endpoint.app_secret, appId: endpoint.app_id, name: page.name ?? `Page ${page.id}` });
-      }
+      const pages: FakePage[] = endpoint.pages.map((page) => ({ id: page.id, token: page.access_token, appSecret: endpoint.app_secret, appId: endpoint.app_id, name: page.name ?? `Page ${page.id}` }));
+      const fake = new FakeGraph({
+        pages,
+        clock: deps.clock,
+        // Set when the server listens (listening()).
+        webhook: { url: "http://127.0.0.1:0/", retries: 3, onGiveUp: (delivery) => this.#undelivered(endpoint.id, delivery) },
+        echoes: true,
+        deliveries: true,
+        reads: true,
+      });
+      fake.onSend((send) => this.#sent(send));
+      this.#fakes.set(endpoint.id, fake);
     }
-    this.graph = new FakeGraph({
-      pages: this.#pages,
-      clock: deps.clock,
-      // Set when the server listens (listening()); each Page posts to its endpoint's webhook.
-      webhook: { url: "http://127.0.0.1:0/", retries: 3 },
-      echoes: true,
-      deliveries: true,
-      reads: true,
-    });
-    this.graph.onSend((send) => this.#sent(send));
+  }
+
+  get enabled(): boolean {
+    return this.deps.enabled;
+  }
+
+  /** The stand-in of an endpoint. */
+  graphFor(endpointId: string): FakeGraph {
+    const fake = this.#fakes.get(endpointId);
+    if (!fake) throw new Error(`no simulator stand-in for endpoint ${endpointId}`);
+    return fake;
   }
 
   /** Reads the simulated users (their Graph calls must keep going to the stand-in). */
@@ -83,15 +103,34 @@ export class Simulator {
     for (const r of rows.rows) this.#remember({ endpoint_id: String(r[0]), page_id: String(r[1]), user_id: String(r[2]), name: String(r[3]) });
   }
 
-  /** The server listens at `base`: the stand-in's webhook events go to its `/webhooks/{id}`. */
+  /** The server listens at `base`: each stand-in's webhook events go to its endpoint's `/webhooks/{id}`. */
   listening(base: string): void {
-    const pages = new Map(this.#pages.map((p) => [p.id, p]));
-    for (const endpoint of this.deps.config.endpoints) {
-      for (const page of endpoint.pages) {
-        const fake = pages.get(page.id);
-        if (fake && fake.webhookUrl === undefined) fake.webhookUrl = `${base}/webhooks/${endpoint.id}`;
-      }
+    for (const [endpointId, fake] of this.#fakes) fake.configureWebhook({ url: `${base}/webhooks/${endpointId}`, retries: 3, onGiveUp: (delivery) => this.#undelivered(endpointId, delivery) });
+  }
+
+  /** The stand-ins' thread owners follow the stored thread states (after a restart). */
+  syncOwners(ownerOf: (user: SimulatedUser) => string | null | undefined): void {
+    for (const user of this.#users.values()) {
+      const fake = this.#fakes.get(user.endpoint_id);
+      const owner = ownerOf(user);
+      if (fake && owner !== undefined) fake.setThreadOwner(user.page_id, user.user_id, owner);
     }
+  }
+
+  /** Ends every open event stream (shutdown). */
+  closeStreams(): void {
+    for (const stop of [...this.#streams]) stop();
+  }
+
+  /** Registers an open stream's stop; returns the unregister. */
+  trackStream(stop: () => void): () => void {
+    this.#streams.add(stop);
+    return () => this.#streams.delete(stop);
+  }
+
+  async stop(): Promise<void> {
+    this.closeStreams();
+    for (const fake of this.#fakes.values()) await fake.stop();
   }
 
   /**
@@ -101,7 +140,14 @@ export class Simulator {
   fetchFor(real: typeof fetch): typeof fetch {
     return (async (input: string | URL | Request, init?: RequestInit) => {
       const url = new URL(input instanceof Request ? input.url : String(input));
-      if (this.#everything || this.#aboutSimulatedUser(url, init)) return this.graph.handle(new Request(url.href, init));
+      const user = this.#simulatedUserOf(url, init);
+      if (user && !this.deps.enabled) {
+        // Switched off since: never to Facebook. A permanent error, so the item is dropped and recorded.
+        const message = `(#100) user ${user.user_id} is a simulated user and the simulator is off: nothing is sent to Facebook for it`;
+        return new Response(JSON.stringify({ error: { message, type: "OAuthException", code: 100 } }), { status: 400, headers: { "content-type": "application/json" } });
+      }
+      if (user) return this.graphFor(user.endpoint_id).handle(new Request(url.href, init));
+      if (this.#everything) return this.#fakeByToken(url).handle(new Request(url.href, init));
       return real(input, init);
     }) as typeof fetch;
   }
@@ -117,6 +163,13 @@ export class Simulator {
   user(endpointId: string, pageId: string, userId: string): SimulatedUser | undefined {
     const user = this.#users.get(userId);
     return user && user.endpoint_id === endpointId && user.page_id === pageId ? user : undefined;
+  }
+
+  /** How many simulated users an endpoint has. */
+  count(endpointId: string): number {
+    let n = 0;
+    for (const user of this.#users.values()) if (user.endpoint_id === endpointId) n++;
+    return n;
   }
 
   /** Makes up a user (a PSID no real person has on this Page) and stores it. */
@@ -142,12 +195,12 @@ export class Simulator {
         : "quick_reply" in action
           ? textMessage(page, psid, action.quick_reply.title, { timestamp, quickReplyPayload: action.quick_reply.payload })
           : postback(page, psid, action.postback.payload, { timestamp, title: action.postback.title });
-    this.graph.userEvent(page, psid, event);
+    this.graphFor(user.endpoint_id).userEvent(page, psid, event);
   }
 
   /** A person marks the conversation Done in the (simulated) Page Inbox: the thread comes back. */
   inboxDone(user: SimulatedUser): void {
-    this.graph.inboxDone(user.page_id, user.user_id);
+    this.graphFor(user.endpoint_id).inboxDone(user.page_id, user.user_id);
   }
 
   /** Follows what a simulated user's Messenger would show; returns the unsubscribe. */
@@ -156,9 +209,12 @@ export class Simulator {
     let set = this.#subscribers.get(id);
     if (!set) this.#subscribers.set(id, (set = new Set()));
     set.add(push);
+    let done = false;
     return () => {
+      if (done) return;
+      done = true;
       set!.delete(push);
-      if (set!.size === 0) this.#subscribers.delete(id);
+      if (set!.size === 0 && this.#subscribers.get(id) === set) this.#subscribers.delete(id);
     };
   }
 
@@ -169,7 +225,8 @@ export class Simulator {
 
   /** What the page needs to draw an endpoint: its Pages, persistent menu, Get Started, pacing. */
   setup(): Record<string, unknown>[] {
-    return this.deps.config.endpoints.map((e) => {
+    // A disabled endpoint ignores its webhook: nothing to chat with.
+    return this.deps.config.endpoints.filter((e) => e.enabled).map((e) => {
       const profile = e.messenger_profile ? desiredProfile(e.messenger_profile) : {};
       const menus = (profile.persistent_menu as { locale: string; call_to_actions?: unknown[] }[] | undefined) ?? [];
       return {
@@ -187,8 +244,10 @@ export class Simulator {
 
   #remember(user: SimulatedUser): void {
     this.#users.set(user.user_id, user);
+    const fake = this.#fakes.get(user.endpoint_id);
+    if (!fake) return; // switched off, or the endpoint is gone: only remembered, for the refusal
     const [first, ...rest] = user.name.split(" ");
-    this.graph.setUser(user.page_id, user.user_id, { profile: { first_name: first ?? user.name, last_name: rest.join(" "), locale: "en_US", timezone: 0 }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
+    fake.setUser(user.page_id, user.user_id, { profile: { first_name: first ?? user.name, last_name: rest.join(" "), locale: "en_US", timezone: 0 }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
   }
 
   #key(pageId: string, userId: string): string {
@@ -204,21 +263,42 @@ export class Simulator {
     else this.#push(send.pageId, send.recipientId, { type: "message", message: send.message ?? {}, ...(send.messageId ? { message_id: send.messageId } : {}) });
   }
 
-  /** Whether a Graph call is about a simulated user: the recipient of a POST, a profile, a thread owner. */
-  #aboutSimulatedUser(url: URL, init?: RequestInit): boolean {
-    if (this.#users.size === 0) return false;
+  /** The simulated user a Graph call is about: the recipient of a POST, a profile, a thread owner query. */
+  #simulatedUserOf(url: URL, init?: RequestInit): SimulatedUser | undefined {
+    if (this.#users.size === 0) return undefined;
     const recipient = url.searchParams.get("recipient");
-    if (recipient && this.#users.has(recipient)) return true;
+    if (recipient && this.#users.has(recipient)) return this.#users.get(recipient);
     const segments = url.pathname.split("/").filter(Boolean); // [version, node, edge?]
-    if (segments[1] && this.#users.has(segments[1])) return true;
+    if (segments[1] && this.#users.has(segments[1])) return this.#users.get(segments[1]);
     if (typeof init?.body === "string") {
       try {
         const id = (JSON.parse(init.body) as { recipient?: { id?: unknown } }).recipient?.id;
-        if (id !== undefined && this.#users.has(String(id))) return true;
+        if (id !== undefined) return this.#users.get(String(id));
       } catch {
         // not JSON: not about a user
       }
     }
-    return false;
+    return undefined;
+  }
+
+  /** The demo's Page-level calls: the stand-in of the endpoint whose Page token it is. */
+  #fakeByToken(url: URL): FakeGraph {
+    const token = url.searchParams.get("access_token");
+    const endpoint = this.deps.config.endpoints.find((e) => e.pages.some((p) => p.access_token === token)) ?? this.deps.config.endpoints[0]!;
+    return this.graphFor(endpoint.id);
+  }
+
+  /** The stand-in gave up posting an event to the webhook: logged, and shown on the user's page. */
+  #undelivered(endpointId: string, delivery: { pageId: string; body: string; status: number | null; error?: string }): void {
+    const why = delivery.error ?? `HTTP ${delivery.status}`;
+    this.deps.log.error(`the simulator could not deliver an event to /webhooks/${endpointId} (${why}): check that the endpoint is enabled and its app_secret`, { endpoint: endpointId, page: delivery.pageId });
+    try {
+      const item = (JSON.parse(delivery.body) as { entry?: { messaging?: Record<string, any>[]; standby?: Record<string, any>[] }[] }).entry?.[0];
+      const event = item?.messaging?.[0] ?? item?.standby?.[0];
+      const userId = event?.message?.is_echo ? event?.recipient?.id : event?.sender?.id;
+      if (userId) this.#push(delivery.pageId, String(userId), { type: "error", message: `the webhook /webhooks/${endpointId} did not take the event (${why})` });
+    } catch {
+      // not ours to read: logged above
+    }
   }
 }

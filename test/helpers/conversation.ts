@@ -123,7 +123,7 @@ ${options.endpointToml ?? ""}
   app.server.listen({ hostname: "127.0.0.1", port: 0, reusePort: false });
   const url = `http://127.0.0.1:${app.server.server!.port}`;
   if (options.echoes) graph.configureWebhook({ url: `${url}/webhooks/support`, appSecret: APP_SECRET }, { echoes: true });
-  app.simulator?.listening(url);
+  app.simulator.listening(url);
   await app.start();
 
   let closed = false;

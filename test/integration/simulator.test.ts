@@ -5,7 +5,8 @@
  * the Graph API of the settings (here a fake standing for Facebook, which records every call).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { PAGE_ID, PSID } from "../helpers/config.ts";
+import { PAGE_ID, PAGE_TOKEN, PSID } from "../helpers/config.ts";
+import { KEY, api } from "../helpers/admin.ts";
 import { messageTexts, rows, startConversation, until, userText, type Conversation, type ConversationOptions } from "../helpers/conversation.ts";
 
 const open: Conversation[] = [];
@@ -93,6 +94,9 @@ describe("simulator", () => {
     const html = await page.text();
     expect(html).toContain("Messenger simulator");
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href="(?!data:)|https?:\/\/(?!developers)/);
+    // Its script is valid JavaScript (a template-literal escape can break it without any other test noticing quickly).
+    const script = html.split("<script>")[1]!.split("</script>")[0]!;
+    expect(() => new Function(script)).not.toThrow();
   });
 
   test("a simulated user's message runs the real pipeline; the reply reaches the page, never the settings' Graph API", async () => {
@@ -170,6 +174,54 @@ describe("simulator", () => {
       expect(answer.body.message).toBeString();
     }
     expect(await rows(c, "SELECT count(*) AS n FROM inbox")).toEqual([expect.objectContaining({ n: 0 })]);
+  });
+
+  test("only JSON from the page's own origin is taken", async () => {
+    const c = await conversation();
+    const plain = await fetch(`${c.url}/simulator/api/users`, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }) });
+    expect(plain.status).toBe(415);
+    const crossSite = await fetch(`${c.url}/simulator/api/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "sec-fetch-site": "cross-site" },
+      body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }),
+    });
+    expect(crossSite.status).toBe(403);
+    expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([]);
+  });
+
+  test("a Page served by two endpoints: each endpoint's simulated users reach their own webhook", async () => {
+    const c = await conversation({
+      endpointToml: `[[endpoints]]\nid = "sales"\nflow = "agent"\nverify_token = "sales-verify-token"\napp_secret = "sales_app_secret_0123"\npages = [ { id = "${PAGE_ID}", access_token = "${PAGE_TOKEN}" } ]`,
+    });
+    const support = await newUser(c);
+    const salesAnswer = await call(c, "POST", "/simulator/api/users", { endpoint_id: "sales", page_id: PAGE_ID, name: "Cy" });
+    const sales = { endpoint_id: "sales", page_id: PAGE_ID, user_id: salesAnswer.body.user_id };
+    const [a, b] = [await events(c, support), await events(c, sales)];
+    await call(c, "POST", "/simulator/api/send", { ...support, text: "to support" });
+    await call(c, "POST", "/simulator/api/send", { ...sales, text: "to sales" });
+    expect((await a.next((e) => e.type === "message")).message.text).toBe("You said: to support");
+    expect((await b.next((e) => e.type === "message")).message.text).toBe("You said: to sales");
+    const stored = await rows(c, "SELECT endpoint_id, user_id FROM inbox WHERE kind = 'message' ORDER BY id");
+    expect(stored.map((r) => `${r.endpoint_id}:${r.user_id}`)).toEqual([`support:${support.user_id}`, `sales:${sales.user_id}`]);
+    await a.close();
+    await b.close();
+  });
+
+  test("switched off after use: what is queued for a simulated user is dropped, never sent to Facebook", async () => {
+    const first = await startConversation({ extra: "[simulator]\nenabled = true" });
+    const answer = await call(first, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "Di" });
+    const userId = answer.body.user_id as string;
+    await call(first, "POST", "/simulator/api/send", { endpoint_id: "support", page_id: PAGE_ID, user_id: userId, text: "hello" });
+    await until(async () => (await rows(first, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent'", [userId]))[0]!.n === 1);
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await startConversation({ extra: `[admin]\napi_keys = ["${KEY}"]`, dir: first.dir, graph: first.graph });
+    open.push(c);
+    expect((await call(c, "GET", "/simulator")).status).toBe(404);
+    expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: userId, text: "are you still there?" } })).status).toBe(202);
+    await until(async () => (await rows(c, "SELECT status FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]))[0]?.status === "dropped");
+    const [dropped] = await rows(c, "SELECT last_error FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]);
+    expect(String(dropped!.last_error)).toContain("simulator is off");
+    expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(userId))).toEqual([]);
   });
 
   test("simulated users survive a restart: their replies still go to the stand-in", async () => {

@@ -105,4 +105,15 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     await page.screenshot({ path: join(ARTIFACTS, "simulator-handover.png") });
     expect(problems).toEqual([]);
   });
+
+  test("SIGTERM with the page open (its event streams connected) stops the server cleanly", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/simulator`);
+    await page.getByTestId("pane").first().waitFor(); // the users of the first test, reopened: streams open
+    const started = Date.now();
+    server.proc.kill("SIGTERM");
+    const code = await Promise.race([server.exited, Bun.sleep(15_000).then(() => "still running")]);
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });
