@@ -156,13 +156,14 @@ export class Simulator {
     return this.#users.has(userId);
   }
 
+  /** The users the page can chat as (those of endpoints still in the settings). */
   users(): SimulatedUser[] {
-    return [...this.#users.values()];
+    return [...this.#users.values()].filter((u) => this.#fakes.has(u.endpoint_id));
   }
 
   user(endpointId: string, pageId: string, userId: string): SimulatedUser | undefined {
     const user = this.#users.get(userId);
-    return user && user.endpoint_id === endpointId && user.page_id === pageId ? user : undefined;
+    return user && user.endpoint_id === endpointId && user.page_id === pageId && this.#fakes.has(endpointId) ? user : undefined;
   }
 
   /** How many simulated users an endpoint has. */
