@@ -20,17 +20,8 @@ async function conversation(options: ConversationOptions = {}): Promise<Conversa
   return c;
 }
 
-async function call(c: Conversation, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${c.url}${path}`, { method, ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) }) });
-  const text = await response.text();
-  let parsed: any = null;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: response.status, body: parsed };
-}
+/** A call to the simulator's API (no admin key: the simulator has none). */
+const call = (c: Conversation, method: string, path: string, body?: unknown) => api(c, method, path, { body, key: null });
 
 /** The page's event stream for a user: every event as it comes, and a way to wait for one. */
 async function events(c: Conversation, user: { endpoint_id: string; page_id: string; user_id: string }) {
