@@ -232,8 +232,10 @@ export class ConversationEngine {
     // without telling, and hands them on): the thread state follows them.
     const back = userInput && endpoint ? await this.deps.threads?.userSpoke(key, row.timestamp, row.standby) : null;
     // While another app owns the thread (standby, or our own record of it) or a person's reply
-    // paused the bot, what the user says is kept in the transcript and the flow is not run.
-    const held = userInput && (row.standby || this.deps.threads?.holdsInput(key) === true);
+    // paused the bot, what the user says is kept in the transcript and the flow is not run; so too
+    // once the flow asked for a handover that waits in the reply lane behind its last outputs
+    // (what the user says then is for the people the conversation is going to).
+    const held = userInput && (row.standby || this.deps.threads?.holds(key) === true || this.deps.lanes.passWaiting(key));
     if (endpoint && back) {
       // The thread came back without a pass_thread_control: the flow hears it with this message.
       log.info("the user writes in messaging[]: the thread is ours again (Meta gave it back without a pass_thread_control)");
@@ -415,7 +417,7 @@ export class ConversationEngine {
       if (wanted && handover?.status === "error") {
         // The pass just failed; passing again from the flow's answer to that could go round forever.
         turnLog.warn("the flow asked for a handover in its answer to a failed handover; not passed again");
-      } else if (wanted && (this.deps.threads?.floor(key) === "handover" || this.deps.threads?.passWaiting(key))) {
+      } else if (wanted && (this.deps.threads?.floor(key) === "handover" || this.deps.lanes.passWaiting(key))) {
         // An inject's turn while people have the thread, or while a handover waits to be made.
         turnLog.warn("the flow asked for a handover while the thread is with people or on its way to them; not passed again");
       } else if (wanted) {

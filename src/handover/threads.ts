@@ -148,8 +148,6 @@ export class Threads {
   readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
   readonly #leftListeners: ((key: LaneKey) => void)[] = [];
   readonly #changeListeners: ((key: LaneKey, floor: Floor) => void)[] = [];
-  /** Users whose flow asked for a handover that the reply lane has not made yet. */
-  readonly #passing = new Map<string, number>();
   readonly #events;
   #stopped = false;
 
@@ -218,34 +216,6 @@ export class Threads {
   /** True while the bot must not send to this user. */
   holds(key: LaneKey): boolean {
     return this.#open.size > 0 && this.floor(key) !== "bot";
-  }
-
-  /**
-   * True while the flow must not run for this user: the bot does not have the floor, or a handover
-   * the flow asked for is queued behind its last outputs (what the user says meanwhile is for the
-   * people the conversation is going to).
-   */
-  holdsInput(key: LaneKey): boolean {
-    return this.holds(key) || (this.#passing.size > 0 && this.#passing.has(laneId(key)));
-  }
-
-  /** Whether a handover the flow asked for waits in the user's reply lane. */
-  passWaiting(key: LaneKey): boolean {
-    return this.#passing.size > 0 && this.#passing.has(laneId(key));
-  }
-
-  /** A handover item is queued in the user's reply lane (see holdsInput). */
-  passQueued(key: LaneKey): void {
-    const id = laneId(key);
-    this.#passing.set(id, (this.#passing.get(id) ?? 0) + 1);
-  }
-
-  /** That handover item was made or given up. */
-  passSettled(key: LaneKey): void {
-    const id = laneId(key);
-    const left = (this.#passing.get(id) ?? 0) - 1;
-    if (left > 0) this.#passing.set(id, left);
-    else this.#passing.delete(id);
   }
 
   /** The open thread's state (not bot), if any. */
@@ -526,7 +496,6 @@ export class Threads {
   forgetUser(key: LaneKey): void {
     const id = laneId(key);
     this.#open.delete(id);
-    this.#passing.delete(id);
     this.#eventAt.delete(id);
     this.#ownAt.delete(id);
     setNewest(this.#erasedAt, id, this.deps.clock.now(), RECENT);

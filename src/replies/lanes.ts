@@ -134,7 +134,6 @@ export class ReplyLanes {
   accept(items: OutboxItem[]): void {
     for (const item of items) {
       const key = { endpointId: item.endpointId, pageId: item.pageId, userId: item.userId };
-      if (item.kind === "control") this.deps.threads?.passQueued(key);
       const id = laneId(key);
       let list = this.#open.get(id);
       if (!list) this.#open.set(id, (list = []));
@@ -146,6 +145,11 @@ export class ReplyLanes {
   /** The user's items are gone (an erasure): nothing more is sent (a send in flight ends). */
   forgetUser(key: LaneKey): void {
     this.#open.delete(laneId(key));
+  }
+
+  /** Whether a handover the flow asked for (a "control" item) waits in this user's lane. */
+  passWaiting(key: LaneKey): boolean {
+    return this.#open.get(laneId(key))?.some((i) => i.kind === "control") ?? false;
   }
 
   /** Items waiting in this user's lane (held while another app or a person has the floor). */
@@ -224,7 +228,6 @@ export class ReplyLanes {
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
-      if (item.kind === "control") this.deps.threads?.passSettled(key);
       await this.#finish(item, "failed", { reason: "the endpoint or Page is no longer in the settings" });
       return "settled";
     }
@@ -294,7 +297,6 @@ export class ReplyLanes {
     const sent = { sql: MARK_SENT_SQL, args: [null, this.deps.clock.now(), item.id] };
     if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [sent], startedAt });
     else await this.deps.writes.run([sent], { durable: false });
-    threads?.passSettled(key);
     await this.#supersedePasses(key); // one handover at a time: those queued after it are moot
     return "settled";
   }
@@ -311,7 +313,6 @@ export class ReplyLanes {
     for (const item of moot) list!.splice(list!.indexOf(item), 1);
     if (list!.length === 0) this.#open.delete(laneId(key));
     await this.deps.writes.run(moot.map((item) => ({ sql: FINISH_SQL, args: ["dropped", JSON.stringify({ reason: "superseded: the thread left the bot otherwise first" }), item.id] })), { durable: false });
-    for (const _ of moot) this.deps.threads?.passSettled(key);
   }
 
   /** A handover item given up: the flow is told (handover.status "error"), once. */
@@ -319,7 +320,6 @@ export class ReplyLanes {
     if (item.kind !== "control" || !this.deps.threads) return;
     if (!this.#open.get(laneId(key))?.includes(item)) return; // the user was erased meanwhile
     const body = JSON.parse(item.body) as ControlBody;
-    this.deps.threads.passSettled(key);
     await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);
   }
 

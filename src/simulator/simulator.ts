@@ -152,10 +152,6 @@ export class Simulator {
     }) as typeof fetch;
   }
 
-  isSimulated(userId: string): boolean {
-    return this.#users.has(userId);
-  }
-
   /** The users the page can chat as (those of endpoints still in the settings). */
   users(): SimulatedUser[] {
     return [...this.#users.values()].filter((u) => this.#fakes.has(u.endpoint_id));
