@@ -8,6 +8,7 @@ import { Elysia, type AnyElysia } from "elysia";
 import type { Config } from "./config/load.ts";
 import type { Database } from "./db/client.ts";
 import { WriteQueue } from "./db/write-queue.ts";
+import { StorageHealth } from "./db/health.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { Registry } from "./metrics/registry.ts";
@@ -51,6 +52,8 @@ export interface AppDeps {
   shutdownGraceMs?: number;
   /** The disk refused an fsync (serve stops the process: the page cache can no longer be trusted). */
   onDurabilityFailure?: (error: unknown) => void;
+  /** Tuning for tests: the database probe's delays while writes fail (db/health.ts). */
+  storageHealth?: { minDelayMs?: number; maxDelayMs?: number };
 }
 
 export interface App {
@@ -72,6 +75,8 @@ export interface App {
   readonly writes: WriteQueue;
   readonly metrics: Registry;
   readonly readiness: Readiness;
+  /** Whether the database takes writes; processing pauses while it does not. */
+  readonly health: StorageHealth;
   readonly log: Logger;
   /** Starts processing: resumes what was stored and not finished, then takes new work. */
   start(): Promise<void>;
@@ -85,15 +90,32 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
-  const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error).");
+  const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error, unreadable_answer).");
   const graphSeconds = metrics.histogram("messenger_graph_request_seconds", "Graph API call latency by operation.");
   const readiness = new Readiness();
+  let health: StorageHealth | undefined;
   const writes = new WriteQueue(db.client, {
     durable: db.durable,
     onDurabilityFailure: (error) => {
       log.error("the disk failed to make a commit durable (fsync failed); nothing more is acknowledged: check the disk", { error });
       deps.onDurabilityFailure?.(error);
     },
+    onCommitFailure: (error) => health?.failed(error),
+  });
+  // A small durable write: the probe that tells when a failing database takes writes again (and /readyz's).
+  const probeWrite = () =>
+    writes.run([
+      {
+        sql: "INSERT INTO meta (key, value, updated_at) VALUES ('readyz_probe', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        args: [String(clock.now()), clock.now()],
+      },
+    ]);
+  health = new StorageHealth({
+    clock,
+    log,
+    probe: probeWrite,
+    advice: db.file ? `free space on the disk holding ${db.file}, and check that the file and its folder are writable` : "check that the libSQL server is reachable and accepts writes",
+    ...deps.storageHealth,
   });
   // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
   // refused when it is off: never to Facebook.
@@ -122,11 +144,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
     minRetryDelayMs: config.graph.min_retry_delay_ms,
     echoGraceMs: config.graph.resend_after_ms,
     installId: install,
+    health,
     ...deps.lanes,
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers, threads });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers, threads, health });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
@@ -150,16 +173,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
   readiness.add("database", async () => {
+    // While writes fail, the health check's own probes decide when processing resumes.
+    const problem = health.problem();
+    if (problem) return problem;
     try {
-      await writes.run([
-        {
-          sql: "INSERT INTO meta (key, value, updated_at) VALUES ('readyz_probe', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-          args: [String(clock.now()), clock.now()],
-        },
-      ]);
+      await probeWrite();
       return null;
     } catch (error) {
-      return `the database is not writable: ${(error as Error).message}`;
+      return health.problem() ?? `the database is not writable: ${(error as Error).message}`;
     }
   });
   readiness.add("pages", () => {
@@ -197,6 +218,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     writes,
     metrics,
     readiness,
+    health,
     log,
     async start() {
       await simulator.load(); // before anything is sent: simulated users' calls go to the stand-in
@@ -206,6 +228,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
         const open = threads.current({ endpointId: u.endpoint_id, pageId: u.page_id, userId: u.user_id });
         return open?.state === "handover" ? (open.ownerAppId ?? PAGE_INBOX_APP_ID) : undefined;
       });
+      // A database that refuses writes now (a full disk at start) must not let the lanes run an
+      // agent whose answer could not be stored: they wait until a probe write succeeds.
+      await health.check();
       await lanes.start();
       await engine.start();
       retention.start();
@@ -214,6 +239,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     },
     async shutdown() {
       readiness.markStopping();
+      health.stop(); // lanes waiting for the database end; what they hold stays pending
       await retention.stop();
       threads.stop();
       await engine.stop(deps.shutdownGraceMs);

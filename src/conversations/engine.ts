@@ -13,7 +13,7 @@
  * busy with a slow agent.
  */
 import { and, asc, eq, sql } from "drizzle-orm";
-import type { InStatement } from "@libsql/client";
+import type { InStatement, ResultSet } from "@libsql/client";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
@@ -42,6 +42,7 @@ import { messageText, transcriptInsert, type TranscriptLine } from "../people/re
 import { maskMessage, userFields } from "../log/mask.ts";
 import type { SessionStore } from "./sessions.ts";
 import { PendingEvents, type PendingEvent } from "./pending.ts";
+import { isStorageError, type StorageHealth } from "../db/health.ts";
 
 /** Kinds applied on arrival instead of in the user's lane. */
 export const STATE_KINDS: readonly EventKind[] = ["echo", "delivery", "read"];
@@ -64,6 +65,8 @@ export interface EngineDeps {
   transformers?: Transformers;
   /** Who has the floor per user (SPEC §11): while not the bot, user inputs are recorded, not run. */
   threads?: Threads;
+  /** Whether the database takes writes: while it does not, no turn starts (db/health.ts). */
+  health?: StorageHealth;
 }
 
 /** What `POST /api/endpoints/{id}/inject` stored in the inbox (kind "inject"). */
@@ -200,6 +203,9 @@ export class ConversationEngine {
 
   /** One event of this user's lane: the oldest pending one by Facebook's timestamp. */
   async #step(key: LaneKey): Promise<StepResult> {
+    const health = this.deps.health;
+    // While the database refuses writes no turn starts: its outcome could not be stored.
+    if (health && !health.healthy && !(await health.waitHealthy())) return "idle";
     const { event, more } = this.#pending.next(key);
     if (!event) return "idle";
     const log = this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
@@ -207,6 +213,13 @@ export class ConversationEngine {
       await this.#process(event, key, log);
     } catch (error) {
       if (error instanceof ShutdownAbort) return "idle"; // left pending for the restart
+      if (isStorageError(error)) {
+        // Not the event's fault, and nothing of it was committed: not counted as an attempt. The
+        // lanes wait until writes work again (db/health.ts logs it, at a bounded rate).
+        health?.failed(error);
+        log.debug("an event waits for the database", { inbox_id: event.id });
+        return (await (health?.waitHealthy() ?? Bun.sleep(1_000).then(() => true))) ? "more" : "idle";
+      }
       if (await this.#recordFailure(event, error, log)) this.#pending.remove(key, event.id);
       return "more";
     }
@@ -451,15 +464,47 @@ export class ConversationEngine {
     const enqueue = enqueueReplies(replies, now);
     if (enqueue) statements.push(enqueue.statement);
     statements.push(this.#done(row.id, outcome.ok ? null : outcome.error));
-    // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
-    const results = await this.deps.writes.run(statements, { durable: false });
+    const results = await this.#commitTurn(statements, row, key, erasuresAtStart, turnLog);
+    if (results === null) return; // erased while it waited for the database: nothing kept
     saved.committed();
     person.committed(results.slice(saved.statements.length, saved.statements.length + person.statements.length));
     this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (messageCount > 0) this.#outputs.inc({ endpoint: key.endpointId }, messageCount);
     if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
-    await transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
+    // The turn is committed: whatever fails from here on must not run it again.
+    try {
+      await transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
+    } catch (error) {
+      turnLog.error("the execution-finished transformer failed after the turn was stored", { error });
+    }
+  }
+
+  /**
+   * Commits a turn: its outputs, the session and the event's "done" mark, in one transaction. When
+   * the storage fails (a full disk), the same statements are committed once writes work again —
+   * the flow is not asked again for an input it has answered. Only a stop meanwhile loses them
+   * (the event is still pending, and the flow runs again after the restart). Resolves null when the
+   * person was erased while the turn waited: then only the "done" mark is stored.
+   */
+  async #commitTurn(statements: InStatement[], row: PendingEvent, key: LaneKey, erasuresAtStart: number, log: Logger): Promise<ResultSet[] | null> {
+    let waited = false;
+    for (;;) {
+      if (waited && (this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
+        await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
+        return null;
+      }
+      try {
+        // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
+        return await this.deps.writes.run(statements, { durable: false });
+      } catch (error) {
+        if (!isStorageError(error)) throw error;
+        this.deps.health?.failed(error);
+        if (!waited) log.warn("the outcome of a turn could not be stored; it is kept and stored once the database takes writes again (the flow is not asked again)", { inbox_id: row.id });
+        waited = true;
+        if (!(await (this.deps.health?.waitHealthy() ?? Bun.sleep(1_000).then(() => true)))) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
+      }
+    }
   }
 
   /** Events stored and not yet processed, per endpoint (for /api/endpoints). */
@@ -528,6 +573,7 @@ export class ConversationEngine {
       error,
       inbox_id: row.id,
     });
+    row.attempts = attempts; // counted in memory too: a failing record must not make the tries endless
     try {
       await this.deps.writes.run([
         statement(
@@ -537,12 +583,13 @@ export class ConversationEngine {
             .where(eq(inbox.id, row.id)),
         ),
       ]);
-    } catch {
-      // the database itself is failing; the event stays pending
+    } catch (recordError) {
+      // The event stays pending; it is tried again after the same pause as any other failure.
+      log.error("could not record the failure of an event", { error: recordError, inbox_id: row.id });
+      await Bun.sleep(200 * 2 ** Math.min(attempts, 8));
       return false;
     }
-    row.attempts = attempts;
-    if (!giveUp) await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempts));
+    if (!giveUp) await Bun.sleep(200 * 2 ** attempts);
     return giveUp;
   }
 
@@ -567,13 +614,22 @@ export class ConversationEngine {
     await Promise.resolve(); // let #enqueueState assign #stateRunning first
     while (this.#statePending.length > 0) {
       const batch = this.#statePending.splice(0);
+      const confirmed: { key: LaneKey; outboxId: number }[] = [];
       try {
         // Lost in a power cut, they are applied again from the inbox: no fsync of their own.
-        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e)), { durable: false });
+        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e, confirmed)), { durable: false });
       } catch (error) {
+        if (isStorageError(error) && this.deps.health) {
+          // Applied once the database takes writes again (an echo may be what confirms a send).
+          this.deps.health.failed(error);
+          this.#statePending.unshift(...batch);
+          if (await this.deps.health.waitHealthy()) continue;
+          break; // stopping: they stay pending in the inbox for the next start
+        }
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
         continue;
       }
+      for (const c of confirmed) this.deps.lanes.confirmed(c.key, c.outboxId);
       for (const e of batch) {
         if (!this.#humanEcho(e)) continue;
         const at = Number((e.item as Record<string, any>).timestamp ?? this.deps.clock.now());
@@ -597,7 +653,7 @@ export class ConversationEngine {
   }
 
   /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
-  #stateStatements(e: StateEvent & { endpointId: string }): InStatement[] {
+  #stateStatements(e: StateEvent & { endpointId: string }, confirmed: { key: LaneKey; outboxId: number }[]): InStatement[] {
     const now = this.deps.clock.now();
     const item = e.item as Record<string, any>;
     const user = [e.endpointId, e.key.pageId, e.key.userId];
@@ -613,11 +669,15 @@ export class ConversationEngine {
       const id = outboxIdFromStamp(this.deps.installId, item.message?.metadata);
       if (id !== null) {
         // Our own message came back: it is sent, whatever the lane believed (a timed-out send
-        // that did arrive, or one interrupted by a crash). Only the row of this very user.
+        // that did arrive, one interrupted by a crash, one whose answer was unclear). Only the
+        // row of this very user.
         out.push({
-          sql: "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) WHERE id = ? AND endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending')",
+          sql: "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) WHERE id = ? AND endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending', 'unconfirmed')",
           args: [String(item.message?.mid ?? ""), now, id, ...user],
         });
+        confirmed.push({ key: e.key, outboxId: id });
+        const remember = this.deps.lanes.ownEcho(e.endpointId);
+        if (remember) out.push(remember);
       }
     } else if (e.kind === "delivery") {
       const mids: string[] = Array.isArray(item.delivery?.mids) ? item.delivery.mids.map(String) : [];

@@ -40,6 +40,11 @@ export interface WriteQueueOptions {
    * longer be trusted. The groups concerned are rejected; the server should stop (see serve.ts).
    */
   onDurabilityFailure?: (error: unknown) => void;
+  /**
+   * Called with the error of every group whose commit failed (db/health.ts tells a storage
+   * failure, which pauses processing, from a bad statement).
+   */
+  onCommitFailure?: (error: unknown) => void;
 }
 
 export class WriteQueue {
@@ -91,6 +96,7 @@ export class WriteQueue {
       this.#committing = null;
       if (this.#queue.length > 0) this.#schedule(); // the next commit overlaps with this one's fsync
     }
+    if (this.options.onCommitFailure) for (const o of outcomes) if (!o.ok) this.options.onCommitFailure(o.error);
     const durable = this.options.durable;
     const waiting = new Set(durable ? batch.filter((p, i) => p.durable && outcomes[i]!.ok) : []);
     settle(batch, outcomes, (p) => !waiting.has(p));

@@ -28,7 +28,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { userFields } from "../log/mask.ts";
-import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
+import { GraphApiError, GraphUnreadableAnswer, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
 import type { PageDirectory } from "../replies/pages.ts";
 import { classifySendError } from "../replies/retry.ts";
 import type { Inbox } from "../webhook/inbox.ts";
@@ -443,16 +443,18 @@ export class Threads {
         return failure;
       }
       try {
-        await this.deps.graph.request(page, "POST", `/${key.pageId}/take_thread_control`, {
-          recipient: { id: key.userId },
-          metadata: reason === "timeout" ? "timeout: no reply from a person" : "taken back by the operator",
-        });
+        await this.deps.graph
+          .request(page, "POST", `/${key.pageId}/take_thread_control`, {
+            recipient: { id: key.userId },
+            metadata: reason === "timeout" ? "timeout: no reply from a person" : "taken back by the operator",
+          })
+          .catch(tookEffect);
       } catch (error) {
         const message = describe(error);
         const verdict = classifySendError(error);
         // A refused token pauses the Page (as for sends); the take is tried again once it is replaced.
         if (verdict.action === "pause_page") await this.deps.pages.pause(key.endpointId, key.pageId, verdict.reason);
-        const passing = verdict.action === "retry" || verdict.action === "pause_page";
+        const passing = verdict.action === "retry" || verdict.action === "pause_page" || verdict.action === "unclear";
         // A passing failure keeps a timer: the timeout's take is tried again a minute later, and an
         // operator's failed take leaves the timeout where it was.
         const retryAt = !passing ? null : reason === "timeout" ? startedAt + TAKE_RETRY_MS : open ? this.#takeAt(key, open) : null;
@@ -606,7 +608,13 @@ function pausedPage(key: LaneKey): CallFailure {
 
 /** `POST /{page}/pass_thread_control` (the reply lane's handover items and the operator's pass). */
 export function passThreadControl(graph: GraphClient, page: PageCredentials, userId: string, targetApp: string, metadata: string | null): Promise<unknown> {
-  return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) });
+  return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) }).catch(tookEffect);
+}
+
+/** Graph answered 2xx with a body that could not be read: the pass or take went through all the same. */
+function tookEffect(error: unknown): unknown {
+  if (error instanceof GraphUnreadableAnswer) return {};
+  throw error;
 }
 
 /** `GET /{page}/thread_owner`: the app owning the user's thread, or null (idle). */

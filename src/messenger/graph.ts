@@ -3,6 +3,10 @@
  * kinds, and retry decisions switch on the kind and `error.code`, never on message text:
  * - `GraphApiError`: Graph answered, with an error envelope (code, subcode, type, fbtrace_id).
  * - `GraphNetworkError`: Graph could not be reached or did not answer in time (the cause).
+ *   `notSent` says the request certainly never reached Graph (refused, no such host, no route,
+ *   TLS failed); otherwise (a timeout, a connection lost before the answer) it may have.
+ * - `GraphUnreadableAnswer`: Graph answered 2xx, but the body was cut off or is not a JSON object.
+ *   The call most likely succeeded; what it returned is unknown.
  */
 import { createHmac } from "node:crypto";
 
@@ -46,20 +50,48 @@ export class GraphNetworkError extends Error {
     message: string,
     readonly timedOut: boolean,
     options?: { cause?: unknown },
+    /** The request certainly never reached Graph (no connection was made). */
+    readonly notSent: boolean = false,
   ) {
     super(message, options);
     this.name = "GraphNetworkError";
   }
 
   toJSON() {
-    return { kind: "network", timed_out: this.timedOut, message: this.message };
+    return { kind: "network", timed_out: this.timedOut, not_sent: this.notSent, message: this.message };
   }
 }
 
-export type GraphError = GraphApiError | GraphNetworkError;
+export class GraphUnreadableAnswer extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "GraphUnreadableAnswer";
+  }
+
+  toJSON() {
+    return { kind: "unreadable_answer", status: this.status, message: this.message };
+  }
+}
+
+export type GraphError = GraphApiError | GraphNetworkError | GraphUnreadableAnswer;
 
 export function isGraphError(error: unknown): error is GraphError {
-  return error instanceof GraphApiError || error instanceof GraphNetworkError;
+  return error instanceof GraphApiError || error instanceof GraphNetworkError || error instanceof GraphUnreadableAnswer;
+}
+
+/**
+ * Connection failures that happen before any byte of the request leaves: the request cannot have
+ * reached Graph. Everything else (a reset, a timeout) may have come after Graph took it.
+ */
+const NOT_SENT_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EAI_NONAME|ENETUNREACH|EHOSTUNREACH|ConnectionRefused|FailedToOpenSocket|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|ERR_TLS_CERT|ERR_SSL)/;
+
+function notSent(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && NOT_SENT_CODES.test(code);
 }
 
 /** `appsecret_proof` = hex HMAC-SHA256 of the access token, keyed with the App secret. */
@@ -71,7 +103,7 @@ export interface GraphCall {
   /** send | profile | ids_for_pages | other */
   operation: string;
   seconds: number;
-  result: "ok" | "graph_error" | "network_error";
+  result: "ok" | "graph_error" | "network_error" | "unreadable_answer";
 }
 
 function operationOf(method: string, path: string): string {
@@ -148,7 +180,7 @@ export class GraphClient {
     try {
       return await this.#request<T>(page, method, path, body, query);
     } catch (error) {
-      result = error instanceof GraphApiError ? "graph_error" : "network_error";
+      result = error instanceof GraphApiError ? "graph_error" : error instanceof GraphUnreadableAnswer ? "unreadable_answer" : "network_error";
       throw error;
     } finally {
       const call: GraphCall = { operation: operationOf(method, path), seconds: (performance.now() - started) / 1000, result };
@@ -179,19 +211,24 @@ export class GraphClient {
         timedOut ? `Graph API did not answer within ${this.#timeoutMs} ms (${method} ${path})` : `could not reach the Graph API (${method} ${path}): ${(error as Error)?.message}`,
         timedOut,
         { cause: error },
+        !timedOut && notSent(error),
       );
     }
+    // From here on Graph has answered with a status: on 2xx it took the call, whatever the body.
+    const unreadable = (why: string, cause?: unknown) =>
+      new GraphUnreadableAnswer(response.status, `Graph answered HTTP ${response.status} to ${method} ${path}, but ${why}: the call most likely succeeded`, { cause });
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
-      throw new GraphNetworkError(`the Graph API answer was cut off (${method} ${path})`, false, { cause: error });
+      if (response.ok) throw unreadable("the answer was cut off", error);
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status}, its body cut off`);
     }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
-      if (response.ok) throw new GraphApiError(response.status, 1, 1357046, undefined, undefined, "Received invalid JSON reply");
+      if (response.ok) throw unreadable("its body is not JSON");
       throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
     }
     const isObject = typeof json === "object" && json !== null;
@@ -212,7 +249,7 @@ export class GraphClient {
       throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
     }
     // `null`, a number or a string: not an answer Graph gives.
-    if (!isObject) throw new GraphApiError(response.status, 1, 1357046, undefined, undefined, "Received invalid JSON reply");
+    if (!isObject) throw unreadable("its body is not a JSON object");
     return json as T;
   }
 }

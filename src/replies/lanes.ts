@@ -35,7 +35,8 @@ import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
 import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
 import { passThreadControl, threadOwner, type Threads } from "../handover/threads.ts";
 import type { PageDirectory } from "./pages.ts";
-import { backoffDelay, classifySendError } from "./retry.ts";
+import { backoffDelay, classifySendError, type SendFailure } from "./retry.ts";
+import { isStorageError, type StorageHealth } from "../db/health.ts";
 
 export type { LaneKey };
 
@@ -56,6 +57,8 @@ export interface ReplyLanesDeps {
   installId: string;
   /** Who has the floor per user: the lane holds while it is not the bot. */
   threads?: Threads;
+  /** Whether the database takes writes: while it does not, the lanes wait (db/health.ts). */
+  health?: StorageHealth;
 }
 
 type Settled = "settled" | "open";
@@ -70,8 +73,13 @@ const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_a
 // Both only touch an item that is still open: an echo that marked it sent wins over a late error.
 const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
-
-
+// Graph took it, but whether the user has it is not known: its echo, if one comes, makes it sent.
+const MARK_UNCONFIRMED_SQL =
+  "UPDATE outbox SET status = 'unconfirmed', sent_at = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
+/** How long an echo of ours counts as proof that this endpoint receives echoes (see #noEcho). */
+const ECHOES_PROVEN_MS = 7 * 24 * 3_600_000;
+/** Remembered in `meta` at most this often per endpoint. */
+const ECHOES_RECORD_EVERY_MS = 3_600_000;
 
 export class ReplyLanes {
   readonly #endpoints: Map<string, EndpointSettings>;
@@ -90,6 +98,10 @@ export class ReplyLanes {
    * behind the list's back, the guarded "sending" mark finds it closed and nothing is sent.
    */
   readonly #open = new Map<string, OutboxItem[]>();
+  /** Lanes sleeping until an echo (or its time) comes, by lane id: an echo wakes them early. */
+  readonly #echoSleepers = new Map<string, () => void>();
+  /** When an echo of ours last came back, per endpoint, and when that was last stored. */
+  readonly #echoSeen = new Map<string, { at: number; recorded: number }>();
 
   constructor(private readonly deps: ReplyLanesDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
@@ -110,6 +122,11 @@ export class ReplyLanes {
   /** Resumes every lane with open items (after a restart) and starts taking work. */
   async start(): Promise<void> {
     this.#startedAt = this.deps.clock.now(); // the Pages' pauses are loaded first (app.ts)
+    const seen = await this.deps.database.client.execute("SELECT key, value FROM meta WHERE key LIKE 'echoes_seen:%'");
+    for (const r of seen.rows) {
+      const at = Number(r[1]);
+      if (Number.isFinite(at)) this.#echoSeen.set(String(r[0]).slice("echoes_seen:".length), { at, recorded: at });
+    }
     const rows = await this.deps.database.client.execute(
       "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
         "WHERE status IN ('pending', 'sending') ORDER BY id",
@@ -152,6 +169,37 @@ export class ReplyLanes {
     return this.#open.get(laneId(key))?.some((i) => i.kind === "control") ?? false;
   }
 
+  /** An echo of ours came back and the engine has committed its item as sent: a lane waiting for it goes on. */
+  confirmed(key: LaneKey, outboxId: number): void {
+    const item = this.#open.get(laneId(key))?.find((i) => i.id === outboxId);
+    if (!item) return;
+    item.echoed = true;
+    if (item.echoWaitUntil !== undefined) this.#echoSleepers.get(laneId(key))?.();
+  }
+
+  /**
+   * An echo of ours came back for this endpoint, so echoes reach it (see #noEcho). Returns the
+   * statement that remembers it across restarts, at most once an hour (else null), to commit with
+   * the echo.
+   */
+  ownEcho(endpointId: string): InStatement | null {
+    const now = this.deps.clock.now();
+    const seen = this.#echoSeen.get(endpointId);
+    const due = !seen || now - seen.recorded >= ECHOES_RECORD_EVERY_MS;
+    this.#echoSeen.set(endpointId, { at: now, recorded: due ? now : seen.recorded });
+    if (!due) return null;
+    return {
+      sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+      args: [`echoes_seen:${endpointId}`, String(now), now],
+    };
+  }
+
+  /** Whether echoes of our sends are known to reach this endpoint (one came back lately). */
+  #echoesArrive(endpointId: string): boolean {
+    const seen = this.#echoSeen.get(endpointId);
+    return seen !== undefined && this.deps.clock.now() - seen.at < ECHOES_PROVEN_MS;
+  }
+
   /** Items waiting in this user's lane (held while another app or a person has the floor). */
   waiting(key: LaneKey): number {
     return this.#open.get(laneId(key))?.length ?? 0;
@@ -187,40 +235,68 @@ export class ReplyLanes {
 
   /** One step of a user's lane: wait for the head item's time, or send it. */
   async #step(key: LaneKey): Promise<StepResult> {
-    if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
-    if (this.deps.threads?.holds(key)) return "idle"; // another app or a person has the floor: woken by onRelease
     const list = this.#open.get(laneId(key));
     const item = list?.[0];
     if (!item) return "idle";
     const more = list!.length > 1;
     const log = this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
+    const health = this.deps.health;
+    try {
+      // While the database refuses writes nothing is sent: a send whose outcome cannot be stored
+      // would be sent again.
+      if (health && !health.healthy && !(await health.waitHealthy())) return "idle";
+      const outcome = await this.#next(item, key, log);
+      if (outcome === "idle") return "idle";
+      // The head was the lane's only item and it is settled: no need to look again (a new item
+      // notifies the lane, which then goes round once more).
+      if (outcome === "settled") {
+        this.#settled(key, item);
+        if (!more) return "idle";
+      }
+    } catch (error) {
+      if (isStorageError(error)) {
+        // The database failed (db/health.ts logs it, at a bounded rate): wait until it takes
+        // writes again. What Graph already took is kept in `item.accepted` and not sent again.
+        health?.failed(error);
+        log.debug("reply lane waits for the database", { outbox_id: item.id });
+        return (await (health?.waitHealthy() ?? this.#sleep(1_000))) ? "more" : "idle";
+      }
+      // Our own failure, not Graph's: wait a little and look again.
+      log.error("reply lane failed; retrying", { error, outbox_id: item.id });
+      await this.#sleep(1_000);
+    }
+    return "more";
+  }
+
+  /** What the head item needs now: its outcome stored, a wait, or a send. */
+  async #next(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled | "idle"> {
+    if (item.echoed) return "settled"; // its echo marked it sent meanwhile
+    if (item.accepted) return this.#recordAccepted(item, key, log); // Graph took it: only its outcome is left to store
+    if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
+    if (this.deps.threads?.holds(key)) return "idle"; // another app or a person has the floor: woken by onRelease
     const now = this.deps.clock.now();
+    if (item.echoWaitUntil !== undefined) {
+      if (now < item.echoWaitUntil) {
+        await this.#sleep(item.echoWaitUntil - now, key);
+        return "open";
+      }
+      item.echoWaitUntil = undefined;
+      return this.#noEcho(item, key, log);
+    }
     if (item.status === "sending") {
       // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
       const until = this.#startedAt + this.#echoGraceMs;
       if (now < until) {
         await this.#sleep(until - now);
-        return "more";
+        return "open";
       }
       log.warn("resending a message whose send was interrupted and whose echo did not arrive", { outbox_id: item.id });
     }
     if (item.nextAttemptAt !== null && item.nextAttemptAt > now) {
       await this.#sleep(item.nextAttemptAt - now);
-      return "more";
+      return "open";
     }
-    try {
-      // The head was the lane's only item and it is settled: no need to look again (a new item
-      // notifies the lane, which then goes round once more).
-      if ((await this.#deliver(item, key, log)) === "settled") {
-        this.#settled(key, item);
-        if (!more) return "idle";
-      }
-    } catch (error) {
-      // Our own failure (the database, say), not Graph's: wait a little and look again.
-      log.error("reply lane failed; retrying", { error, outbox_id: item.id });
-      await this.#sleep(1_000);
-    }
-    return "more";
+    return this.#deliver(item, key, log);
   }
 
   /** Sends the item; "settled" when it has left the lane (sent, dropped, given up), "open" when it stays. */
@@ -271,13 +347,49 @@ export class ReplyLanes {
       const result = await this.deps.graph.send(page, payload);
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       this.#sends.inc({ endpoint: key.endpointId, result: "sent" });
-      // No fsync of its own: the next "sending" mark's fsync covers it (RunOptions).
-      await this.deps.writes.run([{ sql: MARK_SENT_SQL, args: [result.message_id ?? null, this.deps.clock.now(), item.id] }], { durable: false });
-      return "settled";
+      item.accepted = { status: "sent", messageId: result.message_id ?? null };
+      return this.#recordAccepted(item, key, log);
     } catch (error) {
       this.#sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       return this.#failed(item, key, error, log);
     }
+  }
+
+  /**
+   * Stores the outcome of a call Graph took. If this write fails (a full disk), the lane waits
+   * and tries the write again — never the call: `item.accepted` stays set until it commits.
+   */
+  async #recordAccepted(item: OutboxItem, key: LaneKey, _log: Logger): Promise<Settled> {
+    const accepted = item.accepted!;
+    const now = this.deps.clock.now();
+    // No fsync of its own: the next "sending" mark's fsync covers it (RunOptions).
+    const statement =
+      accepted.status === "sent"
+        ? { sql: MARK_SENT_SQL, args: [accepted.messageId, now, item.id] }
+        : { sql: MARK_UNCONFIRMED_SQL, args: [now, JSON.stringify(accepted.error ?? {}), item.id] };
+    await this.deps.writes.run([statement], { durable: false });
+    if (accepted.status === "unconfirmed") this.#sends.inc({ endpoint: key.endpointId, result: "unconfirmed" });
+    return "settled";
+  }
+
+  /**
+   * The last call's answer was unclear and no echo came in `[graph] resend_after_ms`. Where echoes
+   * of our sends are known to arrive (one came back within the last week), no echo means Graph did
+   * not take it: it is tried again like any passing failure. Otherwise there is no telling, and a
+   * message is sent twice rather than not at all only when Graph certainly did not take it: it is
+   * marked "unconfirmed" (its echo, if one comes later, still marks it sent).
+   */
+  async #noEcho(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled> {
+    if (this.#echoesArrive(key.endpointId)) {
+      return this.#failed(item, key, new Error("no echo came after an unclear answer"), log, { action: "retry", throttled: false, reason: "no echo after an unclear answer" });
+    }
+    log.warn(
+      `the Send API's answer to a message was lost and no echo came within ${this.#echoGraceMs} ms; it is marked unconfirmed and not sent again, ` +
+        "since Facebook may have delivered it. Subscribe the App's webhook to message_echoes so that the server can tell (then a message Facebook did not take is sent again)",
+      { outbox_id: item.id },
+    );
+    item.accepted = { status: "unconfirmed", messageId: null, error: { reason: "unclear answer, no echo" } };
+    return this.#recordAccepted(item, key, log);
   }
 
   /** A flow's handover, after everything before it was sent (the item is marked "sending"). */
@@ -287,7 +399,7 @@ export class ReplyLanes {
     const startedAt = this.deps.clock.now(); // an erasure meanwhile keeps its state from being written back
     try {
       // A crash may have come after Meta passed the thread and before we recorded it: ask first.
-      const done = interrupted && (await threadOwner(this.deps.graph, page, key.userId).catch(() => null)) === body.target_app_id;
+      const done = (interrupted || item.maybeDone === true) && (await threadOwner(this.deps.graph, page, key.userId).catch(() => null)) === body.target_app_id;
       if (!done) await passThreadControl(this.deps.graph, page, key.userId, body.target_app_id, body.metadata);
     } catch (error) {
       return this.#failed(item, key, error, log);
@@ -323,8 +435,7 @@ export class ReplyLanes {
     await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);
   }
 
-  async #failed(item: OutboxItem, key: LaneKey, error: unknown, log: Logger): Promise<Settled> {
-    const failure = classifySendError(error);
+  async #failed(item: OutboxItem, key: LaneKey, error: unknown, log: Logger, failure: SendFailure = classifySendError(error)): Promise<Settled> {
     const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
     const now = this.deps.clock.now();
     const attempts = item.attempts; // counted when the item was marked "sending"
@@ -361,6 +472,27 @@ export class ReplyLanes {
         this.#sends.inc({ endpoint: key.endpointId, result: "paused" });
         await this.#reopen(item, item.nextAttemptAt, { ...recorded, reason: failure.reason });
         await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
+        return "open";
+      case "accepted":
+        // Graph answered 2xx and only its answer could not be read: taken, never sent again.
+        log.warn(`Graph took a message but its answer could not be read (${failure.reason}); marked unconfirmed, not sent again: its echo confirms it`, { outbox_id: item.id, error: recorded });
+        item.accepted = { status: "unconfirmed", messageId: null, error: { ...recorded, reason: failure.reason } };
+        return this.#recordAccepted(item, key, log);
+      case "unclear":
+        this.#sends.inc({ endpoint: key.endpointId, result: "unclear" });
+        if (item.kind === "action") {
+          // A sender action (mark_seen) has no echo, and showing it twice does no harm.
+          item.accepted = { status: "sent", messageId: null };
+          return this.#recordAccepted(item, key, log);
+        }
+        if (item.kind === "control") {
+          // Passed or not: the next attempt asks Graph who owns the thread before passing again.
+          item.maybeDone = true;
+          return this.#failed(item, key, error, log, { action: "retry", throttled: false, reason: `unclear answer (${failure.reason})` });
+        }
+        // A message: its echo, if it comes, says Graph has it. Until then the lane waits (order).
+        log.warn(`the Send API did not answer clearly (${failure.reason}); waiting up to ${this.#echoGraceMs} ms for the message's echo before deciding whether to send it again`, { outbox_id: item.id, error: recorded });
+        item.echoWaitUntil = now + this.#echoGraceMs;
         return "open";
     }
   }
@@ -401,18 +533,24 @@ export class ReplyLanes {
     }
   }
 
-  /** Resolves true after `ms`, or false at once when the lanes stop. */
-  #sleep(ms: number): Promise<boolean> {
+  /**
+   * Resolves true after `ms`, or false at once when the lanes stop. With `echoOf`, an echo for
+   * that lane (`echoed`) ends the sleep early (resolving true).
+   */
+  #sleep(ms: number, echoOf?: LaneKey): Promise<boolean> {
     if (this.#stopping) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => {
-          this.#timers.delete(entry);
-          resolve(true);
-        }, ms),
-        wake: () => resolve(false),
+      const lane = echoOf ? laneId(echoOf) : null;
+      const end = (value: boolean) => {
+        clearTimeout(entry.timer);
+        this.#timers.delete(entry);
+        if (lane !== null && this.#echoSleepers.get(lane) === early) this.#echoSleepers.delete(lane);
+        resolve(value);
       };
+      const early = () => end(true);
+      const entry = { timer: setTimeout(() => end(true), ms), wake: () => end(false) };
       this.#timers.add(entry);
+      if (lane !== null) this.#echoSleepers.set(lane, early);
     });
   }
 }

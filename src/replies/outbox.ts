@@ -43,6 +43,15 @@ export interface OutboxItem {
   attempts: number;
   nextAttemptAt: number | null;
   firstAttemptAt: number | null;
+  // In memory only, for the lane (replies/lanes.ts):
+  /** Graph took it; only its outcome is still to be stored. Never sent again, whatever happens to that write. */
+  accepted?: { status: "sent" | "unconfirmed"; messageId: string | null; error?: Record<string, unknown> };
+  /** The last call's answer was unclear: the lane waits for the echo until this time. */
+  echoWaitUntil?: number;
+  /** Its echo came back: the row says sent. */
+  echoed?: boolean;
+  /** (control) An earlier call may have passed the thread: ask Graph before passing again. */
+  maybeDone?: boolean;
 }
 
 export interface Enqueued {

@@ -1,8 +1,11 @@
 /**
- * What to do when a send fails, decided by the kind of failure and Graph's `error.code`
- * (messenger-platform.md §5). Never by message text.
+ * What to do when a send fails, decided by the kind of failure and Graph's `error.code`, never by
+ * message text. A send is repeated only when Graph certainly did not take it: it answered with an
+ * error, or no connection was made. An answer that leaves it open (a timeout, a connection lost
+ * before the answer) is "unclear", and a 2xx whose body cannot be read is "accepted": see
+ * docs/reply-lanes.md for what the lane does with each.
  */
-import { GraphApiError, GraphNetworkError } from "../messenger/graph.ts";
+import { GraphApiError, GraphNetworkError, GraphUnreadableAnswer } from "../messenger/graph.ts";
 
 export type SendFailure =
   /** Try the same message again later; the lane waits (head-of-line). */
@@ -10,14 +13,22 @@ export type SendFailure =
   /** Give this message up and go on with the next one; recorded on the message. */
   | { action: "drop"; reason: "outside_window" | "user_unavailable" | "rejected" }
   /** The Page's token is unusable: stop all its lanes until the token is replaced. */
-  | { action: "pause_page"; reason: string };
+  | { action: "pause_page"; reason: string }
+  /** Graph may or may not have taken it (no answer in time, the connection lost before the answer). */
+  | { action: "unclear"; reason: "timeout" | "network" }
+  /** Graph answered 2xx, but its answer could not be read: taken, without a message id. */
+  | { action: "accepted"; reason: string };
 
 const THROTTLING = new Set([4, 17, 32, 613]);
 const TRANSIENT = new Set([1, 2]);
 const WINDOW_SUBCODES = new Set([2018278, 2534022, 2018065, 2018108]);
 
 export function classifySendError(error: unknown): SendFailure {
-  if (error instanceof GraphNetworkError) return { action: "retry", throttled: false, reason: error.timedOut ? "timeout" : "network" };
+  if (error instanceof GraphUnreadableAnswer) return { action: "accepted", reason: `HTTP ${error.status} with an unreadable answer` };
+  if (error instanceof GraphNetworkError) {
+    if (error.notSent) return { action: "retry", throttled: false, reason: "network" };
+    return { action: "unclear", reason: error.timedOut ? "timeout" : "network" };
+  }
   if (!(error instanceof GraphApiError)) return { action: "drop", reason: "rejected" };
   const { code, subcode, status } = error;
   // Marketing-message frequency limits: retrying cannot help (messenger-platform.md §5.2).

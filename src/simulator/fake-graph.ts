@@ -126,7 +126,12 @@ export type ScriptedFailure =
    */
   | { timeoutMs: number; deliver?: boolean }
   /** The connection is closed without an answer. */
-  | { networkError: true };
+  | { networkError: true }
+  /**
+   * The message is taken (recorded, echoed), but the 200 answer is garbled: a body that is not
+   * JSON (`not_json`), or the connection closed after the status line and part of the body (`cut_off`).
+   */
+  | { garbled: "not_json" | "cut_off" };
 
 export interface SendFilter {
   pageId?: string;
@@ -599,7 +604,8 @@ export class FakeGraph {
       call.response = null;
     } else {
       call.status = outcome.status;
-      call.response = await outcome.clone().json().catch(() => null);
+      // A garbled answer's body must reach the client as it is: reading a clone would consume it first.
+      call.response = GARBLED.has(outcome) ? null : await outcome.clone().json().catch(() => null);
     }
     this.#inFlight.delete(call);
     this.#notify();
@@ -730,6 +736,10 @@ export class FakeGraph {
     const failure = this.#takeFailure(page.id, params);
     if (failure) {
       if ("networkError" in failure) return NETWORK_ERROR;
+      if ("garbled" in failure) {
+        this.#send(page, params, call);
+        return garbledResponse(failure.garbled);
+      }
       if ("timeoutMs" in failure) {
         if (failure.deliver) {
           let answer: Response;
@@ -1044,6 +1054,27 @@ export class FakeGraph {
         unsupported(method, "messenger_profile");
     }
   }
+}
+
+const GARBLED = new WeakSet<Response>();
+
+/** A 200 that a client cannot read: HTML from a proxy, or a JSON body cut off by a closed connection. */
+function garbledResponse(how: "not_json" | "cut_off"): Response {
+  const response = how === "not_json" ? new Response("<html><body>Bad gateway, sort of</body></html>", { status: 200, headers: { "content-type": "text/html" } }) : cutOff();
+  GARBLED.add(response);
+  return response;
+}
+
+function cutOff(): Response {
+  return new Response(
+    new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"recipient_id":"'));
+        setTimeout(() => controller.error(), 5);
+      },
+    }),
+    { status: 200, headers: { "content-type": "application/json; charset=UTF-8" } },
+  );
 }
 
 /** A Response whose body fails before anything is written: Bun closes the socket without an answer. */

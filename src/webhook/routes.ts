@@ -16,6 +16,7 @@ import type { Inbox } from "./inbox.ts";
 import { verifySignature } from "./signature.ts";
 import { nextRequestId } from "../http/request-id.ts";
 import { sameSecret } from "../http/secrets.ts";
+import { isStorageError } from "../db/health.ts";
 
 export interface WebhookDeps {
   config: Config;
@@ -133,8 +134,10 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
           if (result.duplicates > 0) eventsCounter.inc({ endpoint: id, kind: "any", result: "duplicate" }, result.duplicates);
           if (l.enabled("debug")) l.debug("webhook stored", { stored: result.stored.length, duplicates: result.duplicates });
         } catch (error) {
-          // Not stored, so not acknowledged: Facebook retries.
-          l.error(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
+          // Not stored, so not acknowledged: Facebook retries. A failing disk is logged by
+          // db/health.ts at a bounded rate; a line per webhook would only fill it further.
+          if (isStorageError(error)) l.debug(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
+          else l.error(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
           return done(errorResponse(500, "storage_failed", "the events could not be stored; retry later", requestId), "storage_failed");
         }
         return done(textResponse(200, "EVENT_RECEIVED", requestId), "stored");

@@ -8,6 +8,7 @@ import type { Config } from "../../src/config/load.ts";
 import type { Clock } from "../../src/clock.ts";
 import { openDatabase, type Database } from "../../src/db/client.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
+import type { FlowRegistry } from "../../src/flows/index.ts";
 import { FakeGraph, type FakeGraphOptions, type RecordedSend } from "../../src/simulator/fake-graph.ts";
 import { signBody } from "../../src/webhook/signature.ts";
 import { APP_SECRET, PAGE_ID, PAGE_TOKEN, PSID, VERIFY_TOKEN, configFromToml } from "./config.ts";
@@ -46,6 +47,12 @@ export interface ConversationOptions {
   transformers?: { timeoutMs?: number; poolSize?: number };
   /** The endpoint's Pages (default: the one Page the fake Graph API knows). */
   pages?: { id: string; token: string }[];
+  /** Flows by name instead of those of the settings (an in-test flow that counts its calls, say). */
+  flows?: FlowRegistry;
+  /** Wraps the opened database before the app gets it (a client whose writes fail, say). */
+  wrapDatabase?: (database: Database) => Database;
+  /** The database probe's delays while writes fail (db/health.ts). */
+  storageHealth?: { minDelayMs?: number; maxDelayMs?: number };
 }
 
 export interface Conversation {
@@ -116,10 +123,21 @@ expiration_minutes = ${options.expirationMinutes ?? 30}
 ${options.endpointToml ?? ""}
 `;
   const config = configFromToml(toml, { dir: dir.path });
-  const database = await openDatabase(config.storage.url);
-  await applyMigrations(database);
+  const opened = await openDatabase(config.storage.url);
+  await applyMigrations(opened);
+  const database = options.wrapDatabase ? options.wrapDatabase(opened) : opened;
   const logs = collectingLogger();
-  const app = await createApp({ config, db: database, log: logs.log, lanes: options.lanes, clock: options.clock, shutdownGraceMs: 2_000, transformers: options.transformers });
+  const app = await createApp({
+    config,
+    db: database,
+    log: logs.log,
+    lanes: options.lanes,
+    clock: options.clock,
+    shutdownGraceMs: 2_000,
+    transformers: options.transformers,
+    flows: options.flows,
+    storageHealth: options.storageHealth,
+  });
   app.server.listen({ hostname: "127.0.0.1", port: 0, reusePort: false });
   const url = `http://127.0.0.1:${app.server.server!.port}`;
   if (options.echoes) graph.configureWebhook({ url: `${url}/webhooks/support`, appSecret: APP_SECRET }, { echoes: true });

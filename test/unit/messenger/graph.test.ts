@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
-import { GraphApiError, GraphClient, GraphNetworkError, appSecretProof, isGraphError, type PageCredentials } from "../../../src/messenger/graph.ts";
+import { GraphApiError, GraphClient, GraphNetworkError, GraphUnreadableAnswer, appSecretProof, isGraphError, type PageCredentials } from "../../../src/messenger/graph.ts";
 import { FakeGraph } from "../../../src/simulator/fake-graph.ts";
 
 const PAGE = "104857600012345";
@@ -213,20 +213,45 @@ describe("GraphClient against odd answers", () => {
     expect(await thrown(() => odd().send(page, textBody()))).toMatchObject({ status: 200, code: 100, subcode: 2018001, fbtraceId: "Xyz" });
   });
 
-  test("invalid JSON on 200 is a GraphApiError 1/1357046", async () => {
+  test("invalid JSON on 200 is a GraphUnreadableAnswer: Graph took the call, its answer is unknown", async () => {
     answer = () => new Response("{not json", { status: 200 });
     const error = await thrown(() => odd().send(page, textBody()));
-    expect(error).toBeInstanceOf(GraphApiError);
-    expect(error).toMatchObject({ status: 200, code: 1, subcode: 1357046, message: "Received invalid JSON reply" });
+    expect(error).toBeInstanceOf(GraphUnreadableAnswer);
+    expect(error).toMatchObject({ status: 200, name: "GraphUnreadableAnswer" });
+    expect((error as Error).message).toContain("most likely succeeded");
+    expect((error as GraphUnreadableAnswer).toJSON()).toMatchObject({ kind: "unreadable_answer", status: 200 });
   });
 
-  test("a JSON null or number on 200 is a Graph error too, not a crash", async () => {
+  test("a JSON null or number on 200 is unreadable too, not a crash", async () => {
     answer = () => new Response("null", { status: 200, headers: { "content-type": "application/json" } });
     const error = await thrown(() => odd().send(page, textBody()));
     expect(isGraphError(error)).toBe(true);
-    expect(error).toMatchObject({ code: 1, subcode: 1357046 });
+    expect(error).toBeInstanceOf(GraphUnreadableAnswer);
     answer = () => new Response("42", { status: 200 });
-    expect(await thrown(() => odd().send(page, textBody()))).toMatchObject({ code: 1, subcode: 1357046 });
+    expect(await thrown(() => odd().send(page, textBody()))).toBeInstanceOf(GraphUnreadableAnswer);
+  });
+
+  test("a 200 whose body is cut off by a closed connection is unreadable, not a network error", async () => {
+    answer = () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"recipient_id":"'));
+            setTimeout(() => controller.error(), 5);
+          },
+        }),
+        { status: 200 },
+      );
+    const error = await thrown(() => odd().send(page, textBody()));
+    expect(error).toBeInstanceOf(GraphUnreadableAnswer);
+    expect((error as Error).message).toContain("cut off");
+  });
+
+  test("a connection closed before any answer may have reached Graph: not notSent", async () => {
+    answer = () => new Response(new ReadableStream({ start: (controller) => controller.error() }));
+    const error = await thrown(() => odd().send(page, textBody()));
+    expect(error).toBeInstanceOf(GraphNetworkError);
+    expect(error).toMatchObject({ timedOut: false, notSent: false });
   });
 
   test("an empty 200 is an empty result", async () => {
@@ -239,7 +264,7 @@ describe("GraphClient against odd answers", () => {
     answer = (request) => new Promise((resolve) => request.signal.addEventListener("abort", () => resolve(new Response("late"))));
     const error = await thrown(() => odd(120).send(page, textBody()));
     expect(error).toBeInstanceOf(GraphNetworkError);
-    expect(error).toMatchObject({ timedOut: true });
+    expect(error).toMatchObject({ timedOut: true, notSent: false });
   });
 
   test("connection refused: GraphNetworkError, not timed out, with the cause", async () => {
@@ -248,7 +273,7 @@ describe("GraphClient against odd answers", () => {
     closed.stop(true);
     const error = await thrown(() => client({ url: `http://127.0.0.1:${port}` }).send(page, textBody()));
     expect(error).toBeInstanceOf(GraphNetworkError);
-    expect(error).toMatchObject({ timedOut: false, name: "GraphNetworkError" });
+    expect(error).toMatchObject({ timedOut: false, name: "GraphNetworkError", notSent: true });
     expect((error as Error).message).toContain(`POST /${PAGE}/messages`);
     expect((error as Error).cause).toBeDefined();
   });

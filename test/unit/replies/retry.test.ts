@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { GraphApiError, GraphNetworkError } from "../../../src/messenger/graph.ts";
+import { GraphApiError, GraphNetworkError, GraphUnreadableAnswer } from "../../../src/messenger/graph.ts";
 import { backoffDelay, classifySendError, type SendFailure } from "../../../src/replies/retry.ts";
 
 /** A Graph error envelope as the client turns it into an error. */
@@ -10,9 +10,14 @@ function apiError(code: number, subcode?: number, status = 400): GraphApiError {
 const classify = (code: number, subcode?: number, status?: number): SendFailure => classifySendError(apiError(code, subcode, status));
 
 describe("classifySendError", () => {
-  test("network errors are retried, timed out or not, without throttling", () => {
-    expect(classifySendError(new GraphNetworkError("could not reach", false))).toEqual({ action: "retry", throttled: false, reason: "network" });
-    expect(classifySendError(new GraphNetworkError("did not answer", true))).toEqual({ action: "retry", throttled: false, reason: "timeout" });
+  test("a connection never made is retried; a timeout or a connection lost before the answer is unclear", () => {
+    expect(classifySendError(new GraphNetworkError("refused", false, undefined, true))).toEqual({ action: "retry", throttled: false, reason: "network" });
+    expect(classifySendError(new GraphNetworkError("reset", false))).toEqual({ action: "unclear", reason: "network" });
+    expect(classifySendError(new GraphNetworkError("did not answer", true))).toEqual({ action: "unclear", reason: "timeout" });
+  });
+
+  test("a 2xx whose answer cannot be read was taken: accepted, never retried", () => {
+    expect(classifySendError(new GraphUnreadableAnswer(200, "cut off"))).toEqual({ action: "accepted", reason: "HTTP 200 with an unreadable answer" });
   });
 
   test("codes 1 and 2 are transient: retried without throttling", () => {

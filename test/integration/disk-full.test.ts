@@ -1,0 +1,144 @@
+/**
+ * The disk-full drill: the database on a small filesystem, filled while messages arrive, then
+ * freed. Where this process may mount one (root, with the right to mount), the filesystem is a real
+ * 8 MiB tmpfs and a filler file takes its free space: SQLite meets ENOSPC as it would on a full disk.
+ * Elsewhere the drill runs on an injected write failure at the storage layer
+ * (test/helpers/failing-storage.ts); the test's name says which ran (DISK_FULL_DRILL=inject forces
+ * the fallback).
+ *
+ * What must hold: no 200 for an event that was not stored; no loop (the agent is asked once per
+ * input, the log stays short); no reply sent twice; everything acknowledged processed once after
+ * the space comes back, including what Facebook sends again after a 500.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { rmSync, writeSync, openSync, closeSync } from "node:fs";
+import { PAGE_ID } from "../helpers/config.ts";
+import { countingFlow } from "../helpers/counting-flow.ts";
+import { startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+import { failingStorage } from "../helpers/failing-storage.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const dir = tempDir("disk-full");
+// DISK_FULL_DRILL=inject runs the fallback even where a tmpfs could be mounted.
+const mounted = process.env.DISK_FULL_DRILL !== "inject" && mountTmpfs(dir.path, "8m");
+const storage = failingStorage();
+let c: Conversation | null = null;
+
+afterAll(async () => {
+  await c?.close({ keepDir: true });
+  if (mounted) Bun.spawnSync(["umount", "-l", dir.path]);
+  dir.remove();
+});
+
+function mountTmpfs(path: string, size: string): boolean {
+  if (process.platform !== "linux" || process.getuid?.() !== 0) return false;
+  try {
+    return Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", path], { stderr: "ignore", stdout: "ignore" }).exitCode === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a file until the filesystem is full; returns its path. */
+function fillDisk(path: string): string {
+  const file = `${path}/filler`;
+  const fd = openSync(file, "w");
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
+
+const USERS = ["6301234567800001", "6301234567800002", "6301234567800003", "6301234567800004", "6301234567800005"];
+
+describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" : "no tmpfs could be mounted here: an injected SQLITE_FULL at the storage layer"})`, () => {
+  test("filled while messages arrive, then freed: nothing lost, nothing twice, no loop", async () => {
+    const agent = countingFlow();
+    c = await startConversation({
+      dir,
+      flows: agent.flows,
+      echoes: true,
+      storageHealth: { minDelayMs: 20, maxDelayMs: 200 },
+      ...(mounted ? {} : { wrapDatabase: storage.wrap }),
+    });
+    const conversation = c;
+    const acknowledged = new Set<string>();
+    const refused: ReturnType<typeof userText>[] = [];
+    let n = 0;
+    const send = async () => {
+      const item = userText(`message ${++n}`, { psid: USERS[n % USERS.length] });
+      const status = await conversation.post([item]);
+      if (status === 200) acknowledged.add(item.message.text);
+      else {
+        expect(status).toBe(500); // "retry later", never a 4xx that Facebook would not retry
+        refused.push(item);
+      }
+    };
+
+    const answered = (text: string) => conversation.graph.sends().some((s) => s.message?.text === `re: ${text}`);
+    const fill = () => (mounted ? fillDisk(dir.path) : (storage.fail(true), null));
+    let filler: string | null = null;
+
+    // Before: everything works.
+    for (let i = 0; i < 10; i++) await send();
+    await until(() => [...acknowledged].every(answered));
+
+    // Four users' agents are still thinking when the disk fills (the fifth user's lane is free for message 16) ...
+    agent.hold((text) => ["message 12", "message 13", "message 14", "message 15"].includes(text));
+    for (let i = 0; i < 5; i++) await send();
+    await until(() => agent.calls.size === 15);
+    // ... and a reply is on its way: Graph takes it, the disk fills before its answer arrives.
+    conversation.graph.failNext({ timeoutMs: 600, deliver: true }, { when: (body) => body.message?.text === "re: message 16" });
+    conversation.graph.onSend((s) => {
+      if (s.message?.text === "re: message 16" && filler === null) filler = fill() ?? "injected";
+    });
+    await send();
+    await until(() => filler !== null);
+
+    // Messages keep arriving on the full disk; then the agents answer.
+    for (let i = 0; i < 24; i++) await send();
+    agent.release();
+    await until(async () => (await fetch(`${conversation.url}/readyz`)).status === 503, 5_000);
+    // Let the lanes run into the wall for a while: probes, retries.
+    await Bun.sleep(1_500);
+    expect(refused.length).toBeGreaterThan(0); // the drill did fill the disk
+    for (const [text, calls] of agent.calls) expect({ text, calls }).toEqual({ text, calls: 1 });
+    expect(conversation.graph.sends().filter((s) => s.message?.text === "re: message 16")).toHaveLength(1);
+    const loudLines = conversation.logs.records().filter((r) => r.level === "error" || r.level === "warn");
+    expect(loudLines.length).toBeLessThan(6); // the storage failure once, a turn kept: not a line per retry or per refused webhook
+
+    // The space comes back; Facebook sends the refused webhooks again.
+    if (mounted) rmSync(filler!);
+    else storage.fail(false);
+    for (let attempt = 0; refused.length > 0 && attempt < 50; attempt++) {
+      const item = refused.shift()!;
+      const status = await conversation.post([item]);
+      if (status === 200) acknowledged.add(item.message.text);
+      else {
+        refused.push(item);
+        await Bun.sleep(100);
+      }
+    }
+    expect(refused).toHaveLength(0);
+    await until(() => [...acknowledged].every(answered), 30_000);
+    await conversation.graph.flushWebhooks();
+
+    // Every acknowledged input: stored, run once, answered once.
+    const stored = await conversation.database.client.execute("SELECT json_extract(event, '$.message.text'), status FROM inbox WHERE kind = 'message'");
+    const storedTexts = new Map(stored.rows.map((r) => [String(r[0]), String(r[1])]));
+    for (const text of acknowledged) {
+      expect({ text, status: storedTexts.get(text) }).toEqual({ text, status: "done" });
+      expect({ text, calls: agent.calls.get(text) }).toEqual({ text, calls: 1 });
+      const replies = conversation.graph.sends().filter((s) => s.message?.text === `re: ${text}`);
+      expect({ text, replies: replies.length }).toEqual({ text, replies: 1 });
+    }
+    expect(acknowledged.size).toBe(n); // every message, in the end
+    await until(async () => (await fetch(`${conversation.url}/readyz`)).status === 200);
+    expect(conversation.graph.sends().every((s) => s.pageId === PAGE_ID)).toBe(true);
+  });
+});
