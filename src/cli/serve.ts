@@ -9,6 +9,7 @@ import { applyMigrations } from "../db/migrate.ts";
 import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
 import { createApp } from "../app.ts";
 import { createLogger } from "../log/logger.ts";
+import { displayUrl } from "../log/scrub.ts";
 import { VERSION } from "../version.ts";
 import { securityWarnings } from "../config/validate.ts";
 import type { CliIo } from "./main.ts";
@@ -122,17 +123,13 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   });
 }
 
-/** A libSQL URL may carry a token (`?authToken=…`) or a password: neither goes to the terminal. */
-export function withoutCredentials(url: string): string {
-  return url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//");
-}
-
 function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database, simulatorBase: string): string {
   const lines = [
     "",
     `  messenger-endpoint ${VERSION}  listening on ${base}`,
     `  settings   ${config.file ?? "none: built-in demo"}`,
-    `  database   ${database.file ?? withoutCredentials(database.url)}`,
+    // A libSQL URL may carry a token (`?authToken=…`) or a password: neither goes to the terminal.
+    `  database   ${database.file ?? displayUrl(database.url)}`,
     "",
     "  webhook URLs (Facebook App > Messenger > Webhooks > Callback URL):",
     ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),
