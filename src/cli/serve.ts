@@ -87,7 +87,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
   // The simulator's stand-in posts to this very server, over loopback.
   const loopback = host === "0.0.0.0" || host === "::" ? `http://127.0.0.1:${actualPort}` : base;
-  app.simulator.listening(loopback);
+  app.simulator.listening(loopback, host);
   if (app.simulator.enabled && !config.demo) {
     log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
   }

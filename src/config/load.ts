@@ -360,6 +360,8 @@ function patternHint(pattern: string): string {
       return "the expected form (an http:// or https:// URL)";
     case "^(page_inbox|[0-9]+)$":
       return 'the expected form ("page_inbox" or an app id, digits only)';
+    case "^[^\\s/?#@\\\\]+$":
+      return 'the expected form (a host name such as "sim.example.com", without scheme or path)';
     case "^v\\d+\\.\\d+$":
       return 'the expected form (a Graph API version such as "v26.0")';
     default:
