@@ -11,6 +11,7 @@ import { openDatabase, databaseFile, DatabaseError } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { backupDatabase, restoreDatabase, BackupError } from "../db/backup.ts";
 import { LockedError } from "../db/lock.ts";
+import { displayUrl, scrub } from "../log/scrub.ts";
 import { VERSION } from "../version.ts";
 import { parseArgs, UsageError, type ParsedArgs } from "./args.ts";
 import { USAGE } from "./usage.ts";
@@ -68,10 +69,19 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   }
 }
 
+/**
+ * The secrets of the settings a run loaded, by its io: a failure is printed by reportFailure, far
+ * from the command that loaded them, and must not quote them (a driver's error may).
+ */
+const loadedSecrets = new WeakMap<CliIo, readonly string[]>();
+
 function loadConfig(args: ParsedArgs, io: CliIo, { allowDemo }: { allowDemo: boolean }): Config {
   const file = locateSettingsFile(args.config, io.env, io.cwd);
-  if (file) return loadSettingsFile(file, io.env);
-  if (allowDemo) return demoConfig(io.cwd, io.env);
+  const config = file ? loadSettingsFile(file, io.env) : allowDemo ? demoConfig(io.cwd, io.env) : null;
+  if (config) {
+    loadedSecrets.set(io, config.secrets);
+    return config;
+  }
   throw new SettingsError(null, [
     {
       path: "",
@@ -145,14 +155,14 @@ function requireFileDatabase(config: Config): string {
   const file = databaseFile(config.storage.url);
   if (!file) {
     throw new UsageError(
-      `storage.url ${config.storage.url} is not a local file: back up a libSQL server with its own tools (sqld / Turso)`,
+      `storage.url ${displayUrl(config.storage.url)} is not a local file: back up a libSQL server with its own tools (sqld / Turso)`,
     );
   }
   return file;
 }
 
 function describeDatabase(config: Config): string {
-  return databaseFile(config.storage.url) ?? config.storage.url;
+  return databaseFile(config.storage.url) ?? displayUrl(config.storage.url);
 }
 
 function usageFailure(message: string, io: CliIo): number {
@@ -160,7 +170,10 @@ function usageFailure(message: string, io: CliIo): number {
   return 1;
 }
 
-function reportFailure(error: unknown, io: CliIo): number {
+function reportFailure(error: unknown, runIo: CliIo): number {
+  // Whatever failed, its message may quote a driver's or a library's text: nothing printed here
+  // carries a secret of the settings or the credentials of a URL (log/scrub.ts).
+  const io: CliIo = { ...runIo, err: (text) => runIo.err(scrub(text, loadedSecrets.get(runIo) ?? [])) };
   if (error instanceof SettingsError) {
     io.err(error.message);
     return 1;

@@ -9,6 +9,7 @@ import { applyMigrations } from "../db/migrate.ts";
 import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
 import { createApp } from "../app.ts";
 import { createLogger } from "../log/logger.ts";
+import { displayUrl } from "../log/scrub.ts";
 import { VERSION } from "../version.ts";
 import { securityWarnings } from "../config/validate.ts";
 import type { CliIo } from "./main.ts";
@@ -86,7 +87,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const endpoints = config.endpoints.map((e) => ({ id: e.id, url: `${webhookBase}/webhooks/${e.id}`, pages: e.pages.length, enabled: e.enabled }));
   // The simulator's stand-in posts to this very server, over loopback.
   const loopback = host === "0.0.0.0" || host === "::" ? `http://127.0.0.1:${actualPort}` : base;
-  app.simulator.listening(loopback);
+  app.simulator.listening(loopback, host);
   if (app.simulator.enabled && !config.demo) {
     log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
   }
@@ -122,17 +123,13 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   });
 }
 
-/** A libSQL URL may carry a token (`?authToken=…`) or a password: neither goes to the terminal. */
-export function withoutCredentials(url: string): string {
-  return url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//");
-}
-
 function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database, simulatorBase: string): string {
   const lines = [
     "",
     `  messenger-endpoint ${VERSION}  listening on ${base}`,
     `  settings   ${config.file ?? "none: built-in demo"}`,
-    `  database   ${database.file ?? withoutCredentials(database.url)}`,
+    // A libSQL URL may carry a token (`?authToken=…`) or a password: neither goes to the terminal.
+    `  database   ${database.file ?? displayUrl(database.url)}`,
     "",
     "  webhook URLs (Facebook App > Messenger > Webhooks > Callback URL):",
     ...endpoints.map((e) => `    ${e.id.padEnd(16)} ${e.url}   ${e.pages} Page${e.pages === 1 ? "" : "s"}${e.enabled ? "" : "  (disabled)"}`),

@@ -8,9 +8,10 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
-import { SECRET_KEYS, Settings } from "./schema.ts";
+import { SECRET_KEYS, Settings, type FlowSettings } from "./schema.ts";
 import { SettingsError, closest, joinPath, pointerToPath, type SettingsProblem } from "./problems.ts";
 import { validateSettings } from "./validate.ts";
+import { displayUrl, redactUrlCredentials, urlSecrets } from "../log/scrub.ts";
 
 export interface Config extends Settings {
   /** The settings file this came from; null for the built-in demo. */
@@ -105,7 +106,7 @@ export function resolveSettings(raw: unknown, options: ParseOptions = {}): Confi
     const path = pointerToPath(error.path);
     if (reported.has(path)) continue; // one message per key: "missing" says it all
     reported.add(path);
-    problems.push({ path, message: describe(error) });
+    problems.push({ path, message: describe(error, isSecretPointer(error.path)) });
   }
   // Cross-field rules too, so that one run shows everything; on a tree that failed the schema
   // they may meet values of the wrong type, which only hides their own findings.
@@ -205,24 +206,39 @@ function resolveSecretFiles(
   }
 }
 
+/**
+ * Every secret value, for the logger and for scrubbing stored errors. Besides the secret keys this
+ * takes the password and credential-like query values of configured URLs (flows' `url`,
+ * `storage.url`, `graph.url`; see log/scrub.ts `urlSecrets`): messages show those URLs only in
+ * their display form, and these values are removed wherever else they turn up (an agent's error
+ * page quoting its own key, say).
+ */
 function collectSecrets(settings: Settings, secrets: Set<string>): void {
   const add = (s: string | undefined) => s && secrets.add(s);
   for (const key of settings.admin.api_keys) add(key);
   add(settings.storage.auth_token);
-  for (const flow of Object.values(settings.flows)) {
-    add(flow.api_key);
-    for (const [name, header] of Object.entries(flow.headers ?? {})) {
-      if (/authorization|token|key|secret/i.test(name)) {
-        add(header);
-        add(header.replace(/^(Bearer|Basic|Token)\s+/i, ""));
-      }
-    }
-  }
+  for (const s of urlSecrets(settings.storage.url)) add(s);
+  for (const s of urlSecrets(settings.graph.url)) add(s);
+  for (const flow of Object.values(settings.flows)) for (const s of flowSecrets(flow)) add(s);
   for (const endpoint of settings.endpoints) {
     add(endpoint.app_secret);
     add(endpoint.verify_token);
     for (const page of endpoint.pages) add(page.access_token);
   }
+}
+
+/** Header names whose values are credentials (`Authorization`, `X-Api-Key`, `X-Auth-Token` ...). */
+const SECRET_HEADER = /authorization|token|key|secret/i;
+
+/** A flow's secrets: its `api_key`, the values of headers that carry credentials, its URL's password and keys. */
+export function flowSecrets(flow: FlowSettings): string[] {
+  const found: string[] = [];
+  if (flow.api_key) found.push(flow.api_key);
+  for (const [name, header] of Object.entries(flow.headers ?? {})) {
+    if (SECRET_HEADER.test(name)) found.push(header, header.replace(/^(Bearer|Basic|Token)\s+/i, ""));
+  }
+  if (flow.url) found.push(...urlSecrets(flow.url));
+  return found.filter((s) => s !== "");
 }
 
 // --- unknown keys ----------------------------------------------------------------------------
@@ -292,8 +308,12 @@ function coerceScalar(value: unknown, schema: TSchema): number | boolean | undef
 
 // --- messages --------------------------------------------------------------------------------
 
-function describe(error: ValueError): string {
-  const got = describeValue(error.value);
+/**
+ * `secret`: the value sits where a secret goes, so the message names its type only ("expected a
+ * string, got a number"): `verify_token = 12345` must not put 12345 on the screen or in a log.
+ */
+function describe(error: ValueError, secret: boolean): string {
+  const got = secret ? describeType(error.value) : describeValue(error.value);
   switch (error.type) {
     case ValueErrorType.ObjectRequiredProperty:
       return "missing";
@@ -302,7 +322,7 @@ function describe(error: ValueError): string {
       return options ? `expected one of ${options.join(", ")}, got ${got}` : `unexpected value ${got}`;
     }
     case ValueErrorType.String:
-      return `expected a string, got ${got}`;
+      return `expected a string, got ${got}${typeof error.value === "number" || typeof error.value === "boolean" ? ": write it in quotes" : ""}`;
     case ValueErrorType.Boolean:
       return `expected true or false, got ${got}`;
     case ValueErrorType.Integer:
@@ -340,6 +360,8 @@ function patternHint(pattern: string): string {
       return "the expected form (an http:// or https:// URL)";
     case "^(page_inbox|[0-9]+)$":
       return 'the expected form ("page_inbox" or an app id, digits only)';
+    case "^[^\\s/?#@\\\\]+$":
+      return 'the expected form (a host name such as "sim.example.com", without scheme or path)';
     case "^v\\d+\\.\\d+$":
       return 'the expected form (a Graph API version such as "v26.0")';
     default:
@@ -349,10 +371,40 @@ function patternHint(pattern: string): string {
 
 function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
+  if (typeof value === "string") {
+    // A URL may carry a password or a key (`https://user:pass@host/?code=…`): shown without them.
+    const shown = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? displayUrl(value) : redactUrlCredentials(value);
+    return JSON.stringify(shown.length > 40 ? shown.slice(0, 40) + "…" : shown);
+  }
   if (Array.isArray(value)) return "a list";
   if (isPlainObject(value)) return "a table";
   return String(value);
+}
+
+/** What kind of value this is, without the value: for secrets. */
+function describeType(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "string") return "a string";
+  if (typeof value === "number") return "a number";
+  if (typeof value === "boolean") return "a boolean";
+  if (value instanceof Date) return "a date";
+  if (Array.isArray(value)) return "a list";
+  if (isPlainObject(value)) return "a table";
+  return `a ${typeof value}`;
+}
+
+/**
+ * Whether a schema error's JSON pointer (`/endpoints/0/verify_token`) points at a secret: a key of
+ * SECRET_KEYS or its `_file` form, anything inside one (an item of `api_keys`), or a flow's
+ * `headers`, whose values carry credentials under any name (`X-Functions-Key`, `Ocp-Apim-Subscription-Key` ...).
+ */
+function isSecretPointer(pointer: string): boolean {
+  const parts = pointer
+    .split("/")
+    .slice(1)
+    .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  const secret = (key: string) => (SECRET_KEYS as readonly string[]).includes(key.endsWith("_file") ? key.slice(0, -"_file".length) : key);
+  return parts.some(secret) || (parts[0] === "flows" && parts[2] === "headers");
 }
 
 // --- paths -----------------------------------------------------------------------------------

@@ -50,6 +50,11 @@ export const MetricsSettings = Type.Object({
 
 export const SimulatorSettings = Type.Object({
   enabled: Type.Boolean({ default: false }),
+  /**
+   * More host names the simulator answers, besides loopback, the listen address and the host of
+   * `server.public_url` (src/simulator/hosts.ts): a name (optionally with a port, which is ignored).
+   */
+  allowed_hosts: Type.Array(Type.String({ pattern: "^[^\\s/?#@\\\\]+$" }), { default: [] }),
 });
 
 /** One flow = one AI agent. Which fields apply depends on `kind`; see validate.ts. */

@@ -40,6 +40,7 @@ import type { Transformers } from "../transformers/transformers.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
 import { messageText, transcriptInsert, type TranscriptLine } from "../people/records.ts";
 import { maskMessage, userFields } from "../log/mask.ts";
+import { scrub } from "../log/scrub.ts";
 import type { SessionStore } from "./sessions.ts";
 import { PendingEvents, type PendingEvent } from "./pending.ts";
 import { isStorageError, type StorageHealth } from "../db/health.ts";
@@ -559,7 +560,12 @@ export class ConversationEngine {
   }
 
   #done(id: number, error: string | null): InStatement {
-    return { sql: "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?", args: [this.deps.clock.now(), error, id] };
+    return { sql: "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?", args: [this.deps.clock.now(), error === null ? null : this.#storable(error), id] };
+  }
+
+  /** An error as stored: without the secrets a log line would lose (log/scrub.ts); backups of the database travel further than the log. */
+  #storable(error: string): string {
+    return scrub(error, this.deps.config.secrets);
   }
 
   /**
@@ -579,7 +585,7 @@ export class ConversationEngine {
         statement(
           this.deps.database.db
             .update(inbox)
-            .set({ attempts, lastError: (error as Error)?.message ?? String(error), ...(giveUp ? { status: "failed", processedAt: this.deps.clock.now() } : {}) })
+            .set({ attempts, lastError: this.#storable((error as Error)?.message ?? String(error)), ...(giveUp ? { status: "failed", processedAt: this.deps.clock.now() } : {}) })
             .where(eq(inbox.id, row.id)),
         ),
       ]);

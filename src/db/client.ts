@@ -15,6 +15,7 @@ import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
 import { WalSync } from "./wal-sync.ts";
+import { displayUrl, scrub, urlSecrets } from "../log/scrub.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 
@@ -89,7 +90,9 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     }
   } catch (error) {
     if (error instanceof DatabaseError) throw error;
-    throw new DatabaseError(`cannot open the database ${file ?? url}: ${(error as Error).message}`, { cause: error });
+    // A remote URL may carry a password or `?authToken=`, and the driver's text may quote either.
+    const reason = scrub(String((error as Error)?.message), [options.authToken, ...urlSecrets(url)]);
+    throw new DatabaseError(`cannot open the database ${file ?? displayUrl(url)}: ${reason}`, { cause: error });
   }
   const db = drizzle(client, { schema });
   const wal = file ? new WalSync(`${file}-wal`, file) : null;

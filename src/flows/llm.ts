@@ -3,9 +3,12 @@
  * LiteLLM ...). The request carries `system_prompt`, the last `history_turns` turns of this
  * session and the user's text; the answer becomes text outputs, split at paragraph boundaries
  * when longer than Messenger allows. The history lives in the session context under `history`,
- * so it ends with the session.
+ * so it ends with the session. Error messages show the URL in its display form and quote the
+ * API's answer without the flow's secrets (log/scrub.ts), as http.ts does.
  */
+import { flowSecrets } from "../config/load.ts";
 import type { FlowSettings } from "../config/schema.ts";
+import { displayUrl, scrub } from "../log/scrub.ts";
 import { FlowError, type Flow } from "./flow.ts";
 import type { FlowInput, FlowResult } from "./schema.ts";
 
@@ -19,6 +22,9 @@ interface ChatMessage {
 
 export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof fetch = fetch): Flow {
   const endpoint = `${settings.url!.replace(/\/+$/, "")}/chat/completions`;
+  const shown = displayUrl(endpoint);
+  const secrets = flowSecrets(settings);
+  const quote = (text: string) => scrub(text, secrets).slice(0, 200);
   const timeoutMs = settings.timeout_ms ?? LLM_FLOW_TIMEOUT_MS;
   const historyTurns = settings.history_turns ?? DEFAULT_HISTORY_TURNS;
   const headers: Record<string, string> = { "content-type": "application/json" };
@@ -44,18 +50,18 @@ export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof 
       try {
         response = await fetchImpl(endpoint, { method: "POST", headers, body: JSON.stringify(body), signal: ctx.signal });
       } catch (error) {
-        if (ctx.signal.aborted) throw new FlowError(`the LLM at ${endpoint} did not answer within ${timeoutMs} ms`, { cause: error });
-        throw new FlowError(`cannot reach the LLM at ${endpoint}: ${(error as Error).message}`, { cause: error });
+        if (ctx.signal.aborted) throw new FlowError(`the LLM at ${shown} did not answer within ${timeoutMs} ms`, { cause: error });
+        throw new FlowError(`cannot reach the LLM at ${shown}: ${scrub(String((error as Error)?.message), secrets)}`, { cause: error });
       }
       const text = await response.text().catch(() => "");
-      if (!response.ok) throw new FlowError(`the LLM at ${endpoint} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+      if (!response.ok) throw new FlowError(`the LLM at ${shown} answered HTTP ${response.status}: ${quote(text)}`);
       let answer: unknown;
       try {
         answer = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
       } catch {
-        throw new FlowError(`the LLM at ${endpoint} answered with a body that is not JSON: ${text.slice(0, 200)}`);
+        throw new FlowError(`the LLM at ${shown} answered with a body that is not JSON: ${quote(text)}`);
       }
-      if (typeof answer !== "string") throw new FlowError(`the LLM at ${endpoint} answered without choices[0].message.content`);
+      if (typeof answer !== "string") throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content`);
       const reply = answer.trim();
       const kept = [...history, { role: "user" as const, content: userText }, ...(reply ? [{ role: "assistant" as const, content: reply }] : [])];
       return {

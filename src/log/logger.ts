@@ -2,8 +2,10 @@
  * JSON-lines logging. Every line is one object with `time`, `level`, `msg` and the context fields
  * the caller bound (`endpoint`, `request_id`, `session_id`, ...). Secrets registered with the
  * logger are replaced by `[redacted]` in the finished line, so a token that slips into an error
- * message from a library still never reaches the log.
+ * message from a library still never reaches the log. As a last line of defence, so are the
+ * userinfo and credential-like query values of any URL in the line, registered or not (scrub.ts).
  */
+import { MIN_SECRET_LENGTH, REDACTED, redactUrlCredentials } from "./scrub.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "json" | "pretty";
@@ -30,10 +32,6 @@ export interface LoggerOptions {
   secrets?: Iterable<string>;
 }
 
-const REDACTED = "[redacted]";
-// Short strings would redact ordinary words; real tokens and secrets are long.
-const MIN_SECRET_LENGTH = 6;
-
 export function createLogger(options: LoggerOptions = {}): Logger {
   const threshold = LEVEL_RANK[options.level ?? "info"];
   const format = options.format ?? "json";
@@ -48,7 +46,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
   const redact = (line: string): string => {
     for (const secret of secrets) if (line.includes(secret)) line = line.split(secret).join(REDACTED);
-    return line;
+    return redactUrlCredentials(line);
   };
 
   const emit = (level: LogLevel, bound: LogFields, msg: string, fields?: LogFields) => {

@@ -8,6 +8,9 @@
  *   POST /simulator/api/send         {endpoint_id, page_id, user_id, text | quick_reply | postback} (202)
  *   POST /simulator/api/done         {endpoint_id, page_id, user_id}: a person marks the handover Done (202)
  *   GET  /simulator/api/events?endpoint_id=&page_id=&user_id=   server-sent events: what Messenger would show
+ *
+ * Every one of them answers only requests addressed to this server's own names (hosts.ts): 403
+ * for any other `Host`, so that a site using DNS rebinding cannot drive it from a browser.
  */
 import { Elysia } from "elysia";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
@@ -56,6 +59,17 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
     errorResponse(404, "unknown_user", `user ${ref.user_id} is not a simulated user of endpoint ${ref.endpoint_id} on Page ${ref.page_id}: add one with POST /simulator/api/users`);
 
   return new Elysia({ name: "simulator" })
+    // Local to this plugin: the routes below, and nothing else of the server.
+    .onBeforeHandle(({ request }) => {
+      const host = simulator.hosts.allows(request);
+      if (host.ok) return;
+      return errorResponse(
+        403,
+        "host_not_allowed",
+        `the simulator answers only requests addressed to this server's own names, not to ${JSON.stringify(host.name)} ` +
+          `(a guard against DNS rebinding): if this server is reached by that name, add it to [simulator] allowed_hosts in the settings`,
+      );
+    })
     .get("/simulator", () => new Response(SIMULATOR_PAGE, { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } }))
     .get("/simulator/api/setup", () => jsonResponse(200, { endpoints: simulator.setup(), users: simulator.users() }))
     .post("/simulator/api/users", async ({ request }) => {

@@ -24,6 +24,7 @@ import { FakeGraph, type FakePage, type RecordedSend } from "./fake-graph.ts";
 import { postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
 import type { Floor } from "../handover/threads.ts";
+import { AllowedHosts } from "./hosts.ts";
 
 export interface SimulatedUser {
   endpoint_id: string;
@@ -65,9 +66,12 @@ export class Simulator {
   readonly #streams = new Set<() => void>();
   /** The demo: every Graph call goes to the stand-in. */
   readonly #everything: boolean;
+  /** The Host names the page and its API answer (hosts.ts). */
+  readonly hosts: AllowedHosts;
 
   constructor(private readonly deps: SimulatorDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.hosts = new AllowedHosts(deps.config);
     this.#everything = deps.config.demo && deps.enabled;
     if (!deps.enabled) return;
     for (const endpoint of deps.config.endpoints) {
@@ -103,8 +107,14 @@ export class Simulator {
     for (const r of rows.rows) this.#remember({ endpoint_id: String(r[0]), page_id: String(r[1]), user_id: String(r[2]), name: String(r[3]) });
   }
 
-  /** The server listens at `base`: each stand-in's webhook events go to its endpoint's `/webhooks/{id}`. */
-  listening(base: string): void {
+  /**
+   * The server listens at `base`: each stand-in's webhook events go to its endpoint's
+   * `/webhooks/{id}`. The page is answered for the host of `base` and for `listenHost` (the
+   * address given to listen, which `base` replaces by loopback for 0.0.0.0 and ::).
+   */
+  listening(base: string, listenHost?: string): void {
+    this.hosts.add(new URL(base).host);
+    if (listenHost !== undefined) this.hosts.add(listenHost);
     for (const [endpointId, fake] of this.#fakes) fake.configureWebhook({ url: `${base}/webhooks/${endpointId}`, retries: 3, onGiveUp: (delivery) => this.#undelivered(endpointId, delivery) });
   }
 

@@ -105,6 +105,22 @@ describe("access", () => {
     });
   });
 
+  test("two keys (rotation): each one is accepted on its own; a third is refused", async () => {
+    const OLD = "rotating-out-key-0123456789";
+    const NEW = "rotating-in-key-9876543210";
+    // Honouring only the first or only the last key would refuse one of them.
+    await withConversation({ extra: `[admin]\napi_keys = ["${NEW}", "${OLD}"]` }, async (c) => {
+      for (const key of [NEW, OLD]) {
+        const answer = await api(c, "GET", "/api/endpoints", { key });
+        expect([key, answer.status]).toEqual([key, 200]);
+      }
+      for (const key of [KEY, "rotating-retired-key-5555555", `${NEW} ${OLD}`, `${NEW},${OLD}`]) {
+        const answer = await api(c, "GET", "/api/endpoints", { key });
+        expect([key, answer.status]).toEqual([key, 401]);
+      }
+    });
+  });
+
   test("GET /api/openapi.json describes the API (OpenAPI 3.1.0)", async () => {
     await withConversation(WITH_KEYS, async (c) => {
       const doc = await api(c, "GET", "/api/openapi.json");

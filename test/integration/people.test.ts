@@ -98,6 +98,24 @@ describe("Facebook profiles", () => {
     expect(profileCalls(c).filter((x) => x.status === 200)).toHaveLength(2);
   });
 
+  test("the cached profile expires at its picture URL's ext= (a few minutes early), not after the default day", async () => {
+    let offset = 0;
+    const c = await conversation({ clock: { now: () => Date.now() + offset } });
+    const ext = Math.floor(Date.now() / 1000) + 3 * 3600; // three hours: well inside the default day
+    c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", profile_pic: `https://lookaside.example.test/pic.jpg?ext=${ext}&hash=abc` } });
+    await say(c, "one");
+    const [stored] = await rows(c, "SELECT profile_expires_at FROM contact_users WHERE user_id = ?", [PSID]);
+    expect(Number(stored![0])).toBe(ext * 1000 - 5 * 60_000);
+    offset = 3 * 3600_000 - 10 * 60_000; // before the expiry: still cached
+    await say(c, "two");
+    const answered = () => profileCalls(c).filter((call) => call.status === 200);
+    expect(answered()).toHaveLength(1);
+    offset = 3 * 3600_000; // past it: asked again
+    c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amélie", profile_pic: "https://lookaside.example.test/pic.jpg" } });
+    expect((await say(c, "three")).profile.first_name).toBe("Amélie");
+    expect(answered()).toHaveLength(2);
+  });
+
   test("request_profile_data = false: no profile call and no data.profile", async () => {
     const c = await conversation({ endpointToml: "[endpoints.profiles]\nrequest_profile_data = false\nupdate_contact_profiles = false" });
     const seen = await say(c, "hello");

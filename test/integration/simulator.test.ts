@@ -180,6 +180,49 @@ describe("simulator", () => {
     expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([]);
   });
 
+  test("answers only its own host names: another Host (DNS rebinding) is refused with 403 and changes nothing", async () => {
+    const c = await conversation({ extra: '[simulator]\nenabled = true\nallowed_hosts = ["Sim.Example.test:8443"]' });
+    const user = await newUser(c);
+    const withHost = (host: string, method: string, path: string, body?: unknown) =>
+      fetch(`${c.url}${path}`, { method, headers: { host, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const requests: [string, string, unknown?][] = [
+      ["GET", "/simulator"],
+      ["GET", "/simulator/api/setup"],
+      ["POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "Mallory" }],
+      ["POST", "/simulator/api/send", { ...user, text: "sent by another site" }],
+      ["POST", "/simulator/api/done", user],
+      ["GET", `/simulator/api/events?${new URLSearchParams(user)}`],
+    ];
+    for (const host of ["evil.example", "evil.example:8080", "EVIL.example.", "127.0.0.1.evil.example", "localhost.evil.example:80"]) {
+      for (const [method, path, body] of requests) {
+        const answer = await withHost(host, method, path, body);
+        expect([host, method, path, answer.status]).toEqual([host, method, path, 403]);
+        expect(answer.headers.get("content-type")).toContain("application/json");
+        const refusal = (await answer.json()) as { error: string; message: string };
+        expect(refusal.message).toContain("[simulator] allowed_hosts");
+      }
+    }
+    // Nothing changed: no new user, nothing sent to the webhook, the thread untouched.
+    expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([{ ...user, name: "Ann Lee" }]);
+    expect(await rows(c, "SELECT count(*) AS n FROM inbox")).toEqual([expect.objectContaining({ n: 0 })]);
+    // The server's own names and the configured one are answered, whatever the case and the port.
+    for (const host of ["localhost", `LOCALHOST:${new URL(c.url).port}`, "127.0.0.1:1", "[::1]:8080", "sim.example.TEST", "sim.example.test:80"]) {
+      const setup = await withHost(host, "GET", "/simulator/api/setup");
+      expect([host, setup.status]).toEqual([host, 200]);
+    }
+    const page = await withHost("sim.example.test", "GET", "/simulator");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("Messenger simulator");
+    expect((await withHost("sim.example.test", "POST", "/simulator/api/send", { ...user, text: "from the allowed name" })).status).toBe(202);
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM inbox WHERE kind = 'message'"))[0]!.n === 1);
+    // The rest of the server is not the simulator's business.
+    expect((await withHost("evil.example", "GET", "/healthz")).status).toBe(200);
+    // serve tells the simulator the address it listens on (here as if given --host 192.168.1.5).
+    expect((await withHost("192.168.1.5:8080", "GET", "/simulator/api/setup")).status).toBe(403);
+    c.app.simulator.listening(c.url, "192.168.1.5");
+    expect((await withHost("192.168.1.5:8080", "GET", "/simulator/api/setup")).status).toBe(200);
+  });
+
   test("a Page served by two endpoints: each endpoint's simulated users reach their own webhook", async () => {
     const c = await conversation({
       endpointToml: `[[endpoints]]\nid = "sales"\nflow = "agent"\nverify_token = "sales-verify-token"\napp_secret = "sales_app_secret_0123"\npages = [ { id = "${PAGE_ID}", access_token = "${PAGE_TOKEN}" } ]`,

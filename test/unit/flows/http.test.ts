@@ -101,6 +101,31 @@ describe("http flow", () => {
     expect(error.message).toContain("did not answer within 4000 ms");
   });
 
+  test("a URL with a password or a key is named in its display form; the agent's answer is quoted without the flow's secrets", async () => {
+    const withSecrets = (base: string) => `${base.replace("://", "://bot:s3cretpass@")}/turn?code=AzFuncKey12345&tenant=acme`;
+    const shown = (base: string) => `${base}/turn?code=…&tenant=…`;
+    const secrets = ["s3cretpass", "AzFuncKey12345", "agent-key-123456"];
+    const settings = { headers: { authorization: "Bearer agent-key-123456" } };
+    // An error page that quotes the request: the key, the password, the Authorization header.
+    agent.answer = () => new Response("invalid code AzFuncKey12345 for bot:s3cretpass (Bearer agent-key-123456)", { status: 401 });
+    const answered = await thrown(() => flow({ ...settings, url: withSecrets(agent.url) }).run(sampleInput(), flowContext()));
+    expect(answered.message).toStartWith(`the agent at ${shown(agent.url)} answered HTTP 401: invalid code [redacted] for bot:[redacted]`);
+    agent.answer = () => new Response("<p>code AzFuncKey12345</p>", { status: 200 });
+    const notJson = await thrown(() => flow({ ...settings, url: withSecrets(agent.url) }).run(sampleInput(), flowContext()));
+    expect(notJson.message).toContain(`the agent at ${shown(agent.url)} answered with a body that is not JSON`);
+    const closed = closedUrl();
+    const unreachable = await thrown(() => flow({ ...settings, url: withSecrets(closed) }).run(sampleInput(), flowContext()));
+    expect(unreachable.message).toStartWith(`cannot reach the agent at ${shown(closed)}: `);
+    agent.answer = never;
+    const controller = new AbortController();
+    const running = thrown(() => flow({ ...settings, url: withSecrets(agent.url) }).run(sampleInput(), flowContext(controller.signal)));
+    await agent.nextRequest();
+    controller.abort();
+    const timedOut = await running;
+    expect(timedOut.message).toStartWith(`the agent at ${shown(agent.url)} did not answer`);
+    for (const error of [answered, notJson, unreachable, timedOut]) for (const secret of secrets) expect(error.message).not.toContain(secret);
+  });
+
   test("an already aborted signal fails at once", async () => {
     const controller = new AbortController();
     controller.abort();

@@ -153,6 +153,17 @@ describe("llm flow: the result", () => {
     expect(error.message).toContain("Incorrect API key");
   });
 
+  test("a URL with a password is named without it; the answer is quoted without the API key", async () => {
+    const url = `${llm.url.replace("://", "://proxy:s3cretpass@")}/v1`;
+    // OpenAI's own answer to a wrong key quotes the key.
+    llm.answer = () => Response.json({ error: { message: "Incorrect API key provided: sk-test-1234567890abcdef." } }, { status: 401 });
+    const error = await thrown(() => flow({ url, api_key: "sk-test-1234567890abcdef" }).run(sampleInput(), flowContext()));
+    expect(error.message).toStartWith(`the LLM at ${llm.url}/v1/chat/completions answered HTTP 401: `);
+    expect(error.message).toContain("Incorrect API key provided: [redacted].");
+    expect(error.message).not.toContain("s3cretpass");
+    expect(error.message).not.toContain("sk-test-1234567890abcdef");
+  });
+
   test("an answer without choices[0].message.content is a FlowError", async () => {
     for (const body of [{}, { choices: [] }, { choices: [{ message: {} }] }, { choices: [{ message: { content: null } }] }]) {
       llm.answer = () => Response.json(body);

@@ -162,4 +162,17 @@ describe("redaction", () => {
     expect(lines[0]).not.toContain(JSON.stringify(tricky).slice(1, -1));
     expect(JSON.parse(lines[0]!).pw).toBe("[redacted]");
   });
+
+  test("URL userinfo and credential-like query values are redacted in any line, registered or not", () => {
+    for (const format of ["json", "pretty"] as const) {
+      const lines: string[] = [];
+      const log = createLogger({ format, write: (l) => lines.push(l) });
+      log.error("cannot reach https://agent:s3cretpass@agent.example/api?code=AzFuncKey123&page=2: refused", {
+        error: new Error("fetch libsql://u:dbpass99@db.example/x?authToken=tok_abcdef123 failed"),
+        target: "https://x.example/hook?api_key=k_live_4242&sig=sas-signature&token=tkn-000111",
+      });
+      for (const secret of ["s3cretpass", "AzFuncKey123", "dbpass99", "tok_abcdef123", "k_live_4242", "sas-signature", "tkn-000111"]) expect(lines[0]).not.toContain(secret);
+      expect(lines[0]).toContain("https://[redacted]@agent.example/api?code=[redacted]&page=2: refused");
+    }
+  });
 });
