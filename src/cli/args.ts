@@ -11,6 +11,8 @@ export interface ParsedArgs {
   config?: string;
   port?: number;
   host?: string;
+  /** `--adopt`: serve or migrate on another program's SQLite file, adding our tables to it. */
+  adopt?: true;
   help: boolean;
 }
 
@@ -28,10 +30,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const values: Record<string, string> = {};
   let help = false;
   let version = false;
+  let adopt = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--help" || arg === "-h") help = true;
     else if (arg === "--version" || arg === "-v") version = true;
+    else if (arg === "--adopt") adopt = true;
     else if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = eq === -1 ? arg : arg.slice(0, eq);
@@ -53,7 +57,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   const takes = command === "backup" || command === "restore" || command === "help" ? 1 : 0;
   if (!version && positional.length > takes) throw new UsageError(`unexpected argument "${positional[takes]}" for ${command}${takes === 0 ? " (settings go with --config FILE)" : ""}`);
+  if (adopt && !version && command !== "serve" && command !== "migrate" && command !== "help") {
+    throw new UsageError(`--adopt is for serve and migrate, not ${command}`);
+  }
   const parsed: ParsedArgs = { command, explicit, positional, help };
+  if (adopt) parsed.adopt = true;
   if (values.config !== undefined) parsed.config = values.config;
   if (values.host !== undefined) parsed.host = values.host;
   if (values.port !== undefined) {

@@ -56,7 +56,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       case "check":
         return check(args, io);
       case "serve":
-        return await serve(loadConfig(args, io, { allowDemo: true }), { host: args.host, port: args.port }, io);
+        return await serve(loadConfig(args, io, { allowDemo: true }), { host: args.host, port: args.port, adopt: args.adopt ?? false }, io);
       case "migrate":
         return await migrate(args, io);
       case "backup":
@@ -113,7 +113,7 @@ function check(args: ParsedArgs, io: CliIo): number {
 
 async function migrate(args: ParsedArgs, io: CliIo): Promise<number> {
   const config = loadConfig(args, io, { allowDemo: true });
-  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token });
+  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: args.adopt ?? false });
   try {
     const result = await applyMigrations(database);
     io.out(

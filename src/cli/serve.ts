@@ -17,6 +17,8 @@ import type { CliIo } from "./main.ts";
 export interface ServeOverrides {
   host?: string | undefined;
   port?: number | undefined;
+  /** `--adopt`: accept another program's SQLite file as the database. */
+  adopt?: boolean | undefined;
 }
 
 export class StartupError extends Error {
@@ -31,7 +33,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   for (const warning of config.warnings) log.warn(`settings: ${formatProblem(warning)}`);
   if (!config.demo) for (const warning of securityWarnings(config)) log.warn(warning);
 
-  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token });
+  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: overrides.adopt ?? false });
   let lock: InstanceLock | null = null;
   try {
     if (database.file) lock = await acquireInstanceLock(database.file, `serve pid ${process.pid}`);

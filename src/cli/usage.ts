@@ -17,17 +17,20 @@ Commands:
 
 Options:
   --config FILE         the settings file
+  --adopt               serve, migrate: use another program's SQLite file, adding our tables
   --help                usage of a command, e.g. messenger-endpoint backup --help
   --version             print the version
 
 ${COMMON}
 Without any settings file, serve starts the built-in demo.
 Exit codes: 0 ok, 1 invalid settings or usage, 2 runtime failure.`,
-  serve: `Usage: messenger-endpoint serve [--config FILE] [--host HOST] [--port PORT]
+  serve: `Usage: messenger-endpoint serve [--config FILE] [--host HOST] [--port PORT] [--adopt]
 
 Runs the server: Facebook webhooks at /webhooks/{endpoint_id}, /healthz, /readyz, /metrics.
 Applies pending migrations at start. SIGTERM or SIGINT stops it cleanly (a second one at once).
 --host and --port override server.host and server.port (port 0 picks a free port).
+A database written by a newer version, or a SQLite file of another program, is refused (exit 2);
+--adopt accepts the latter and adds messenger-endpoint's tables beside its own.
 ${COMMON}
 Without any settings file it starts the built-in demo (echo flow, endpoint "demo", ./data/).`,
   check: `Usage: messenger-endpoint check [--config FILE]
@@ -35,9 +38,11 @@ Without any settings file it starts the built-in demo (echo flow, endpoint "demo
 Validates the settings file. Prints every problem with its key path, and unknown keys as
 warnings. Exit 0 when valid, 1 otherwise.
 ${COMMON}`,
-  migrate: `Usage: messenger-endpoint migrate [--config FILE]
+  migrate: `Usage: messenger-endpoint migrate [--config FILE] [--adopt]
 
 Applies pending database migrations to storage.url and exits. (serve does this at start too.)
+A database written by a newer version, or a SQLite file of another program, is refused (exit 2);
+--adopt accepts the latter and adds messenger-endpoint's tables beside its own.
 ${COMMON}`,
   backup: `Usage: messenger-endpoint backup OUT_FILE [--config FILE]
 
@@ -47,7 +52,8 @@ ${COMMON}`,
   restore: `Usage: messenger-endpoint restore BACKUP_FILE [--config FILE]
 
 Checks the backup, keeps the current database aside as <db>.before-restore-<time>, and puts the
-backup in its place. The server must be stopped. Newer migrations are applied at the next start.
+backup in its place. The server must be stopped. Newer migrations are applied at the next start;
+a backup written by a newer version is refused (exit 2).
 ${COMMON}`,
   version: `Usage: messenger-endpoint version\n\nPrints the version.`,
   help: `Usage: messenger-endpoint help [command]`,

@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { Settings } from "./schema.ts";
 import { closest, joinPath, type SettingsProblem } from "./problems.ts";
 import { profileProblems } from "../messenger/profile.ts";
+import { settingsFileWarning } from "./file-mode.ts";
 
 export const BUILTIN_FLOW_MODULES = ["builtin:echo"] as const;
 
@@ -75,9 +76,14 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
   return problems;
 }
 
-/** Valid settings that an operator of a public bot should still hear about. */
-export function securityWarnings(config: Settings): string[] {
-  return config.endpoints
+/**
+ * Valid settings that an operator of a public bot should still hear about. Given the loaded
+ * settings' file and secrets, also a settings file others can read (file-mode.ts).
+ */
+export function securityWarnings(config: Settings & { file?: string | null; secrets?: readonly string[] }): string[] {
+  const warnings = config.endpoints
     .filter((e) => !e.app_secret)
     .map((e) => `endpoints[${config.endpoints.indexOf(e)}].app_secret is not set: endpoint ${e.id} accepts unsigned webhooks from anyone; set it to the App Secret`);
+  const readable = settingsFileWarning(config.file ?? null, config.secrets ?? []);
+  return readable ? [...warnings, readable] : warnings;
 }

@@ -5,11 +5,15 @@
  * (WAL lets readers and the writer run side by side), writes a compact copy next to the target,
  * checks it with `PRAGMA integrity_check`, and only then gives it the requested name. An existing
  * file is never overwritten.
+ *
+ * Every file written here holds transcripts and raw events: each is created 0600 (and the data
+ * folder 0700) before anything is written into it.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createClient } from "@libsql/client";
 import { acquireInstanceLock } from "./lock.ts";
+import { identify, inspectDatabase, schemaProblem } from "./identity.ts";
 
 export class BackupError extends Error {
   constructor(message: string) {
@@ -23,6 +27,8 @@ export interface BackupCheck {
   bytes: number;
   migrations: number;
   tables: number;
+  /** Why this binary cannot use the file (a newer or diverged schema, see identity.ts), or null. */
+  schemaProblem: string | null;
 }
 
 export async function backupDatabase(databaseFile: string, outFile: string): Promise<BackupCheck> {
@@ -33,6 +39,8 @@ export async function backupDatabase(databaseFile: string, outFile: string): Pro
 
   const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(partial, { force: true });
+  // VACUUM INTO accepts an empty file and keeps its mode; a file it creates itself would be 0644.
+  closeSync(openSync(partial, "wx", 0o600));
   const source = createClient({ url: `file:${databaseFile}`, concurrency: 1, ...({ timeout: 10_000 } as object) });
   try {
     await source.execute({ sql: "VACUUM INTO ?", args: [partial] });
@@ -64,17 +72,41 @@ export async function checkDatabaseFile(file: string): Promise<BackupCheck> {
       throw new BackupError(`${file} is not a readable SQLite database: ${(error as Error).message}`);
     }
     if (result !== "ok") throw new BackupError(`${file} failed the integrity check: ${result.slice(0, 500)}`);
-    let migrations: number;
-    try {
-      const rows = await client.execute("SELECT count(*) FROM __drizzle_migrations");
-      migrations = Number(rows.rows[0]?.[0] ?? 0);
-    } catch {
-      throw new BackupError(`${file} is a SQLite database, but not a messenger-endpoint one (no migration history)`);
+    const inspection = await inspectDatabase(client, { applicationId: true });
+    const identity = identify(inspection);
+    if (identity === "foreign" || identity === "new") {
+      throw new BackupError(`${file} is a SQLite database, but not a messenger-endpoint one (no migration history of ours)`);
     }
     const tables = await client.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
-    return { file, bytes: statSync(file).size, migrations, tables: Number(tables.rows[0]?.[0] ?? 0) };
+    return {
+      file,
+      bytes: statSync(file).size,
+      migrations: inspection.applied.length,
+      tables: Number(tables.rows[0]?.[0] ?? 0),
+      schemaProblem: schemaProblem(`the backup ${file}`, inspection),
+    };
   } finally {
     client.close();
+  }
+}
+
+/** Copies `from` to a new file `to`, created 0600 (copyFileSync would give it `from`'s mode), and fsyncs it. */
+function copyPrivately(from: string, to: string): void {
+  rmSync(to, { force: true }); // left by a restore that failed half-way
+  const input = openSync(from, "r");
+  try {
+    const output = openSync(to, "wx", 0o600);
+    try {
+      const buffer = Buffer.alloc(1 << 20);
+      for (let n; (n = readSync(input, buffer, 0, buffer.length, null)) > 0; ) {
+        for (let done = 0; done < n; ) done += writeSync(output, buffer, done, n - done);
+      }
+      fsyncSync(output);
+    } finally {
+      closeSync(output);
+    }
+  } finally {
+    closeSync(input);
   }
 }
 
@@ -100,13 +132,15 @@ export interface RestoreResult {
 export async function restoreDatabase(databaseFile: string, backupFile: string, now = new Date()): Promise<RestoreResult> {
   const backup = resolve(backupFile);
   const restored = await checkDatabaseFile(backup);
-  mkdirSync(dirname(databaseFile), { recursive: true }); // a fresh machine has no data folder yet
+  // A backup this binary cannot use (made by a newer version) would only be refused at the next
+  // start, after the current database was put aside.
+  if (restored.schemaProblem) throw new BackupError(restored.schemaProblem);
+  mkdirSync(dirname(databaseFile), { recursive: true, mode: 0o700 }); // a fresh machine has no data folder yet
   const lock = await acquireInstanceLock(databaseFile, "restore");
   try {
     // First the copy, complete and on disk: if it fails (disk full), nothing has moved yet.
     const incoming = `${databaseFile}.restoring`;
-    copyFileSync(backup, incoming);
-    fsyncFile(incoming);
+    copyPrivately(backup, incoming);
     let safetyCopy: string | null = null;
     if (existsSync(databaseFile)) {
       // Fold the WAL into the main file so the safety copy is one self-contained file.
@@ -122,6 +156,7 @@ export async function restoreDatabase(databaseFile: string, backupFile: string, 
       }
       safetyCopy = `${databaseFile}.before-restore-${now.toISOString().replace(/[:.]/g, "-")}`;
       renameSync(databaseFile, safetyCopy);
+      chmodSync(safetyCopy, 0o600); // the database kept its mode; a copy lying aside need not be readable by others
     }
     // A WAL or shared-memory file left from the old database must never be replayed into the new one.
     rmSync(`${databaseFile}-wal`, { force: true });

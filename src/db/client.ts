@@ -16,6 +16,8 @@ import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
 import { WalSync } from "./wal-sync.ts";
 import { displayUrl, scrub, urlSecrets } from "../log/scrub.ts";
+import { createPrivate } from "./private-file.ts";
+import { APPLICATION_ID, foreignMessage, identify, inspectDatabase, schemaProblem } from "./identity.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 
@@ -40,6 +42,8 @@ export interface OpenOptions {
   authToken?: string;
   /** Milliseconds a statement waits for a lock held by another process (a backup, say). */
   busyTimeoutMs?: number;
+  /** Use a database another program made (`--adopt`): our tables are added beside its own. */
+  adopt?: boolean;
 }
 
 export class DatabaseError extends Error {
@@ -58,20 +62,24 @@ export function databaseFile(url: string): string | null {
 
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
   const file = databaseFile(url);
-  if (file) {
-    try {
-      mkdirSync(dirname(file), { recursive: true });
-    } catch (error) {
-      throw new DatabaseError(`cannot create the folder for the database ${file}: ${(error as Error).message}`, { cause: error });
-    }
-  }
-  let client: Client;
+  if (file) prepareFile(file);
+  let client: Client | undefined;
   try {
     // A local file: our own client with cached prepared statements (local-client.ts). Anything
     // else (libsql://, http:// for sqld or Turso): @libsql/client.
     client = file
       ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 })
       : createClient({ url, authToken: options.authToken, concurrency: 1 });
+    // Whose file is it, and can this binary use it? Read before anything below writes to it
+    // (the switch to WAL already does). See identity.ts.
+    const subject = `the database ${file ?? url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//")}`;
+    const inspection = await inspectDatabase(client, { applicationId: file !== null });
+    const identity = identify(inspection);
+    if (identity === "foreign" && !(options.adopt && !inspection.applicationId)) {
+      throw new DatabaseError(foreignMessage(subject, inspection, { adoptable: !inspection.applicationId }));
+    }
+    const problem = schemaProblem(subject, inspection);
+    if (problem) throw new DatabaseError(problem);
     if (file) {
       const mode = await client.execute("PRAGMA journal_mode = WAL");
       if (String(mode.rows[0]?.[0]).toLowerCase() !== "wal") {
@@ -85,11 +93,13 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       // (measured: 937 µs → 362 µs to store a new user's rows). The cache only grows as it is used.
       await client.execute("PRAGMA cache_size = -65536");
       await client.execute("PRAGMA foreign_keys = ON");
-    } else {
-      await client.execute("SELECT 1");
+      if (inspection.applicationId !== APPLICATION_ID) await client.execute(`PRAGMA application_id = ${APPLICATION_ID}`);
     }
   } catch (error) {
+    client?.close();
     if (error instanceof DatabaseError) throw error;
+    // The first read (the inspection) is where SQLite finds the file is not a database.
+    if (file && (error as { code?: string }).code === "SQLITE_NOTADB") throw notSqlite(file);
     // A remote URL may carry a password or `?authToken=`, and the driver's text may quote either.
     const reason = scrub(String((error as Error)?.message), [options.authToken, ...urlSecrets(url)]);
     throw new DatabaseError(`cannot open the database ${file ?? displayUrl(url)}: ${reason}`, { cause: error });
@@ -110,4 +120,29 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       client.close();
     },
   };
+}
+
+/**
+ * Before SQLite opens the file: its folder (0700 when we create it) and, for a new database, the
+ * file itself, created 0600 because it will hold transcripts and raw events. SQLite gives the
+ * `-wal` and `-shm` files the main file's permissions. An existing file keeps its mode: that is
+ * the operator's choice.
+ */
+function prepareFile(file: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new DatabaseError(`cannot create the folder for the database ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    createPrivate(file);
+  } catch (error) {
+    throw new DatabaseError(`cannot create the database ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function notSqlite(file: string): DatabaseError {
+  return new DatabaseError(
+    `${file} is not a SQLite database (or it is encrypted or damaged): point storage.url at a messenger-endpoint database or at a new file`,
+  );
 }

@@ -5,6 +5,7 @@
  * stopped. (For a remote libSQL server, see docs/operations.md: lanes need one owner per user.)
  */
 import { createClient, type Client } from "@libsql/client";
+import { createPrivate } from "./private-file.ts";
 
 export interface InstanceLock {
   release(): void;
@@ -19,6 +20,7 @@ export class LockedError extends Error {
 
 export async function acquireInstanceLock(databaseFile: string, description: string): Promise<InstanceLock> {
   const lockFile = `${databaseFile}.lock`;
+  createPrivate(lockFile); // 0600 like the database beside it; SQLite would create it 0644
   const client: Client = createClient({ url: `file:${lockFile}`, concurrency: 1, ...({ timeout: 0 } as object) });
   try {
     await client.execute("PRAGMA locking_mode = EXCLUSIVE");

@@ -1,15 +1,14 @@
 /**
  * Migrations are the SQL files drizzle-kit generated into migrations/. In the compiled binary the
- * folder is embedded (`--asset ./migrations`) and found next to the bundle.
+ * folder is embedded (`--asset ./migrations`) and found next to the bundle (identity.ts).
  */
-import { join } from "node:path";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { sql } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import { VERSION } from "../version.ts";
+import { DatabaseError, type Database } from "./client.ts";
+import { APP_VERSION_KEY, inspectDatabase, migrationsFolder, schemaProblem } from "./identity.ts";
 
-export function migrationsFolder(): string {
-  return Bun.isStandaloneExecutable ? join(import.meta.dir, "migrations") : join(import.meta.dir, "..", "..", "migrations");
-}
+export { migrationsFolder };
 
 export interface MigrationResult {
   applied: number;
@@ -17,17 +16,23 @@ export interface MigrationResult {
 }
 
 export async function applyMigrations(database: Database): Promise<MigrationResult> {
-  const before = await appliedCount(database);
+  // openDatabase checked the schema already; checked again here, where it matters, in case a
+  // newer binary migrated the file in between (`migrate` does not take the instance lock).
+  const inspection = await inspectDatabase(database.client, { applicationId: false });
+  const problem = schemaProblem(`the database ${database.file ?? "at storage.url"}`, inspection);
+  if (problem) throw new DatabaseError(problem);
+  const before = inspection.applied.length;
   await migrate(database.db, { migrationsFolder: migrationsFolder() });
   const after = await appliedCount(database);
+  // Which version last used the file, for the message an older binary gives (identity.ts).
+  await database.client.execute({
+    sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    args: [APP_VERSION_KEY, VERSION, Date.now()],
+  });
   return { applied: after - before, total: after };
 }
 
 async function appliedCount(database: Database): Promise<number> {
-  try {
-    const rows = await database.db.all<{ n: number }>(sql`SELECT count(*) AS n FROM __drizzle_migrations`);
-    return Number(rows[0]?.n ?? 0);
-  } catch {
-    return 0; // fresh database: the bookkeeping table does not exist yet
-  }
+  const rows = await database.db.all<{ n: number }>(sql`SELECT count(*) AS n FROM __drizzle_migrations`);
+  return Number(rows[0]?.n ?? 0);
 }

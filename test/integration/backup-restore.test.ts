@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { createClient } from "@libsql/client";
 import { openDatabase } from "../../src/db/client.ts";
@@ -7,6 +7,8 @@ import { applyMigrations } from "../../src/db/migrate.ts";
 import { acquireInstanceLock } from "../../src/db/lock.ts";
 import { meta } from "../../src/db/schema.ts";
 import { checkDatabaseFile } from "../../src/db/backup.ts";
+import { APPLICATION_ID, APP_VERSION_KEY, knownMigrations } from "../../src/db/identity.ts";
+import { VERSION } from "../../src/version.ts";
 import { cli, holdInstanceLock, settingsToml, spawnScript, srcPath, tempDir } from "../helpers/index.ts";
 
 const root = tempDir("backup");
@@ -33,10 +35,11 @@ async function addKeys(dbFile: string, keys: string[]) {
   }
 }
 
+/** The test's own meta keys (not the version every migrate records, see src/db/identity.ts). */
 async function keysIn(file: string): Promise<string[]> {
   const client = createClient({ url: `file:${file}` });
   try {
-    const rows = await client.execute("SELECT key FROM meta ORDER BY key");
+    const rows = await client.execute({ sql: "SELECT key FROM meta WHERE key <> ? ORDER BY key", args: [APP_VERSION_KEY] });
     return rows.rows.map((r) => String(r[0]));
   } finally {
     client.close();
@@ -287,4 +290,67 @@ describe("restore", () => {
     expect(code).toBe(2);
     expect(io.stderr.join("\n")).toContain("does not exist");
   });
+});
+
+describe("file modes: everything that holds user data is private", () => {
+  const mode = (path: string) => statSync(path).mode & 0o777;
+
+  test("the backup is 0600 and keeps the database's mark", async () => {
+    const { dir } = await site(["alpha"]);
+    expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);
+    expect(mode(dir.join("b.db"))).toBe(0o600);
+    const client = createClient({ url: `file:${dir.join("b.db")}` });
+    try {
+      expect((await client.execute("PRAGMA application_id")).rows[0]?.[0]).toBe(APPLICATION_ID);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("restore on a fresh machine: the data folder it creates is 0700, the restored file 0600 whatever the backup's mode", async () => {
+    const { dir } = await site(["alpha"]);
+    expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);
+    chmodSync(dir.join("b.db"), 0o644); // a backup made readable, as a copy elsewhere may be
+
+    const other = root.sub(`site${++n}`);
+    other.write("messenger-endpoint.toml", settingsToml({ storageUrl: "file:data/bot.db" }));
+    expect((await cli(["restore", dir.join("b.db")], other.path)).code).toBe(0);
+    expect(mode(other.join("data"))).toBe(0o700);
+    expect(mode(other.join("data/bot.db"))).toBe(0o600);
+  });
+
+  test("restore over a database readable by others: the restored file and the safety copy are 0600", async () => {
+    const { dir, dbFile } = await site(["alpha"]);
+    expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);
+    chmodSync(dbFile, 0o644); // a database from before files were created private
+    const { code, io } = await cli(["restore", dir.join("b.db")], dir.path);
+    expect(io.stderr).toEqual([]);
+    expect(code).toBe(0);
+    expect(mode(dbFile)).toBe(0o600);
+    const kept = readdirSync(dir.join("data")).filter((f) => f.includes(".before-restore-"));
+    expect(kept).toHaveLength(1);
+    expect(mode(dir.join("data", kept[0]!))).toBe(0o600);
+  });
+});
+
+test("restore refuses a backup of a newer version with the message serve would give; nothing changes", async () => {
+  const { dir, dbFile } = await site(["alpha"]);
+  expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);
+  const newest = knownMigrations().at(-1)!.when;
+  const client = createClient({ url: `file:${dir.join("b.db")}` });
+  await client.executeMultiple(
+    `INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('${"f".repeat(64)}', ${newest + 1000});
+     UPDATE meta SET value = '0.3.0' WHERE key = '${APP_VERSION_KEY}';`,
+  );
+  client.close();
+  await addKeys(dbFile, ["beta"]);
+
+  const { code, io } = await cli(["restore", dir.join("b.db")], dir.path);
+  expect(code).toBe(2);
+  expect(io.stderr).toEqual([
+    `messenger-endpoint: the backup ${dir.join("b.db")} has schema ${knownMigrations().length + 1} (written by messenger-endpoint 0.3.0); ` +
+      `this binary ${VERSION} knows schema ${knownMigrations().length}: run the newer binary, or restore a backup taken with ${VERSION}`,
+  ]);
+  expect(await keysIn(dbFile)).toEqual(["alpha", "beta"]);
+  expect(readdirSync(dir.join("data")).filter((f) => f.includes(".before-restore-") || f.endsWith(".restoring"))).toEqual([]);
 });

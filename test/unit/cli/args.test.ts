@@ -27,6 +27,13 @@ describe("parseArgs", () => {
     expect(() => parseArgs(["--port", "70000"])).toThrow("--port must be a whole number");
   });
 
+  test("--adopt for serve (also as the default command) and migrate only", () => {
+    expect(parseArgs(["migrate", "--adopt"])).toMatchObject({ command: "migrate", adopt: true });
+    expect(parseArgs(["--adopt"])).toMatchObject({ command: "serve", adopt: true });
+    expect(parseArgs(["serve"]).adopt).toBeUndefined();
+    expect(() => parseArgs(["restore", "b.db", "--adopt"])).toThrow("--adopt is for serve and migrate, not restore");
+  });
+
   test("usage errors", () => {
     expect(() => parseArgs(["frobnicate"])).toThrow('unknown command "frobnicate"');
     expect(() => parseArgs(["--verbose"])).toThrow("unknown option --verbose");
