@@ -6,7 +6,9 @@
  * item stored once and processed once, and the server healthy afterwards.
  *
  * Runs in `npm test` with a fixed seed and a few dozen runs. Longer: `npm run fuzz` (FUZZ_RUNS
- * runs, a new seed each time unless FUZZ_SEED is set; a failure prints the seed to run it again).
+ * runs, a new seed each time unless FUZZ_SEED is set; a failure prints the seed to run it again;
+ * FUZZ_SHRINK=1 shrinks a failing case, off by default since each attempt is a run against the
+ * same server).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
