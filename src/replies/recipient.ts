@@ -32,5 +32,5 @@ export async function userRefRefusal(client: Client, item: OutboxItem): Promise<
     sql: "SELECT 1 FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND kind = 'message' AND status = 'sent' AND id <> ? LIMIT 1",
     args: [item.endpointId, item.pageId, item.userId, item.id],
   });
-  return earlier.rows.length > 0 ? "only one message may be sent to a user_ref, and one was sent already; the next goes out once the person answers (with their PSID)" : null;
+  return earlier.rows.length > 0 ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again" : null;
 }
