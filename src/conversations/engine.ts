@@ -27,13 +27,14 @@ import { FlowError, type Flow } from "../flows/flow.ts";
 import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
-import { HANDOVER_KINDS, USER_INPUT_KINDS, type EventKind } from "../webhook/events.ts";
+import { HANDOVER_KINDS, USER_INPUT_KINDS, isUnsent, type EventKind } from "../webhook/events.ts";
 import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
 import type { StoredEvent } from "../webhook/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
 import { setNewest } from "../bounded.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
+import { isUserRef } from "../replies/recipient.ts";
 import { handoverInput, inputFromEvent, injectedInput } from "./input.ts";
 import type { People } from "../people/people.ts";
 import type { Transformers } from "../transformers/transformers.ts";
@@ -241,7 +242,8 @@ export class ConversationEngine {
       }
       return this.#turn(row, key, endpoint, log, outcome);
     }
-    const userInput = USER_INPUT_KINDS.has(row.kind);
+    // A message the user unsent has nothing for the flow (its text is gone): recorded as done below.
+    const userInput = USER_INPUT_KINDS.has(row.kind) && !isUnsent(row.item);
     // messaging[] / standby[] say who owns the thread, whatever we recorded (Meta returns threads
     // without telling, and hands them on): the thread state follows them.
     const back = userInput && endpoint ? await this.deps.threads?.userSpoke(key, row.timestamp, row.standby) : null;
@@ -351,7 +353,8 @@ export class ConversationEngine {
     const erasuresAtStart = this.#erasures;
     const protection = endpoint.data_protection;
     const injected = row.kind === "inject" ? (row.item as InjectedInput) : null;
-    if (endpoint.messenger.mark_seen && !injected && !handover) {
+    // Not to a person known only by a user_ref: Messenger takes no sender action there (replies/recipient.ts).
+    if (endpoint.messenger.mark_seen && !injected && !handover && !isUserRef(key.userId)) {
       const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
       const [result] = await this.deps.writes.run([seen.statement], { durable: false });
       this.deps.lanes.accept(seen.items(result!));

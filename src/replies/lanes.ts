@@ -33,6 +33,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
 import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
+import { recipientOf, userRefRefusal } from "./recipient.ts";
 import { passThreadControl, threadOwner, type Threads } from "../handover/threads.ts";
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError, type SendFailure } from "./retry.ts";
@@ -308,10 +309,18 @@ export class ReplyLanes {
       return "settled";
     }
     const body = JSON.parse(item.body) as Record<string, unknown>;
-    const recipient = { id: key.userId };
+    const recipient = recipientOf(key.userId);
+    const refused = "user_ref" in recipient ? await userRefRefusal(this.deps.database.client, item) : null;
+    if (refused) {
+      this.#sends.inc({ endpoint: key.endpointId, result: "dropped" });
+      log.warn(`${refused}: the item was dropped`, { outbox_id: item.id });
+      await this.#finish(item, "dropped", { reason: refused });
+      await this.#passGivenUp(item, key, new Error(refused));
+      return "settled";
+    }
 
     if (item.kind === "message") {
-      if (endpoint.messenger.typing_indicators) {
+      if (endpoint.messenger.typing_indicators && !("user_ref" in recipient)) {
         try {
           await this.deps.graph.send(page, { recipient, sender_action: "typing_on" });
         } catch (error) {

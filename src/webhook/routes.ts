@@ -2,7 +2,9 @@
  * `GET /webhooks/{endpoint}`: Facebook's verification handshake.
  * `POST /webhooks/{endpoint}`: events. Order of checks: endpoint known (404) → size (413) →
  * signature over the raw bytes (401) → endpoint enabled (200, ignored) → envelope (400) → store
- * every event of a known Page durably → 200. Processing happens after the answer.
+ * every event of a known Page durably → 200. Processing happens after the answer. Within an
+ * envelope nothing is refused: what cannot be understood is stored as malformed or ignored
+ * (events.ts), and only a failure to store answers 5xx.
  */
 import { Elysia } from "elysia";
 import type { Config } from "../config/load.ts";
@@ -36,7 +38,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
   const MAX_UNKNOWN_PAGES_LOGGED = 1000;
 
   const requests = metrics.counter("messenger_webhook_requests_total", "Webhook requests by endpoint and outcome.");
-  const eventsCounter = metrics.counter("messenger_webhook_events_total", "Webhook events by endpoint, kind and result (stored, duplicate, unknown_page, malformed).");
+  const eventsCounter = metrics.counter("messenger_webhook_events_total", "Webhook events by endpoint, kind and result (stored, duplicate, unknown_page, malformed, ignored_entry).");
   const ackSeconds = metrics.histogram("messenger_webhook_ack_seconds", "Time from request start to the webhook's answer.");
 
   return new Elysia({ name: "webhook" })
@@ -121,10 +123,23 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
             });
           }
         }
-        for (const skipped of parsed.skipped) {
-          eventsCounter.inc({ endpoint: id, kind: "any", result: "malformed" });
-          l.warn(`a webhook item does not have Messenger's shape; stored as "malformed" for inspection, not processed: ${skipped.reason}`, {
-            page: skipped.pageId,
+        if (parsed.skipped.length > 0) {
+          // One line per POST, not per item: a batch of junk must not flood the log.
+          const { skipped } = parsed;
+          eventsCounter.inc({ endpoint: id, kind: "any", result: "malformed" }, skipped.length);
+          const more = skipped.length > 1 ? ` (and ${skipped.length - 1} more)` : "";
+          l.warn(`a webhook item does not have Messenger's shape; stored as "malformed" for inspection, not processed: ${skipped[0]!.reason}${more}`, {
+            page: skipped[0]!.pageId,
+            malformed: skipped.length,
+            reasons: [...new Set(skipped.map((s) => s.reason))].slice(0, 5),
+          });
+        }
+        if (parsed.ignoredEntries.length > 0) {
+          const { ignoredEntries: ignored } = parsed;
+          eventsCounter.inc({ endpoint: id, kind: "any", result: "ignored_entry" }, ignored.length);
+          const more = ignored.length > 1 ? ` (and ${ignored.length - 1} more)` : "";
+          l.warn(`a webhook entry has no usable Page id; nothing of it was stored, the rest of the batch was: entry ${ignored[0]!.index}: ${ignored[0]!.reason}${more}`, {
+            ignored_entries: ignored.length,
           });
         }
 

@@ -219,7 +219,7 @@ describe("POST: storing events", () => {
     const rows = await t.inboxRows();
     expect(rows.map((r) => r.kind)).toEqual(["message", "malformed", "message"]);
     expect(rows.map((r) => r.dedupKey).filter((k) => k.startsWith("message:"))).toEqual(["message:m_ok1", "message:m_ok2"]);
-    expect(JSON.parse(rows[1]!.event)).toEqual({ raw: { sender: { id: 42 } } });
+    expect(JSON.parse(rows[1]!.event)).toEqual({ reason: "malformed messaging item at /sender/id: Expected string", raw: { sender: { id: 42 } } });
     expect(warnings(t).some((w) => w.msg.includes('stored as "malformed"'))).toBe(true);
     // A redelivery stores the malformed item once.
     expect((await post(t, body)).status).toBe(200);
@@ -337,6 +337,17 @@ describe("POST: refusals", () => {
     expect(t.logs.lines.join("\n")).not.toContain(expected.slice("sha256=".length));
   });
 
+  test("a digest that differs from the right one only in its last hex digit: 401", async () => {
+    // A comparison of a prefix of the digest would pass every other test of this file.
+    const t = await app();
+    const body = textBody("m_last_digit");
+    const right = signBody(APP_SECRET, body);
+    const wrong = right.slice(0, -1) + (right.endsWith("0") ? "1" : "0");
+    expect((await post(t, body, { signature: wrong })).status).toBe(401);
+    expect(await t.inboxRows()).toEqual([]);
+    expect((await post(t, body, { signature: right })).status).toBe(200);
+  });
+
   test("a signature over the re-serialized body does not pass", async () => {
     const t = await app();
     const raw = String.raw`{"object":"page","entry":[{"id":"104857600012345","time":1,"messaging":[{"sender":{"id":"6301234567890123"},"recipient":{"id":"104857600012345"},"timestamp":1,"message":{"mid":"m_esc","text":"caf\u00e9 \/"}}]}]}`;
@@ -420,6 +431,100 @@ describe("POST: refusals", () => {
     expect(res.headers.get("content-type")).toStartWith("application/json");
     expect(JSON.parse(res.text)).toEqual({ error: "signature_mismatch", message: expect.any(String) });
     expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+});
+
+describe("POST: what cannot be understood is kept or ignored, never refused", () => {
+  const item = (extra: Record<string, unknown>) => ({ sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 1767225610000, ...extra });
+
+  test('a good message next to items with "postback": null, "reaction": null, "message_edit": null: 200, all stored, once', async () => {
+    const t = await app();
+    const body = JSON.stringify(envelope([{ messaging: [textItem("m_good"), item({ postback: null }), item({ reaction: null }), item({ message_edit: null })] }]));
+    const res = await post(t, body);
+    expect(res.status).toBe(200);
+    const rows = await t.inboxRows();
+    expect(rows.map((r) => r.kind)).toEqual(["message", "malformed", "malformed", "malformed"]);
+    expect(JSON.parse(rows[1]!.event)).toEqual({ reason: 'malformed messaging item: "postback" is null, not an object', raw: item({ postback: null }) });
+    const warning = warnings(t).find((w) => w.msg.includes('stored as "malformed"'))!;
+    expect(warning).toMatchObject({ malformed: 3, page: PAGE_ID });
+    expect(t.app.metrics.render()).toContain('messenger_webhook_events_total{endpoint="support",kind="any",result="malformed"} 3');
+    // Facebook redelivers the same body: nothing new.
+    expect((await post(t, body)).status).toBe(200);
+    expect(await t.inboxRows()).toHaveLength(4);
+  });
+
+  test('entries with "messaging": null, "time": "x" or "id": true next to a good entry: 200, the good one stored, the bad id reported', async () => {
+    const t = await app();
+    const body = JSON.stringify({
+      object: "page",
+      entry: [
+        { id: PAGE_ID, time: 1, messaging: null },
+        { id: true, time: 1, messaging: [textItem("m_no_page")] },
+        { id: PAGE_ID, time: "x", messaging: [textItem("m_kept")] },
+      ],
+    });
+    expect((await post(t, body)).status).toBe(200);
+    expect((await t.inboxRows()).map((r) => r.dedupKey)).toEqual(["message:m_kept"]);
+    expect(warnings(t).some((w) => w.msg.includes("no usable Page id") && w.ignored_entries === 1)).toBe(true);
+    expect(t.app.metrics.render()).toContain('messenger_webhook_events_total{endpoint="support",kind="any",result="ignored_entry"} 1');
+  });
+
+  test("an item nested 50,000 levels deep: 200, stored as malformed with its JSON cut to 64 KiB, its neighbours stored", async () => {
+    const t = await app({ maxBodyBytes: 4 * 1024 * 1024 });
+    const deep = `${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}`;
+    const body = `{"object":"page","entry":[{"id":"${PAGE_ID}","messaging":[${JSON.stringify(textItem("m_1"))},${JSON.stringify(item({ message: { mid: "m_deep", text: "x" } })).slice(0, -1)},"x":${deep}},${JSON.stringify(textItem("m_2"))}]}]}`;
+    const res = await post(t, body);
+    expect(res.status).toBe(200);
+    const rows = await t.inboxRows();
+    expect(rows.map((r) => r.kind)).toEqual(["message", "malformed", "message"]);
+    const stored = JSON.parse(rows[1]!.event);
+    expect(stored).toMatchObject({ truncated: true, reason: "malformed messaging item: nested deeper than 64 levels" });
+    expect(stored.raw_json).toHaveLength(64 * 1024);
+    expect((await post(t, body)).status).toBe(200);
+    expect(await t.inboxRows()).toHaveLength(3);
+  });
+
+  test("numbers that cannot be stored (a watermark or timestamp of 1e400, which is Infinity): 200, malformed, not a storage failure", async () => {
+    const t = await app();
+    const delivery = `{"sender":{"id":"${PSID}"},"recipient":{"id":"${PAGE_ID}"},"delivery":{"mids":["m_x"],"watermark":1e400}}`;
+    const late = `{"sender":{"id":"${PSID}"},"recipient":{"id":"${PAGE_ID}"},"timestamp":1e400,"message":{"mid":"m_inf","text":"x"}}`;
+    const body = `{"object":"page","entry":[{"id":"${PAGE_ID}","time":1e400,"messaging":[${delivery},${late},${JSON.stringify(textItem("m_fine"))}]}]}`;
+    expect((await post(t, body)).status).toBe(200);
+    expect((await t.inboxRows()).map((r) => r.kind)).toEqual(["malformed", "malformed", "message"]);
+  });
+
+  test("an event about nobody (no sender, only the Page) is stored as malformed with the reason, not as user ''", async () => {
+    const t = await app();
+    const nobody = { recipient: { id: PAGE_ID }, timestamp: 1767225610000, message: { mid: "m_nobody", text: "who am I" } };
+    expect((await post(t, JSON.stringify(envelope([{ messaging: [nobody] }])))).status).toBe(200);
+    const [row] = await t.inboxRows();
+    expect(row).toMatchObject({ kind: "malformed", userId: "" });
+    expect(JSON.parse(row!.event).reason).toContain("names no person");
+  });
+
+  test("a sender id that is not a PSID never becomes a user", async () => {
+    const t = await app();
+    const hostile = { sender: { id: "../../me/messages" }, recipient: { id: PAGE_ID }, timestamp: 1, message: { mid: "m_h", text: "x" } };
+    expect((await post(t, JSON.stringify(envelope([{ messaging: [hostile] }])))).status).toBe(200);
+    expect((await t.inboxRows()).map((r) => [r.kind, r.userId])).toEqual([["malformed", ""]]);
+  });
+
+  test("a mid SQLite cannot give back as written (a NUL) is keyed without it, and the event is handed on for processing", async () => {
+    const t = await app();
+    const reported: string[] = [];
+    t.app.inbox.onStored((_endpoint, events) => reported.push(...events.map((e) => e.dedupKey)));
+    expect((await post(t, JSON.stringify(envelope([{ messaging: [item({ message: { mid: "m_\u0000x", text: "x" } })] }])))).status).toBe(200);
+    expect(reported).toEqual([`message:${PAGE_ID}:${PSID}:1767225610000`]);
+  });
+
+  test("still 400: a body that is not a Messenger envelope as a whole", async () => {
+    const t = await app();
+    for (const body of ["not json", "[]", '"page"', '{"object":"user","entry":[]}', '{"object":"page"}', '{"object":"page","entry":{}}', '{"object":"page","entry":null}', '{"object":7}']) {
+      const res = await post(t, body);
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.text)).toMatchObject({ error: "invalid_body" });
+    }
+    expect(await t.inboxRows()).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseWebhookBody, toInboxEvent, USER_INPUT_KINDS, type InboxEvent, type ParsedBody } from "../../../src/webhook/events.ts";
+import { MAX_MALFORMED_JSON, isUnsent, parseWebhookBody, toInboxEvent, USER_INPUT_KINDS, type InboxEvent, type ParsedBody } from "../../../src/webhook/events.ts";
 import { PAGE_ID, PAGE_ID_2, PSID, PSID_2, envelope, fixtureText, textItem } from "../../helpers/index.ts";
 
 const NOW = 1767225700000;
@@ -69,11 +69,11 @@ describe("envelope", () => {
 
   test("an entry with an empty messaging list has no events", () => {
     const parsed = parse(JSON.stringify(envelope([{ messaging: [] }])));
-    expect(parsed).toEqual({ type: "events", entries: [{ pageId: PAGE_ID, events: [] }], skipped: [] });
+    expect(parsed).toEqual({ type: "events", entries: [{ pageId: PAGE_ID, events: [] }], skipped: [], ignoredEntries: [] });
   });
 
   test("an empty entry list is valid and has no events", () => {
-    expect(parse(`{"object":"page","entry":[]}`)).toEqual({ type: "events", entries: [], skipped: [] });
+    expect(parse(`{"object":"page","entry":[]}`)).toEqual({ type: "events", entries: [], skipped: [], ignoredEntries: [] });
   });
 
   test("a changes[]-only entry (Page feed) has no events", () => {
@@ -111,11 +111,10 @@ describe("envelope", () => {
     expect(parse(`{"entry":[]}`).type).toBe("invalid");
   });
 
-  test("a missing or malformed entry is invalid", () => {
+  test("a missing entry, or one that is not a list, is invalid", () => {
     expect(parse(`{"object":"page"}`).type).toBe("invalid");
     expect(parse(`{"object":"page","entry":{}}`).type).toBe("invalid");
-    expect(parse(`{"object":"page","entry":[{"time":1}]}`).type).toBe("invalid");
-    expect(parse(`{"object":"page","entry":[{"id":"1","messaging":{}}]}`).type).toBe("invalid");
+    expect(parse(`{"object":"page","entry":null}`).type).toBe("invalid");
   });
 
   test("a malformed item is kept as kind malformed with a reason; its neighbours are kept", () => {
@@ -291,5 +290,243 @@ describe("dedup keys", () => {
   test("toInboxEvent returns the reason for a malformed item", () => {
     expect(typeof toInboxEvent({ sender: "x" }, PAGE_ID, false, NOW)).toBe("string");
     expect(typeof toInboxEvent(7, PAGE_ID, false, NOW)).toBe("string");
+  });
+});
+
+/** An object nested `depth` levels deep, built without recursion. */
+function deep(depth: number): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v;
+}
+
+function parsedEvents(text: string): Extract<ParsedBody, { type: "events" }> {
+  const parsed = parse(text);
+  if (parsed.type !== "events") throw new Error(`expected events, got ${parsed.type}: ${"reason" in parsed ? parsed.reason : ""}`);
+  return parsed;
+}
+
+const item = (extra: Record<string, unknown>, psid: unknown = PSID) => ({ sender: { id: psid }, recipient: { id: PAGE_ID }, timestamp: 1767225610000, ...extra });
+
+describe("what cannot be understood does not fail the batch", () => {
+  test('an event key that is null ("postback": null, ...) is malformed, named in the reason; its neighbours are kept', () => {
+    const bad = ["postback", "reaction", "message_edit", "message", "delivery", "pass_thread_control", "policy-enforcement"].map((key) => item({ [key]: null }));
+    const parsed = parsedEvents(JSON.stringify(envelope([{ messaging: [textItem("m_good1"), ...bad, textItem("m_good2")] }])));
+    const events = parsed.entries[0]!.events;
+    expect(events.map((e) => e.kind)).toEqual(["message", ...bad.map(() => "malformed" as const), "message"]);
+    expect(parsed.skipped.map((s) => s.reason)).toContain('malformed messaging item: "postback" is null, not an object');
+    expect(parsed.skipped.map((s) => s.reason)).toContain('malformed messaging item: "message_edit" is null, not an object');
+    expect(new Set(events.map((e) => e.dedupKey)).size).toBe(events.length);
+  });
+
+  test("an event key of another type (a string, a list, a number) is malformed", () => {
+    for (const value of ["hi", [], 7, true]) {
+      const [event] = eventsOf(JSON.stringify(envelope([{ messaging: [item({ reaction: value })] }])));
+      expect(event!.kind).toBe("malformed");
+    }
+  });
+
+  test("fields of the wrong type inside an event are taken as absent: mid, num_edit, action, is_echo", () => {
+    const key = (extra: Record<string, unknown>) => eventsOf(JSON.stringify(envelope([{ messaging: [item(extra)] }])))[0]!;
+    expect(key({ message: { mid: null, text: "x" } }).dedupKey).toBe(`message:${PAGE_ID}:${PSID}:1767225610000`);
+    expect(key({ message: { mid: 42, text: "x" } }).dedupKey).toBe(`message:${PAGE_ID}:${PSID}:1767225610000`);
+    expect(key({ message: { mid: "m_x", is_echo: "true", text: "x" } }).kind).toBe("message");
+    expect(key({ postback: { mid: { a: 1 }, payload: "P" } }).dedupKey).toBe(`postback:${PAGE_ID}:${PSID}:1767225610000`);
+    expect(key({ message_edit: { mid: "m_e", num_edit: { n: 1 } } }).dedupKey).toBe("edit:m_e:");
+    expect(key({ reaction: { mid: null, action: ["react"] } }).dedupKey).toBe(`reaction:${PAGE_ID}:${PSID}:1767225610000::`);
+  });
+
+  test("a mid that cannot be stored as it is (a NUL, a lone surrogate) is taken as absent", () => {
+    // SQLite would give back another string than the one written, and two of them could collide.
+    for (const mid of ["m_\u0000a", "m_\ud800"]) {
+      const event = toInboxEvent(item({ message: { mid, text: "x" } }), PAGE_ID, false, NOW) as InboxEvent;
+      expect(event.dedupKey).toBe(`message:${PAGE_ID}:${PSID}:1767225610000`);
+    }
+  });
+
+  test("an entry whose messaging is null, or whose time is not a number, keeps its neighbours", () => {
+    const text = JSON.stringify({
+      object: "page",
+      entry: [
+        { id: PAGE_ID, time: 1, messaging: null },
+        { id: PAGE_ID, time: "x", messaging: [textItem("m_t1")], standby: null },
+        { id: PAGE_ID_2, time: 1, messaging: [textItem("m_t2", "hi", { pageId: PAGE_ID_2 })] },
+      ],
+    });
+    const parsed = parsedEvents(text);
+    expect(parsed.entries.map((e) => [e.pageId, e.events.map((x) => x.dedupKey)])).toEqual([
+      [PAGE_ID, []],
+      [PAGE_ID, ["message:m_t1"]],
+      [PAGE_ID_2, ["message:m_t2"]],
+    ]);
+    expect(parsed.ignoredEntries).toEqual([]);
+  });
+
+  test("an entry time that is not whole milliseconds is not used as a fallback timestamp", () => {
+    const noTimestamp = { sender: { id: PSID }, recipient: { id: PAGE_ID }, referral: { ref: "x" } };
+    for (const time of ["x", 1.5, -1, null]) {
+      const text = JSON.stringify({ object: "page", entry: [{ id: PAGE_ID, time, messaging: [noTimestamp] }] });
+      expect(only(text).timestamp).toBe(NOW);
+    }
+  });
+
+  test("messaging that is not a list is kept as one malformed item", () => {
+    const parsed = parsedEvents(JSON.stringify({ object: "page", entry: [{ id: PAGE_ID, messaging: { sender: { id: PSID } } }] }));
+    expect(parsed.entries[0]!.events.map((e) => e.kind)).toEqual(["malformed"]);
+    expect(parsed.skipped[0]!.reason).toBe("entry.messaging is an object, not a list");
+  });
+
+  test("an entry without a usable Page id is ignored and reported; the other entries are kept", () => {
+    const good = { id: PAGE_ID, messaging: [textItem("m_kept")] };
+    for (const bad of [{ id: true, messaging: [textItem("m_lost")] }, { time: 1 }, { id: "../me", messaging: [] }, { id: 1.5 }, null, "entry", [good]]) {
+      const parsed = parsedEvents(JSON.stringify({ object: "page", entry: [bad, good] }));
+      expect(parsed.entries.flatMap((e) => e.events.map((x) => x.dedupKey))).toEqual(["message:m_kept"]);
+      expect(parsed.ignoredEntries).toHaveLength(1);
+      expect(parsed.ignoredEntries[0]!.index).toBe(0);
+    }
+  });
+
+  test("a timestamp that is not whole milliseconds (1e400 is Infinity, 1.5, -1) makes the item malformed", () => {
+    for (const timestamp of ["1e400", "1.5", "-1", "1e300"]) {
+      const text = `{"object":"page","entry":[{"id":"${PAGE_ID}","messaging":[{"sender":{"id":"${PSID}"},"recipient":{"id":"${PAGE_ID}"},"timestamp":${timestamp},"message":{"mid":"m_ts","text":"x"}}]}]}`;
+      expect(only(text).kind).toBe("malformed");
+    }
+  });
+
+  test("a watermark that is not whole milliseconds makes a delivery or read malformed (it could not be stored)", () => {
+    for (const kind of ["delivery", "read"]) {
+      const text = `{"object":"page","entry":[{"id":"${PAGE_ID}","messaging":[{"sender":{"id":"${PSID}"},"recipient":{"id":"${PAGE_ID}"},"${kind}":{"watermark":1e400}}]}]}`;
+      expect(only(text).kind).toBe("malformed");
+      expect(only(text.replace("1e400", '"soon"')).kind).toBe("malformed");
+    }
+  });
+
+  test("delivery mids that are not a short list of strings make it malformed", () => {
+    for (const mids of ["m_1", [1, 2], Array.from({ length: 1001 }, (_, i) => `m_${i}`)]) {
+      expect(only(JSON.stringify(envelope([{ messaging: [item({ delivery: { mids, watermark: 5 } })] }]))).kind).toBe("malformed");
+    }
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ delivery: { mids: ["m_1"], watermark: 5 } })] }]))).kind).toBe("delivery");
+  });
+
+  test("a handover event whose app id is not one is malformed", () => {
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ request_thread_control: { requested_owner_app_id: { id: 1 } } })] }]))).kind).toBe("malformed");
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ pass_thread_control: { new_owner_app_id: "x/y" } })] }]))).kind).toBe("malformed");
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ request_thread_control: { requested_owner_app_id: 123456789 } })] }]))).kind).toBe("request_thread_control");
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ pass_thread_control: { previous_owner_app_id: null, new_owner_app_id: "123" } })] }]))).kind).toBe("pass_thread_control");
+  });
+});
+
+describe("deep nesting", () => {
+  test("an item nested 50,000 levels deep is malformed, stored bounded, and its neighbours are kept", () => {
+    const text = JSON.stringify(envelope([{ messaging: [textItem("m_before")] }])).replace(
+      "]}]}",
+      `,${JSON.stringify(textItem("m_deep")).slice(0, -1)},"x":${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}}, ${JSON.stringify(textItem("m_after"))}]}]}`,
+    );
+    const parsed = parsedEvents(text);
+    const events = parsed.entries[0]!.events;
+    expect(events.map((e) => e.kind)).toEqual(["message", "malformed", "message"]);
+    expect(parsed.skipped[0]!.reason).toContain("nested deeper than 64 levels");
+    const stored = events[1]!.item as Record<string, unknown>;
+    expect(stored).toMatchObject({ truncated: true, reason: expect.stringContaining("nested deeper") });
+    expect((stored.raw_json as string).length).toBe(MAX_MALFORMED_JSON);
+    expect((stored.raw_json as string).startsWith('{"sender":')).toBe(true);
+    expect(stored.raw_length).toBeGreaterThan(250_000);
+    // What the inbox writes: it must serialise, bounded (escaping at most sextuples a character).
+    expect(JSON.stringify(stored).length).toBeLessThan(6 * MAX_MALFORMED_JSON + 1000);
+  });
+
+  test("an item a little deeper than the limit is malformed, kept as text (not re-nested)", () => {
+    const e = only(JSON.stringify(envelope([{ messaging: [item({ message: { mid: "m_d", text: "x", extra: deep(70) } })] }])));
+    expect(e.kind).toBe("malformed");
+    expect(e.item).toMatchObject({ truncated: false, raw_json: expect.stringContaining('"mid":"m_d"') });
+    expect(e.item.raw).toBeUndefined();
+  });
+
+  test("an ordinary item, however wide, is not deep", () => {
+    const e = only(JSON.stringify(envelope([{ messaging: [item({ message: { mid: "m_w", text: "x", extra: deep(50) } })] }])));
+    expect(e.kind).toBe("message");
+  });
+
+  test("deep nesting outside the items (an unknown field, a changes[] list) is not read and does no harm", () => {
+    const nest = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const text = `{"object":"page","junk":${nest},"entry":[{"id":"${PAGE_ID}","changes":${nest},"messaging":[${JSON.stringify(textItem("m_ok"))}]}]}`;
+    expect(only(text).dedupKey).toBe("message:m_ok");
+  });
+
+  test("entries nested 500,000 levels deep are read (the parser keeps no call stack) and ignored as entries that are not objects", () => {
+    const parsed = parse(`{"object":"page","entry":${"[".repeat(500_000)}${"]".repeat(500_000)}}`);
+    expect(parsed).toMatchObject({ type: "events", entries: [], ignoredEntries: [{ index: 0, reason: "the entry is a list, not an object" }] });
+  });
+
+  test("a malformed item's JSON longer than the limit is cut to it", () => {
+    const e = only(JSON.stringify(envelope([{ messaging: [{ sender: { id: 42 }, padding: "p".repeat(200_000) }] }])));
+    expect(e.kind).toBe("malformed");
+    expect(e.item).toMatchObject({ truncated: true, raw_length: expect.any(Number) });
+    expect((e.item.raw_json as string).length).toBe(MAX_MALFORMED_JSON);
+  });
+});
+
+describe("the person an event is about", () => {
+  test("an event about a person that names none is malformed with a reason, never user ''", () => {
+    const pageOnly = { recipient: { id: PAGE_ID } };
+    const cases = [
+      { timestamp: 1, message: { mid: "m_nobody", text: "hi" } },
+      { ...pageOnly, timestamp: 1, postback: { payload: "P" } },
+      { sender: { id: PAGE_ID }, ...pageOnly, timestamp: 1, reaction: { action: "react", mid: "m_1" } },
+      { sender: { id: "" }, ...pageOnly, timestamp: 1, message_edit: { mid: "m_1", num_edit: 1 } },
+      { ...pageOnly, timestamp: 1, read: { watermark: 1 } },
+      { ...pageOnly, timestamp: 1, pass_thread_control: { new_owner_app_id: "1" } },
+      { ...pageOnly, timestamp: 1, optin: { ref: "no-user-ref" } },
+    ];
+    for (const raw of cases) {
+      const reason = toInboxEvent(raw, PAGE_ID, false, NOW);
+      expect(typeof reason).toBe("string");
+      expect(reason as string).toContain("names no person");
+    }
+    const parsed = parsedEvents(JSON.stringify(envelope([{ messaging: cases }])));
+    expect(parsed.entries[0]!.events.every((e) => e.kind === "malformed" && e.userId === "")).toBe(true);
+  });
+
+  test("a sender id that is not a PSID (digits, at most 32) is malformed", () => {
+    for (const id of ["../../me/messages", "6301234567890123 ", "abc", "1".repeat(33), "１２３"]) {
+      const reason = toInboxEvent(item({ message: { mid: "m_1", text: "x" } }, id), PAGE_ID, false, NOW);
+      expect(reason).toBe("malformed message item: sender.id is not a PSID (a string of at most 32 digits)");
+    }
+  });
+
+  test("a user_ref that is not bounded printable ASCII is malformed", () => {
+    for (const ref of ["", "a b", "x".repeat(257), "é", 5]) {
+      const raw = { recipient: { id: PAGE_ID }, timestamp: 1, optin: { ref: "r", user_ref: ref } };
+      expect(toInboxEvent(raw, PAGE_ID, false, NOW) as string).toContain("user_ref");
+    }
+  });
+
+  test("Page-level events need no person: app_roles and policy_enforcement are user ''", () => {
+    const roles = toInboxEvent({ recipient: { id: PAGE_ID }, timestamp: 1, app_roles: { "1": ["primary_receiver"] } }, PAGE_ID, false, NOW) as InboxEvent;
+    expect(roles).toMatchObject({ kind: "app_roles", userId: "" });
+    const policy = toInboxEvent({ sender: { id: "not-a-psid" }, timestamp: 1, "policy-enforcement": { action: "block" } }, PAGE_ID, false, NOW) as InboxEvent;
+    expect(policy).toMatchObject({ kind: "policy_enforcement", userId: "" });
+  });
+
+  test("an unknown kind keeps a PSID when it has one, else ''", () => {
+    expect((toInboxEvent(item({ brand_new: {} }), PAGE_ID, false, NOW) as InboxEvent).userId).toBe(PSID);
+    expect((toInboxEvent(item({ brand_new: {} }, "x"), PAGE_ID, false, NOW) as InboxEvent).userId).toBe("");
+  });
+
+  test("an echo to a user_ref is about that user_ref", () => {
+    const echo = { sender: { id: PAGE_ID }, recipient: { user_ref: "ur_9" }, timestamp: 1, message: { is_echo: true, mid: "m_e", text: "hi" } };
+    expect(toInboxEvent(echo, PAGE_ID, false, NOW)).toMatchObject({ kind: "echo", userId: "user_ref:ur_9" });
+  });
+});
+
+describe("unsent messages", () => {
+  test("is_deleted: a message with a key of its own, not the unsent message's", () => {
+    const unsent = item({ message: { mid: "m_gone", is_deleted: true } });
+    const e = toInboxEvent(unsent, PAGE_ID, false, NOW) as InboxEvent;
+    expect(e).toMatchObject({ kind: "message", dedupKey: "unsent:m_gone" });
+    expect(isUnsent(e.item)).toBe(true);
+    expect(isUnsent(textItem("m_here"))).toBe(false);
+    expect(isUnsent(item({ message: { mid: "m", is_deleted: "true" } }))).toBe(false);
+    expect(isUnsent(null)).toBe(false);
   });
 });

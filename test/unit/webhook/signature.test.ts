@@ -71,6 +71,14 @@ describe("verifySignature rejects", () => {
     expect(verifySignature(SECRET, body, "sha256=")).toBe(false);
   });
 
+  test("a digest that differs only in its last hex digit (a prefix comparison would take it)", () => {
+    const last = digest.at(-1)!;
+    for (const other of "0123456789abcdef") {
+      if (other !== last) expect(verifySignature(SECRET, body, `sha256=${digest.slice(0, -1)}${other}`)).toBe(false);
+    }
+    expect(verifySignature(SECRET, body, `sha256=${digest}`)).toBe(true);
+  });
+
   test("a digest made with another secret", () => {
     expect(verifySignature("another_app_secret", body, VECTOR_SHA256)).toBe(false);
     expect(verifySignature(SECRET, body, signBody("another_app_secret", body))).toBe(false);

@@ -1,0 +1,36 @@
+/**
+ * Who a reply lane sends to. Users are PSIDs, sent to as `{ "id": psid }`; a person known only by
+ * the `user_ref` of the checkbox (or chat) plugin is stored as `user_ref:<ref>`
+ * (src/webhook/events.ts) and is sent to as `{ "user_ref": ref }`. Messenger takes one message for
+ * a user_ref, and no sender action (typing_on, mark_seen) or thread control: those need the PSID,
+ * which arrives with the person's first reply (and then is another user, with a lane of its own).
+ */
+import type { Client } from "@libsql/client";
+import { USER_REF_PREFIX } from "../webhook/events.ts";
+import type { OutboxItem } from "./outbox.ts";
+
+export type Recipient = { id: string } | { user_ref: string };
+
+export function isUserRef(userId: string): boolean {
+  return userId.startsWith(USER_REF_PREFIX);
+}
+
+/** The Send API `recipient` for a lane's user. */
+export function recipientOf(userId: string): Recipient {
+  return isUserRef(userId) ? { user_ref: userId.slice(USER_REF_PREFIX.length) } : { id: userId };
+}
+
+/**
+ * Why this item may not be sent to a user known only by a user_ref (to be dropped with that
+ * reason), or null when it may: the first message only. One earlier message that was sent is
+ * enough to refuse; one that failed or was dropped does not count.
+ */
+export async function userRefRefusal(client: Client, item: OutboxItem): Promise<string | null> {
+  if (item.kind === "action") return "a sender action cannot be sent to a person known only by a user_ref (it needs their PSID)";
+  if (item.kind !== "message") return "the thread cannot be passed for a person known only by a user_ref (it needs their PSID)";
+  const earlier = await client.execute({
+    sql: "SELECT 1 FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND kind = 'message' AND status = 'sent' AND id <> ? LIMIT 1",
+    args: [item.endpointId, item.pageId, item.userId, item.id],
+  });
+  return earlier.rows.length > 0 ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again" : null;
+}
