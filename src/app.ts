@@ -11,6 +11,7 @@ import { WriteQueue } from "./db/write-queue.ts";
 import { StorageHealth } from "./db/health.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
+import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
 import { errorResponse } from "./http/responses.ts";
 import { GraphClient } from "./messenger/graph.ts";
@@ -92,7 +93,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const metrics = new Registry();
   const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error, unreadable_answer).");
   const graphSeconds = metrics.histogram("messenger_graph_request_seconds", "Graph API call latency by operation.");
-  const readiness = new Readiness();
+  const readiness = new Readiness((text) => scrub(text, config.secrets));
   let health: StorageHealth | undefined;
   const writes = new WriteQueue(db.client, {
     durable: db.durable,

@@ -63,6 +63,38 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     onDurabilityFailure: () => process.exit(2),
   });
   reloadTransformers = () => app.transformers.reload();
+
+  // The signals are taken before the server listens: a SIGTERM that comes while it starts (a
+  // supervisor's stop right after the port opened) stops it cleanly once the start is done,
+  // instead of killing it with the default handler.
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  let startup: Promise<unknown> = Promise.resolve();
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn(`second ${signal}: exiting at once`);
+      process.exit(2);
+    }
+    stopping = true;
+    log.info("stopping: no new webhooks, finishing what was accepted", { signal });
+    try {
+      await startup.catch(() => {});
+      app.simulator.closeStreams(); // an open simulator page must not hold the stop
+      await app.server.stop();
+      await app.shutdown();
+      await database.checkpoint();
+      database.close();
+      lock?.release();
+      log.info("stopped");
+      resolveExit(0);
+    } catch (error) {
+      log.error("stopping failed", { error });
+      resolveExit(2);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
   const host = overrides.host ?? config.server.host;
   const port = overrides.port ?? config.server.port;
   try {
@@ -93,36 +125,12 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   if (app.simulator.enabled && !config.demo) {
     log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
   }
-  await app.start();
+  startup = app.start();
+  await startup;
   log.info("listening", { version: VERSION, url: base, port: actualPort, demo: config.demo, endpoints });
   io.err(banner(config, base, endpoints, database, loopback));
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) {
-        log.warn(`second ${signal}: exiting at once`);
-        process.exit(2);
-      }
-      stopping = true;
-      log.info("stopping: no new webhooks, finishing what was accepted", { signal });
-      try {
-        app.simulator.closeStreams(); // an open simulator page must not hold the stop
-        await app.server.stop();
-        await app.shutdown();
-        await database.checkpoint();
-        database.close();
-        lock?.release();
-        log.info("stopped");
-        resolve(0);
-      } catch (error) {
-        log.error("stopping failed", { error });
-        resolve(2);
-      }
-    };
-    process.on("SIGTERM", () => void stop("SIGTERM"));
-    process.on("SIGINT", () => void stop("SIGINT"));
-  });
+  return exited;
 }
 
 function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database, simulatorBase: string): string {

@@ -8,6 +8,9 @@ export class Readiness {
   readonly #checks = new Map<string, ReadinessCheck>();
   #stopping = false;
 
+  /** `clean` takes secrets out of what a check says (a driver's error may quote a URL's token). */
+  constructor(private readonly clean: (text: string) => string = (text) => text) {}
+
   add(name: string, check: ReadinessCheck): void {
     this.#checks.set(name, check);
   }
@@ -28,7 +31,7 @@ export class Readiness {
       } catch (error) {
         problem = (error as Error).message;
       }
-      checks[name] = problem ?? "ok";
+      checks[name] = problem === null ? "ok" : this.clean(problem);
       if (problem) ready = false;
     }
     return { ready, checks };

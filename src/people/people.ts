@@ -28,6 +28,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
 import { laneId, type LaneKey } from "../lanes.ts";
+import { isUserRef } from "../replies/recipient.ts";
 import { setNewest } from "../bounded.ts";
 
 export const BASE_FIELDS = ["first_name", "last_name", "profile_pic"] as const;
@@ -133,7 +134,8 @@ export class People {
       ? { ...cached }
       : ((keep ? await this.#load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null, touchedAt: 0 });
 
-    const wantProfile = settings.request_profile_data || (keep && settings.update_contact_profiles);
+    // A person known only by a checkbox-plugin user_ref has no PSID to ask the User Profile API about.
+    const wantProfile = (settings.request_profile_data || (keep && settings.update_contact_profiles)) && !isUserRef(key.userId);
     let dirty = now - rec.touchedAt >= TOUCH_INTERVAL;
     if (wantProfile && rec.profileExpiresAt <= now) {
       const creds = this.deps.credentials(key.endpointId, key.pageId);

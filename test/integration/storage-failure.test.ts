@@ -6,7 +6,7 @@
  * real filesystem.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { PSID, PSID_2 } from "../helpers/config.ts";
+import { PAGE_TOKEN, PSID, PSID_2 } from "../helpers/config.ts";
 import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 import { countingFlow } from "../helpers/counting-flow.ts";
 import { failingStorage } from "../helpers/failing-storage.ts";
@@ -88,6 +88,21 @@ describe("a turn whose outcome cannot be stored", () => {
     await Bun.sleep(300);
     // Each try is separated by a pause: a handful of calls, not thousands.
     expect(agent.calls.get("poison")!).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("/readyz while writes fail", () => {
+  test("says why without quoting a secret the driver's message may carry", async () => {
+    const storage = failingStorage();
+    const c = await conversation({ wrapDatabase: storage.wrap });
+    // A remote driver's error can quote its URL and token.
+    storage.fail(true, () => Object.assign(new Error(`server error at libsql://db.example?authToken=${PAGE_TOKEN}`), { code: "SERVER_ERROR" }));
+    const during = await ready(c);
+    expect(during.status).toBe(503);
+    expect(during.body.checks.database).toContain("server error at libsql://db.example");
+    expect(JSON.stringify(during.body)).not.toContain(PAGE_TOKEN);
+    storage.fail(false);
+    await until(async () => (await ready(c)).status === 200);
   });
 });
 

@@ -46,6 +46,8 @@ describe("a person known only by a user_ref (checkbox plugin)", () => {
     const sends = c.graph.sends({ recipientId: "ur_42" });
     expect(sends.map((s) => s.senderAction ?? s.message?.text)).toEqual(["one:user_ref:ur_42:"]);
     expect(c.graph.calls.some((call) => JSON.stringify(call.body ?? "").includes('"user_ref:ur_42"'))).toBe(false);
+    // No profile to ask the User Profile API for: there is no PSID yet.
+    expect(c.graph.calls.filter((call) => call.method === "GET" && decodeURIComponent(call.path).includes("user_ref"))).toEqual([]);
     const outbox = await rows(c, "SELECT kind, status, last_error FROM outbox WHERE user_id = 'user_ref:ur_42' ORDER BY id");
     expect(outbox.map((r) => [r[0], r[1]])).toEqual([
       ["message", "sent"],
