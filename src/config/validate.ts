@@ -81,9 +81,21 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
  * settings' file and secrets, also a settings file others can read (file-mode.ts).
  */
 export function securityWarnings(config: Settings & { file?: string | null; secrets?: readonly string[] }): string[] {
-  const warnings = config.endpoints
+  const warnings: string[] = config.endpoints
     .filter((e) => !e.app_secret)
     .map((e) => `endpoints[${config.endpoints.indexOf(e)}].app_secret is not set: endpoint ${e.id} accepts unsigned webhooks from anyone; set it to the App Secret`);
+  // Secrets shorter than this are not taken out of log lines (src/log/logger.ts): they would
+  // redact ordinary words. A real App secret, verify token or Page token is much longer.
+  const short = (path: string, value: string | undefined) => {
+    if (value !== undefined && value.length < 6) {
+      warnings.push(`${path} is only ${value.length} characters long: a secret this short is easy to guess and cannot be kept out of the logs; use a long random value`);
+    }
+  };
+  config.endpoints.forEach((e, i) => {
+    short(`endpoints[${i}].app_secret`, e.app_secret);
+    short(`endpoints[${i}].verify_token`, e.verify_token);
+    e.pages.forEach((p, j) => short(`endpoints[${i}].pages[${j}].access_token`, p.access_token));
+  });
   const readable = settingsFileWarning(config.file ?? null, config.secrets ?? []);
   return readable ? [...warnings, readable] : warnings;
 }

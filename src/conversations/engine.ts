@@ -85,6 +85,8 @@ export class ConversationEngine {
   readonly #endpoints: Map<string, EndpointSettings>;
   readonly #lanes = new PerUserLanes((key) => this.#step(key));
   readonly #turnControllers = new Set<AbortController>();
+  /** Retry pauses in progress: a stop ends them. */
+  readonly #pauses = new Set<() => void>();
   readonly #turns;
   readonly #turnSeconds;
   /** Until start() has scanned the inbox, new events wait in `#early` (and in the inbox). */
@@ -191,6 +193,7 @@ export class ConversationEngine {
    */
   async stop(graceMs = 10_000): Promise<void> {
     const all = this.#lanes.stop();
+    for (const end of [...this.#pauses]) end();
     let timer: Timer | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), graceMs)));
     if ((await Promise.race([all, timedOut])) === "timeout") {
@@ -220,7 +223,7 @@ export class ConversationEngine {
         // lanes wait until writes work again (db/health.ts logs it, at a bounded rate).
         health?.failed(error);
         log.debug("an event waits for the database", { inbox_id: event.id });
-        return (await (health?.waitHealthy() ?? Bun.sleep(1_000).then(() => true))) ? "more" : "idle";
+        return (await (health?.waitHealthy() ?? this.#pause(1_000).then(() => true))) ? "more" : "idle";
       }
       if (await this.#recordFailure(event, error, log)) this.#pending.remove(key, event.id);
       return "more";
@@ -506,9 +509,23 @@ export class ConversationEngine {
         this.deps.health?.failed(error);
         if (!waited) log.warn("the outcome of a turn could not be stored; it is kept and stored once the database takes writes again (the flow is not asked again)", { inbox_id: row.id });
         waited = true;
-        if (!(await (this.deps.health?.waitHealthy() ?? Bun.sleep(1_000).then(() => true)))) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
+        if (!(await (this.deps.health?.waitHealthy() ?? this.#pause(1_000).then(() => !this.#lanes.stopping)))) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
       }
     }
+  }
+
+  /** Waits `ms`, or less when the engine stops (a stop must not wait for a retry's pause). */
+  #pause(ms: number): Promise<void> {
+    if (this.#lanes.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.#pauses.add(end);
+    });
   }
 
   /** Events stored and not yet processed, per endpoint (for /api/endpoints). */
@@ -593,12 +610,13 @@ export class ConversationEngine {
         ),
       ]);
     } catch (recordError) {
-      // The event stays pending; it is tried again after the same pause as any other failure.
+      // The event stays pending in the inbox. Given up, it leaves the work list all the same (the
+      // next start tries it again); otherwise it is tried again after the usual pause.
       log.error("could not record the failure of an event", { error: recordError, inbox_id: row.id });
-      await Bun.sleep(200 * 2 ** Math.min(attempts, 8));
-      return false;
+      if (!giveUp) await this.#pause(200 * 2 ** attempts);
+      return giveUp;
     }
-    if (!giveUp) await Bun.sleep(200 * 2 ** attempts);
+    if (!giveUp) await this.#pause(200 * 2 ** attempts);
     return giveUp;
   }
 
@@ -623,16 +641,20 @@ export class ConversationEngine {
     await Promise.resolve(); // let #enqueueState assign #stateRunning first
     while (this.#statePending.length > 0) {
       const batch = this.#statePending.splice(0);
+      const erasuresAtTake = this.#erasures;
       const confirmed: { key: LaneKey; outboxId: number }[] = [];
       try {
         // Lost in a power cut, they are applied again from the inbox: no fsync of their own.
-        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatements(e, confirmed)), { durable: false });
+        await this.deps.writes.run(batch.flatMap((e) => this.#stateStatementsOrDone(e, confirmed)), { durable: false });
       } catch (error) {
         if (isStorageError(error) && this.deps.health) {
           // Applied once the database takes writes again (an echo may be what confirms a send).
           this.deps.health.failed(error);
-          this.#statePending.unshift(...batch);
-          if (await this.deps.health.waitHealthy()) continue;
+          const healthy = await this.deps.health.waitHealthy();
+          // Not for people erased meanwhile: their rows are gone, and must stay gone.
+          const kept = batch.filter((e) => (this.#erased.get(laneId(e.key)) ?? -1) <= erasuresAtTake);
+          this.#statePending.unshift(...kept);
+          if (healthy) continue;
           break; // stopping: they stay pending in the inbox for the next start
         }
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
@@ -642,8 +664,8 @@ export class ConversationEngine {
       for (const e of batch) {
         if (!this.#humanEcho(e)) continue;
         const at = Number((e.item as Record<string, any>).timestamp ?? this.deps.clock.now());
-        const appId = (e.item as Record<string, any>).message?.app_id;
-        await this.deps.threads?.humanReplied(e.key, at, appId === undefined ? null : String(appId), e.standby === true).catch((error) => this.deps.log.error("could not record a person's reply for the handover", { error }));
+        const appId = appIdOf((e.item as Record<string, any>).message?.app_id);
+        await this.deps.threads?.humanReplied(e.key, at, appId, e.standby === true).catch((error) => this.deps.log.error("could not record a person's reply for the handover", { error }));
       }
     }
     this.#stateRunning = null;
@@ -658,7 +680,27 @@ export class ConversationEngine {
     const message = (e.item as Record<string, any>).message ?? {};
     if (typeof message.metadata === "string" && message.metadata.startsWith("me:")) return false;
     const ownApp = this.#endpoints.get(e.endpointId)?.app_id;
-    return !(ownApp && message.app_id !== undefined && String(message.app_id) === ownApp);
+    const appId = appIdOf(message.app_id);
+    return !(ownApp && appId !== null && appId === ownApp);
+  }
+
+  /**
+   * The statements of one state event; one that cannot be applied (a shape no check foresaw) is
+   * only marked done with its error, so that it does not hold back the others of its round.
+   */
+  #stateStatementsOrDone(e: StateEvent & { endpointId: string }, confirmed: { key: LaneKey; outboxId: number }[]): InStatement[] {
+    try {
+      return this.#stateStatements(e, confirmed);
+    } catch (error) {
+      this.deps.log.error("an echo, delivery or read event could not be applied; it is set aside", { error, endpoint: e.endpointId });
+      const now = this.deps.clock.now();
+      const message = this.#storable(error instanceof Error ? error.message : String(error));
+      return [
+        e.inboxId !== undefined
+          ? { sql: "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE id = ?", args: [now, message, e.inboxId] }
+          : { sql: "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE endpoint_id = ? AND dedup_key = ?", args: [now, message, e.endpointId, e.dedupKey!] },
+      ];
+    }
   }
 
   /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
@@ -685,7 +727,7 @@ export class ConversationEngine {
           args: [String(item.message?.mid ?? ""), now, id, ...user],
         });
         confirmed.push({ key: e.key, outboxId: id });
-        const remember = this.deps.lanes.ownEcho(e.endpointId);
+        const remember = this.deps.lanes.ownEcho(e.endpointId, e.key.pageId);
         if (remember) out.push(remember);
       }
     } else if (e.kind === "delivery") {
@@ -714,6 +756,11 @@ export class ConversationEngine {
     );
     return out;
   }
+}
+
+/** An app id as Meta sends it (a number or a digit string); anything else is no app id. */
+function appIdOf(value: unknown): string | null {
+  return typeof value === "string" || typeof value === "number" ? String(value) : null;
 }
 
 interface StateEvent {

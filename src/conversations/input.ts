@@ -81,7 +81,8 @@ export function inputFromEvent(event: Record<string, any>, ctx: InputContext): F
 
 function toAttachment(raw: Record<string, any>): Attachment {
   const payload = raw?.payload ?? {};
-  const attachment: Attachment = { type: String(raw?.type ?? "unknown") };
+  // `String()` of a hostile object (`{"toString": 1}`) would throw: only plain values are read.
+  const attachment: Attachment = { type: typeof raw?.type === "string" ? raw.type : "unknown" };
   const url = payload?.url ?? raw?.url ?? raw?.URL;
   if (typeof url === "string") attachment.url = url;
   if (typeof raw?.title === "string") attachment.title = raw.title;

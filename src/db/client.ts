@@ -72,7 +72,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       : createClient({ url, authToken: options.authToken, concurrency: 1 });
     // Whose file is it, and can this binary use it? Read before anything below writes to it
     // (the switch to WAL already does). See identity.ts.
-    const subject = `the database ${file ?? url.replace(/\?.*$/, "").replace(/\/\/[^/@]*@/, "//")}`;
+    const subject = `the database ${file ?? displayUrl(url)}`;
     const inspection = await inspectDatabase(client, { applicationId: file !== null });
     const identity = identify(inspection);
     if (identity === "foreign" && !(options.adopt && !inspection.applicationId)) {

@@ -42,6 +42,8 @@ export interface StorageHealthOptions {
   maxDelayMs?: number;
   /** At most one "still failing" line per this many ms. */
   logEveryMs?: number;
+  /** The backoff starts over after this long without a failure. */
+  quietMs?: number;
 }
 
 export class StorageHealth {
@@ -57,10 +59,12 @@ export class StorageHealth {
   #announced = false;
   #timer: Timer | null = null;
   #waiters: ((healthy: boolean) => void)[] = [];
+  /** Errors counted already: the write queue and the caller that gets the error both report it. */
+  readonly #counted = new WeakSet<object>();
   #stopped = false;
 
   constructor(options: StorageHealthOptions) {
-    this.#options = { minDelayMs: 500, maxDelayMs: 30_000, logEveryMs: 60_000, ...options };
+    this.#options = { minDelayMs: 500, maxDelayMs: 30_000, logEveryMs: 60_000, quietMs: 60_000, ...options };
   }
 
   get healthy(): boolean {
@@ -73,11 +77,20 @@ export class StorageHealth {
     return `writes to the database fail since ${new Date(this.#failingSince).toISOString()} (${this.#lastError}): ${this.#options.advice}; processing is paused and resumes by itself once a write succeeds`;
   }
 
+  /** When writes last failed (0: never): whatever was to happen since then may not have been stored. */
+  get lastFailureAt(): number {
+    return this.#lastFailure;
+  }
+
   /** A commit failed. Returns whether it was a storage failure (and processing is now paused). */
   failed(error: unknown): boolean {
     if (!isStorageError(error)) return false;
+    if (typeof error === "object" && error !== null) {
+      if (this.#counted.has(error)) return true;
+      this.#counted.add(error);
+    }
     const now = this.#options.clock.now();
-    if (now - this.#lastFailure >= this.#options.logEveryMs) this.#step = 0;
+    if (now - this.#lastFailure >= this.#options.quietMs) this.#step = 0;
     this.#lastFailure = now;
     this.#failures++;
     this.#lastError = describe(error);

@@ -7,6 +7,7 @@ import { sql } from "drizzle-orm";
 import { VERSION } from "../version.ts";
 import { DatabaseError, type Database } from "./client.ts";
 import { APP_VERSION_KEY, inspectDatabase, migrationsFolder, schemaProblem } from "./identity.ts";
+import { isStorageError } from "./health.ts";
 
 export { migrationsFolder };
 
@@ -24,11 +25,20 @@ export async function applyMigrations(database: Database): Promise<MigrationResu
   const before = inspection.applied.length;
   await migrate(database.db, { migrationsFolder: migrationsFolder() });
   const after = await appliedCount(database);
-  // Which version last used the file, for the message an older binary gives (identity.ts).
-  await database.client.execute({
-    sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    args: [APP_VERSION_KEY, VERSION, Date.now()],
-  });
+  // Which version last used the file, for the message an older binary gives (identity.ts). Only
+  // written when it changes: a restart on a full disk must not fail here, but start with its
+  // processing paused until there is space (db/health.ts).
+  const recorded = await database.client.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [APP_VERSION_KEY] });
+  if (String(recorded.rows[0]?.[0] ?? "") !== VERSION) {
+    try {
+      await database.client.execute({
+        sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        args: [APP_VERSION_KEY, VERSION, Date.now()],
+      });
+    } catch (error) {
+      if (!isStorageError(error)) throw error; // recorded at the next start with space
+    }
+  }
   return { applied: after - before, total: after };
 }
 

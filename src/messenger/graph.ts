@@ -34,6 +34,8 @@ export class GraphApiError extends Error {
     readonly fbtraceId: string | undefined,
     message: string,
     readonly isTransient: boolean = false,
+    /** False when the answer had no Graph error envelope (a proxy or load balancer answered). */
+    readonly fromGraph: boolean = true,
   ) {
     super(message);
     this.name = "GraphApiError";
@@ -222,14 +224,14 @@ export class GraphClient {
       text = await response.text();
     } catch (error) {
       if (response.ok) throw unreadable("the answer was cut off", error);
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status}, its body cut off`);
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status}, its body cut off`, false, false);
     }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
       if (response.ok) throw unreadable("its body is not JSON");
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`, false, false);
     }
     const isObject = typeof json === "object" && json !== null;
     const error = isObject ? (json as { error?: Record<string, unknown> }).error : undefined;
@@ -246,7 +248,7 @@ export class GraphClient {
         );
       }
       // No Graph envelope: a proxy or load balancer answered. 5xx counts as Meta's transient code 2.
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`);
+      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`, false, false);
     }
     // `null`, a number or a string: not an answer Graph gives.
     if (!isObject) throw unreadable("its body is not a JSON object");

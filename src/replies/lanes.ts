@@ -38,6 +38,7 @@ import { passThreadControl, threadOwner, type Threads } from "../handover/thread
 import type { PageDirectory } from "./pages.ts";
 import { backoffDelay, classifySendError, type SendFailure } from "./retry.ts";
 import { isStorageError, type StorageHealth } from "../db/health.ts";
+import { scrub } from "../log/scrub.ts";
 
 export type { LaneKey };
 
@@ -77,6 +78,8 @@ const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_a
 // Graph took it, but whether the user has it is not known: its echo, if one comes, makes it sent.
 const MARK_UNCONFIRMED_SQL =
   "UPDATE outbox SET status = 'unconfirmed', sent_at = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
+// An unclear answer, while the lane waits for the echo: the row stays "sending", marked.
+const MARK_UNCLEAR_SQL = "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'sending'";
 /** How long an echo of ours counts as proof that this endpoint receives echoes (see #noEcho). */
 const ECHOES_PROVEN_MS = 7 * 24 * 3_600_000;
 /** Remembered in `meta` at most this often per endpoint. */
@@ -101,7 +104,7 @@ export class ReplyLanes {
   readonly #open = new Map<string, OutboxItem[]>();
   /** Lanes sleeping until an echo (or its time) comes, by lane id: an echo wakes them early. */
   readonly #echoSleepers = new Map<string, () => void>();
-  /** When an echo of ours last came back, per endpoint, and when that was last stored. */
+  /** When an echo of ours last came back, per endpoint and Page, and when that was last stored. */
   readonly #echoSeen = new Map<string, { at: number; recorded: number }>();
 
   constructor(private readonly deps: ReplyLanesDeps) {
@@ -126,25 +129,31 @@ export class ReplyLanes {
     const seen = await this.deps.database.client.execute("SELECT key, value FROM meta WHERE key LIKE 'echoes_seen:%'");
     for (const r of seen.rows) {
       const at = Number(r[1]);
+      // `echoes_seen:<endpoint>:<page>` (Page ids are digits, so the last ":" splits them).
       if (Number.isFinite(at)) this.#echoSeen.set(String(r[0]).slice("echoes_seen:".length), { at, recorded: at });
     }
     const rows = await this.deps.database.client.execute(
-      "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at FROM outbox " +
+      "SELECT id, endpoint_id, page_id, user_id, kind, body, status, attempts, next_attempt_at, first_attempt_at, last_error FROM outbox " +
         "WHERE status IN ('pending', 'sending') ORDER BY id",
     );
     this.accept(
-      rows.rows.map((r) => ({
-        id: Number(r[0]),
-        endpointId: String(r[1]),
-        pageId: String(r[2]),
-        userId: String(r[3]),
-        kind: String(r[4]),
-        body: String(r[5]),
-        status: String(r[6]) as OutboxItem["status"],
-        attempts: Number(r[7]),
-        nextAttemptAt: numberOrNull(r[8]),
-        firstAttemptAt: numberOrNull(r[9]),
-      })),
+      rows.rows.map((r) => {
+        const item: OutboxItem = {
+          id: Number(r[0]),
+          endpointId: String(r[1]),
+          pageId: String(r[2]),
+          userId: String(r[3]),
+          kind: String(r[4]),
+          body: String(r[5]),
+          status: String(r[6]) as OutboxItem["status"],
+          attempts: Number(r[7]),
+          nextAttemptAt: numberOrNull(r[8]),
+          firstAttemptAt: numberOrNull(r[9]),
+        };
+        // Marked by MARK_UNCLEAR_SQL: its answer was unclear when the server stopped.
+        if (item.status === "sending" && typeof r[10] === "string" && r[10].includes('"unclear":true')) item.unclearSince = this.#startedAt;
+        return item;
+      }),
     );
   }
 
@@ -175,29 +184,30 @@ export class ReplyLanes {
     const item = this.#open.get(laneId(key))?.find((i) => i.id === outboxId);
     if (!item) return;
     item.echoed = true;
-    if (item.echoWaitUntil !== undefined) this.#echoSleepers.get(laneId(key))?.();
+    this.#echoSleepers.get(laneId(key))?.(); // only sleeps that wait for an echo register here
   }
 
   /**
-   * An echo of ours came back for this endpoint, so echoes reach it (see #noEcho). Returns the
+   * An echo of ours came back for this endpoint and Page, so echoes reach it (see #noEcho). Returns the
    * statement that remembers it across restarts, at most once an hour (else null), to commit with
    * the echo.
    */
-  ownEcho(endpointId: string): InStatement | null {
+  ownEcho(endpointId: string, pageId: string): InStatement | null {
     const now = this.deps.clock.now();
-    const seen = this.#echoSeen.get(endpointId);
+    const page = `${endpointId}:${pageId}`;
+    const seen = this.#echoSeen.get(page);
     const due = !seen || now - seen.recorded >= ECHOES_RECORD_EVERY_MS;
-    this.#echoSeen.set(endpointId, { at: now, recorded: due ? now : seen.recorded });
+    this.#echoSeen.set(page, { at: now, recorded: due ? now : seen.recorded });
     if (!due) return null;
     return {
       sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-      args: [`echoes_seen:${endpointId}`, String(now), now],
+      args: [`echoes_seen:${page}`, String(now), now],
     };
   }
 
-  /** Whether echoes of our sends are known to reach this endpoint (one came back lately). */
-  #echoesArrive(endpointId: string): boolean {
-    const seen = this.#echoSeen.get(endpointId);
+  /** Whether echoes of our sends are known to reach this endpoint for this Page (one came back lately). */
+  #echoesArrive(key: LaneKey): boolean {
+    const seen = this.#echoSeen.get(`${key.endpointId}:${key.pageId}`);
     return seen !== undefined && this.deps.clock.now() - seen.at < ECHOES_PROVEN_MS;
   }
 
@@ -232,6 +242,14 @@ export class ReplyLanes {
     }
     this.#timers.clear();
     await ended;
+    // Sends Graph took whose outcome could not be stored (writes were failing): one more try, so
+    // that the next start does not take them for interrupted sends and send them again.
+    const taken = [...this.#open.values()].flatMap((list) => list.filter((i) => i.accepted && !i.echoed));
+    for (const item of taken) {
+      await this.#recordAccepted(item, item, this.deps.log).catch((error) =>
+        this.deps.log.warn("the outcome of a message Graph took could not be stored before the stop; after the restart it counts as interrupted (sent again unless its echo comes)", { outbox_id: item.id, error }),
+      );
+    }
   }
 
   /** One step of a user's lane: wait for the head item's time, or send it. */
@@ -288,8 +306,13 @@ export class ReplyLanes {
       // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
       const until = this.#startedAt + this.#echoGraceMs;
       if (now < until) {
-        await this.#sleep(until - now);
+        await this.#sleep(until - now, key);
         return "open";
+      }
+      if (item.unclearSince !== undefined) {
+        // Its answer was unclear before the stop: the server was down since, so the echo may only
+        // come with Facebook's later redeliveries. There is no telling: not sent again.
+        return this.#unconfirmed(item, key, log, "the answer was unclear before a restart, and no echo came");
       }
       log.warn("resending a message whose send was interrupted and whose echo did not arrive", { outbox_id: item.id });
     }
@@ -375,7 +398,7 @@ export class ReplyLanes {
     const statement =
       accepted.status === "sent"
         ? { sql: MARK_SENT_SQL, args: [accepted.messageId, now, item.id] }
-        : { sql: MARK_UNCONFIRMED_SQL, args: [now, JSON.stringify(accepted.error ?? {}), item.id] };
+        : { sql: MARK_UNCONFIRMED_SQL, args: [now, this.#errorText(accepted.error ?? {}), item.id] };
     await this.deps.writes.run([statement], { durable: false });
     if (accepted.status === "unconfirmed") this.#sends.inc({ endpoint: key.endpointId, result: "unconfirmed" });
     return "settled";
@@ -383,21 +406,32 @@ export class ReplyLanes {
 
   /**
    * The last call's answer was unclear and no echo came in `[graph] resend_after_ms`. Where echoes
-   * of our sends are known to arrive (one came back within the last week), no echo means Graph did
-   * not take it: it is tried again like any passing failure. Otherwise there is no telling, and a
-   * message is sent twice rather than not at all only when Graph certainly did not take it: it is
-   * marked "unconfirmed" (its echo, if one comes later, still marks it sent).
+   * of our sends are known to arrive for this Page (one came back within the last week), and our
+   * own webhook took every write meanwhile (a full disk answers Facebook's echo with a 500, and
+   * its redelivery may come much later), no echo means Graph did not take it: it is tried again
+   * like any passing failure. Otherwise there is no telling, and a message is sent twice rather
+   * than not at all only when Graph certainly did not take it: it is marked "unconfirmed" (its
+   * echo, if one comes later, still marks it sent).
    */
   async #noEcho(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled> {
-    if (this.#echoesArrive(key.endpointId)) {
+    const since = item.unclearSince ?? 0;
+    const storageFailed = (this.deps.health?.lastFailureAt ?? 0) >= since;
+    if (this.#echoesArrive(key) && !storageFailed) {
       return this.#failed(item, key, new Error("no echo came after an unclear answer"), log, { action: "retry", throttled: false, reason: "no echo after an unclear answer" });
     }
+    if (storageFailed) return this.#unconfirmed(item, key, log, "writes to the database failed while its echo was awaited");
     log.warn(
       `the Send API's answer to a message was lost and no echo came within ${this.#echoGraceMs} ms; it is marked unconfirmed and not sent again, ` +
         "since Facebook may have delivered it. Subscribe the App's webhook to message_echoes so that the server can tell (then a message Facebook did not take is sent again)",
       { outbox_id: item.id },
     );
-    item.accepted = { status: "unconfirmed", messageId: null, error: { reason: "unclear answer, no echo" } };
+    return this.#unconfirmed(item, key, log, "unclear answer, no echo");
+  }
+
+  /** Graph may have the message and no echo said so: recorded as unconfirmed, never sent again. */
+  #unconfirmed(item: OutboxItem, key: LaneKey, log: Logger, reason: string): Promise<Settled> {
+    if (reason !== "unclear answer, no echo") log.warn(`a message whose answer was unclear is marked unconfirmed and not sent again: ${reason}`, { outbox_id: item.id });
+    item.accepted = { status: "unconfirmed", messageId: null, error: { reason } };
     return this.#recordAccepted(item, key, log);
   }
 
@@ -502,6 +536,9 @@ export class ReplyLanes {
         // A message: its echo, if it comes, says Graph has it. Until then the lane waits (order).
         log.warn(`the Send API did not answer clearly (${failure.reason}); waiting up to ${this.#echoGraceMs} ms for the message's echo before deciding whether to send it again`, { outbox_id: item.id, error: recorded });
         item.echoWaitUntil = now + this.#echoGraceMs;
+        item.unclearSince = now;
+        // Kept on the row: after a restart it is not taken for a send the crash interrupted.
+        await this.deps.writes.run([{ sql: MARK_UNCLEAR_SQL, args: [this.#errorText({ ...recorded, reason: failure.reason, unclear: true }), item.id] }], { durable: false });
         return "open";
     }
   }
@@ -511,7 +548,7 @@ export class ReplyLanes {
    * failed call was under way (the answer lost or late, the message delivered), and that stands.
    */
   async #finish(item: OutboxItem, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
-    const statements: InStatement[] = [{ sql: FINISH_SQL, args: [status, JSON.stringify(error), item.id] }];
+    const statements: InStatement[] = [{ sql: FINISH_SQL, args: [status, this.#errorText(error), item.id] }];
     if (this.#endpoints.get(item.endpointId)?.data_protection.collect_analytics && item.kind === "message") {
       statements.push(countStatement(item.endpointId, this.deps.clock.now(), { failedSends: 1 }));
     }
@@ -520,9 +557,14 @@ export class ReplyLanes {
 
   /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */
   async #reopen(item: OutboxItem, nextAttemptAt: number | null, error: Record<string, unknown>): Promise<void> {
-    await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, JSON.stringify(error), item.id] }], { durable: false });
+    await this.deps.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, this.#errorText(error), item.id] }], { durable: false });
     item.status = "pending";
     item.nextAttemptAt = nextAttemptAt;
+  }
+
+  /** An error as stored on its row (`last_error`): JSON, with no secret of the settings in it (a network error's text may quote anything). */
+  #errorText(error: Record<string, unknown>): string {
+    return scrub(JSON.stringify(error), this.deps.config.secrets);
   }
 
   /** The item's outcome is committed: it leaves the lane's list. */

@@ -48,6 +48,8 @@ export interface OutboxItem {
   accepted?: { status: "sent" | "unconfirmed"; messageId: string | null; error?: Record<string, unknown> };
   /** The last call's answer was unclear: the lane waits for the echo until this time. */
   echoWaitUntil?: number;
+  /** When that unclear answer came (also set at start for a row marked unclear before a stop). */
+  unclearSince?: number;
   /** Its echo came back: the row says sent. */
   echoed?: boolean;
   /** (control) An earlier call may have passed the thread: ask Graph before passing again. */
@@ -127,6 +129,9 @@ export function outboxIdFromStamp(installId: string, metadata: unknown): number 
  * those of another deployment on the same Page.
  */
 export async function installId(writes: WriteQueue, client: Client): Promise<string> {
+  // Read first: a start on a full disk must not fail on a write that changes nothing.
+  const existing = await client.execute("SELECT value FROM meta WHERE key = 'install_id'");
+  if (existing.rows.length > 0) return String(existing.rows[0]![0]);
   await writes.run([
     {
       sql: "INSERT INTO meta (key, value, updated_at) VALUES ('install_id', ?, ?) ON CONFLICT (key) DO NOTHING",

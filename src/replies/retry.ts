@@ -14,8 +14,8 @@ export type SendFailure =
   | { action: "drop"; reason: "outside_window" | "user_unavailable" | "rejected" }
   /** The Page's token is unusable: stop all its lanes until the token is replaced. */
   | { action: "pause_page"; reason: string }
-  /** Graph may or may not have taken it (no answer in time, the connection lost before the answer). */
-  | { action: "unclear"; reason: "timeout" | "network" }
+  /** Graph may or may not have taken it (no answer in time, the connection lost before the answer, a gateway's 5xx). */
+  | { action: "unclear"; reason: string }
   /** Graph answered 2xx, but its answer could not be read: taken, without a message id. */
   | { action: "accepted"; reason: string };
 
@@ -31,6 +31,10 @@ export function classifySendError(error: unknown): SendFailure {
   }
   if (!(error instanceof GraphApiError)) return { action: "drop", reason: "rejected" };
   const { code, subcode, status } = error;
+  // A 5xx from a proxy or gateway in front of Graph, with no Graph answer behind it: 500, 502 and
+  // 504 may come after Graph took the call (its answer was lost on the way back). A 503 says the
+  // service did not take it.
+  if (!error.fromGraph && (status === 500 || status === 502 || status === 504)) return { action: "unclear", reason: `HTTP ${status} without a Graph answer` };
   // Marketing-message frequency limits: retrying cannot help (messenger-platform.md §5.2).
   if ((code === 4 && subcode === 2018354) || (code === 9 && subcode === 2018352)) return { action: "drop", reason: "rejected" };
   if (code === 190) return { action: "pause_page", reason: `access token rejected (190${subcode ? `/${subcode}` : ""})` };

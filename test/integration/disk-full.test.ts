@@ -14,20 +14,28 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { rmSync, writeSync, openSync, closeSync } from "node:fs";
 import { PAGE_ID } from "../helpers/config.ts";
 import { countingFlow } from "../helpers/counting-flow.ts";
-import { startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+import { startConversation, until, userText } from "../helpers/conversation.ts";
 import { failingStorage } from "../helpers/failing-storage.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const dir = tempDir("disk-full");
 // DISK_FULL_DRILL=inject runs the fallback even where a tmpfs could be mounted.
-const mounted = process.env.DISK_FULL_DRILL !== "inject" && mountTmpfs(dir.path, "8m");
+const tryMount = (path: string) => process.env.DISK_FULL_DRILL !== "inject" && mountTmpfs(path, "8m");
+const dir = tempDir("disk-full");
+const mounted = tryMount(dir.path);
+const restartDir = tempDir("disk-full-restart");
+const restartMounted = tryMount(restartDir.path);
 const storage = failingStorage();
-let c: Conversation | null = null;
+const cleanup: (() => Promise<void>)[] = [];
 
 afterAll(async () => {
-  await c?.close({ keepDir: true });
-  if (mounted) Bun.spawnSync(["umount", "-l", dir.path]);
-  dir.remove();
+  for (const step of cleanup) await step();
+  for (const [d, m] of [
+    [dir, mounted],
+    [restartDir, restartMounted],
+  ] as const) {
+    if (m) Bun.spawnSync(["umount", "-l", d.path]);
+    d.remove();
+  }
 });
 
 function mountTmpfs(path: string, size: string): boolean {
@@ -59,13 +67,14 @@ const USERS = ["6301234567800001", "6301234567800002", "6301234567800003", "6301
 describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" : "no tmpfs could be mounted here: an injected SQLITE_FULL at the storage layer"})`, () => {
   test("filled while messages arrive, then freed: nothing lost, nothing twice, no loop", async () => {
     const agent = countingFlow();
-    c = await startConversation({
+    const c = await startConversation({
       dir,
       flows: agent.flows,
       echoes: true,
       storageHealth: { minDelayMs: 20, maxDelayMs: 200 },
       ...(mounted ? {} : { wrapDatabase: storage.wrap }),
     });
+    cleanup.push(() => c.close({ keepDir: true }));
     const conversation = c;
     const acknowledged = new Set<string>();
     const refused: ReturnType<typeof userText>[] = [];
@@ -140,5 +149,35 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
     expect(acknowledged.size).toBe(n); // every message, in the end
     await until(async () => (await fetch(`${conversation.url}/readyz`)).status === 200);
     expect(conversation.graph.sends().every((s) => s.pageId === PAGE_ID)).toBe(true);
+  });
+
+  test("a restart on a still-full disk starts, paused: no agent is called until there is space", async () => {
+    const agent = countingFlow();
+    const injected = failingStorage();
+    const options = { dir: restartDir, flows: agent.flows, storageHealth: { minDelayMs: 20, maxDelayMs: 200 }, ...(restartMounted ? {} : { wrapDatabase: injected.wrap }) };
+    const first = await startConversation(options);
+    for (const text of ["a", "b"]) expect(await first.post([userText(text)])).toBe(200);
+    await until(() => first.graph.sends().length === 2);
+    const filler = restartMounted ? fillDisk(restartDir.path) : (injected.fail(true), null);
+    // Acknowledged now if it still fits (small inserts may), refused otherwise: either is fine.
+    const late = userText("c");
+    const lateStatus = await first.post([late]);
+    await first.close({ keepDir: true, keepGraph: true });
+
+    // If "c" was stored, its turn may have run before the stop without being able to store its
+    // outcome: then it runs once more after the restart (at least once), never more.
+    const before = agent.calls.get("c") ?? 0;
+    const second = await startConversation({ ...options, graph: first.graph });
+    cleanup.push(() => second.close({ keepDir: true }));
+    expect((await fetch(`${second.url}/readyz`)).status).toBe(503);
+    await Bun.sleep(500);
+    expect(agent.calls.get("c") ?? 0).toBe(before); // nothing runs while the disk is full
+    if (filler) rmSync(filler);
+    else injected.fail(false);
+    if (lateStatus !== 200) expect(await second.post([late])).toBe(200); // Facebook's redelivery
+    await until(() => second.graph.sends().some((s) => s.message?.text === "re: c"), 15_000);
+    expect(agent.calls.get("c")).toBe(before + 1);
+    expect(second.graph.sends().filter((s) => s.message?.text === "re: c")).toHaveLength(1);
+    await until(async () => (await fetch(`${second.url}/readyz`)).status === 200);
   });
 });

@@ -129,4 +129,33 @@ describe("no answer: a connection lost before the answer, or a timeout", () => {
     await until(async () => (await statuses(c)).every((s) => s === "sent"));
     expect(callsFor(c, "one")).toHaveLength(1);
   });
+
+  test("a graceful restart while the lane waits for the echo: the message is not sent again after the start", async () => {
+    const first = await conversation({ lanes: { echoGraceMs: 60_000 } });
+    first.graph.failNext({ networkError: true }, { when: (body) => textOf(body) === "two" });
+    await first.post([userText("go")]);
+    await until(() => first.logs.records().some((r) => r.msg.startsWith("the Send API did not answer clearly")));
+    await until(async () => (await first.database.client.execute("SELECT 1 FROM outbox WHERE last_error LIKE '%\"unclear\":true%'")).rows.length === 1);
+    await first.close({ keepDir: true, keepGraph: true });
+    open.splice(open.indexOf(first), 1);
+    const second = await conversation({ dir: first.dir, graph: first.graph, lanes: { echoGraceMs: 300 } });
+    open.push(first); // closes the fake Graph API too
+    expect(messageTexts(await second.graph.waitForSends(2, { recipientId: PSID }, 10_000))).toEqual(["one", "three"]);
+    await until(async () => (await statuses(second)).every((s) => s !== "pending" && s !== "sending"));
+    expect(await statuses(second)).toEqual(["sent", "unconfirmed", "sent"]);
+    expect(callsFor(second, "two")).toHaveLength(1);
+  });
+
+  test("errors stored on a reply never carry a secret of the settings", async () => {
+    const c = await conversation();
+    c.graph.failNext({ code: 100, message: `Invalid parameter near EAAG${"x"} ${c.config.endpoints[0]!.pages[0]!.access_token}` }, { when: (body) => textOf(body) === "two" });
+    await c.post([userText("go")]);
+    await c.graph.waitForSends(2, { recipientId: PSID });
+    await until(async () => (await statuses(c)).every((s) => s !== "pending" && s !== "sending"));
+    const row = (await outbox(c))[1]!;
+    expect(row.status).toBe("dropped");
+    expect(row.last_error).toContain("Invalid parameter");
+    expect(row.last_error).not.toContain(c.config.endpoints[0]!.pages[0]!.access_token);
+  });
 });
+

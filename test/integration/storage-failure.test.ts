@@ -6,7 +6,7 @@
  * real filesystem.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { PAGE_TOKEN, PSID, PSID_2 } from "../helpers/config.ts";
+import { PAGE_ID, PAGE_TOKEN, PSID, PSID_2 } from "../helpers/config.ts";
 import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 import { countingFlow } from "../helpers/counting-flow.ts";
 import { failingStorage } from "../helpers/failing-storage.ts";
@@ -73,6 +73,22 @@ describe("a turn whose outcome cannot be stored", () => {
     expect(agent.calls.get("second")).toBe(1);
   });
 
+  test("an event that fails for a reason of its own, when even its failure cannot be recorded, is tried five times with pauses, then left", async () => {
+    const storage = failingStorage();
+    const agent = countingFlow();
+    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap });
+    storage.fail(
+      (sql) => sql.startsWith("INSERT INTO outbox") || sql.includes('"attempts"'),
+      () => Object.assign(new Error("CHECK constraint failed"), { code: "SQLITE_CONSTRAINT_CHECK" }),
+    );
+    expect(await c.post([userText("poison")])).toBe(200);
+    // Pauses of 0.4, 0.8, 1.6 and 3.2 s between the five tries.
+    await until(() => agent.calls.get("poison") === 5, 20_000);
+    await until(async () => ((await c.app.engine.pendingByEndpoint()).get("support") ?? 0) === 0);
+    await Bun.sleep(1_000);
+    expect(agent.calls.get("poison")).toBe(5);
+  });
+
   test("an event that fails for a reason of its own is set aside after a bounded number of tries, with pauses", async () => {
     // A write that always fails for this event (not a storage failure): the old code re-ran it at
     // once when even recording the failure failed.
@@ -88,6 +104,47 @@ describe("a turn whose outcome cannot be stored", () => {
     await Bun.sleep(300);
     // Each try is separated by a pause: a handful of calls, not thousands.
     expect(agent.calls.get("poison")!).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("an unclear Send API answer while writes fail", () => {
+  test("the echo Facebook could not deliver (our webhook answered 500) is no proof: the message is not sent again", async () => {
+    const storage = failingStorage();
+    const agent = countingFlow();
+    // Echoes are known to arrive ("re: first" proves it); "re: second" gets no answer in time.
+    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap, echoes: true, graphSettings: "timeout_ms = 300", lanes: { echoGraceMs: 300 } });
+    await c.post([userText("first")]);
+    await c.graph.waitForSends(1, { recipientId: PSID });
+    await c.graph.flushWebhooks();
+    await until(async () => (await c.database.client.execute("SELECT 1 FROM outbox WHERE status = 'sent'")).rows.length === 1);
+    c.graph.failNext({ timeoutMs: 2_000, deliver: true }, { when: (body) => body.message?.text === "re: second" });
+    // The disk fills as Graph takes it: its echo is refused (500), for longer than the echo wait.
+    c.graph.onSend((send) => {
+      if (send.message?.text === "re: second") storage.fail(true);
+    });
+    await c.post([userText("second")]);
+    await c.graph.waitForSends(2, { recipientId: PSID });
+    await until(() => c.logs.records().some((r) => r.msg.startsWith("the Send API did not answer clearly")));
+    await Bun.sleep(800);
+    storage.fail(false);
+    await until(async () => (await c.database.client.execute("SELECT status FROM outbox WHERE body LIKE '%re: second%'")).rows[0]?.[0] === "unconfirmed");
+    expect(await c.post([userText("third")])).toBe(200);
+    await c.graph.waitForSends(3, { recipientId: PSID });
+    expect(c.graph.calls.filter((call) => (call.body as { message?: { text?: string } })?.message?.text === "re: second")).toHaveLength(1);
+  });
+});
+
+describe("a hostile state event", () => {
+  test("an echo whose app_id cannot be read does not hold back the other events of its round", async () => {
+    const c = await conversation({ echoes: false });
+    await c.post([userText("hello")]);
+    const [sent] = await c.graph.waitForSends(1, { recipientId: PSID });
+    const hostile = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, mid: "m_hostile", app_id: { toString: 1 }, text: "x" } };
+    const ours = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now() + 1, message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: sent!.message.text } };
+    expect(await c.post([hostile, ours])).toBe(200);
+    await until(async () => (await c.database.client.execute("SELECT count(*) FROM inbox WHERE kind = 'echo' AND status = 'pending'")).rows[0]![0] === 0);
+    const status = await c.database.client.execute("SELECT status FROM outbox WHERE kind = 'message'");
+    expect(status.rows[0]![0]).toBe("sent");
   });
 });
 

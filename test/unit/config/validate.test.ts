@@ -136,3 +136,14 @@ describe("all cross-field problems at once", () => {
     expect(validateSettings(config, dir.path)).toEqual([]);
   });
 });
+
+describe("security warnings", () => {
+  test("a secret shorter than 6 characters is warned about: it cannot be kept out of the logs", async () => {
+    const { securityWarnings } = await import("../../../src/config/validate.ts");
+    const config = configFromToml(`${HTTP_FLOW}[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "12345"\napp_secret = "a-long-app-secret"\npages = [ ${page()} ]\n`, { dir: dir.path });
+    const warnings = securityWarnings(config);
+    expect(warnings).toEqual([
+      "endpoints[0].verify_token is only 5 characters long: a secret this short is easy to guess and cannot be kept out of the logs; use a long random value",
+    ]);
+  });
+});

@@ -192,7 +192,7 @@ describe("GraphClient against odd answers", () => {
     answer = () => new Response("<html><body><h1>502 Bad Gateway</h1></body></html>", { status: 502, headers: { "content-type": "text/html" } });
     const error = await thrown(() => odd().send(page, textBody()));
     expect(error).toBeInstanceOf(GraphApiError);
-    expect(error).toMatchObject({ status: 502, code: 2, subcode: undefined, type: undefined, fbtraceId: undefined });
+    expect(error).toMatchObject({ status: 502, code: 2, subcode: undefined, type: undefined, fbtraceId: undefined, fromGraph: false });
     expect((error as Error).message).toContain("HTTP 502");
   });
 
