@@ -9,7 +9,7 @@ import type { Config } from "./config/load.ts";
 import type { Database } from "./db/client.ts";
 import { WriteQueue } from "./db/write-queue.ts";
 import { StorageHealth } from "./db/health.ts";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
@@ -29,11 +29,11 @@ import { PAGE_INBOX_APP_ID, Threads } from "./handover/threads.ts";
 import { Simulator } from "./simulator/simulator.ts";
 import { simulatorRoutes } from "./simulator/routes.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
-import { PageDirectory } from "./replies/pages.ts";
+import { PageDirectory } from "./messenger/pages.ts";
 import { installId } from "./replies/outbox.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { opsRoutes } from "./ops/routes.ts";
-import { Inbox } from "./webhook/inbox.ts";
+import { Inbox } from "./inbox/inbox.ts";
 import { webhookRoutes } from "./webhook/routes.ts";
 
 export interface AppDeps {
@@ -71,7 +71,7 @@ export interface App {
   readonly threads: Threads;
   /** The simulator (SPEC §14): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
   readonly simulator: Simulator;
-  readonly lanes: ReplyLanes;
+  readonly replies: ReplyLanes;
   readonly pages: PageDirectory;
   readonly writes: WriteQueue;
   readonly metrics: Registry;
@@ -132,7 +132,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const sessions = new SessionStore(db);
   const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
   threads.onChange((key, floor) => simulator.threadChanged(key, floor));
-  const lanes = new ReplyLanes({
+  const replies = new ReplyLanes({
     threads,
     config,
     database: db,
@@ -150,7 +150,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, lanes, clock, log, metrics, installId: install, sessions, people, transformers, threads, health });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, log, metrics, installId: install, sessions, people, transformers, threads, health });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
@@ -198,7 +198,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     })
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
-    .use(adminRoutes({ config, inbox, engine, lanes, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
+    .use(adminRoutes({ config, inbox, engine, replies, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
   if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
 
   return {
@@ -214,7 +214,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     profiles,
     threads,
     simulator,
-    lanes,
+    replies,
     pages,
     writes,
     metrics,
@@ -232,7 +232,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       // A database that refuses writes now (a full disk at start) must not let the lanes run an
       // agent whose answer could not be stored: they wait until a probe write succeeds.
       await health.check();
-      await lanes.start();
+      await replies.start();
       await engine.start();
       retention.start();
       // In the background: the bot works while Meta is asked, and a failure is only reported.
@@ -244,7 +244,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await retention.stop();
       threads.stop();
       await engine.stop(deps.shutdownGraceMs);
-      await lanes.stop();
+      await replies.stop();
       await transformers.stop();
       await simulator.stop();
       await writes.drain();

@@ -13,7 +13,7 @@ import { Elysia } from "elysia";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Logger } from "../log/logger.ts";
 import { errorResponse, jsonResponse } from "../http/responses.ts";
@@ -25,13 +25,14 @@ import type { People } from "../people/people.ts";
 import { messageText, transcriptInsert, type PeopleRecords } from "../people/records.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
-import type { PageDirectory } from "../replies/pages.ts";
+import type { PageDirectory } from "../messenger/pages.ts";
 import { enqueueReplies } from "../replies/outbox.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import { Output } from "../flows/schema.ts";
-import type { Inbox } from "../webhook/inbox.ts";
-import type { LaneKey } from "../lanes.ts";
-import { checkBody, checkValue, InjectBody, NotifyBody, ThreadBody } from "./schemas.ts";
+import type { Inbox } from "../inbox/inbox.ts";
+import type { UserKey } from "../core/user-key.ts";
+import { InjectBody, NotifyBody, ThreadBody } from "./schemas.ts";
+import { checkJson as checkBody, checkValue } from "../core/checks.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { RATE_LIMIT, type MessengerProfiles } from "../messenger/profile.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
@@ -43,7 +44,7 @@ export interface AdminDeps {
   config: Config;
   inbox: Inbox;
   engine: ConversationEngine;
-  lanes: ReplyLanes;
+  replies: ReplyLanes;
   sessions: SessionStore;
   people: People;
   records: PeopleRecords;
@@ -122,7 +123,7 @@ export function adminRoutes(deps: AdminDeps) {
   };
 
   /** The user's lane key on the endpoint, or a 404 that says so. */
-  const userOr404 = async (endpoint: EndpointSettings, userId: string, pageId: string | undefined, requestId: string): Promise<LaneKey | Response> => {
+  const userOr404 = async (endpoint: EndpointSettings, userId: string, pageId: string | undefined, requestId: string): Promise<UserKey | Response> => {
     if (pageId && !endpoint.pages.some((p) => p.id === pageId)) {
       return errorResponse(404, "unknown_page", `Page ${pageId} is not one of endpoint ${endpoint.id}'s pages`, requestId);
     }
@@ -139,7 +140,7 @@ export function adminRoutes(deps: AdminDeps) {
   const erase = async (subject: NonNullable<Awaited<ReturnType<PeopleRecords["subject"]>>>, log: Logger): Promise<number> => {
     for (const key of subject.keys) {
       deps.engine.forgetUser(key);
-      deps.lanes.forgetUser(key);
+      deps.replies.forgetUser(key);
       deps.threads.forgetUser(key);
     }
     const rows = await records.erase(subject);
@@ -153,7 +154,7 @@ export function adminRoutes(deps: AdminDeps) {
     later.unref?.();
     return rows;
   };
-  const threadView = async (key: LaneKey) => ({ ...(await deps.threads.view(key)), waiting_messages: deps.lanes.waiting(key) });
+  const threadView = async (key: UserKey) => ({ ...(await deps.threads.view(key)), waiting_messages: deps.replies.waiting(key) });
   const masks = (endpointId: string) => endpoints.get(endpointId)?.data_protection.mask_logging ?? false;
 
   /** Stores an injected input in the user's inbound lane; 202 with the session id. */
@@ -199,7 +200,7 @@ export function adminRoutes(deps: AdminDeps) {
     if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
     const results = await deps.writes.run(statements);
     const items = enqueue.items(results[0]!);
-    deps.lanes.accept(items);
+    deps.replies.accept(items);
     log.info("notify queued", { endpoint: endpoint.id, messages: items.length });
     return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings }, requestId);
   };
@@ -399,7 +400,7 @@ export function adminRoutes(deps: AdminDeps) {
     .get(
       "/api/endpoints",
       api(async ({ requestId }) => {
-        const depth = await deps.lanes.queueDepth();
+        const depth = await deps.replies.queueDepth();
         const pending = await deps.engine.pendingByEndpoint();
         const list = config.endpoints.map((e) => ({
           id: e.id,

@@ -2,8 +2,7 @@
  * The admin API's request bodies (SPEC §10): one TypeBox schema each, checked at the boundary.
  * The same schemas describe the API in `/api/openapi.json`.
  */
-import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { Type, type Static } from "@sinclair/typebox";
 import { Output } from "../flows/schema.ts";
 
 const UserId = Type.String({ minLength: 1, maxLength: 256, pattern: "^[0-9]+$", description: "The user's PSID on the Page" });
@@ -48,32 +47,3 @@ export const ThreadBody = Type.Object(
 export type ThreadBody = Static<typeof ThreadBody>;
 export type InjectBody = Static<typeof InjectBody>;
 export type NotifyBody = Static<typeof NotifyBody>;
-
-/** Parses and checks a JSON body: the value, or one sentence naming the first problem and its path. */
-export function checkBody<T extends TSchema>(schema: T, text: string): { ok: true; value: Static<T> } | { ok: false; problem: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { ok: false, problem: "the body is not JSON" };
-  }
-  return checkValue(schema, value);
-}
-
-/** Checks a value: itself, or one sentence naming the first problem and its path. */
-export function checkValue<T extends TSchema>(schema: T, value: unknown): { ok: true; value: Static<T> } | { ok: false; problem: string } {
-  const checker = compiled(schema);
-  if (checker.Check(value)) return { ok: true, value: value as Static<T> };
-  const first = checker.Errors(value).First();
-  const path = first?.path || "/";
-  const problem =
-    first?.message === "Unexpected property" ? `unknown property ${path}` : `${path}: ${first?.message ?? "unexpected shape"}`;
-  return { ok: false, problem };
-}
-
-const compiledSchemas = new WeakMap<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
-function compiled(schema: TSchema) {
-  let c = compiledSchemas.get(schema);
-  if (!c) compiledSchemas.set(schema, (c = TypeCompiler.Compile(schema)));
-  return c;
-}

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Settings } from "./schema.ts";
 import { closest, joinPath, type SettingsProblem } from "./problems.ts";
-import { profileProblems } from "../messenger/profile.ts";
+import { profileProblems } from "./messenger-profile.ts";
 import { settingsFileWarning } from "./file-mode.ts";
 
 export const BUILTIN_FLOW_MODULES = ["builtin:echo"] as const;

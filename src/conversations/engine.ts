@@ -20,7 +20,7 @@ import type { Database } from "../db/client.ts";
 import { inbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { FlowError, type Flow } from "../flows/flow.ts";
@@ -29,10 +29,11 @@ import { validateFlowResult, type FlowResult } from "../flows/schema.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import { HANDOVER_KINDS, USER_INPUT_KINDS, isUnsent, type EventKind } from "../webhook/events.ts";
 import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
-import type { StoredEvent } from "../webhook/inbox.ts";
+import type { StoredEvent } from "../inbox/inbox.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
-import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
-import { setNewest } from "../bounded.ts";
+import { UserWorkers, type StepResult } from "../core/user-workers.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
+import { setNewest } from "../core/bounded.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { isUserRef } from "../replies/recipient.ts";
 import { handoverInput, inputFromEvent, injectedInput } from "./input.ts";
@@ -55,7 +56,7 @@ export interface EngineDeps {
   database: Database;
   writes: WriteQueue;
   flows: FlowRegistry;
-  lanes: ReplyLanes;
+  replies: ReplyLanes;
   clock: Clock;
   log: Logger;
   metrics: Registry;
@@ -83,7 +84,7 @@ class ShutdownAbort extends Error {}
 
 export class ConversationEngine {
   readonly #endpoints: Map<string, EndpointSettings>;
-  readonly #lanes = new PerUserLanes((key) => this.#step(key));
+  readonly #workers = new UserWorkers((key) => this.#step(key));
   readonly #turnControllers = new Set<AbortController>();
   /** Retry pauses in progress: a stop ends them. */
   readonly #pauses = new Set<() => void>();
@@ -135,17 +136,17 @@ export class ConversationEngine {
       "SELECT id, endpoint_id, page_id, user_id, kind, standby, timestamp, event, attempts FROM inbox " +
         "WHERE status = 'pending' AND kind NOT IN ('echo', 'delivery', 'read') ORDER BY timestamp, id",
     );
-    const lanes: LaneKey[] = [];
+    const waiting: UserKey[] = [];
     for (const r of rows.rows) {
       const key = { endpointId: String(r[1]), pageId: String(r[2]), userId: String(r[3]) };
       this.#pending.add(key, { id: Number(r[0]), kind: String(r[4]) as EventKind, standby: Number(r[5]) === 1, timestamp: Number(r[6]), item: JSON.parse(String(r[7])), attempts: Number(r[8]) });
-      lanes.push(key);
+      waiting.push(key);
     }
     // State updates are idempotent: an event in both the scan and #early may be applied twice.
     this.#started = true;
     for (const [endpointId, events] of byEndpoint) this.#enqueueState(endpointId, events);
     for (const { endpointId, events } of this.#early.splice(0)) this.accept(endpointId, events);
-    for (const key of lanes) this.notify(key);
+    for (const key of waiting) this.notify(key);
   }
 
   /** The inbox committed these events: apply state events, queue the others in their users' lanes. */
@@ -176,15 +177,15 @@ export class ConversationEngine {
             return false;
           },
         );
-        this.#appliedEarly.set(e.inboxId, { lane: laneId(key), applied });
+        this.#appliedEarly.set(e.inboxId, { lane: userKeyId(key), applied });
       }
       this.#pending.add(key, { id: e.inboxId, kind: e.kind, standby: e.standby, timestamp: e.timestamp, item: e.item, attempts: 0 });
       this.notify(key);
     }
   }
 
-  notify(key: LaneKey): void {
-    if (this.#started) this.#lanes.notify(key);
+  notify(key: UserKey): void {
+    if (this.#started) this.#workers.notify(key);
   }
 
   /**
@@ -192,7 +193,7 @@ export class ConversationEngine {
    * abandoned and their events stay pending, to run again after the restart.
    */
   async stop(graceMs = 10_000): Promise<void> {
-    const all = this.#lanes.stop();
+    const all = this.#workers.stop();
     for (const end of [...this.#pauses]) end();
     let timer: Timer | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), graceMs)));
@@ -207,7 +208,7 @@ export class ConversationEngine {
   // --- inbound lanes ---------------------------------------------------------------------
 
   /** One event of this user's lane: the oldest pending one by Facebook's timestamp. */
-  async #step(key: LaneKey): Promise<StepResult> {
+  async #step(key: UserKey): Promise<StepResult> {
     const health = this.deps.health;
     // While the database refuses writes no turn starts: its outcome could not be stored.
     if (health && !health.healthy && !(await health.waitHealthy())) return "idle";
@@ -232,7 +233,7 @@ export class ConversationEngine {
     return more ? "more" : "idle";
   }
 
-  async #process(row: PendingEvent, key: LaneKey, log: Logger): Promise<void> {
+  async #process(row: PendingEvent, key: UserKey, log: Logger): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
     if (endpoint && HANDOVER_KINDS.has(row.kind)) return this.#control(row, key, endpoint, log);
     if (endpoint && row.kind === "handover") {
@@ -254,7 +255,7 @@ export class ConversationEngine {
     // paused the bot, what the user says is kept in the transcript and the flow is not run; so too
     // once the flow asked for a handover that waits in the reply lane behind its last outputs
     // (what the user says then is for the people the conversation is going to).
-    const held = userInput && (row.standby || this.deps.threads?.holds(key) === true || this.deps.lanes.passWaiting(key));
+    const held = userInput && (row.standby || this.deps.threads?.holds(key) === true || this.deps.replies.passWaiting(key));
     if (endpoint && back) {
       // The thread came back without a pass_thread_control: the flow hears it with this message.
       log.info("the user writes in messaging[]: the thread is ours again (Meta gave it back without a pass_thread_control)");
@@ -269,7 +270,7 @@ export class ConversationEngine {
   }
 
   /** A user input the flow did not get (another app or a person had the floor), for the transcript. */
-  async #heldTranscript(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings): Promise<InStatement> {
+  async #heldTranscript(row: PendingEvent, key: UserKey, endpoint: EndpointSettings): Promise<InStatement> {
     const now = this.deps.clock.now();
     const session = await this.deps.sessions.current(key, now, endpoint.session.expiration_minutes);
     const input = inputFromEvent(row.item, { ...key, sessionId: session.id, contactId: null, context: {}, contact: {}, locale: endpoint.locale, source: "user" });
@@ -282,7 +283,7 @@ export class ConversationEngine {
    * the event was stored (`accept`); here it is only applied if that did not happen (stored before
    * this start, or it failed: here a failure is retried).
    */
-  async #control(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
+  async #control(row: PendingEvent, key: UserKey, endpoint: EndpointSettings, log: Logger): Promise<void> {
     const early = this.#appliedEarly.get(row.id);
     if (!(early && (await early.applied))) await this.#applyControl(endpoint, key, row.kind, row.item as Record<string, any>, row.standby, row.timestamp, log);
     this.#appliedEarly.delete(row.id);
@@ -298,7 +299,7 @@ export class ConversationEngine {
    */
   async #applyControl(
     endpoint: EndpointSettings,
-    key: LaneKey,
+    key: UserKey,
     kind: EventKind,
     item: Record<string, any>,
     standby: boolean,
@@ -351,7 +352,7 @@ export class ConversationEngine {
    * One flow turn. `handover`: the turn of a thread that came back (`source: "handover"`);
    * `returned`: a user's message that brought it back (`source: "user"` with `input.handover`).
    */
-  async #turn(row: PendingEvent, key: LaneKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome, returned?: HandoverOutcome): Promise<void> {
+  async #turn(row: PendingEvent, key: UserKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome, returned?: HandoverOutcome): Promise<void> {
     const clock = this.deps.clock;
     const erasuresAtStart = this.#erasures;
     const protection = endpoint.data_protection;
@@ -360,7 +361,7 @@ export class ConversationEngine {
     if (endpoint.messenger.mark_seen && !injected && !handover && !isUserRef(key.userId)) {
       const seen = enqueueReplies([{ ...key, source: "seen", senderAction: "mark_seen", inboxId: row.id }], clock.now())!;
       const [result] = await this.deps.writes.run([seen.statement], { durable: false });
-      this.deps.lanes.accept(seen.items(result!));
+      this.deps.replies.accept(seen.items(result!));
     }
 
     let session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
@@ -437,7 +438,7 @@ export class ConversationEngine {
       if (wanted && handover?.status === "error") {
         // The pass just failed; passing again from the flow's answer to that could go round forever.
         turnLog.warn("the flow asked for a handover in its answer to a failed handover; not passed again");
-      } else if (wanted && (this.deps.threads?.floor(key) === "handover" || this.deps.lanes.passWaiting(key))) {
+      } else if (wanted && (this.deps.threads?.floor(key) === "handover" || this.deps.replies.passWaiting(key))) {
         // An inject's turn while people have the thread, or while a handover waits to be made.
         turnLog.warn("the flow asked for a handover while the thread is with people or on its way to them; not passed again");
       } else if (wanted) {
@@ -446,7 +447,7 @@ export class ConversationEngine {
         replies.push({ ...key, source: "handover", inboxId: row.id, sessionId: session.id, passThread });
       }
     }
-    if ((this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
+    if ((this.#erased.get(userKeyId(key)) ?? -1) > erasuresAtStart) {
       // The person was erased while the flow ran: nothing of this turn is kept or sent.
       await this.deps.writes.run([this.#done(row.id, outcome.ok ? null : outcome.error)], { durable: false });
       return;
@@ -478,7 +479,7 @@ export class ConversationEngine {
     this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (messageCount > 0) this.#outputs.inc({ endpoint: key.endpointId }, messageCount);
-    if (enqueue) this.deps.lanes.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
+    if (enqueue) this.deps.replies.accept(enqueue.items(results[statements.indexOf(enqueue.statement)]!));
     // The turn is committed: whatever fails from here on must not run it again.
     try {
       await transformers?.executionFinished(endpoint, { userId: input.user_id, sessionId: input.session_id }, turnLog);
@@ -494,10 +495,10 @@ export class ConversationEngine {
    * (the event is still pending, and the flow runs again after the restart). Resolves null when the
    * person was erased while the turn waited: then only the "done" mark is stored.
    */
-  async #commitTurn(statements: InStatement[], row: PendingEvent, key: LaneKey, erasuresAtStart: number, log: Logger): Promise<ResultSet[] | null> {
+  async #commitTurn(statements: InStatement[], row: PendingEvent, key: UserKey, erasuresAtStart: number, log: Logger): Promise<ResultSet[] | null> {
     let waited = false;
     for (;;) {
-      if (waited && (this.#erased.get(laneId(key)) ?? -1) > erasuresAtStart) {
+      if (waited && (this.#erased.get(userKeyId(key)) ?? -1) > erasuresAtStart) {
         await this.deps.writes.run([this.#done(row.id, null)], { durable: false });
         return null;
       }
@@ -509,14 +510,14 @@ export class ConversationEngine {
         this.deps.health?.failed(error);
         if (!waited) log.warn("the outcome of a turn could not be stored; it is kept and stored once the database takes writes again (the flow is not asked again)", { inbox_id: row.id });
         waited = true;
-        if (!(await (this.deps.health?.waitHealthy() ?? this.#pause(1_000).then(() => !this.#lanes.stopping)))) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
+        if (!(await (this.deps.health?.waitHealthy() ?? this.#pause(1_000).then(() => !this.#workers.stopping)))) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
       }
     }
   }
 
   /** Waits `ms`, or less when the engine stops (a stop must not wait for a retry's pause). */
   #pause(ms: number): Promise<void> {
-    if (this.#lanes.stopping) return Promise.resolve();
+    if (this.#workers.stopping) return Promise.resolve();
     return new Promise((resolve) => {
       const end = () => {
         clearTimeout(timer);
@@ -537,11 +538,11 @@ export class ConversationEngine {
    * The person's pending events are gone (erased): forget them, and keep a turn in progress from
    * writing anything of theirs when it ends.
    */
-  forgetUser(key: LaneKey): void {
+  forgetUser(key: UserKey): void {
     this.#pending.drop(key);
-    const lane = laneId(key);
+    const lane = userKeyId(key);
     for (const [id, early] of this.#appliedEarly) if (early.lane === lane) this.#appliedEarly.delete(id);
-    setNewest(this.#erased, laneId(key), ++this.#erasures, 10_000);
+    setNewest(this.#erased, userKeyId(key), ++this.#erasures, 10_000);
   }
 
   async #runFlow(
@@ -642,7 +643,7 @@ export class ConversationEngine {
     while (this.#statePending.length > 0) {
       const batch = this.#statePending.splice(0);
       const erasuresAtTake = this.#erasures;
-      const confirmed: { key: LaneKey; outboxId: number }[] = [];
+      const confirmed: { key: UserKey; outboxId: number }[] = [];
       try {
         // Lost in a power cut, they are applied again from the inbox: no fsync of their own.
         await this.deps.writes.run(batch.flatMap((e) => this.#stateStatementsOrDone(e, confirmed)), { durable: false });
@@ -652,7 +653,7 @@ export class ConversationEngine {
           this.deps.health.failed(error);
           const healthy = await this.deps.health.waitHealthy();
           // Not for people erased meanwhile: their rows are gone, and must stay gone.
-          const kept = batch.filter((e) => (this.#erased.get(laneId(e.key)) ?? -1) <= erasuresAtTake);
+          const kept = batch.filter((e) => (this.#erased.get(userKeyId(e.key)) ?? -1) <= erasuresAtTake);
           this.#statePending.unshift(...kept);
           if (healthy) continue;
           break; // stopping: they stay pending in the inbox for the next start
@@ -660,7 +661,7 @@ export class ConversationEngine {
         this.deps.log.error("could not apply echo/delivery/read events; they stay pending", { error });
         continue;
       }
-      for (const c of confirmed) this.deps.lanes.confirmed(c.key, c.outboxId);
+      for (const c of confirmed) this.deps.replies.confirmed(c.key, c.outboxId);
       for (const e of batch) {
         if (!this.#humanEcho(e)) continue;
         const at = Number((e.item as Record<string, any>).timestamp ?? this.deps.clock.now());
@@ -688,7 +689,7 @@ export class ConversationEngine {
    * The statements of one state event; one that cannot be applied (a shape no check foresaw) is
    * only marked done with its error, so that it does not hold back the others of its round.
    */
-  #stateStatementsOrDone(e: StateEvent & { endpointId: string }, confirmed: { key: LaneKey; outboxId: number }[]): InStatement[] {
+  #stateStatementsOrDone(e: StateEvent & { endpointId: string }, confirmed: { key: UserKey; outboxId: number }[]): InStatement[] {
     try {
       return this.#stateStatements(e, confirmed);
     } catch (error) {
@@ -704,7 +705,7 @@ export class ConversationEngine {
   }
 
   /** Plain SQL: deliveries and reads come once per message sent, so this runs as often as sends. */
-  #stateStatements(e: StateEvent & { endpointId: string }, confirmed: { key: LaneKey; outboxId: number }[]): InStatement[] {
+  #stateStatements(e: StateEvent & { endpointId: string }, confirmed: { key: UserKey; outboxId: number }[]): InStatement[] {
     const now = this.deps.clock.now();
     const item = e.item as Record<string, any>;
     const user = [e.endpointId, e.key.pageId, e.key.userId];
@@ -727,7 +728,7 @@ export class ConversationEngine {
           args: [String(item.message?.mid ?? ""), now, id, ...user],
         });
         confirmed.push({ key: e.key, outboxId: id });
-        const remember = this.deps.lanes.ownEcho(e.endpointId, e.key.pageId);
+        const remember = this.deps.replies.ownEcho(e.endpointId, e.key.pageId);
         if (remember) out.push(remember);
       }
     } else if (e.kind === "delivery") {
@@ -764,7 +765,7 @@ function appIdOf(value: unknown): string | null {
 }
 
 interface StateEvent {
-  key: LaneKey;
+  key: UserKey;
   kind: EventKind;
   /** Came in standby[] (another app owns the thread). */
   standby?: boolean;

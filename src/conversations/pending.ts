@@ -8,7 +8,7 @@
  * an event redelivered late with an older timestamp goes before the ones still waiting.
  */
 import type { EventKind } from "../webhook/events.ts";
-import { laneId, type LaneKey } from "../lanes.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 
 export interface PendingEvent {
   /** The inbox row. */
@@ -26,8 +26,8 @@ export class PendingEvents {
   readonly #lanes = new Map<string, PendingEvent[]>();
 
   /** Adds an event in its place; an event already known (by inbox row) is ignored. */
-  add(key: LaneKey, event: PendingEvent): void {
-    const id = laneId(key);
+  add(key: UserKey, event: PendingEvent): void {
+    const id = userKeyId(key);
     let list = this.#lanes.get(id);
     if (!list) this.#lanes.set(id, (list = []));
     if (list.some((e) => e.id === event.id)) return;
@@ -37,14 +37,14 @@ export class PendingEvents {
   }
 
   /** The user's next event, and whether another one waits behind it. */
-  next(key: LaneKey): { event: PendingEvent | undefined; more: boolean } {
-    const list = this.#lanes.get(laneId(key));
+  next(key: UserKey): { event: PendingEvent | undefined; more: boolean } {
+    const list = this.#lanes.get(userKeyId(key));
     return { event: list?.[0], more: (list?.length ?? 0) > 1 };
   }
 
   /** The event is finished (its "done" mark is committed). */
-  remove(key: LaneKey, eventId: number): void {
-    const id = laneId(key);
+  remove(key: UserKey, eventId: number): void {
+    const id = userKeyId(key);
     const list = this.#lanes.get(id);
     if (!list) return;
     const at = list.findIndex((e) => e.id === eventId);
@@ -53,8 +53,8 @@ export class PendingEvents {
   }
 
   /** Forgets every event of this user (their inbox rows are gone: an erasure). */
-  drop(key: LaneKey): void {
-    this.#lanes.delete(laneId(key));
+  drop(key: UserKey): void {
+    this.#lanes.delete(userKeyId(key));
   }
 
   /** Events waiting, per endpoint. */

@@ -15,14 +15,8 @@ import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { numberOrNull } from "../db/statement.ts";
-import { laneId } from "../lanes.ts";
-import { setNewest } from "../bounded.ts";
-
-export interface SessionKey {
-  endpointId: string;
-  pageId: string;
-  userId: string;
-}
+import { userKeyId, type UserKey } from "../core/user-key.ts";
+import { setNewest } from "../core/bounded.ts";
 
 export interface SessionState {
   id: string;
@@ -65,8 +59,8 @@ export class SessionStore {
   ) {}
 
   /** The session the next input of this user belongs to (a new one when the old has expired). */
-  async current(key: SessionKey, now: number, expirationMinutes: number): Promise<SessionState> {
-    const id = laneId(key);
+  async current(key: UserKey, now: number, expirationMinutes: number): Promise<SessionState> {
+    const id = userKeyId(key);
     setNewest(this.#readAt, id, this.#generation, this.capacity);
     let row = this.#cache.get(id);
     if (row) {
@@ -93,7 +87,7 @@ export class SessionStore {
    * The statements that store the session after a turn, with the context the flow left, and the
    * function to call once they are committed (the memory follows the database, never leads it).
    */
-  save(key: SessionKey, session: SessionState, context: Record<string, unknown>, now: number): { statements: InStatement[]; committed(): void } {
+  save(key: UserKey, session: SessionState, context: Record<string, unknown>, now: number): { statements: InStatement[]; committed(): void } {
     const statements: InStatement[] = [];
     const json = JSON.stringify(context);
     if (session.endsId) statements.push({ sql: "UPDATE sessions SET ended_at = ? WHERE id = ?", args: [now, session.endsId] });
@@ -112,7 +106,7 @@ export class SessionStore {
         args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
       });
     }
-    const id = laneId(key);
+    const id = userKeyId(key);
     // What `current` saw: a forget after it (the flow was running) wins over this turn's memory.
     const generation = this.#readAt.get(id) ?? this.#generation;
     return {
@@ -126,8 +120,8 @@ export class SessionStore {
   }
 
   /** Call after changing or deleting this user's sessions other than through `save`. */
-  forget(key: SessionKey): void {
-    const id = laneId(key);
+  forget(key: UserKey): void {
+    const id = userKeyId(key);
     this.#cache.delete(id);
     setNewest(this.#forgotten, id, this.#generation++, this.capacity);
   }

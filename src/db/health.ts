@@ -13,7 +13,7 @@
  * It logs at a bounded rate: one error line when writes start failing, at most one line a minute
  * while they keep failing, one line when they work again. `/readyz` shows `problem()`.
  */
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** SQLite result codes that say the storage failed, not the statement (constraint, SQL error). */

@@ -4,8 +4,7 @@
  * trusts the shape.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
+import { checker, firstProblem } from "../core/checks.ts";
 
 const Str = Type.String();
 
@@ -70,29 +69,12 @@ export type Card = Static<typeof Card>;
 export type Output = Static<typeof Output>;
 export type FlowResult = Static<typeof FlowResult>;
 
-const checkResult = TypeCompiler.Compile(FlowResult);
-
 /** The result, or a sentence saying what is wrong with it (for the log). */
 export function validateFlowResult(value: unknown): { ok: true; result: FlowResult } | { ok: false; problem: string } {
   if (value === null || value === undefined) return { ok: true, result: {} };
-  if (checkResult.Check(value)) return { ok: true, result: value };
-  const first = explain(checkResult.Errors(value).First());
+  if (checker(FlowResult).Check(value)) return { ok: true, result: value };
+  const first = firstProblem(FlowResult, value);
   return { ok: false, problem: `invalid flow result at ${first?.path || "/"}: ${first?.message ?? "unexpected shape"}` };
-}
-
-/**
- * A union error ("Expected union value") says little. Look into the variants: the one whose
- * `type` matched tells what is really missing (`/outputs/0/buttons/0/payload: Expected required
- * property`).
- */
-function explain(error: ValueError | undefined): ValueError | undefined {
-  if (!error || error.type !== ValueErrorType.Union) return error;
-  const variants = (error.schema.anyOf ?? []) as { properties?: { type?: { const?: unknown } } }[];
-  const given = (error.value as { type?: unknown } | null)?.type;
-  const matched = variants.findIndex((v) => v.properties?.type?.const !== undefined && v.properties.type.const === given);
-  // No `type` at all: the first variant is the default kind (a text quick reply, a postback button).
-  const index = matched >= 0 ? matched : given === undefined ? 0 : -1;
-  return index >= 0 ? (explain(error.errors[index]?.First()) ?? error) : error;
 }
 
 export type InputSource = "user" | "inject" | "handover";

@@ -24,16 +24,17 @@ import type { Database } from "../db/client.ts";
 import { numberOrNull, stringOrNull } from "../db/statement.ts";
 import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { userFields } from "../log/mask.ts";
-import { GraphApiError, GraphUnreadableAnswer, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
-import type { PageDirectory } from "../replies/pages.ts";
-import { classifySendError } from "../replies/retry.ts";
-import type { Inbox } from "../webhook/inbox.ts";
-import { laneId, type LaneKey } from "../lanes.ts";
-import { setNewest } from "../bounded.ts";
+import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
+import type { PageDirectory } from "../messenger/pages.ts";
+import { classifySendError } from "../messenger/retry.ts";
+import { describeCallError as describe, refusalHint as hint, passThreadControl, takeThreadControl } from "../messenger/thread-control.ts";
+import type { Inbox } from "../inbox/inbox.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
+import { setNewest } from "../core/bounded.ts";
 
 /** The Page Inbox's app id: passing the thread to it puts the conversation in front of people. */
 export const PAGE_INBOX_APP_ID = "263902037430900";
@@ -130,7 +131,7 @@ export interface CallFailure {
 export class Threads {
   readonly #endpoints: Map<string, EndpointSettings>;
   /** Threads not in state bot, by lane id. */
-  readonly #open = new Map<string, { key: LaneKey; state: ThreadState }>();
+  readonly #open = new Map<string, { key: UserKey; state: ThreadState }>();
   /**
    * The time of the last Meta event that changed each thread (lane id → Meta's timestamp): an
    * event older than that is stale. Only Meta's times are compared with each other; our own
@@ -145,9 +146,9 @@ export class Threads {
   /** Users erased (lane id → time): a transition that started before is not written. */
   readonly #erasedAt = new Map<string, number>();
   readonly #timers = new Map<string, Timer>();
-  readonly #releaseListeners: ((key: LaneKey) => void)[] = [];
-  readonly #leftListeners: ((key: LaneKey) => void)[] = [];
-  readonly #changeListeners: ((key: LaneKey, floor: Floor) => void)[] = [];
+  readonly #releaseListeners: ((key: UserKey) => void)[] = [];
+  readonly #leftListeners: ((key: UserKey) => void)[] = [];
+  readonly #changeListeners: ((key: UserKey, floor: Floor) => void)[] = [];
   readonly #events;
   #stopped = false;
 
@@ -172,7 +173,7 @@ export class Threads {
     for (const r of rows.rows) {
       const key = { endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) };
       const state = rowState([r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]]);
-      this.#open.set(laneId(key), { key, state });
+      this.#open.set(userKeyId(key), { key, state });
       this.#arm(key, state);
     }
     // When the latest threads came back: a redelivered event from before that stays stale.
@@ -180,7 +181,7 @@ export class Threads {
       sql: "SELECT endpoint_id, page_id, user_id, since FROM threads WHERE state = 'bot' ORDER BY updated_at DESC LIMIT ?",
       args: [RECENT],
     });
-    for (const r of back.rows.toReversed()) setNewest(this.#eventAt, laneId({ endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) }), Number(r[3]), RECENT);
+    for (const r of back.rows.toReversed()) setNewest(this.#eventAt, userKeyId({ endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) }), Number(r[3]), RECENT);
   }
 
   stop(): void {
@@ -190,23 +191,23 @@ export class Threads {
   }
 
   /** Called when the bot has the floor again: the reply lane sends what it held. */
-  onRelease(listener: (key: LaneKey) => void): void {
+  onRelease(listener: (key: UserKey) => void): void {
     this.#releaseListeners.push(listener);
   }
 
   /** Called after every change of a thread's state (the simulator shows it). */
-  onChange(listener: (key: LaneKey, floor: Floor) => void): void {
+  onChange(listener: (key: UserKey, floor: Floor) => void): void {
     this.#changeListeners.push(listener);
   }
 
   /** Called when the thread left us other than by the reply lane's own handover: handovers still queued there are moot. */
-  onLeft(listener: (key: LaneKey) => void): void {
+  onLeft(listener: (key: UserKey) => void): void {
     this.#leftListeners.push(listener);
   }
 
   /** Who has the floor now. */
-  floor(key: LaneKey): Floor {
-    const open = this.#open.get(laneId(key));
+  floor(key: UserKey): Floor {
+    const open = this.#open.get(userKeyId(key));
     if (!open) return "bot";
     // A pause whose time is up is over even before its timer has written so.
     if (open.state.state === "paused" && (open.state.pausedUntil ?? 0) <= this.deps.clock.now()) return "bot";
@@ -214,13 +215,13 @@ export class Threads {
   }
 
   /** True while the bot must not send to this user. */
-  holds(key: LaneKey): boolean {
+  holds(key: UserKey): boolean {
     return this.#open.size > 0 && this.floor(key) !== "bot";
   }
 
   /** The open thread's state (not bot), if any. */
-  current(key: LaneKey): ThreadState | null {
-    return this.#open.get(laneId(key))?.state ?? null;
+  current(key: UserKey): ThreadState | null {
+    return this.#open.get(userKeyId(key))?.state ?? null;
   }
 
   /** Users not in state bot, per endpoint. */
@@ -236,7 +237,7 @@ export class Threads {
   }
 
   /** The thread as the admin API shows it (a user never handed over: bot). */
-  async view(key: LaneKey): Promise<ThreadView> {
+  async view(key: UserKey): Promise<ThreadView> {
     const rows = await this.deps.database.client.execute({
       sql: `SELECT ${COLUMNS} FROM threads WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`,
       args: [key.endpointId, key.pageId, key.userId],
@@ -265,14 +266,14 @@ export class Threads {
   // event that changed the thread is stale (the events of one POST, or redeliveries, arrive in any
   // order; the lane may see again what `accept` applied) and changes nothing.
 
-  #stale(key: LaneKey, at: number | undefined, orEqual: boolean): boolean {
+  #stale(key: UserKey, at: number | undefined, orEqual: boolean): boolean {
     if (at === undefined) return false;
-    const last = this.#eventAt.get(laneId(key)) ?? 0;
+    const last = this.#eventAt.get(userKeyId(key)) ?? 0;
     return orEqual ? at <= last : at < last;
   }
 
-  #sawEvent(key: LaneKey, at: number | undefined): void {
-    if (at !== undefined) setNewest(this.#eventAt, laneId(key), at, RECENT);
+  #sawEvent(key: UserKey, at: number | undefined): void {
+    if (at !== undefined) setNewest(this.#eventAt, userKeyId(key), at, RECENT);
   }
 
   /**
@@ -280,7 +281,7 @@ export class Threads {
    * (`taken_by_other`). Returns false when the event is stale. `extra` is committed with the change.
    */
   async handedOver(
-    key: LaneKey,
+    key: UserKey,
     ownerAppId: string | null,
     metadata: string | null,
     event: "passed" | "taken_by_other",
@@ -289,7 +290,7 @@ export class Threads {
     if (this.#stale(key, options.at, true)) return false;
     this.#sawEvent(key, options.at);
     const since = options.at ?? this.deps.clock.now();
-    if (options.at === undefined) setNewest(this.#ownAt, laneId(key), since, RECENT);
+    if (options.at === undefined) setNewest(this.#ownAt, userKeyId(key), since, RECENT);
     const state: ThreadState = { state: "handover", ownerAppId, metadata, since, lastHumanAt: options.lastHumanAt ?? null, pausedUntil: null, lastError: null, retryAt: null };
     if (!(await this.#set(key, state, options))) return false;
     if (!options.byLane) for (const listener of this.#leftListeners) listener(key);
@@ -306,7 +307,7 @@ export class Threads {
    * it already or the event is stale.
    */
   async returned(
-    key: LaneKey,
+    key: UserKey,
     event: "returned" | "timeout" | "resumed",
     at?: number,
     /** Runs once the change is decided, before it is written: stores what the flow is to hear (durable first). */
@@ -318,11 +319,11 @@ export class Threads {
     const previous = this.current(key);
     if (!previous) return null;
     const since = at ?? this.deps.clock.now();
-    if (at === undefined) setNewest(this.#ownAt, laneId(key), since, RECENT);
+    if (at === undefined) setNewest(this.#ownAt, userKeyId(key), since, RECENT);
     await before?.(previous);
     // Something newer happened while `before` wrote (a take in the same POST, say): that stands.
     const now = this.current(key);
-    if (!now || now.since !== previous.since || (at !== undefined && (this.#eventAt.get(laneId(key)) ?? 0) > at)) return null;
+    if (!now || now.since !== previous.since || (at !== undefined && (this.#eventAt.get(userKeyId(key)) ?? 0) > at)) return null;
     if (!(await this.#set(key, { ...previous, state: "bot", since, pausedUntil: null, lastError: null, retryAt: null }))) return null;
     this.#events.inc({ endpoint: key.endpointId, event });
     this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
@@ -336,10 +337,10 @@ export class Threads {
    * it means another app has it: recorded with an unknown owner (no timeout take: we do not know
    * whose thread we would take; a later messaging[] event gives it back).
    */
-  async userSpoke(key: LaneKey, at: number, standby: boolean): Promise<ThreadState | null> {
+  async userSpoke(key: UserKey, at: number, standby: boolean): Promise<ThreadState | null> {
     // Sent before our own pass or take, or before the thread left (which `since` keeps across
     // restarts): Meta routed it by the owner of that moment.
-    if (this.#ownAt.size > 0 && at <= (this.#ownAt.get(laneId(key)) ?? 0) + OWN_SKEW_MS) return null;
+    if (this.#ownAt.size > 0 && at <= (this.#ownAt.get(userKeyId(key)) ?? 0) + OWN_SKEW_MS) return null;
     const floor = this.floor(key);
     if (floor === "handover" && at <= this.current(key)!.since) return null;
     if (!standby && floor === "handover") return this.returned(key, "returned", at);
@@ -352,7 +353,7 @@ export class Threads {
    * the timeout; while the bot owns the thread it pauses the bot (`pause_on_human_reply`). In
    * standby (another app owns the thread without our knowing) it records the handover.
    */
-  async humanReplied(key: LaneKey, at: number, appId: string | null, standby: boolean): Promise<void> {
+  async humanReplied(key: UserKey, at: number, appId: string | null, standby: boolean): Promise<void> {
     const endpoint = this.#endpoints.get(key.endpointId);
     if (!endpoint) return;
     const startedAt = this.deps.clock.now();
@@ -385,7 +386,7 @@ export class Threads {
   }
 
   /** The operator pauses the bot for this user (admin API). */
-  async pause(key: LaneKey, minutes: number): Promise<void> {
+  async pause(key: UserKey, minutes: number): Promise<void> {
     const now = this.deps.clock.now();
     const open = this.current(key);
     await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since: now, lastHumanAt: open?.lastHumanAt ?? null, pausedUntil: now + minutes * 60_000, lastError: null, retryAt: null });
@@ -393,7 +394,7 @@ export class Threads {
   }
 
   /** A handover call failed: kept on the row for the admin API (the state does not change). */
-  async failed(key: LaneKey, message: string, retryAt: number | null = null, startedAt?: number): Promise<void> {
+  async failed(key: UserKey, message: string, retryAt: number | null = null, startedAt?: number): Promise<void> {
     const open = this.current(key);
     const state: ThreadState = open
       ? { ...open, lastError: message, retryAt }
@@ -406,7 +407,7 @@ export class Threads {
    * Our `pass_thread_control` (the operator's, or a request honoured). Resolves with null, or what
    * went wrong (then nothing changed but `last_error`).
    */
-  async pass(key: LaneKey, targetApp: string, metadata: string | null): Promise<CallFailure | null> {
+  async pass(key: UserKey, targetApp: string, metadata: string | null): Promise<CallFailure | null> {
     const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
     if (!page) return pausedPage(key);
     const startedAt = this.deps.clock.now();
@@ -428,7 +429,7 @@ export class Threads {
    * the bot is only paused). Resolves with null, or what went wrong (then the thread stays where
    * it is, with `last_error`; a passing failure of a timeout take is tried again a minute later).
    */
-  async take(key: LaneKey, reason: "timeout" | "operator"): Promise<CallFailure | null> {
+  async take(key: UserKey, reason: "timeout" | "operator"): Promise<CallFailure | null> {
     const open = this.current(key);
     const log = this.#log(key);
     const startedAt = this.deps.clock.now();
@@ -443,12 +444,7 @@ export class Threads {
         return failure;
       }
       try {
-        await this.deps.graph
-          .request(page, "POST", `/${key.pageId}/take_thread_control`, {
-            recipient: { id: key.userId },
-            metadata: reason === "timeout" ? "timeout: no reply from a person" : "taken back by the operator",
-          })
-          .catch(tookEffect);
+        await takeThreadControl(this.deps.graph, page, key.userId, reason === "timeout" ? "timeout: no reply from a person" : "taken back by the operator");
       } catch (error) {
         const message = describe(error);
         const verdict = classifySendError(error);
@@ -478,7 +474,7 @@ export class Threads {
   }
 
   /** Our pass failed for good: the flow is told once (`source: "handover"`, status "error"). */
-  async passFailed(key: LaneKey, targetApp: string, metadata: string | null, error: unknown): Promise<void> {
+  async passFailed(key: UserKey, targetApp: string, metadata: string | null, error: unknown): Promise<void> {
     const message = describe(error);
     if (this.floor(key) === "handover") {
       // Refused because another app took the thread meanwhile: nothing for the flow to hear now.
@@ -495,8 +491,8 @@ export class Threads {
   }
 
   /** Forgets an erased user (the rows are deleted with the rest of the user's data). */
-  forgetUser(key: LaneKey): void {
-    const id = laneId(key);
+  forgetUser(key: UserKey): void {
+    const id = userKeyId(key);
     this.#open.delete(id);
     this.#eventAt.delete(id);
     this.#ownAt.delete(id);
@@ -512,7 +508,7 @@ export class Threads {
    * lane). `unique` names what it ends, so that storing it again (after a crash) is a no-op;
    * `timestamp` places it in the lane (default now).
    */
-  async storeOutcome(key: LaneKey, outcome: HandoverOutcome, unique: string, timestamp = this.deps.clock.now(), request?: unknown): Promise<void> {
+  async storeOutcome(key: UserKey, outcome: HandoverOutcome, unique: string, timestamp = this.deps.clock.now(), request?: unknown): Promise<void> {
     const event: HandoverEvent = { handover: outcome, ...(request !== undefined ? { request } : {}) };
     await this.deps.inbox.store(key.endpointId, [
       { pageId: key.pageId, userId: key.userId, kind: "handover", standby: false, dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${unique}`, timestamp, item: event as never },
@@ -523,8 +519,8 @@ export class Threads {
    * Writes the state (durably: what the lanes hold depends on it), updates memory, timers and
    * listeners. Not when the user was erased after the transition began (`startedAt`): false.
    */
-  async #set(key: LaneKey, state: ThreadState, options: { extra?: InStatement[]; startedAt?: number } = {}): Promise<boolean> {
-    const id = laneId(key);
+  async #set(key: UserKey, state: ThreadState, options: { extra?: InStatement[]; startedAt?: number } = {}): Promise<boolean> {
+    const id = userKeyId(key);
     const erased = this.#erasedAt.get(id);
     if (erased !== undefined && erased >= (options.startedAt ?? this.deps.clock.now())) return false;
     const wasOpen = this.#open.has(id);
@@ -551,7 +547,7 @@ export class Threads {
    * the row; the thread waits for the other app, "Done" in the Page Inbox, or the operator), nor
    * for a thread whose owner we do not know.
    */
-  #takeAt(key: LaneKey, state: ThreadState): number | null {
+  #takeAt(key: UserKey, state: ThreadState): number | null {
     if (state.retryAt !== null) return state.retryAt;
     if (state.lastError !== null || state.ownerAppId === null) return null;
     const minutes = this.#endpoints.get(key.endpointId)?.handover.timeout_minutes ?? 0;
@@ -560,8 +556,8 @@ export class Threads {
   }
 
   /** (Re)arms the user's one timer for the state's deadline. */
-  #arm(key: LaneKey, state: ThreadState): void {
-    const id = laneId(key);
+  #arm(key: UserKey, state: ThreadState): void {
+    const id = userKeyId(key);
     clearTimeout(this.#timers.get(id));
     this.#timers.delete(id);
     if (this.#stopped) return;
@@ -584,8 +580,8 @@ export class Threads {
     }
   }
 
-  #schedule(key: LaneKey, ms: number, run: () => void): void {
-    const id = laneId(key);
+  #schedule(key: UserKey, ms: number, run: () => void): void {
+    const id = userKeyId(key);
     clearTimeout(this.#timers.get(id));
     const delay = Math.max(0, Math.min(ms, MAX_TIMER_MS));
     const timer = setTimeout(() => {
@@ -597,31 +593,13 @@ export class Threads {
     this.#timers.set(id, timer);
   }
 
-  #log(key: LaneKey): Logger {
+  #log(key: UserKey): Logger {
     return this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
   }
 }
 
-function pausedPage(key: LaneKey): CallFailure {
+function pausedPage(key: UserKey): CallFailure {
   return { status: 503, message: `Page ${key.pageId} is paused (Meta refused its access token) or not in the settings: replace its access_token and restart` };
-}
-
-/** `POST /{page}/pass_thread_control` (the reply lane's handover items and the operator's pass). */
-export function passThreadControl(graph: GraphClient, page: PageCredentials, userId: string, targetApp: string, metadata: string | null): Promise<unknown> {
-  return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) }).catch(tookEffect);
-}
-
-/** Graph answered 2xx with a body that could not be read: the pass or take went through all the same. */
-function tookEffect(error: unknown): unknown {
-  if (error instanceof GraphUnreadableAnswer) return {};
-  throw error;
-}
-
-/** `GET /{page}/thread_owner`: the app owning the user's thread, or null (idle). */
-export async function threadOwner(graph: GraphClient, page: PageCredentials, userId: string): Promise<string | null> {
-  const answer = await graph.request<{ data?: { thread_owner?: { app_id?: string | number } }[] }>(page, "GET", `/${page.pageId}/thread_owner`, undefined, { recipient: userId });
-  const owner = answer.data?.[0]?.thread_owner?.app_id;
-  return owner === undefined ? null : String(owner);
 }
 
 function rowState(r: readonly unknown[]): ThreadState {
@@ -635,20 +613,4 @@ function rowState(r: readonly unknown[]): ThreadState {
     lastError: stringOrNull(r[6]),
     retryAt: numberOrNull(r[7]),
   };
-}
-
-function describe(error: unknown): string {
-  if (error instanceof GraphApiError) return `${error.message} (code ${error.code}${error.subcode ? `/${error.subcode}` : ""})`;
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** How to fix the usual refusals. */
-export function hint(error: unknown): string {
-  if (!(error instanceof GraphApiError)) return "";
-  if (/Handover Protocol APIs disabled/i.test(error.message)) {
-    return ": this Page uses Conversation Routing, where only pass works; make this app the Page's default app in Meta Business Suite (Settings > Advanced messaging), or set handover.timeout_minutes = 0 and let people mark conversations Done";
-  }
-  if (error.code === 200 || error.code === 10) return ": the app lacks a role for this Page's conversations; give it the pages_messaging permission and a handover role (Page settings > Advanced messaging)";
-  if (error.code === 100) return ": check the target app id (page_inbox is 263902037430900) and that the user still talks to this Page";
-  return "";
 }

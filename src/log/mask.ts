@@ -4,11 +4,12 @@
  * (flow errors, converter warnings) go through `maskMessage`.
  */
 import type { LogFields } from "./logger.ts";
+import type { UserKey } from "../core/user-key.ts";
 
 export const MASK = "*****";
 
 /** The fields that name a user in a log line. */
-export function userFields(key: { endpointId: string; pageId: string; userId: string }, mask: boolean): LogFields {
+export function userFields(key: UserKey, mask: boolean): LogFields {
   return { endpoint: key.endpointId, page: key.pageId, user: mask ? MASK : key.userId };
 }
 

@@ -24,12 +24,12 @@ import type { InStatement, ResultSet } from "@libsql/client";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { numberOrNull } from "../db/statement.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { GraphApiError, type GraphClient, type PageCredentials } from "../messenger/graph.ts";
-import { laneId, type LaneKey } from "../lanes.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { isUserRef } from "../replies/recipient.ts";
-import { setNewest } from "../bounded.ts";
+import { setNewest } from "../core/bounded.ts";
 
 export const BASE_FIELDS = ["first_name", "last_name", "profile_pic"] as const;
 export const EXTRA_FIELDS = ["locale", "timezone", "gender"] as const;
@@ -124,11 +124,11 @@ export class People {
     this.#capacity = deps.capacity ?? 10_000;
   }
 
-  async forTurn(key: LaneKey, endpoint: EndpointSettings, log: Logger): Promise<Person> {
+  async forTurn(key: UserKey, endpoint: EndpointSettings, log: Logger): Promise<Person> {
     const now = this.deps.clock.now();
     const keep = endpoint.data_protection.contact_profiles;
     const settings = endpoint.profiles;
-    const id = laneId(key);
+    const id = userKeyId(key);
     const cached = this.#cache.get(id);
     const rec: UserRecord = cached
       ? { ...cached }
@@ -187,15 +187,15 @@ export class People {
   }
 
   /** Call after this user's contact data changed other than through a turn (erasure, purge). */
-  forget(key: LaneKey): void {
-    this.#cache.delete(laneId(key));
+  forget(key: UserKey): void {
+    this.#cache.delete(userKeyId(key));
   }
 
   forgetAll(): void {
     this.#cache.clear();
   }
 
-  async #load(key: LaneKey): Promise<UserRecord | null> {
+  async #load(key: UserKey): Promise<UserRecord | null> {
     const result = await this.deps.database.client.execute({ sql: LOAD_SQL, args: [key.endpointId, key.pageId, key.userId] });
     const r = result.rows[0];
     if (!r) return null;
@@ -211,7 +211,7 @@ export class People {
     };
   }
 
-  async #refreshProfile(rec: UserRecord, key: LaneKey, creds: PageCredentials, now: number, log: Logger, mask: boolean): Promise<void> {
+  async #refreshProfile(rec: UserRecord, key: UserKey, creds: PageCredentials, now: number, log: Logger, mask: boolean): Promise<void> {
     const pageKey = `${key.endpointId}\u0000${key.pageId}`;
     let extras = (this.#noExtras.get(pageKey) ?? 0) <= now;
     for (;;) {
@@ -248,7 +248,7 @@ export class People {
    * Links the person's PSIDs on the endpoint's other Pages to this contact, merging contacts that
    * turn out to be the same person. Returns the statements; updates `rec`.
    */
-  async #link(rec: UserRecord, key: LaneKey, endpoint: EndpointSettings, now: number, log: Logger): Promise<InStatement[]> {
+  async #link(rec: UserRecord, key: UserKey, endpoint: EndpointSettings, now: number, log: Logger): Promise<InStatement[]> {
     const mask = endpoint.data_protection.mask_logging;
     const creds = this.deps.credentials(key.endpointId, key.pageId);
     if (!creds) return [];
@@ -291,7 +291,7 @@ export class People {
           sql: "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, first_seen_at, last_seen_at, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
           args: [key.endpointId, other.pageId, other.userId, rec.contactId, now, now, now],
         });
-        this.#cache.delete(laneId({ endpointId: key.endpointId, ...other }));
+        this.#cache.delete(userKeyId({ endpointId: key.endpointId, ...other }));
         continue;
       }
       const otherContact = String(row[0]);

@@ -10,8 +10,8 @@
 import type { InStatement, Row } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { LaneKey } from "../lanes.ts";
-import { yieldToIo } from "../yield.ts";
+import type { UserKey } from "../core/user-key.ts";
+import { yieldToIo } from "../core/yield.ts";
 
 /** Rows deleted per statement by the retention purge. */
 export const PURGE_BATCH = 1000;
@@ -78,7 +78,7 @@ export interface TranscriptLine {
 }
 
 /** One INSERT for transcript lines of one user (kept with the work that produced them). */
-export function transcriptInsert(key: LaneKey, contactId: string | null, sessionId: string | null, lines: TranscriptLine[], now: number): InStatement {
+export function transcriptInsert(key: UserKey, contactId: string | null, sessionId: string | null, lines: TranscriptLine[], now: number): InStatement {
   return {
     sql: `INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ${lines.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
     args: lines.flatMap((l) => [key.endpointId, key.pageId, key.userId, contactId, sessionId, l.direction, l.source, l.text, l.data === undefined ? null : JSON.stringify(l.data), now]),
@@ -113,7 +113,7 @@ export class PeopleRecords {
     return null;
   }
 
-  async contactIdOf(key: LaneKey): Promise<string | null> {
+  async contactIdOf(key: UserKey): Promise<string | null> {
     const rows = await this.#rows("SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?", [key.endpointId, key.pageId, key.userId]);
     return rows[0] ? String(rows[0][0]) : null;
   }
@@ -148,7 +148,7 @@ export class PeopleRecords {
     };
   }
 
-  #keysOf(contact: ContactView): LaneKey[] {
+  #keysOf(contact: ContactView): UserKey[] {
     return contact.users.map((u) => ({ endpointId: contact.endpoint_id, pageId: u.page_id, userId: u.user_id }));
   }
 
@@ -193,7 +193,7 @@ export class PeopleRecords {
    * Whom a GDPR request is about: the contact's PSIDs, or a PSID of an endpoint (its contact's
    * PSIDs when it has one; else the PSID on every Page it wrote to). Null when nothing is known.
    */
-  async subject(by: { contactId: string } | { endpointId: string; userId: string }): Promise<{ contact: ContactView | null; keys: LaneKey[] } | null> {
+  async subject(by: { contactId: string } | { endpointId: string; userId: string }): Promise<{ contact: ContactView | null; keys: UserKey[] } | null> {
     if ("contactId" in by) {
       const contact = await this.contact(by.contactId);
       return contact ? { contact, keys: this.#keysOf(contact) } : null;
@@ -210,7 +210,7 @@ export class PeopleRecords {
   }
 
   /** Everything stored about the subject (GDPR export). */
-  async export(subject: { contact: ContactView | null; keys: LaneKey[] }): Promise<Record<string, unknown>> {
+  async export(subject: { contact: ContactView | null; keys: UserKey[] }): Promise<Record<string, unknown>> {
     const sessions: SessionView[] = [];
     const transcript: TranscriptEntry[] = [];
     const received: unknown[] = [];
@@ -262,7 +262,7 @@ export class PeopleRecords {
    * durable commit. The caller marks the PSIDs erased in the lanes first (a turn in flight then
    * keeps nothing) and clears the caches after.
    */
-  async erase(subject: { contact: ContactView | null; keys: LaneKey[] }): Promise<number> {
+  async erase(subject: { contact: ContactView | null; keys: UserKey[] }): Promise<number> {
     const statements: InStatement[] = [];
     for (const k of subject.keys) {
       const args = [k.endpointId, k.pageId, k.userId];
@@ -281,7 +281,7 @@ export class PeopleRecords {
   }
 
   /** Deletes the transformer session storage kept under these PSIDs. */
-  async eraseTransformerStorage(keys: LaneKey[]): Promise<void> {
+  async eraseTransformerStorage(keys: UserKey[]): Promise<void> {
     const statements = keys.map(deleteStorageOf);
     if (statements.length > 0) await this.writes.run(statements);
   }
@@ -389,7 +389,7 @@ export class PeopleRecords {
 }
 
 /** Deletes the transformer session storage kept under this PSID. */
-function deleteStorageOf(k: LaneKey): InStatement {
+function deleteStorageOf(k: UserKey): InStatement {
   const prefix = storagePrefix(k.userId);
   return { sql: "DELETE FROM transformer_storage WHERE endpoint_id = ? AND substr(storage_key, 1, ?) = ?", args: [k.endpointId, prefix.length, prefix] };
 }

@@ -4,7 +4,7 @@
  * storage and finished inbox/outbox rows are deleted (people/records.ts `purge`). 0 keeps everything.
  */
 import type { Config } from "../config/load.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import type { PeopleRecords } from "./records.ts";
 

@@ -27,20 +27,22 @@ import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import { numberOrNull } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
-import { PerUserLanes, laneId, type LaneKey, type StepResult } from "../lanes.ts";
+import type { Clock } from "../core/clock.ts";
+import { UserWorkers, type StepResult } from "../core/user-workers.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
 import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
 import { recipientOf, userRefRefusal } from "./recipient.ts";
-import { passThreadControl, threadOwner, type Threads } from "../handover/threads.ts";
-import type { PageDirectory } from "./pages.ts";
-import { backoffDelay, classifySendError, type SendFailure } from "./retry.ts";
+import type { Threads } from "../handover/threads.ts";
+import { passThreadControl, threadOwner } from "../messenger/thread-control.ts";
+import type { PageDirectory } from "../messenger/pages.ts";
+import { backoffDelay, classifySendError, type SendFailure } from "../messenger/retry.ts";
 import { isStorageError, type StorageHealth } from "../db/health.ts";
 import { scrub } from "../log/scrub.ts";
 
-export type { LaneKey };
+export type { UserKey };
 
 export interface ReplyLanesDeps {
   config: Config;
@@ -87,7 +89,7 @@ const ECHOES_RECORD_EVERY_MS = 3_600_000;
 
 export class ReplyLanes {
   readonly #endpoints: Map<string, EndpointSettings>;
-  readonly #lanes = new PerUserLanes((key) => this.#step(key));
+  readonly #workers = new UserWorkers((key) => this.#step(key));
   readonly #timers = new Set<{ timer: Timer; wake: () => void }>();
   readonly #echoGraceMs: number;
   readonly #minRetryDelayMs: number;
@@ -119,7 +121,7 @@ export class ReplyLanes {
       for (const endpoint of this.#endpoints.keys()) depth.set({ endpoint }, counts.get(endpoint) ?? 0);
     });
     deps.pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
-    deps.threads?.onRelease((key) => this.#lanes.notify(key));
+    deps.threads?.onRelease((key) => this.#workers.notify(key));
     deps.threads?.onLeft((key) => void this.#supersedePasses(key).catch((error) => deps.log.error("could not drop a superseded handover", { error })));
   }
 
@@ -161,30 +163,30 @@ export class ReplyLanes {
   accept(items: OutboxItem[]): void {
     for (const item of items) {
       const key = { endpointId: item.endpointId, pageId: item.pageId, userId: item.userId };
-      const id = laneId(key);
+      const id = userKeyId(key);
       let list = this.#open.get(id);
       if (!list) this.#open.set(id, (list = []));
       if (!list.some((i) => i.id === item.id)) list.push(item);
-      this.#lanes.notify(key);
+      this.#workers.notify(key);
     }
   }
 
   /** The user's items are gone (an erasure): nothing more is sent (a send in flight ends). */
-  forgetUser(key: LaneKey): void {
-    this.#open.delete(laneId(key));
+  forgetUser(key: UserKey): void {
+    this.#open.delete(userKeyId(key));
   }
 
   /** Whether a handover the flow asked for (a "control" item) waits in this user's lane. */
-  passWaiting(key: LaneKey): boolean {
-    return this.#open.get(laneId(key))?.some((i) => i.kind === "control") ?? false;
+  passWaiting(key: UserKey): boolean {
+    return this.#open.get(userKeyId(key))?.some((i) => i.kind === "control") ?? false;
   }
 
   /** An echo of ours came back and the engine has committed its item as sent: a lane waiting for it goes on. */
-  confirmed(key: LaneKey, outboxId: number): void {
-    const item = this.#open.get(laneId(key))?.find((i) => i.id === outboxId);
+  confirmed(key: UserKey, outboxId: number): void {
+    const item = this.#open.get(userKeyId(key))?.find((i) => i.id === outboxId);
     if (!item) return;
     item.echoed = true;
-    this.#echoSleepers.get(laneId(key))?.(); // only sleeps that wait for an echo register here
+    this.#echoSleepers.get(userKeyId(key))?.(); // only sleeps that wait for an echo register here
   }
 
   /**
@@ -206,14 +208,14 @@ export class ReplyLanes {
   }
 
   /** Whether echoes of our sends are known to reach this endpoint for this Page (one came back lately). */
-  #echoesArrive(key: LaneKey): boolean {
+  #echoesArrive(key: UserKey): boolean {
     const seen = this.#echoSeen.get(`${key.endpointId}:${key.pageId}`);
     return seen !== undefined && this.deps.clock.now() - seen.at < ECHOES_PROVEN_MS;
   }
 
   /** Items waiting in this user's lane (held while another app or a person has the floor). */
-  waiting(key: LaneKey): number {
-    return this.#open.get(laneId(key))?.length ?? 0;
+  waiting(key: UserKey): number {
+    return this.#open.get(userKeyId(key))?.length ?? 0;
   }
 
   /** Items waiting in open lanes, per endpoint (for /api/endpoints and the metrics). */
@@ -226,7 +228,7 @@ export class ReplyLanes {
 
   /** Lanes currently running (users with something to send). */
   get activeLanes(): number {
-    return this.#lanes.size;
+    return this.#workers.size;
   }
 
   /**
@@ -235,7 +237,7 @@ export class ReplyLanes {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    const ended = this.#lanes.stop(); // loops end after their current step
+    const ended = this.#workers.stop(); // loops end after their current step
     for (const t of this.#timers) {
       clearTimeout(t.timer);
       t.wake();
@@ -253,8 +255,8 @@ export class ReplyLanes {
   }
 
   /** One step of a user's lane: wait for the head item's time, or send it. */
-  async #step(key: LaneKey): Promise<StepResult> {
-    const list = this.#open.get(laneId(key));
+  async #step(key: UserKey): Promise<StepResult> {
+    const list = this.#open.get(userKeyId(key));
     const item = list?.[0];
     if (!item) return "idle";
     const more = list!.length > 1;
@@ -288,7 +290,7 @@ export class ReplyLanes {
   }
 
   /** What the head item needs now: its outcome stored, a wait, or a send. */
-  async #next(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled | "idle"> {
+  async #next(item: OutboxItem, key: UserKey, log: Logger): Promise<Settled | "idle"> {
     if (item.echoed) return "settled"; // its echo marked it sent meanwhile
     if (item.accepted) return this.#recordAccepted(item, key, log); // Graph took it: only its outcome is left to store
     if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
@@ -324,7 +326,7 @@ export class ReplyLanes {
   }
 
   /** Sends the item; "settled" when it has left the lane (sent, dropped, given up), "open" when it stays. */
-  async #deliver(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled> {
+  async #deliver(item: OutboxItem, key: UserKey, log: Logger): Promise<Settled> {
     const endpoint = this.#endpoints.get(key.endpointId);
     const page = this.deps.pages.credentials(key.endpointId, key.pageId);
     if (!endpoint || !page) {
@@ -391,7 +393,7 @@ export class ReplyLanes {
    * Stores the outcome of a call Graph took. If this write fails (a full disk), the lane waits
    * and tries the write again — never the call: `item.accepted` stays set until it commits.
    */
-  async #recordAccepted(item: OutboxItem, key: LaneKey, _log: Logger): Promise<Settled> {
+  async #recordAccepted(item: OutboxItem, key: UserKey, _log: Logger): Promise<Settled> {
     const accepted = item.accepted!;
     const now = this.deps.clock.now();
     // No fsync of its own: the next "sending" mark's fsync covers it (RunOptions).
@@ -413,7 +415,7 @@ export class ReplyLanes {
    * than not at all only when Graph certainly did not take it: it is marked "unconfirmed" (its
    * echo, if one comes later, still marks it sent).
    */
-  async #noEcho(item: OutboxItem, key: LaneKey, log: Logger): Promise<Settled> {
+  async #noEcho(item: OutboxItem, key: UserKey, log: Logger): Promise<Settled> {
     const since = item.unclearSince ?? 0;
     const storageFailed = (this.deps.health?.lastFailureAt ?? 0) >= since;
     if (this.#echoesArrive(key) && !storageFailed) {
@@ -429,14 +431,14 @@ export class ReplyLanes {
   }
 
   /** Graph may have the message and no echo said so: recorded as unconfirmed, never sent again. */
-  #unconfirmed(item: OutboxItem, key: LaneKey, log: Logger, reason: string): Promise<Settled> {
+  #unconfirmed(item: OutboxItem, key: UserKey, log: Logger, reason: string): Promise<Settled> {
     if (reason !== "unclear answer, no echo") log.warn(`a message whose answer was unclear is marked unconfirmed and not sent again: ${reason}`, { outbox_id: item.id });
     item.accepted = { status: "unconfirmed", messageId: null, error: { reason } };
     return this.#recordAccepted(item, key, log);
   }
 
   /** A flow's handover, after everything before it was sent (the item is marked "sending"). */
-  async #passThread(item: OutboxItem, key: LaneKey, body: ControlBody, log: Logger, interrupted: boolean): Promise<Settled> {
+  async #passThread(item: OutboxItem, key: UserKey, body: ControlBody, log: Logger, interrupted: boolean): Promise<Settled> {
     const page = this.deps.pages.credentials(key.endpointId, key.pageId)!;
     const threads = this.deps.threads;
     const startedAt = this.deps.clock.now(); // an erasure meanwhile keeps its state from being written back
@@ -461,24 +463,24 @@ export class ReplyLanes {
    * it): a handover still waiting in the lane is moot — made later, it would pass the thread away
    * again right after it came back. Dropped and recorded ("superseded").
    */
-  async #supersedePasses(key: LaneKey): Promise<void> {
-    const list = this.#open.get(laneId(key));
+  async #supersedePasses(key: UserKey): Promise<void> {
+    const list = this.#open.get(userKeyId(key));
     const moot = list?.filter((i) => i.kind === "control" && i.status === "pending") ?? [];
     if (moot.length === 0) return;
     for (const item of moot) list!.splice(list!.indexOf(item), 1);
-    if (list!.length === 0) this.#open.delete(laneId(key));
+    if (list!.length === 0) this.#open.delete(userKeyId(key));
     await this.deps.writes.run(moot.map((item) => ({ sql: FINISH_SQL, args: ["dropped", JSON.stringify({ reason: "superseded: the thread left the bot otherwise first" }), item.id] })), { durable: false });
   }
 
   /** A handover item given up: the flow is told (handover.status "error"), once. */
-  async #passGivenUp(item: OutboxItem, key: LaneKey, error: unknown): Promise<void> {
+  async #passGivenUp(item: OutboxItem, key: UserKey, error: unknown): Promise<void> {
     if (item.kind !== "control" || !this.deps.threads) return;
-    if (!this.#open.get(laneId(key))?.includes(item)) return; // the user was erased meanwhile
+    if (!this.#open.get(userKeyId(key))?.includes(item)) return; // the user was erased meanwhile
     const body = JSON.parse(item.body) as ControlBody;
     await this.deps.threads.passFailed(key, body.target_app_id, body.metadata, error);
   }
 
-  async #failed(item: OutboxItem, key: LaneKey, error: unknown, log: Logger, failure: SendFailure = classifySendError(error)): Promise<Settled> {
+  async #failed(item: OutboxItem, key: UserKey, error: unknown, log: Logger, failure: SendFailure = classifySendError(error)): Promise<Settled> {
     const recorded = error instanceof Error && "toJSON" in error ? (error as GraphApiError).toJSON() : { message: String(error) };
     const now = this.deps.clock.now();
     const attempts = item.attempts; // counted when the item was marked "sending"
@@ -568,8 +570,8 @@ export class ReplyLanes {
   }
 
   /** The item's outcome is committed: it leaves the lane's list. */
-  #settled(key: LaneKey, item: OutboxItem): void {
-    const id = laneId(key);
+  #settled(key: UserKey, item: OutboxItem): void {
+    const id = userKeyId(key);
     const list = this.#open.get(id);
     if (!list) return;
     const at = list.indexOf(item);
@@ -580,7 +582,7 @@ export class ReplyLanes {
   #resumePage(endpointId: string, pageId: string): void {
     for (const list of this.#open.values()) {
       const head = list[0];
-      if (head && head.endpointId === endpointId && head.pageId === pageId) this.#lanes.notify(head);
+      if (head && head.endpointId === endpointId && head.pageId === pageId) this.#workers.notify(head);
     }
   }
 
@@ -588,10 +590,10 @@ export class ReplyLanes {
    * Resolves true after `ms`, or false at once when the lanes stop. With `echoOf`, an echo for
    * that lane (`echoed`) ends the sleep early (resolving true).
    */
-  #sleep(ms: number, echoOf?: LaneKey): Promise<boolean> {
+  #sleep(ms: number, echoOf?: UserKey): Promise<boolean> {
     if (this.#stopping) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const lane = echoOf ? laneId(echoOf) : null;
+      const lane = echoOf ? userKeyId(echoOf) : null;
       const end = (value: boolean) => {
         clearTimeout(entry.timer);
         this.#timers.delete(entry);

@@ -7,7 +7,7 @@
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Server } from "bun";
-import { systemClock, type Clock } from "../clock.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { PAYLOAD_MAX, charLength, validateSendBody } from "./messenger-limits.ts";
 import {
   PAGE_INBOX_APP_ID,

@@ -15,7 +15,7 @@
 import { Elysia } from "elysia";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { errorResponse, jsonResponse } from "../http/responses.ts";
-import { checkBody } from "../admin/schemas.ts";
+import { checkJson as checkBody } from "../core/checks.ts";
 import type { Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
 import { SIMULATOR_PAGE } from "./page.ts";

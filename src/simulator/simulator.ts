@@ -17,9 +17,9 @@ import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { laneId, type LaneKey } from "../lanes.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { FakeGraph, type FakePage, type RecordedSend } from "./fake-graph.ts";
 import { postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
@@ -226,7 +226,7 @@ export class Simulator {
   }
 
   /** The thread state of a user changed (handover): shown on the page. */
-  threadChanged(key: LaneKey, state: Floor): void {
+  threadChanged(key: UserKey, state: Floor): void {
     this.#push(key.pageId, key.userId, { type: "thread", state });
   }
 
@@ -258,7 +258,7 @@ export class Simulator {
   }
 
   #key(pageId: string, userId: string): string {
-    return laneId({ endpointId: "", pageId, userId });
+    return userKeyId({ endpointId: "", pageId, userId });
   }
 
   #push(pageId: string, userId: string, event: SimulatorEvent): void {

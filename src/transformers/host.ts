@@ -13,7 +13,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Database } from "../db/client.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 
 export const TRANSFORMER_TIMEOUT_MS = 5_000;

@@ -20,9 +20,9 @@ import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { checkValue } from "../admin/schemas.ts";
+import { checkValue } from "../core/checks.ts";
 import { TransformerError, TransformerHost } from "./host.ts";
 import { maskMessage } from "../log/mask.ts";
 

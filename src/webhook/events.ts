@@ -11,7 +11,7 @@
  * reported. Nothing in here throws on what a body contains.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { checker, firstProblem } from "../core/checks.ts";
 import { boundedJson, deeperThan } from "./bounded-json.ts";
 
 /**
@@ -43,8 +43,8 @@ export const PageEnvelope = Type.Object({
 });
 export type PageEnvelope = Static<typeof PageEnvelope>;
 
-const checkEnvelope = TypeCompiler.Compile(PageEnvelope);
-const checkItem = TypeCompiler.Compile(MessagingItem);
+const checkEnvelope = checker(PageEnvelope);
+const checkItem = checker(MessagingItem);
 
 /**
  * How deep an item may be nested. Messenger's deepest items (an echo of a generic template with
@@ -231,7 +231,7 @@ export function toInboxEvent(raw: unknown, pageId: string, standby: boolean, fal
   // Before anything walks it: a deep item would overflow the stack of whatever serialises it later.
   if (deeperThan(raw, MAX_ITEM_DEPTH)) return `malformed messaging item: nested deeper than ${MAX_ITEM_DEPTH} levels`;
   if (!checkItem.Check(raw)) {
-    const first = checkItem.Errors(raw).First();
+    const first = firstProblem(MessagingItem, raw);
     return `malformed messaging item at ${first?.path || "/"}: ${first?.message ?? "unexpected shape"}`;
   }
   const item = raw as MessagingItem;

@@ -5,7 +5,7 @@
  */
 import { createApp, type App } from "../../src/app.ts";
 import type { Config } from "../../src/config/load.ts";
-import type { Clock } from "../../src/clock.ts";
+import type { Clock } from "../../src/core/clock.ts";
 import { openDatabase, type Database } from "../../src/db/client.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import type { FlowRegistry } from "../../src/flows/index.ts";

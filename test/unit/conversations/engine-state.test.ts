@@ -6,7 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import type { InStatement, ResultSet } from "@libsql/client";
-import type { StoredEvent } from "../../../src/webhook/inbox.ts";
+import type { StoredEvent } from "../../../src/inbox/inbox.ts";
 import { PAGE_ID, PSID } from "../../helpers/config.ts";
 import { startTestApp, type TestApp } from "../../helpers/app.ts";
 

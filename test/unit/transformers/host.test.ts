@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { openDatabase, type Database } from "../../../src/db/client.ts";
 import { applyMigrations } from "../../../src/db/migrate.ts";
 import { WriteQueue } from "../../../src/db/write-queue.ts";
-import { systemClock } from "../../../src/clock.ts";
+import { systemClock } from "../../../src/core/clock.ts";
 import { TransformerHost } from "../../../src/transformers/host.ts";
 import { collectingLogger } from "../../helpers/log.ts";
 import { tempDir } from "../../helpers/tmp.ts";

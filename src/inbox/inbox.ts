@@ -5,8 +5,8 @@
  */
 import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
-import type { InboxEvent } from "./events.ts";
+import type { Clock } from "../core/clock.ts";
+import type { InboxEvent } from "../webhook/events.ts";
 
 /** An event as written to the inbox, with its row. */
 export interface StoredEvent extends InboxEvent {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { GraphApiError, GraphNetworkError, GraphUnreadableAnswer } from "../../../src/messenger/graph.ts";
-import { backoffDelay, classifySendError, type SendFailure } from "../../../src/replies/retry.ts";
+import { backoffDelay, classifySendError, type SendFailure } from "../../../src/messenger/retry.ts";
 
 /** A Graph error envelope as the client turns it into an error. */
 function apiError(code: number, subcode?: number, status = 400): GraphApiError {

@@ -1,15 +1,11 @@
 /**
- * One worker per user, woken by `notify`. Both the inbound lanes (conversations/engine.ts) and
- * the reply lanes (replies/lanes.ts) are this: at most one loop per (endpoint, Page, user) at a
- * time, so work for one user is strictly sequential, while different users run concurrently.
+ * One worker loop per user, woken by `notify`. Both the inbound lanes (conversations/engine.ts:
+ * one turn at a time) and the reply lanes (replies/lanes.ts: one send at a time) run on this: at
+ * most one loop per user at a time, so work for one user is strictly sequential, while different
+ * users run concurrently.
  */
 import { yieldToIo } from "./yield.ts";
-
-export interface LaneKey {
-  endpointId: string;
-  pageId: string;
-  userId: string;
-}
+import { userKeyId, type UserKey } from "./user-key.ts";
 
 /**
  * What a step did: there may be more to do, or the lane knows of nothing more (it then ends,
@@ -19,24 +15,19 @@ export interface LaneKey {
  */
 export type StepResult = "more" | "idle";
 
-/** One string per (endpoint, Page, user): the key of every per-user map (lanes, work lists, caches). */
-export function laneId(key: LaneKey): string {
-  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
-}
-
-export class PerUserLanes {
+export class UserWorkers {
   readonly #running = new Map<string, Promise<void>>();
   /** Lanes notified since their loop last looked for work. */
   readonly #wanted = new Set<string>();
   #stopping = false;
 
   /** `step` does one unit of work for a user and says whether anything was there. */
-  constructor(private readonly step: (key: LaneKey) => Promise<StepResult>) {}
+  constructor(private readonly step: (key: UserKey) => Promise<StepResult>) {}
 
   /** New work was committed for this user: make sure its loop runs (and looks again). */
-  notify(key: LaneKey): void {
+  notify(key: UserKey): void {
     if (this.#stopping) return;
-    const id = laneId(key);
+    const id = userKeyId(key);
     this.#wanted.add(id);
     if (this.#running.has(id)) return;
     const run = this.#loop(id, key).finally(() => {
@@ -60,7 +51,7 @@ export class PerUserLanes {
     return Promise.allSettled([...this.#running.values()]);
   }
 
-  async #loop(id: string, key: LaneKey): Promise<void> {
+  async #loop(id: string, key: UserKey): Promise<void> {
     while (!this.#stopping) {
       // The local database driver is synchronous: without this, a loop of awaited queries would
       // never let the event loop answer webhooks.

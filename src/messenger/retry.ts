@@ -5,7 +5,7 @@
  * before the answer) is "unclear", and a 2xx whose body cannot be read is "accepted": see
  * docs/reply-lanes.md for what the lane does with each.
  */
-import { GraphApiError, GraphNetworkError, GraphUnreadableAnswer } from "../messenger/graph.ts";
+import { GraphApiError, GraphNetworkError, GraphUnreadableAnswer } from "./graph.ts";
 
 export type SendFailure =
   /** Try the same message again later; the lane waits (head-of-line). */

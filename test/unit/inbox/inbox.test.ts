@@ -4,7 +4,7 @@ import { openDatabase, type Database } from "../../../src/db/client.ts";
 import { applyMigrations } from "../../../src/db/migrate.ts";
 import { inbox as inboxTable } from "../../../src/db/schema.ts";
 import { toInboxEvent, type InboxEvent } from "../../../src/webhook/events.ts";
-import { Inbox } from "../../../src/webhook/inbox.ts";
+import { Inbox } from "../../../src/inbox/inbox.ts";
 import { WriteQueue } from "../../../src/db/write-queue.ts";
 import { PAGE_ID, fixedClock, tempDir, textItem } from "../../helpers/index.ts";
 

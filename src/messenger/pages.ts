@@ -10,9 +10,9 @@ import type { Database } from "../db/client.ts";
 import { pageState } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import type { PageCredentials } from "../messenger/graph.ts";
+import type { PageCredentials } from "./graph.ts";
 
 export interface PausedPage {
   endpointId: string;

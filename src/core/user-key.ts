@@ -1,0 +1,21 @@
+/**
+ * Who a piece of work is about: one person on one Page of one endpoint. The same person on
+ * another Page has another PSID, so this triple is the unit of ordering (one turn and one send at
+ * a time), of sessions, of thread state and of erasure.
+ */
+export interface UserKey {
+  endpointId: string;
+  pageId: string;
+  /** The PSID (or `user_ref:<ref>` for a person known only by a checkbox-plugin user_ref). */
+  userId: string;
+}
+
+/** One string per user: the key of every per-user map (work lists, caches, timers). */
+export function userKeyId(key: UserKey): string {
+  return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
+}
+
+/** Just the three fields of a key (a larger object, a row, carries more). */
+export function userKeyOf(value: UserKey): UserKey {
+  return { endpointId: value.endpointId, pageId: value.pageId, userId: value.userId };
+}
