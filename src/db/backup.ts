@@ -12,6 +12,7 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createClient } from "@libsql/client";
+import { column } from "./rows.ts";
 import { acquireInstanceLock } from "./lock.ts";
 import { identify, inspectDatabase, schemaProblem } from "./identity.ts";
 
@@ -67,7 +68,7 @@ export async function checkDatabaseFile(file: string): Promise<BackupCheck> {
     let result: string;
     try {
       const rows = await client.execute("PRAGMA integrity_check");
-      result = rows.rows.map((r) => String(r[0])).join("; ");
+      result = rows.rows.map((r) => String(column(r, "integrity_check"))).join("; ");
     } catch (error) {
       throw new BackupError(`${file} is not a readable SQLite database: ${(error as Error).message}`);
     }
@@ -77,12 +78,12 @@ export async function checkDatabaseFile(file: string): Promise<BackupCheck> {
     if (identity === "foreign" || identity === "new") {
       throw new BackupError(`${file} is a SQLite database, but not a messenger-endpoint one (no migration history of ours)`);
     }
-    const tables = await client.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
+    const tables = await client.execute("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'");
     return {
       file,
       bytes: statSync(file).size,
       migrations: inspection.applied.length,
-      tables: Number(tables.rows[0]?.[0] ?? 0),
+      tables: Number(column(tables.rows[0], "n") ?? 0),
       schemaProblem: schemaProblem(`the backup ${file}`, inspection),
     };
   } finally {
@@ -147,7 +148,8 @@ export async function restoreDatabase(databaseFile: string, backupFile: string, 
       const current = createClient({ url: `file:${databaseFile}`, concurrency: 1 });
       try {
         const result = await current.execute("PRAGMA wal_checkpoint(TRUNCATE)");
-        if (Number(result.rows[0]?.[0]) !== 0) {
+        // `busy` is 1 when a reader or writer kept the checkpoint from finishing.
+        if (Number(column(result.rows[0], "busy")) !== 0) {
           rmSync(incoming, { force: true });
           throw new BackupError(`the current database ${databaseFile} is busy (its WAL could not be folded in); stop every process using it and retry`);
         }

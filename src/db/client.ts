@@ -15,6 +15,7 @@ import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
 import { WalSync } from "./wal-sync.ts";
+import { column } from "./rows.ts";
 import { displayUrl, scrub, urlSecrets } from "../log/scrub.ts";
 import { createPrivate } from "./private-file.ts";
 import { APPLICATION_ID, foreignMessage, identify, inspectDatabase, schemaProblem } from "./identity.ts";
@@ -82,8 +83,9 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     if (problem) throw new DatabaseError(problem);
     if (file) {
       const mode = await client.execute("PRAGMA journal_mode = WAL");
-      if (String(mode.rows[0]?.[0]).toLowerCase() !== "wal") {
-        throw new DatabaseError(`cannot switch ${file} to WAL mode (got ${String(mode.rows[0]?.[0])})`);
+      const journal = String(column(mode.rows[0], "journal_mode"));
+      if (journal.toLowerCase() !== "wal") {
+        throw new DatabaseError(`cannot switch ${file} to WAL mode (got ${journal})`);
       }
       // Durability comes from WalSync: the write queue fsyncs the WAL (off the event loop)
       // before it acknowledges any commit. See db/wal-sync.ts.

@@ -17,6 +17,7 @@
  * The meta row APP_VERSION_KEY names the version that last migrated or started on the database,
  * so that a refusal can say which binary to run.
  */
+import { column } from "./rows.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Client } from "@libsql/client";
@@ -71,18 +72,18 @@ export interface Inspection {
 }
 
 export async function inspectDatabase(client: Client, { applicationId }: { applicationId: boolean }): Promise<Inspection> {
-  const tables = (await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")).rows.map((r) => String(r[0]));
-  const id = applicationId ? Number((await client.execute("PRAGMA application_id")).rows[0]?.[0] ?? 0) : null;
+  const tables = (await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")).rows.map((r) => String(column(r, "name")));
+  const id = applicationId ? Number(column((await client.execute("PRAGMA application_id")).rows[0], "application_id") ?? 0) : null;
   let applied: AppliedMigration[] = [];
   if (tables.includes("__drizzle_migrations")) {
     const rows = await client.execute("SELECT hash, created_at FROM __drizzle_migrations ORDER BY created_at, id");
-    applied = rows.rows.map((r) => ({ hash: String(r[0]), createdAt: Number(r[1]) }));
+    applied = rows.rows.map((r) => ({ hash: String(column(r, "hash")), createdAt: Number(column(r, "created_at")) }));
   }
   let writtenBy: string | null = null;
   if (tables.includes("meta")) {
     try {
       const rows = await client.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [APP_VERSION_KEY] });
-      writtenBy = rows.rows.length > 0 ? String(rows.rows[0]![0]) : null;
+      writtenBy = rows.rows.length > 0 ? String(column(rows.rows[0], "value")) : null;
     } catch {
       // Another program's `meta` table, shaped differently: no version to name.
     }

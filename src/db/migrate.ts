@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import { DatabaseError, type Database } from "./client.ts";
 import { APP_VERSION_KEY, inspectDatabase, migrationsFolder, schemaProblem } from "./identity.ts";
 import { isStorageError } from "./health.ts";
+import { column } from "./rows.ts";
 
 export { migrationsFolder };
 
@@ -29,7 +30,7 @@ export async function applyMigrations(database: Database): Promise<MigrationResu
   // written when it changes: a restart on a full disk must not fail here, but start with its
   // processing paused until there is space (db/health.ts).
   const recorded = await database.client.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [APP_VERSION_KEY] });
-  if (String(recorded.rows[0]?.[0] ?? "") !== VERSION) {
+  if (String(column(recorded.rows[0], "value") ?? "") !== VERSION) {
     try {
       await database.client.execute({
         sql: "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

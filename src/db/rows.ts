@@ -39,3 +39,11 @@ export function columnList<T extends Table>(table: T, keys: readonly (keyof Sele
   const columns = getTableColumns(table) as Record<string, { name: string }>;
   return keys.map((key) => columns[key]!.name).join(", ");
 }
+
+/**
+ * One named column of a row that no table of the schema describes (a PRAGMA's answer, a count, a
+ * table of drizzle's own): `undefined` when there is no such row or column.
+ */
+export function column(row: Row | undefined, name: string): unknown {
+  return row === undefined ? undefined : (row as unknown as Record<string, unknown>)[name];
+}

@@ -131,7 +131,7 @@ export const pageState = sqliteTable(
 );
 
 /**
- * Contact profiles (SPEC §7): one per person and endpoint. A person has a different PSID on each
+ * Contact profiles (src/people/): one per person and endpoint. A person has a different PSID on each
  * Page; with `merge_contact_profiles` the PSIDs Meta links (`ids_for_pages`) share one contact.
  * Nothing is written here when the endpoint's `data_protection.contact_profiles` is off.
  */
@@ -181,7 +181,7 @@ export const contactUsers = sqliteTable(
 );
 
 /**
- * Transcripts (SPEC §8, `collect_conversations`): each turn's input and the messages it queued,
+ * Transcripts (`collect_conversations`, src/people/transcripts): each turn's input and the messages it queued,
  * readable per contact, per session and per user.
  */
 export const transcripts = sqliteTable(
@@ -211,7 +211,7 @@ export const transcripts = sqliteTable(
   ],
 );
 
-/** Analytics (SPEC §8): counts per endpoint and UTC day. No user text, data or ids. */
+/** Analytics (`collect_analytics`): counts per endpoint and UTC day. No user text, data or ids. */
 export const analyticsDaily = sqliteTable(
   "analytics_daily",
   {
@@ -228,7 +228,7 @@ export const analyticsDaily = sqliteTable(
 );
 
 /**
- * Transformers' `getSessionStorage(userId, sessionId)` objects (SPEC §9), per endpoint; the key
+ * Transformers' `getSessionStorage(userId, sessionId)` objects (src/transformers/), per endpoint; the key
  * is the JSON of the pair. Kept until the retention purge finds them idle.
  */
 export const transformerStorage = sqliteTable(
@@ -244,7 +244,7 @@ export const transformerStorage = sqliteTable(
 );
 
 /**
- * Who has the floor in a user's thread (SPEC §11, src/handover/). No row: the bot (our app owns
+ * Who has the floor in a user's thread (src/handover/). No row: the bot (our app owns
  * the thread). A row is written when that changes: `handover` while another app (the Page Inbox)
  * owns the thread, `paused` while a person answered from another app and the quiet time runs,
  * back to `bot` afterwards (the row then keeps the last error and times for the admin API).
@@ -278,7 +278,7 @@ export const threads = sqliteTable(
 );
 
 /**
- * The simulator's users (SPEC §14, src/simulator/): PSIDs made up by the simulator. Graph API calls
+ * The simulator's users (src/simulator/): PSIDs made up by the simulator. Graph API calls
  * about them go to the built-in stand-in, never to Facebook — also after a restart, which is why
  * they are stored.
  */

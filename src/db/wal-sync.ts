@@ -52,6 +52,11 @@ export class WalSync {
     return next;
   }
 
+  /** The file the last sync went to (for tests and diagnostics): its path and inode. */
+  get lastSynced(): { path: string; inode: number } | null {
+    return this.#handle ? { path: this.#path, inode: this.#inode } : null;
+  }
+
   async close(): Promise<void> {
     await this.#running?.catch(() => {});
     await this.#handle?.close();

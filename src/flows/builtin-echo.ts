@@ -15,7 +15,7 @@ export async function echoFlow(input: FlowInput): Promise<FlowResult> {
   const count = Number(input.context.count ?? 0) + 1;
   const context = { ...input.context, count };
   const payload = input.data.payload;
-  // Handover (SPEC §11): "Talk to a person" in the demo's menu passes the thread to the Page Inbox.
+  // Handover (docs/handover.md): "Talk to a person" in the demo's menu passes the thread to the Page Inbox.
   const handover = input.handover as { status?: string } | null;
   if (input.source === "handover") {
     return { context, outputs: [{ text: `I'm back (the handover ended: ${handover?.status ?? "completed"}). How can I help?`, quick_replies: MENU }] };

@@ -1,4 +1,4 @@
-/** A flow: the AI agent behind an endpoint. It gets one input and returns a result (SPEC §5). */
+/** A flow: the AI agent behind an endpoint. It gets one input and returns a result (docs/flows.md). */
 import type { Logger } from "../log/logger.ts";
 import type { FlowInput } from "./schema.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The flow protocol (SPEC §4, §5): what a flow receives (`FlowInput`) and what it returns
+ * The flow protocol (docs/flows.md): what a flow receives (`FlowInput`) and what it returns
  * (`FlowResult`). The result is checked against this schema at the boundary; everything after it
  * trusts the shape.
  */
@@ -51,7 +51,7 @@ export const Output = Type.Object({
   messenger: Type.Optional(Type.Record(Str, Type.Unknown())),
 });
 
-/** Pass the thread to people (SPEC §11): `page_inbox` or an app id; metadata as Meta allows (1,000 characters). */
+/** Pass the thread to people (docs/handover.md): `page_inbox` or an app id; metadata as Meta allows (1,000 characters). */
 export const Handover = Type.Object({
   target: Type.Optional(Type.String({ pattern: "^(page_inbox|[0-9]+)$" })),
   metadata: Type.Optional(Type.String({ maxLength: 1000 })),

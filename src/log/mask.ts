@@ -1,5 +1,5 @@
 /**
- * `mask_logging` (SPEC §8): user text, data and ids are written to logs as `*****`. Log lines
+ * `mask_logging` (docs/people.md): user text, data and ids are written to logs as `*****`. Log lines
  * about a user bind `user` through `userFields`; messages that may quote user or agent text
  * (flow errors, converter warnings) go through `maskMessage`.
  */

@@ -1,5 +1,5 @@
 /**
- * Channel-neutral outputs → Send API `message` objects (SPEC §5). Messenger's limits are kept by
+ * Channel-neutral outputs (docs/flows.md) → Send API `message` objects. Messenger's limits are kept by
  * splitting and spilling over, never by letting the Send API reject the message:
  * - text over 2000 characters: several messages, cut at sentence or word boundaries;
  * - buttons: a button template per 3 buttons (its text at most 640 characters; longer text goes

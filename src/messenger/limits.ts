@@ -1,5 +1,5 @@
 /**
- * Send API limits (messenger-platform.md §4.3). The converter respects them so that nothing a
+ * Send API limits, as Meta documents them for the Send API. The converter respects them so that nothing a
  * flow returns is rejected for a limit we could have kept; the fake Graph API enforces them.
  * Lengths are counted in Unicode code points.
  */

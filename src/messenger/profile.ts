@@ -1,5 +1,5 @@
 /**
- * The Page's Messenger profile (SPEC §13): Get Started, greetings, persistent menu, ice breakers,
+ * The Page's Messenger profile (docs/messenger-profile.md): Get Started, greetings, persistent menu, ice breakers,
  * whitelisted domains, declared in `[endpoints.messenger_profile]`.
  *
  * `serve` applies it to each Page in the background after start, and
@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import type { EndpointSettings, MessengerProfileSettings } from "../config/schema.ts";
 import { flattenMenu } from "../config/messenger-profile.ts";
 import type { Database } from "../db/client.ts";
+import { column } from "../db/rows.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
@@ -135,7 +136,7 @@ export class MessengerProfiles {
 
   async #applied(key: string): Promise<string | null> {
     const rows = await this.deps.database.client.execute({ sql: "SELECT value FROM meta WHERE key = ?", args: [key] });
-    return rows.rows[0] ? String(rows.rows[0][0]) : null;
+    return rows.rows[0] ? String(column(rows.rows[0], "value")) : null;
   }
 
   /** Milliseconds until `n` more calls fit in the Page's window (0: now). */

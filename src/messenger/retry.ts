@@ -35,7 +35,7 @@ export function classifySendError(error: unknown): SendFailure {
   // 504 may come after Graph took the call (its answer was lost on the way back). A 503 says the
   // service did not take it.
   if (!error.fromGraph && (status === 500 || status === 502 || status === 504)) return { action: "unclear", reason: `HTTP ${status} without a Graph answer` };
-  // Marketing-message frequency limits: retrying cannot help (messenger-platform.md §5.2).
+  // Marketing-message frequency limits (4/2018354, 9/2018352): retrying within the window cannot help.
   if ((code === 4 && subcode === 2018354) || (code === 9 && subcode === 2018352)) return { action: "drop", reason: "rejected" };
   if (code === 190) return { action: "pause_page", reason: `access token rejected (190${subcode ? `/${subcode}` : ""})` };
   if (THROTTLING.has(code) || (code >= 80000 && code <= 80014)) return { action: "retry", throttled: true, reason: `rate limited (${code})` };

@@ -6,7 +6,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 
 const PREFIX = "sha256=";
-// Meta sends lower-case hex (messenger-platform.md §2.1); anything else is not its signature.
+// Meta sends the digest in lower-case hex; anything else is not its signature.
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
 export function signBody(appSecret: string, body: Uint8Array | string): string {

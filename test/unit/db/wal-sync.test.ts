@@ -1,6 +1,6 @@
 /** WalSync: callers share fsyncs that start after their call; the WAL file is found anew if replaced. */
 import { afterAll, expect, test } from "bun:test";
-import { renameSync, writeFileSync } from "node:fs";
+import { renameSync, statSync, writeFileSync } from "node:fs";
 import { WalSync } from "../../../src/db/wal-sync.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
@@ -27,11 +27,15 @@ test("a replaced WAL file is reopened; without a WAL file the database file is s
   const wal = dir.write("b.db-wal", "old");
   const sync = new WalSync(wal, db);
   await sync.sync();
+  expect(sync.lastSynced).toEqual({ path: wal, inode: statSync(wal).ino });
   writeFileSync(`${wal}.new`, "new");
   renameSync(`${wal}.new`, wal); // another inode under the same name
+  const replaced = statSync(wal).ino;
   await sync.sync();
+  expect(sync.lastSynced).toEqual({ path: wal, inode: replaced }); // not the old, unlinked file
   renameSync(wal, `${wal}.gone`);
   await sync.sync(); // falls back to the database file
+  expect(sync.lastSynced).toEqual({ path: db, inode: statSync(db).ino });
   await sync.close();
 });
 

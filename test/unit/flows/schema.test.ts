@@ -19,7 +19,7 @@ describe("validateFlowResult: accepted", () => {
     }
   });
 
-  test("every kind of output from SPEC §5", () => {
+  test("every kind of output of the flow protocol (docs/flows.md)", () => {
     const result: FlowResult = {
       outputs: [
         {

@@ -41,7 +41,7 @@ const client = (options: { version?: string; timeoutMs?: number; url?: string } 
   new GraphClient({ url: options.url ?? graph.url, version: options.version ?? "v26.0", timeoutMs: options.timeoutMs ?? 5000 });
 
 describe("appsecret_proof", () => {
-  test("matches the test vector of messenger-platform.md §4.9", () => {
+  test("matches a known test vector of appsecret_proof", () => {
     expect(appSecretProof("test_app_secret_0123", "EAAtestPageToken123")).toBe(VECTOR);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { signBody, verifySignature } from "../../../src/webhook/signature.ts";
 
-// messenger-platform.md §2.3: the body exactly as Meta escapes it. `\u00e9` and `\/` are literal
+// The body exactly as Meta escapes it (it signs its own escaped form). `\u00e9` and `\/` are literal
 // backslash sequences in the bytes, not characters.
 const SECRET = "test_app_secret_0123";
 const VECTOR = String.raw`{"object":"page","entry":[{"id":"104857600012345","time":1767225600123,"messaging":[{"sender":{"id":"6301234567890123"},"recipient":{"id":"104857600012345"},"timestamp":1767225599876,"message":{"mid":"m_test_0001","text":"caf\u00e9 http:\/\/x.test\/a"}}]}]}`;
