@@ -9,7 +9,7 @@ import type { Config } from "./config/load.ts";
 import type { Database } from "./db/client.ts";
 import { WriteQueue } from "./db/write-queue.ts";
 import { StorageHealth } from "./db/health.ts";
-import { systemClock, type Clock } from "./core/clock.ts";
+import { realTimers, systemClock, type Clock, type Timers } from "./core/clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
@@ -42,6 +42,8 @@ export interface AppDeps {
   /** The Graph API client; by default one for `[graph]` of the settings. */
   graph?: GraphClient;
   clock?: Clock;
+  /** The timers of every wait (retry pauses, probes, time limits); tests pass a manual clock (test/helpers/manual-clock.ts). */
+  timers?: Timers;
   log?: Logger;
   /** Flows by name; by default loaded from `[flows]` of the settings. */
   flows?: FlowRegistry;
@@ -88,6 +90,7 @@ export interface App {
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, db } = deps;
   const clock = deps.clock ?? systemClock;
+  const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
@@ -113,6 +116,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ]);
   health = new StorageHealth({
     clock,
+    timers,
     log,
     probe: probeWrite,
     advice: db.file ? `free space on the disk holding ${db.file}, and check that the file and its folder are writable` : "check that the libSQL server is reachable and accepts writes",

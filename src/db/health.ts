@@ -13,7 +13,7 @@
  * It logs at a bounded rate: one error line when writes start failing, at most one line a minute
  * while they keep failing, one line when they work again. `/readyz` shows `problem()`.
  */
-import type { Clock } from "../core/clock.ts";
+import type { Clock, Timers } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** SQLite result codes that say the storage failed, not the statement (constraint, SQL error). */
@@ -33,6 +33,8 @@ export function isStorageError(error: unknown): boolean {
 
 export interface StorageHealthOptions {
   clock: Clock;
+  /** For the probes' delays. */
+  timers: Timers;
   log: Logger;
   /** A small durable write; resolving means the storage takes writes again. */
   probe: () => Promise<unknown>;
@@ -47,7 +49,7 @@ export interface StorageHealthOptions {
 }
 
 export class StorageHealth {
-  readonly #options: Required<Omit<StorageHealthOptions, "probe" | "advice" | "clock" | "log">> & StorageHealthOptions;
+  readonly #options: Required<Omit<StorageHealthOptions, "probe" | "advice" | "clock" | "timers" | "log">> & StorageHealthOptions;
   #failingSince: number | null = null;
   #lastFailure = 0;
   #lastError = "";
@@ -57,7 +59,8 @@ export class StorageHealth {
   #lastLog = Number.NEGATIVE_INFINITY;
   /** The start of this failure was logged: its end is too. */
   #announced = false;
-  #timer: Timer | null = null;
+  /** Cancels the next probe, when one is armed. */
+  #cancelProbe: (() => void) | null = null;
   #waiters: ((healthy: boolean) => void)[] = [];
   /** Errors counted already: the write queue and the caller that gets the error both report it. */
   readonly #counted = new WeakSet<object>();
@@ -121,8 +124,8 @@ export class StorageHealth {
     }
     this.#failingSince = null;
     this.#failures = 0;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#cancelProbe?.();
+    this.#cancelProbe = null;
     for (const resolve of this.#waiters.splice(0)) resolve(true);
   }
 
@@ -148,17 +151,17 @@ export class StorageHealth {
   /** Ends the probes; whoever waits is told false (the server is stopping). */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#cancelProbe?.();
+    this.#cancelProbe = null;
     for (const resolve of this.#waiters.splice(0)) resolve(false);
   }
 
   /** The next probe, unless one is due already. */
   #schedule(): void {
-    if (this.#stopped || this.#timer) return;
+    if (this.#stopped || this.#cancelProbe) return;
     const delay = Math.min(this.#options.maxDelayMs, this.#options.minDelayMs * 2 ** this.#step++);
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
+    this.#cancelProbe = this.#options.timers.after(delay, () => {
+      this.#cancelProbe = null;
       if (this.#failingSince === null || this.#stopped) return;
       // The probe goes through the write queue, which reports its outcome here (failed() then
       // schedules the next one); a failure of another kind is only logged, and probed again.
@@ -170,7 +173,7 @@ export class StorageHealth {
           this.#schedule();
         },
       );
-    }, delay);
+    });
   }
 }
 

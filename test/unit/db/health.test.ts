@@ -1,13 +1,34 @@
+/**
+ * The storage health check: a storage failure pauses processing until a probe write succeeds;
+ * the probes back off. Time moves with a manual clock (no real sleeps).
+ */
 import { describe, expect, test } from "bun:test";
+import type { Clock } from "../../../src/core/clock.ts";
 import { StorageHealth, isStorageError } from "../../../src/db/health.ts";
 import { collectingLogger } from "../../helpers/log.ts";
+import { ManualClock } from "../../helpers/manual-clock.ts";
 
 const full = () => Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
 
-function health(probe: () => Promise<unknown>, clock = { now: () => Date.now() }) {
+/** A health check with probes every 10, 20, 40, 40 ... ms on a manual clock (or on `clock` for the time only). */
+function health(probe: () => Promise<unknown>, options: { clock?: Clock } = {}) {
+  const timers = new ManualClock();
   const logs = collectingLogger();
-  const h = new StorageHealth({ clock, log: logs.log, probe, advice: "free space on the disk", minDelayMs: 10, maxDelayMs: 40, logEveryMs: 60_000 });
-  return { h, logs };
+  const h = new StorageHealth({ clock: options.clock ?? timers, timers, log: logs.log, probe, advice: "free space on the disk", minDelayMs: 10, maxDelayMs: 40, logEveryMs: 60_000 });
+  return { h, logs, timers };
+}
+
+/** A probe that fails as a full disk does (the write queue reports its failure too) while `works()` is false. */
+function probeWhile(works: () => boolean, onProbe: () => void = () => {}) {
+  let h: StorageHealth;
+  const probe = async () => {
+    onProbe();
+    if (!works()) {
+      h.failed(full());
+      throw full();
+    }
+  };
+  return { probe, attach: (health: StorageHealth) => (h = health) };
 }
 
 describe("isStorageError", () => {
@@ -27,26 +48,30 @@ describe("StorageHealth", () => {
   test("a storage failure pauses until a probe write succeeds; one line each way", async () => {
     let probeWorks = false;
     let probes = 0;
-    const { h, logs } = health(async () => {
-      probes++;
-      if (!probeWorks) {
-        h.failed(full()); // the write queue reports the probe's own failure
-        throw full();
-      }
-    });
+    const p = probeWhile(
+      () => probeWorks,
+      () => probes++,
+    );
+    const { h, logs, timers } = health(p.probe);
+    p.attach(h);
     expect(h.healthy).toBe(true);
     expect(h.failed(full())).toBe(true);
     expect(h.healthy).toBe(false);
     expect(h.problem()).toContain("SQLITE_FULL");
     expect(h.problem()).toContain("free space on the disk");
-    const waiting = h.waitHealthy();
-    await Bun.sleep(200);
-    expect(probes).toBeGreaterThanOrEqual(3);
+    let resumed: boolean | undefined;
+    void h.waitHealthy().then((healthy) => (resumed = healthy));
+    await timers.advance(10 + 20 + 40);
+    expect(probes).toBe(3);
+    expect(resumed).toBeUndefined(); // still paused: only a probe that works resumes
     for (let i = 0; i < 100; i++) h.failed(full());
+    expect(timers.timers).toHaveLength(1); // failures meanwhile arm no probe of their own
     probeWorks = true;
-    expect(await waiting).toBe(true);
+    await timers.advance(40);
+    expect(resumed).toBe(true);
     expect(h.healthy).toBe(true);
     expect(h.problem()).toBeNull();
+    expect(timers.timers).toEqual([]); // no more probes
     const lines = logs.records().filter((r) => r.level !== "debug");
     expect(lines.map((r) => r.level)).toEqual(["error", "info"]);
     expect(lines[0]!.msg).toContain("Processing is paused");
@@ -55,41 +80,75 @@ describe("StorageHealth", () => {
 
   test("the probes back off: 10, 20, 40, 40 ms ...", async () => {
     const at: number[] = [];
-    const { h } = health(async () => {
-      at.push(performance.now());
-      h.failed(full());
-      throw full();
-    });
+    let start = 0;
+    const p = probeWhile(
+      () => false,
+      () => at.push(timers.now() - start),
+    );
+    const { h, timers } = health(p.probe);
+    p.attach(h);
+    start = timers.now();
     h.failed(full());
-    await Bun.sleep(300);
+    expect(timers.timers).toEqual([start + 10]);
+    await timers.advance(150);
+    expect(at).toEqual([10, 30, 70, 110, 150]); // 20 ms after the first, then capped at 40
     h.stop();
-    const gaps = at.slice(1).map((t, i) => t - at[i]!);
-    expect(gaps.length).toBeGreaterThanOrEqual(3);
-    expect(gaps[0]!).toBeGreaterThanOrEqual(15); // 20 ms, not 10 again
-    expect(gaps.slice(2).every((g) => g >= 35)).toBe(true); // capped at 40 ms
-    expect(at.length).toBeLessThan(15); // not a busy loop
+    expect(timers.timers).toEqual([]); // the stop ends the probes
+  });
+
+  test("the backoff starts over only after a minute without failures", async () => {
+    let works = false;
+    const p = probeWhile(() => works);
+    const { h, timers } = health(p.probe); // the backoff starts over after 60 s (the default)
+    p.attach(h);
+    const nextProbeIn = () => timers.timers[0]! - timers.now();
+    h.failed(full());
+    expect(nextProbeIn()).toBe(10);
+    await timers.advance(10); // fails: the next in 20
+    expect(nextProbeIn()).toBe(20);
+    works = true;
+    await timers.advance(20);
+    expect(h.healthy).toBe(true);
+    // Failing again within the minute: the backoff goes on where it was (a disk that fills up
+    // again at once must not be probed at the fastest rate).
+    works = false;
+    await timers.advance(1_000);
+    h.failed(full());
+    expect(nextProbeIn()).toBe(40);
+    works = true;
+    await timers.advance(40);
+    expect(h.healthy).toBe(true);
+    // A minute without failures: from the start again.
+    await timers.advance(60_000);
+    h.failed(full());
+    expect(nextProbeIn()).toBe(10);
+    h.stop();
   });
 
   test("an error of the statement (a constraint) does not pause anything", () => {
-    const { h, logs } = health(async () => {});
+    const { h, logs, timers } = health(async () => {});
     expect(h.failed(Object.assign(new Error("UNIQUE constraint failed"), { code: "SQLITE_CONSTRAINT_UNIQUE" }))).toBe(false);
     expect(h.healthy).toBe(true);
+    expect(timers.timers).toEqual([]);
     expect(logs.records()).toHaveLength(0);
   });
 
   test("check() at start: a failing probe starts paused", async () => {
-    const { h } = health(async () => {
+    const { h, timers } = health(async () => {
       throw full();
     });
     expect(await h.check()).toBe(false);
     expect(h.healthy).toBe(false);
+    expect(timers.timers).toHaveLength(1); // probed again later
     h.stop();
+    expect(timers.timers).toEqual([]);
     expect(await h.waitHealthy()).toBe(false); // stopping: whoever waits is let go
   });
 
   test("while failing, at most one line a minute", () => {
     let now = 1_000_000;
-    const { h, logs } = health(async () => {}, { now: () => now });
+    // The time moves, the probes' timers do not: only failed() decides what is logged.
+    const { h, logs } = health(async () => {}, { clock: { now: () => now } });
     h.failed(full());
     for (let i = 0; i < 1000; i++) {
       now += 100; // 100 s in all
