@@ -154,7 +154,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, log, metrics, installId: install, sessions, people, transformers, threads, health });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, timers, log, metrics, installId: install, sessions, people, transformers, threads, health });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const records = new PeopleRecords(db, writes);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });

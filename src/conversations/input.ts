@@ -1,8 +1,8 @@
 /**
- * One stored Messenger event → the flow's input (SPEC §4). Postback and quick-reply payloads
- * become the text and `data.payload`; attachments become `data.attachments` with their URL;
- * referrals (from a referral event, a Get Started postback or a message) `data.referral`; the raw
- * event is `data.request`.
+ * One stored Messenger event → the flow's input (flows/schema.ts `FlowInput`). Postback and
+ * quick-reply payloads become the text and `data.payload`; attachments become `data.attachments`
+ * with their URL; referrals (from a referral event, a Get Started postback or a message)
+ * `data.referral`; the raw event is `data.request`.
  */
 import type { Attachment, FlowInput, InputSource } from "../flows/schema.ts";
 import type { HandoverOutcome } from "../handover/threads.ts";
@@ -19,15 +19,23 @@ export interface InputContext {
   source: InputSource;
 }
 
+/** What `POST /api/endpoints/{id}/inject` stored in the inbox (kind "inject"). */
+export interface InjectedInput {
+  text?: string;
+  data?: Record<string, unknown>;
+  /** The id chosen for the new session the caller was told about (there was no current one). */
+  new_session_id?: string;
+}
+
 /** An injected input (admin API): the caller's text and data; `data.request` is absent. */
-export function injectedInput(injected: { text?: string; data?: Record<string, unknown> }, ctx: InputContext): FlowInput {
+export function injectedInput(injected: InjectedInput, ctx: InputContext): FlowInput {
   const input = inputFromEvent({}, ctx);
   input.text = injected.text ?? "";
   input.data = { ...(injected.data ?? {}) };
   return input;
 }
 
-/** Control came back (or could not leave): `source: "handover"`, `input.handover` says how (SPEC §11). */
+/** Control came back (or could not leave): `source: "handover"`, `input.handover` says how (handover/threads.ts). */
 export function handoverInput(handover: HandoverOutcome, request: unknown, ctx: InputContext): FlowInput {
   const input = inputFromEvent({}, ctx);
   input.data = request === undefined ? {} : { request };

@@ -1,5 +1,6 @@
 /**
- * The inbox's pending user events, per user, in memory: what the inbound lanes work through.
+ * The inbox's pending user events, per user, in memory: what the inbound lanes work through
+ * (engine.ts).
  *
  * The inbox table is the durable truth; this is its index for the lanes, so that a turn does not
  * query the table for its next event. It is filled from the table at start (everything stored
@@ -23,13 +24,13 @@ export interface PendingEvent {
 }
 
 export class PendingEvents {
-  readonly #lanes = new Map<string, PendingEvent[]>();
+  readonly #byUser = new Map<string, PendingEvent[]>();
 
   /** Adds an event in its place; an event already known (by inbox row) is ignored. */
   add(key: UserKey, event: PendingEvent): void {
     const id = userKeyId(key);
-    let list = this.#lanes.get(id);
-    if (!list) this.#lanes.set(id, (list = []));
+    let list = this.#byUser.get(id);
+    if (!list) this.#byUser.set(id, (list = []));
     if (list.some((e) => e.id === event.id)) return;
     let at = list.length;
     while (at > 0 && before(event, list[at - 1]!)) at--;
@@ -38,29 +39,29 @@ export class PendingEvents {
 
   /** The user's next event, and whether another one waits behind it. */
   next(key: UserKey): { event: PendingEvent | undefined; more: boolean } {
-    const list = this.#lanes.get(userKeyId(key));
+    const list = this.#byUser.get(userKeyId(key));
     return { event: list?.[0], more: (list?.length ?? 0) > 1 };
   }
 
   /** The event is finished (its "done" mark is committed). */
   remove(key: UserKey, eventId: number): void {
     const id = userKeyId(key);
-    const list = this.#lanes.get(id);
+    const list = this.#byUser.get(id);
     if (!list) return;
     const at = list.findIndex((e) => e.id === eventId);
     if (at >= 0) list.splice(at, 1);
-    if (list.length === 0) this.#lanes.delete(id);
+    if (list.length === 0) this.#byUser.delete(id);
   }
 
   /** Forgets every event of this user (their inbox rows are gone: an erasure). */
   drop(key: UserKey): void {
-    this.#lanes.delete(userKeyId(key));
+    this.#byUser.delete(userKeyId(key));
   }
 
   /** Events waiting, per endpoint. */
   countByEndpoint(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [id, list] of this.#lanes) {
+    for (const [id, list] of this.#byUser) {
       const endpointId = id.slice(0, id.indexOf("\u0000"));
       out.set(endpointId, (out.get(endpointId) ?? 0) + list.length);
     }
@@ -70,7 +71,7 @@ export class PendingEvents {
   /** Events waiting, over all users. */
   get size(): number {
     let n = 0;
-    for (const list of this.#lanes.values()) n += list.length;
+    for (const list of this.#byUser.values()) n += list.length;
     return n;
   }
 }

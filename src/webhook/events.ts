@@ -96,6 +96,9 @@ export const HANDOVER_KINDS: ReadonlySet<EventKind> = new Set(["pass_thread_cont
 /** Kinds that are a person talking to the Page: these run the flow (unless `isUnsent`). */
 export const USER_INPUT_KINDS: ReadonlySet<EventKind> = new Set(["message", "postback", "referral", "optin"]);
 
+/** Kinds that report on messages sent (echoes, deliveries, reads): applied on arrival, never run the flow. */
+export const STATE_KINDS: ReadonlySet<EventKind> = new Set(["echo", "delivery", "read"]);
+
 /** Kinds about the Page, not about one person: they may come without a user, and never run the flow. */
 const PAGE_KINDS: ReadonlySet<EventKind> = new Set(["app_roles", "policy_enforcement", "unknown"]);
 

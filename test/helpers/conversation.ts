@@ -5,7 +5,7 @@
  */
 import { createApp, type App } from "../../src/app.ts";
 import type { Config } from "../../src/config/load.ts";
-import type { Clock } from "../../src/core/clock.ts";
+import type { Clock, Timers } from "../../src/core/clock.ts";
 import { openDatabase, type Database } from "../../src/db/client.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import type { FlowRegistry } from "../../src/flows/index.ts";
@@ -41,6 +41,8 @@ export interface ConversationOptions {
   pageToken?: string;
   /** The app's clock (default: the system clock). */
   clock?: Clock;
+  /** The app's timers (default: real ones); a ManualClock (manual-clock.ts) moves them by hand. */
+  timers?: Timers;
   /** TOML appended after the endpoint's tables (e.g. `[endpoints.profiles]`). */
   endpointToml?: string;
   /** The transformers' time limit per run (default 5 s) and worker pool size. */
@@ -133,6 +135,7 @@ ${options.endpointToml ?? ""}
     log: logs.log,
     lanes: options.lanes,
     clock: options.clock,
+    timers: options.timers,
     shutdownGraceMs: 2_000,
     transformers: options.transformers,
     flows: options.flows,

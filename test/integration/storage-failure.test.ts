@@ -10,6 +10,7 @@ import { PAGE_ID, PAGE_TOKEN, PSID, PSID_2 } from "../helpers/config.ts";
 import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 import { countingFlow } from "../helpers/counting-flow.ts";
 import { failingStorage } from "../helpers/failing-storage.ts";
+import { ManualClock } from "../helpers/manual-clock.ts";
 
 const open: Conversation[] = [];
 afterEach(async () => {
@@ -76,7 +77,9 @@ describe("a turn whose outcome cannot be stored", () => {
   test("an event that fails for a reason of its own, when even its failure cannot be recorded, is tried five times with pauses, then left", async () => {
     const storage = failingStorage();
     const agent = countingFlow();
-    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap });
+    // The engine's pauses on a clock moved by hand: what happens between them is seen, not slept through.
+    const timers = new ManualClock();
+    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap, timers });
     storage.fail(
       (sql) => sql.startsWith("INSERT INTO outbox") || sql.includes('"attempts"'),
       () => Object.assign(new Error("CHECK constraint failed"), { code: "SQLITE_CONSTRAINT_CHECK" }),
@@ -84,12 +87,22 @@ describe("a turn whose outcome cannot be stored", () => {
     expect(await c.post([userText("poison")])).toBe(200);
     // The old code ran it again at once when even recording the failure failed: thousands of
     // calls. Now: pauses of 0.4, 0.8, 1.6 and 3.2 s between the five tries, then it is left.
-    await until(() => (agent.calls.get("poison") ?? 0) >= 1);
-    await Bun.sleep(300);
-    expect(agent.calls.get("poison")).toBeLessThanOrEqual(2);
-    await until(() => agent.calls.get("poison") === 5, 20_000);
+    for (const [tries, pause] of [
+      [1, 400],
+      [2, 800],
+      [3, 1_600],
+      [4, 3_200],
+    ] as const) {
+      await until(() => timers.timers.length === 1 && agent.calls.get("poison") === tries);
+      expect(timers.timers[0]! - timers.now()).toBe(pause); // nothing runs before the pause ends
+      await timers.advance(pause - 1);
+      expect(agent.calls.get("poison")).toBe(tries);
+      await timers.advance(1);
+    }
+    await until(() => agent.calls.get("poison") === 5);
     await until(async () => ((await c.app.engine.pendingByEndpoint()).get("support") ?? 0) === 0);
-    await Bun.sleep(1_000);
+    // Left: out of the work list, and no pause armed that could bring it back.
+    await until(() => timers.timers.length === 0);
     expect(agent.calls.get("poison")).toBe(5);
   });
 });
