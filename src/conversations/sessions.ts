@@ -1,7 +1,7 @@
 /**
- * Sessions (SPEC §8): one current session per (endpoint, Page, user). After `expiration_minutes`
- * without input (0 = never) the next input starts a new session with an empty context; the old
- * one is ended, not deleted. The session is written in the same commit that finishes the turn.
+ * Sessions: one current session per user (UserKey). After `expiration_minutes` without input
+ * (0 = never) the next input starts a new session with an empty context; the old one is ended,
+ * not deleted. The session is written in the same commit that finishes the turn.
  *
  * The current sessions of recently active users are also kept in memory, so a turn does not read
  * the database for them. That is safe because this process is the only writer of a user's
@@ -14,7 +14,8 @@
 import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
-import { numberOrNull } from "../db/statement.ts";
+import { rowReader } from "../db/rows.ts";
+import { sessions } from "../db/schema.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { setNewest } from "../core/bounded.ts";
 
@@ -39,10 +40,22 @@ export function newSessionId(): string {
   return `s_${randomBytes(12).toString("base64url")}`;
 }
 
+/** The user's open session (at most one: the index sessions_current). */
 const CURRENT_SQL =
   "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1";
+const readCurrent = rowReader(sessions, ["id", "context", "lastActiveAt"]);
 
-const LAST_ACTIVE_SQL = "SELECT max(last_active_at) FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ?";
+/** The user's last input in any session (null when none is stored). */
+const LAST_ACTIVE_SQL = "SELECT max(last_active_at) AS last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ?";
+const readLastActive = rowReader(sessions, ["lastActiveAt"]);
+
+const END_SQL = "UPDATE sessions SET ended_at = ? WHERE id = ?";
+const INSERT_SQL = "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+/**
+ * An upsert, so that a session the retention purge deleted while the turn ran comes back; a
+ * session reset (ended) meanwhile stays ended.
+ */
+const UPSERT_SQL = `${INSERT_SQL} ON CONFLICT (id) DO UPDATE SET context = excluded.context, last_active_at = excluded.last_active_at WHERE sessions.ended_at IS NULL`;
 
 export class SessionStore {
   /** Least recently used first (a Map keeps insertion order; a hit is moved to the end). */
@@ -67,15 +80,15 @@ export class SessionStore {
       this.#cache.delete(id);
       this.#cache.set(id, row);
     } else {
-      const result = await this.database.client.execute({ sql: CURRENT_SQL, args: [key.endpointId, key.pageId, key.userId] });
-      const r = result.rows[0];
-      if (!r) {
+      const args = [key.endpointId, key.pageId, key.userId];
+      const found = (await this.database.client.execute({ sql: CURRENT_SQL, args })).rows[0];
+      if (!found) {
         // No open session: a new user, or one whose session was reset or purged.
-        const last = await this.database.client.execute({ sql: LAST_ACTIVE_SQL, args: [key.endpointId, key.pageId, key.userId] });
-        const at = last.rows[0]?.[0];
-        return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: numberOrNull(at) };
+        const last = (await this.database.client.execute({ sql: LAST_ACTIVE_SQL, args })).rows[0];
+        return { id: newSessionId(), context: {}, isNew: true, endsId: null, lastActiveAt: last ? readLastActive(last).lastActiveAt : null };
       }
-      row = { id: String(r[0]), contextJson: String(r[1]), lastActiveAt: Number(r[2]) };
+      const current = readCurrent(found);
+      row = { id: current.id, contextJson: current.context, lastActiveAt: current.lastActiveAt };
       this.#remember(id, row);
     }
     const expired = expirationMinutes > 0 && now - row.lastActiveAt > expirationMinutes * 60_000;
@@ -90,22 +103,8 @@ export class SessionStore {
   save(key: UserKey, session: SessionState, context: Record<string, unknown>, now: number): { statements: InStatement[]; committed(): void } {
     const statements: InStatement[] = [];
     const json = JSON.stringify(context);
-    if (session.endsId) statements.push({ sql: "UPDATE sessions SET ended_at = ? WHERE id = ?", args: [now, session.endsId] });
-    if (session.isNew) {
-      statements.push({
-        sql: "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
-      });
-    } else {
-      // An upsert, so that a session the retention purge deleted while the turn ran comes back;
-      // a session reset (ended) meanwhile stays ended.
-      statements.push({
-        sql:
-          "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?) " +
-          "ON CONFLICT (id) DO UPDATE SET context = excluded.context, last_active_at = excluded.last_active_at WHERE sessions.ended_at IS NULL",
-        args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now],
-      });
-    }
+    if (session.endsId) statements.push({ sql: END_SQL, args: [now, session.endsId] });
+    statements.push({ sql: session.isNew ? INSERT_SQL : UPSERT_SQL, args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now] });
     const id = userKeyId(key);
     // What `current` saw: a forget after it (the flow was running) wins over this turn's memory.
     const generation = this.#readAt.get(id) ?? this.#generation;
@@ -136,7 +135,6 @@ export class SessionStore {
     setNewest(this.#cache, id, row, this.capacity);
   }
 }
-
 
 function parseContext(text: string): Record<string, unknown> {
   try {

@@ -6,6 +6,8 @@
 import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
+import { columnList, rowReader } from "../db/rows.ts";
+import { inbox } from "../db/schema.ts";
 import type { InboxEvent } from "../webhook/events.ts";
 
 /** An event as written to the inbox, with its row. */
@@ -24,7 +26,17 @@ export type StoredListener = (endpointId: string, events: StoredEvent[]) => void
 
 // SQLite allows 32766 bound parameters per statement; a row has 9.
 const ROWS_PER_STATEMENT = 2000;
-const COLUMNS = "endpoint_id, page_id, user_id, kind, standby, dedup_key, timestamp, received_at, event";
+const INSERTED = ["endpointId", "pageId", "userId", "kind", "standby", "dedupKey", "timestamp", "receivedAt", "event"] as const;
+const RETURNED = ["dedupKey", "id"] as const;
+const INSERT_HEAD = `INSERT INTO inbox (${columnList(inbox, INSERTED)}) VALUES `;
+const ROW_VALUES = `(${INSERTED.map(() => "?").join(", ")})`;
+const INSERT_TAIL = ` ON CONFLICT DO NOTHING RETURNING ${columnList(inbox, RETURNED)}`;
+/**
+ * Plain SQL on the hottest path, one multi-row INSERT per chunk: RETURNING names the rows
+ * actually written (the unique dedup index skips redeliveries).
+ */
+const insertSql = (rows: number) => INSERT_HEAD + Array.from({ length: rows }, () => ROW_VALUES).join(", ") + INSERT_TAIL;
+const readReturned = rowReader(inbox, RETURNED);
 
 export class Inbox {
   readonly #listeners: StoredListener[] = [];
@@ -49,16 +61,19 @@ export class Inbox {
     for (let i = 0; i < events.length; i += ROWS_PER_STATEMENT) {
       const chunk = events.slice(i, i + ROWS_PER_STATEMENT);
       statements.push({
-        // Plain SQL on the hottest path; RETURNING names the rows actually written (the unique
-        // dedup index skips redeliveries).
-        sql:
-          `INSERT INTO inbox (${COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")} ` +
-          "ON CONFLICT DO NOTHING RETURNING dedup_key, id",
+        sql: insertSql(chunk.length),
+        // In the order of INSERTED.
         args: chunk.flatMap((e) => [endpointId, e.pageId, e.userId, e.kind, e.standby ? 1 : 0, e.dedupKey, e.timestamp, receivedAt, JSON.stringify(e.item)]),
       });
     }
     const results = await this.writes.run(statements);
-    const fresh = new Map(results.flatMap((r) => r.rows.map((row) => [String(row[0]), Number(row[1])] as const)));
+    const fresh = new Map<string, number>();
+    for (const result of results) {
+      for (const row of result.rows) {
+        const { dedupKey, id } = readReturned(row);
+        fresh.set(dedupKey, id);
+      }
+    }
     const stored: StoredEvent[] = [];
     let duplicates = 0;
     for (const event of events) {
