@@ -9,7 +9,7 @@ import type { EndpointSettings } from "../config/schema.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import type { HandoverOutcome, Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
-import type { EventKind } from "../webhook/events.ts";
+import type { EventKind } from "../inbox/events.ts";
 
 /** A handover event as both places see it. */
 export interface ControlEvent {

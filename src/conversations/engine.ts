@@ -28,7 +28,7 @@ import type { People } from "../people/people.ts";
 import { transcriptInsert } from "../people/records.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { Transformers } from "../transformers/transformers.ts";
-import { HANDOVER_KINDS, STATE_KINDS, USER_INPUT_KINDS, isUnsent } from "../webhook/events.ts";
+import { HANDOVER_KINDS, STATE_KINDS, USER_INPUT_KINDS, isUnsent } from "../inbox/events.ts";
 import { AppliedControlEvents } from "./control.ts";
 import { RecentErasures } from "./erasures.ts";
 import { inputFromEvent } from "./input.ts";

@@ -8,7 +8,7 @@
  * its "done" mark is committed. Within a user the order is Facebook's timestamp, then arrival:
  * an event redelivered late with an older timestamp goes before the ones still waiting.
  */
-import type { EventKind } from "../webhook/events.ts";
+import type { EventKind } from "../inbox/events.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 
 export interface PendingEvent {

@@ -20,7 +20,7 @@ import type { Logger } from "../log/logger.ts";
 import { messageText, transcriptInsert } from "../people/records.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { outboxIdFromStamp } from "../replies/outbox.ts";
-import type { EventKind } from "../webhook/events.ts";
+import type { EventKind } from "../inbox/events.ts";
 import type { RecentErasures } from "./erasures.ts";
 import type { ConversationStore, StateEventRow } from "./store.ts";
 

@@ -14,7 +14,7 @@ import { columnList, rowReader } from "../db/rows.ts";
 import { inbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import { scrub } from "../log/scrub.ts";
-import { STATE_KINDS, type EventKind } from "../webhook/events.ts";
+import { STATE_KINDS, type EventKind } from "../inbox/events.ts";
 import type { PendingEvent } from "./pending.ts";
 
 /** An inbox row as the engine reads it. */

@@ -8,7 +8,7 @@ import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import { columnList, rowReader } from "../db/rows.ts";
 import { inbox } from "../db/schema.ts";
-import type { InboxEvent } from "../webhook/events.ts";
+import type { InboxEvent } from "./events.ts";
 
 /** An event as written to the inbox, with its row. */
 export interface StoredEvent extends InboxEvent {

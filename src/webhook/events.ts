@@ -1,8 +1,8 @@
 /**
  * The webhook envelope and the events inside it. The envelope is checked at the boundary (a body
  * that is not one is refused as a whole); then every `entry[]` and every `messaging[]`/`standby[]`
- * item becomes one `InboxEvent`: which Page, which user, what kind, when, and the key that makes a
- * redelivery of the same event a no-op.
+ * item becomes one `InboxEvent` (inbox/events.ts): which Page, which user, what kind, when, and the
+ * key that makes a redelivery of the same event a no-op.
  *
  * An entry or item that cannot be understood never fails the rest of the batch: Facebook
  * redelivers the same body after a non-200, so one bad item would be refused again and again until
@@ -12,6 +12,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { checker, firstProblem } from "../core/checks.ts";
+import { EVENT_KINDS, isUnsent, type EventKind, type InboxEvent } from "../inbox/events.ts";
 import { boundedJson, deeperThan } from "./bounded-json.ts";
 
 /**
@@ -65,40 +66,6 @@ const KEY_PART_PATTERN = /^[^\p{Cc}\p{Cs}]{1,1024}$/u;
 /** A delivery's `mids` above this many is not Meta's (one delivery confirms a handful). */
 const MAX_MIDS = 1000;
 
-/** Event kinds, named after the key that carries them (`policy-enforcement` → `policy_enforcement`). */
-export const EVENT_KINDS = [
-  "message",
-  "echo",
-  "postback",
-  "referral",
-  "optin",
-  "reaction",
-  "message_edit",
-  "delivery",
-  "read",
-  "pass_thread_control",
-  "take_thread_control",
-  "request_thread_control",
-  "app_roles",
-  "account_linking",
-  "policy_enforcement",
-  "game_play",
-] as const;
-/**
- * Not from Facebook, stored in the inbox like the rest: `inject`, an input given through the admin
- * API; `handover`, the thread came back on a timeout or a handover failed (src/handover/threads.ts).
- */
-export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject" | "handover";
-
-/** Handover protocol events (messaging_handovers), handled by the engine with src/handover/. */
-export const HANDOVER_KINDS: ReadonlySet<EventKind> = new Set(["pass_thread_control", "take_thread_control", "request_thread_control"]);
-
-/** Kinds that are a person talking to the Page: these run the flow (unless `isUnsent`). */
-export const USER_INPUT_KINDS: ReadonlySet<EventKind> = new Set(["message", "postback", "referral", "optin"]);
-
-/** Kinds that report on messages sent (echoes, deliveries, reads): applied on arrival, never run the flow. */
-export const STATE_KINDS: ReadonlySet<EventKind> = new Set(["echo", "delivery", "read"]);
-
 /** Kinds about the Page, not about one person: they may come without a user, and never run the flow. */
 const PAGE_KINDS: ReadonlySet<EventKind> = new Set(["app_roles", "policy_enforcement", "unknown"]);
 
@@ -108,16 +75,6 @@ const APP_ID_FIELDS: Partial<Record<EventKind, string[]>> = {
   take_thread_control: ["previous_owner_app_id", "new_owner_app_id"],
   request_thread_control: ["requested_owner_app_id"],
 };
-
-export interface InboxEvent {
-  pageId: string;
-  userId: string;
-  kind: EventKind;
-  standby: boolean;
-  dedupKey: string;
-  timestamp: number;
-  item: MessagingItem;
-}
 
 export type ParsedBody =
   | { type: "events"; entries: ParsedEntry[]; skipped: SkippedItem[]; ignoredEntries: IgnoredEntry[] }
@@ -248,11 +205,6 @@ export function toInboxEvent(raw: unknown, pageId: string, standby: boolean, fal
   const watermark = checkMillis(body?.watermark) ? body.watermark : undefined;
   const timestamp = item.timestamp ?? watermark ?? fallbackTime;
   return { pageId, userId: user, kind, standby, timestamp, dedupKey: dedupKeyOf(item, kind, body, pageId, user, timestamp), item };
-}
-
-/** A message the user unsent (`message.is_deleted`): stored, never run (the flow would get an empty text). */
-export function isUnsent(item: unknown): boolean {
-  return isObject(item) && isObject(item.message) && item.message.is_deleted === true;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { MAX_MALFORMED_JSON, isUnsent, parseWebhookBody, toInboxEvent, USER_INPUT_KINDS, type InboxEvent, type ParsedBody } from "../../../src/webhook/events.ts";
+import { isUnsent, USER_INPUT_KINDS, type InboxEvent } from "../../../src/inbox/events.ts";
+import { MAX_MALFORMED_JSON, parseWebhookBody, toInboxEvent, type ParsedBody } from "../../../src/webhook/events.ts";
 import { PAGE_ID, PAGE_ID_2, PSID, PSID_2, envelope, fixtureText, textItem } from "../../helpers/index.ts";
 
 const NOW = 1767225700000;
