@@ -81,7 +81,13 @@ export class ConversationStore {
     const result = await this.database.client.execute(PENDING_STATE_SQL);
     return result.rows.map((raw) => {
       const row = readScanned(raw);
-      return { key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId }, kind: row.kind as EventKind, standby: row.standby, item: JSON.parse(row.event), inboxId: row.id };
+      return {
+        key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId },
+        kind: row.kind as EventKind,
+        standby: row.standby,
+        item: JSON.parse(row.event),
+        inboxId: row.id,
+      };
     });
   }
 
@@ -118,7 +124,9 @@ export class ConversationStore {
 
   /** A state event is applied. */
   stateDone(e: StateEventRow, now: number): InStatement {
-    return e.inboxId !== undefined ? { sql: STATE_DONE_BY_ID_SQL, args: [now, e.inboxId] } : { sql: STATE_DONE_BY_KEY_SQL, args: [now, e.key.endpointId, e.dedupKey!] };
+    return e.inboxId !== undefined
+      ? { sql: STATE_DONE_BY_ID_SQL, args: [now, e.inboxId] }
+      : { sql: STATE_DONE_BY_KEY_SQL, args: [now, e.key.endpointId, e.dedupKey!] };
   }
 
   /** A state event that cannot be applied is set aside, with why. */

@@ -114,7 +114,8 @@ export class FlowTurns {
         : inputFromEvent(row.item, inputContext);
     if (person.profile) input.data.profile = person.profile;
     if (returned) input.handover = returned;
-    if (!injected && !handover && transformers?.enabled(key.endpointId, "handleInput") && !(await this.#transformInput(row, key, endpoint, input, turnLog))) return;
+    const transformInput = !injected && !handover && transformers?.enabled(key.endpointId, "handleInput") === true;
+    if (transformInput && !(await this.#transformInput(row, key, endpoint, input, turnLog))) return;
 
     const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging);
     const now = clock.now();

@@ -15,6 +15,17 @@ const OTHER = "222222222222222";
 const AT = 1_767_225_600_000;
 const SINCE = AT - 60_000;
 const key = { endpointId: "support", pageId: PAGE_ID, userId: PSID };
+/** The thread as another app has it: what a return to us leaves by default. */
+const handedOver: ThreadState = {
+  state: "handover",
+  ownerAppId: OTHER,
+  metadata: "sent along",
+  since: SINCE,
+  lastHumanAt: null,
+  pausedUntil: null,
+  lastError: null,
+  retryAt: null,
+};
 
 function endpoint(options: { appId?: string; honourRequests?: boolean } = {}): EndpointSettings {
   const settings = configFromToml(settingsToml(), { dir: "/tmp" }).endpoints[0]!;
@@ -29,10 +40,7 @@ function endpoint(options: { appId?: string; honourRequests?: boolean } = {}): E
 function recordingThreads(options: { floor?: Floor; previous?: ThreadState | null; fail?: number } = {}) {
   const calls: unknown[][] = [];
   let failures = options.fail ?? 0;
-  const previous: ThreadState | null =
-    options.previous === undefined
-      ? { state: "handover", ownerAppId: OTHER, metadata: "sent along", since: SINCE, lastHumanAt: null, pausedUntil: null, lastError: null, retryAt: null }
-      : options.previous;
+  const previous = options.previous === undefined ? handedOver : options.previous;
   const threads = {
     floor: () => options.floor ?? "bot",
     async returned(_key: unknown, event: string, at: number, before?: (previous: ThreadState) => Promise<void>) {
@@ -87,7 +95,7 @@ describe("pass_thread_control", () => {
   });
 
   test("to us while the bot was only paused: the thread is ours again, the flow hears nothing", async () => {
-    const paused: ThreadState = { state: "paused", ownerAppId: null, metadata: null, since: SINCE, lastHumanAt: SINCE, pausedUntil: AT + 1, lastError: null, retryAt: null };
+    const paused: ThreadState = { ...handedOver, state: "paused", ownerAppId: null, metadata: null, lastHumanAt: SINCE, pausedUntil: AT + 1 };
     const { calls } = await apply(event("pass_thread_control", { new_owner_app_id: OURS }), endpoint({ appId: OURS }), { previous: paused });
     expect(calls).toEqual([["returned", "returned", AT]]);
   });

@@ -74,7 +74,8 @@ describe("ConversationStore", () => {
 
   test("marks: done with the flow's error, a failed attempt, set aside; errors stored without secrets", async () => {
     const store = new ConversationStore(database, clock, [SECRET]);
-    const { stored } = await new Inbox(writes, clock).store("marks", [event(PSID, "message", 1, "a"), event(PSID, "message", 2, "b"), event(PSID, "message", 3, "c")]);
+    const events = ["a", "b", "c"].map((key, i) => event(PSID, "message", i + 1, key));
+    const { stored } = await new Inbox(writes, clock).store("marks", events);
     const [a, b, c] = stored.map((e) => e.inboxId) as [number, number, number];
     await writes.run([
       store.done(a, `the agent answered 500 to ${SECRET}`),
@@ -82,7 +83,13 @@ describe("ConversationStore", () => {
       store.attemptFailed(c, 5, `still failing with ${SECRET}`, true),
     ]);
     const rows = await database.db
-      .select({ id: inboxTable.id, status: inboxTable.status, attempts: inboxTable.attempts, lastError: inboxTable.lastError, processedAt: inboxTable.processedAt })
+      .select({
+        id: inboxTable.id,
+        status: inboxTable.status,
+        attempts: inboxTable.attempts,
+        lastError: inboxTable.lastError,
+        processedAt: inboxTable.processedAt,
+      })
       .from(inboxTable)
       .where(inArray(inboxTable.id, [a, b, c]));
     const byRow = new Map(rows.map(({ id, ...row }) => [id, row]));

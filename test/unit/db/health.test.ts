@@ -14,7 +14,8 @@ const full = () => Object.assign(new Error("database or disk is full"), { code: 
 function health(probe: () => Promise<unknown>, options: { clock?: Clock } = {}) {
   const timers = new ManualClock();
   const logs = collectingLogger();
-  const h = new StorageHealth({ clock: options.clock ?? timers, timers, log: logs.log, probe, advice: "free space on the disk", minDelayMs: 10, maxDelayMs: 40, logEveryMs: 60_000 });
+  const delays = { minDelayMs: 10, maxDelayMs: 40, logEveryMs: 60_000 };
+  const h = new StorageHealth({ clock: options.clock ?? timers, timers, log: logs.log, probe, advice: "free space on the disk", ...delays });
   return { h, logs, timers };
 }
 
