@@ -18,7 +18,7 @@ import { errorResponse, jsonResponse } from "../http/responses.ts";
 import { checkJson as checkBody } from "../core/checks.ts";
 import type { Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
-import { SIMULATOR_PAGE } from "./page.ts";
+import { SIMULATOR_PAGE } from "./page/page.ts";
 import { MAX_USERS_PER_ENDPOINT, type SimulatedUser, type Simulator, type SimulatorEvent } from "./simulator.ts";
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });

@@ -1,6 +1,6 @@
 /**
  * The simulator (SPEC §14): a Messenger stand-in for people trying the product without a Facebook
- * App. The chat page (page.ts, served by routes.ts) asks this module to act as a user; the user's
+ * App. The chat page (page/, served by routes.ts) asks this module to act as a user; the user's
  * event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
  * the whole pipeline runs as for Facebook — and the Send API calls about simulated users reach the
  * built-in fake Graph API, which shows them on the page (server-sent events) and sends echoes,
