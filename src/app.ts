@@ -13,7 +13,7 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
-import { errorResponse } from "./http/responses.ts";
+import { httpErrors } from "./http/error-plugin.ts";
 import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
@@ -190,12 +190,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     return paused.map((p) => `Page ${p.pageId} of endpoint ${p.endpointId} is paused (${p.reason}): replace its access token and restart`).join("; ");
   });
 
-  const server = new Elysia()
-    .onError(({ code, error, request }) => {
-      if (code === "NOT_FOUND") return errorResponse(404, "not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
-      log.error("unhandled error while answering a request", { error, path: new URL(request.url).pathname });
-      return errorResponse(500, "internal_error", "internal error; see the server log");
-    })
+  // normalize: false — a body with a property its schema does not know is refused (400), not trimmed.
+  const server = new Elysia({ normalize: false })
+    .use(httpErrors(log))
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
     .use(adminRoutes({ config, inbox, engine, replies, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
