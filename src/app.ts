@@ -119,9 +119,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.storageHealth,
   });
   // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
-  // refused when it is off: never to Facebook.
+  // refused when it is off: never to Facebook. Its stored users are read first; with the simulator
+  // off and none stored, the Graph client gets the plain fetch.
   const simulator = new Simulator({ enabled: config.simulator.enabled, config, database: db, writes, clock, log });
-  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: simulator.fetchFor(fetch) });
+  await simulator.load();
+  const graphFetch = simulator.routesGraphCalls ? simulator.fetchFor(fetch) : fetch;
+  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: graphFetch });
   graph.onCall((call) => {
     graphCalls.inc({ operation: call.operation, result: call.result });
     graphSeconds.observe({ operation: call.operation }, call.seconds);
@@ -219,7 +222,6 @@ export async function createApp(deps: AppDeps): Promise<App> {
     health,
     log,
     async start() {
-      await simulator.load(); // before anything is sent: simulated users' calls go to the stand-in
       await pages.load(); // paused Pages first: a take that is due at once must know
       await threads.load(); // before the lanes: what they hold depends on it
       simulator.syncOwners((u) => {

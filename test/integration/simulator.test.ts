@@ -75,6 +75,8 @@ describe("simulator", () => {
     open.push(c);
     for (const path of ["/simulator", "/simulator/api/setup", "/simulator/api/events?endpoint_id=support"]) expect((await call(c, "GET", path)).status).toBe(404);
     expect((await call(c, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "x" })).status).toBe(404);
+    // Nor between the Graph client and Facebook: with no simulated users stored, it gets the plain fetch.
+    expect(c.app.simulator.routesGraphCalls).toBe(false);
   });
 
   test("serves the page, embedded, with nothing from elsewhere", async () => {
@@ -92,6 +94,7 @@ describe("simulator", () => {
 
   test("a simulated user's message runs the real pipeline; the reply reaches the page, never the settings' Graph API", async () => {
     const c = await conversation({ messenger: { typing: true, delayMs: 50 } });
+    expect(c.app.simulator.routesGraphCalls).toBe(true);
     const user = await newUser(c);
     expect(user.user_id).toMatch(/^9\d{15}$/);
     const setup = await call(c, "GET", "/simulator/api/setup");
@@ -279,6 +282,8 @@ describe("simulator", () => {
     const c = await startConversation({ extra: `[admin]\napi_keys = ["${KEY}"]`, dir: first.dir, graph: first.graph });
     open.push(c);
     expect((await call(c, "GET", "/simulator")).status).toBe(404);
+    // Off, but with a simulated user stored: the Graph client's calls pass through the simulator, which refuses theirs.
+    expect(c.app.simulator.routesGraphCalls).toBe(true);
     expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: userId, text: "are you still there?" } })).status).toBe(202);
     await until(async () => (await rows(c, "SELECT status FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]))[0]?.status === "dropped");
     const [dropped] = await rows(c, "SELECT last_error FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]);
