@@ -69,7 +69,7 @@ export interface App {
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
-  /** The simulator (SPEC §14): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
+  /** The simulator (docs/simulator.md): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
   readonly simulator: Simulator;
   readonly replies: ReplyLanes;
   readonly pages: PageDirectory;

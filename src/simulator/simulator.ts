@@ -1,5 +1,5 @@
 /**
- * The simulator (SPEC §14): a Messenger stand-in for people trying the product without a Facebook
+ * The simulator (docs/simulator.md): a Messenger stand-in for people trying the product without a Facebook
  * App. The chat page (page/, served by routes.ts) asks this module to act as a user; the user's
  * event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
  * the whole pipeline runs as for Facebook — and the Send API calls about simulated users reach the

@@ -1,5 +1,5 @@
 /**
- * The simulator (SPEC §14) in process: the chat page's API, with the simulator switched on for a
+ * The simulator (docs/simulator.md) in process: the chat page's API, with the simulator switched on for a
  * real endpoint. A simulated user's event goes signed to the real webhook and the whole pipeline
  * runs; the replies reach the simulator's own Graph stand-in and the page's event stream, never
  * the Graph API of the settings (here a fake standing for Facebook, which records every call).
