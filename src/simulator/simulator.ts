@@ -1,7 +1,7 @@
 /**
- * The simulator (docs/simulator.md): a Messenger stand-in for people trying the product without a Facebook
- * App. The chat page (page/, served by routes.ts) asks this module to act as a user; the user's
- * event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
+ * The simulator (docs/simulator.md): a Messenger stand-in for people trying the product without a
+ * Facebook App. The chat page (page/, served by routes.ts) asks this module to act as a user; the
+ * user's event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
  * the whole pipeline runs as for Facebook — and the Send API calls about simulated users reach the
  * built-in fake Graph API, which shows them on the page (server-sent events) and sends echoes,
  * deliveries and reads back to the webhook like Meta.
@@ -20,7 +20,8 @@ import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
-import { FakeGraph, type FakePage, type RecordedSend } from "./fake-graph.ts";
+import { FakeGraph } from "./fake-graph/fake-graph.ts";
+import type { FakePage, RecordedSend } from "./fake-graph/types.ts";
 import { postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
 import type { Floor } from "../handover/threads.ts";
