@@ -2,8 +2,9 @@
  * Builds the single executable: `npm run build` → dist/messenger-endpoint.
  *
  * The migrations folder and the libSQL native driver are embedded as assets (see
- * src/native/libsql-addon.ts for why the driver is unpacked by the app itself). Flags and the
- * traps behind them are documented in docs/building.md.
+ * src/native/libsql-addon.ts for why the driver is unpacked by the app itself). Files imported
+ * `with { type: "text" }` (the simulator's chat page, src/simulator/page/page.ts) are embedded by
+ * the bundler itself. Flags and the traps behind them are documented in docs/building.md.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";

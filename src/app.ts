@@ -13,7 +13,7 @@ import { realTimers, systemClock, type Clock, type Timers } from "./core/clock.t
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
-import { errorResponse } from "./http/responses.ts";
+import { httpErrors } from "./http/error-plugin.ts";
 import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
@@ -71,7 +71,7 @@ export interface App {
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
-  /** The simulator (SPEC §14): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
+  /** The simulator (docs/simulator.md): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
   readonly simulator: Simulator;
   readonly replies: ReplyLanes;
   readonly pages: PageDirectory;
@@ -123,9 +123,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.storageHealth,
   });
   // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
-  // refused when it is off: never to Facebook.
+  // refused when it is off: never to Facebook. Its stored users are read first; with the simulator
+  // off and none stored, the Graph client gets the plain fetch.
   const simulator = new Simulator({ enabled: config.simulator.enabled, config, database: db, writes, clock, log });
-  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: simulator.fetchFor(fetch) });
+  await simulator.load();
+  const graphFetch = simulator.routesGraphCalls ? simulator.fetchFor(fetch) : fetch;
+  const graph = deps.graph ?? new GraphClient({ url: config.graph.url, version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: graphFetch });
   graph.onCall((call) => {
     graphCalls.inc({ operation: call.operation, result: call.result });
     graphSeconds.observe({ operation: call.operation }, call.seconds);
@@ -194,12 +197,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     return paused.map((p) => `Page ${p.pageId} of endpoint ${p.endpointId} is paused (${p.reason}): replace its access token and restart`).join("; ");
   });
 
-  const server = new Elysia()
-    .onError(({ code, error, request }) => {
-      if (code === "NOT_FOUND") return errorResponse(404, "not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
-      log.error("unhandled error while answering a request", { error, path: new URL(request.url).pathname });
-      return errorResponse(500, "internal_error", "internal error; see the server log");
-    })
+  // normalize: false — a body with a property its schema does not know is refused (400), not trimmed.
+  const server = new Elysia({ normalize: false })
+    .use(httpErrors(log))
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
     .use(adminRoutes({ config, inbox, engine, replies, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
@@ -226,7 +226,6 @@ export async function createApp(deps: AppDeps): Promise<App> {
     health,
     log,
     async start() {
-      await simulator.load(); // before anything is sent: simulated users' calls go to the stand-in
       await pages.load(); // paused Pages first: a take that is due at once must know
       await threads.load(); // before the lanes: what they hold depends on it
       simulator.syncOwners((u) => {

@@ -16,7 +16,8 @@ import type { EndpointSettings } from "../config/schema.ts";
 import type { Clock } from "../core/clock.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Logger } from "../log/logger.ts";
-import { errorResponse, jsonResponse } from "../http/responses.ts";
+import { jsonResponse } from "../http/responses.ts";
+import { errorResponse } from "../http/errors.ts";
 import { nextRequestId } from "../http/request-id.ts";
 import { sameSecret } from "../http/secrets.ts";
 import type { ConversationEngine, InjectedInput } from "../conversations/engine.ts";
@@ -64,7 +65,7 @@ function pick(value: unknown, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
 }
 
-const apiOff = (requestId?: string) => errorResponse(404, "admin_api_off", "the admin API is off: set [admin] api_keys in the settings", requestId);
+const apiOff = (requestId?: string) => errorResponse("admin_api_off", "the admin API is off: set [admin] api_keys in the settings", requestId);
 
 type Handler = (ctx: { request: Request; params: Record<string, string>; query: URLSearchParams; requestId: string; log: Logger }) => Promise<Response> | Response;
 
@@ -86,30 +87,27 @@ export function adminRoutes(deps: AdminDeps) {
       let ok = false;
       if (match) for (const key of keys) ok = sameSecret(match[1]!.trim(), key) || ok;
       if (!ok) {
-        return new Response(JSON.stringify({ error: "unauthorized", message: "send Authorization: Bearer <one of [admin] api_keys>" }), {
-          status: 401,
-          headers: { "content-type": "application/json; charset=utf-8", "www-authenticate": 'Bearer realm="messenger-endpoint"', "x-request-id": requestId },
-        });
+        return errorResponse("unauthorized", "send Authorization: Bearer <one of [admin] api_keys>", requestId, { "www-authenticate": 'Bearer realm="messenger-endpoint"' });
       }
       const log = deps.log.child({ request_id: requestId, api: `${request.method} ${new URL(request.url).pathname.replace(/\/[^/]*[0-9][^/]*/g, "/:id")}` });
       try {
         return await handler({ request, params, query: new URL(request.url).searchParams, requestId, log });
       } catch (error) {
         log.error("admin API request failed", { error });
-        return errorResponse(500, "internal_error", "internal error; see the server log", requestId);
+        return errorResponse("internal_error", "internal error; see the server log", requestId);
       }
     };
 
   const readBody = async (request: Request, requestId: string): Promise<{ text: string } | Response> => {
     const length = Number(request.headers.get("content-length") ?? 0);
-    if (length > maxBody) return errorResponse(413, "too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
+    if (length > maxBody) return errorResponse("too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
     const text = await request.text();
-    if (Buffer.byteLength(text) > maxBody) return errorResponse(413, "too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
+    if (Buffer.byteLength(text) > maxBody) return errorResponse("too_large", `the body is over ${maxBody} bytes ([server] max_body_bytes)`, requestId);
     return { text };
   };
 
   const endpointOr404 = (id: string, requestId: string): EndpointSettings | Response =>
-    endpoints.get(id) ?? errorResponse(404, "unknown_endpoint", `no endpoint "${id}" in the settings`, requestId);
+    endpoints.get(id) ?? errorResponse("unknown_endpoint", `no endpoint "${id}" in the settings`, requestId);
 
   /** The path's endpoint and the body checked against `schema`; or the 404 / 413 / 400 to answer. */
   const endpointAndBody = async <T extends TSchema>(schema: T, what: string, request: Request, id: string, requestId: string): Promise<{ endpoint: EndpointSettings; body: Static<T> } | Response> => {
@@ -118,17 +116,17 @@ export function adminRoutes(deps: AdminDeps) {
     const raw = await readBody(request, requestId);
     if (raw instanceof Response) return raw;
     const body = checkBody(schema, raw.text);
-    if (!body.ok) return errorResponse(400, "invalid_body", `invalid ${what} body: ${body.problem}`, requestId);
+    if (!body.ok) return errorResponse("invalid_body", `invalid ${what} body: ${body.problem}`, requestId);
     return { endpoint, body: body.value };
   };
 
   /** The user's lane key on the endpoint, or a 404 that says so. */
   const userOr404 = async (endpoint: EndpointSettings, userId: string, pageId: string | undefined, requestId: string): Promise<UserKey | Response> => {
     if (pageId && !endpoint.pages.some((p) => p.id === pageId)) {
-      return errorResponse(404, "unknown_page", `Page ${pageId} is not one of endpoint ${endpoint.id}'s pages`, requestId);
+      return errorResponse("unknown_page", `Page ${pageId} is not one of endpoint ${endpoint.id}'s pages`, requestId);
     }
     const page = await records.pageOf(endpoint.id, userId, pageId);
-    if (!page) return errorResponse(404, "unknown_user", `user ${userId} has never written to endpoint ${endpoint.id}${pageId ? ` on Page ${pageId}` : ""}`, requestId);
+    if (!page) return errorResponse("unknown_user", `user ${userId} has never written to endpoint ${endpoint.id}${pageId ? ` on Page ${pageId}` : ""}`, requestId);
     return { endpointId: endpoint.id, pageId: page, userId };
   };
 
@@ -160,7 +158,7 @@ export function adminRoutes(deps: AdminDeps) {
   /** Stores an injected input in the user's inbound lane; 202 with the session id. */
   const inject = async (endpoint: EndpointSettings, body: InjectBody, requestId: string, log: Logger): Promise<Response> => {
     const { user_id, page_id, text, data } = body;
-    if (text === undefined && data === undefined) return errorResponse(400, "empty", "give text, data or both", requestId);
+    if (text === undefined && data === undefined) return errorResponse("empty", "give text, data or both", requestId);
     const key = await userOr404(endpoint, user_id, page_id, requestId);
     if (key instanceof Response) return key;
     const now = clock.now();
@@ -177,13 +175,13 @@ export function adminRoutes(deps: AdminDeps) {
   /** Queues messages in the user's reply lane, no flow; 202. */
   const notify = async (endpoint: EndpointSettings, body: NotifyBody, requestId: string, log: Logger): Promise<Response> => {
     const { user_id, page_id, text, data, output, messaging_type, tag } = body;
-    if (text === undefined && data === undefined && output === undefined) return errorResponse(400, "empty", "give text, data or output: there is nothing to send", requestId);
-    if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse(400, "invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
+    if (text === undefined && data === undefined && output === undefined) return errorResponse("empty", "give text, data or output: there is nothing to send", requestId);
+    if (messaging_type === "MESSAGE_TAG" && !tag) return errorResponse("invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)", requestId);
     const checked = checkValue(Output, { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) });
-    if (!checked.ok) return errorResponse(400, "invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`, requestId);
+    if (!checked.ok) return errorResponse("invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`, requestId);
     const converted = convertOutput(checked.value, { preferParagraphs: false });
     if (converted.messages.length === 0) {
-      return errorResponse(400, "empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
+      return errorResponse("empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`, requestId);
     }
     const key = await userOr404(endpoint, user_id, page_id, requestId);
     if (key instanceof Response) return key;
@@ -215,7 +213,7 @@ export function adminRoutes(deps: AdminDeps) {
     if (endpoint instanceof Response) return endpoint;
     const fn = kind === "inject" ? "handleInject" : "handleNotify";
     if (!deps.transformers.enabled(endpoint.id, fn)) {
-      return errorResponse(404, "transformer_off", `the ${kind} transformer of endpoint ${endpoint.id} is off: set [endpoints.transformers] ${kind} = true (or use POST /api/endpoints/${endpoint.id}/${kind})`, requestId);
+      return errorResponse("transformer_off", `the ${kind} transformer of endpoint ${endpoint.id} is off: set [endpoints.transformers] ${kind} = true (or use POST /api/endpoints/${endpoint.id}/${kind})`, requestId);
     }
     const raw = await readBody(request, requestId);
     if (raw instanceof Response) return raw;
@@ -232,12 +230,12 @@ export function adminRoutes(deps: AdminDeps) {
     if (verdict.action === "abort") {
       // A time limit or a stop may pass: 503 (try again); a failure of the code itself: 422.
       return verdict.unavailable
-        ? errorResponse(503, "transformer_unavailable", `${fn} could not run in time and abort_on_error is on; try again: ${verdict.reason}`, requestId)
-        : errorResponse(422, "transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
+        ? errorResponse("transformer_unavailable", `${fn} could not run in time and abort_on_error is on; try again: ${verdict.reason}`, requestId)
+        : errorResponse("transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`, requestId);
     }
     const mapped = verdict.value ?? body;
     const checked = kind === "inject" ? checkValue(InjectBody, pick(mapped, Object.keys(InjectBody.properties))) : checkValue(NotifyBody, pick(mapped, Object.keys(NotifyBody.properties)));
-    if (!checked.ok) return errorResponse(400, "invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`, requestId);
+    if (!checked.ok) return errorResponse("invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`, requestId);
     return kind === "inject" ? inject(endpoint, checked.value as InjectBody, requestId, log) : notify(endpoint, checked.value as NotifyBody, requestId, log);
   };
 
@@ -265,9 +263,9 @@ export function adminRoutes(deps: AdminDeps) {
       "/api/contacts",
       api(async ({ query, requestId }) => {
         const userId = query.get("user_id");
-        if (!userId) return errorResponse(400, "missing_user_id", "give ?user_id=<PSID>", requestId);
+        if (!userId) return errorResponse("missing_user_id", "give ?user_id=<PSID>", requestId);
         const found = await records.contactsByUser(userId, query.get("endpoint_id") ?? undefined);
-        if (found.length === 0) return errorResponse(404, "unknown_user", `no contact with user ${userId}`, requestId);
+        if (found.length === 0) return errorResponse("unknown_user", `no contact with user ${userId}`, requestId);
         return jsonResponse(200, found.length === 1 ? found[0] : { contacts: found }, requestId);
       }),
     )
@@ -275,21 +273,21 @@ export function adminRoutes(deps: AdminDeps) {
       "/api/contacts/:id",
       api(async ({ params, requestId }) => {
         const contact = await records.contact(params.id!);
-        return contact ? jsonResponse(200, contact, requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        return contact ? jsonResponse(200, contact, requestId) : errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
       }),
     )
     .get(
       "/api/contacts/:id/export",
       api(async ({ params, requestId }) => {
         const subject = await records.subject({ contactId: params.id! });
-        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
       }),
     )
     .delete(
       "/api/contacts/:id",
       api(async ({ params, requestId, log }) => {
         const subject = await records.subject({ contactId: params.id! });
-        if (!subject) return errorResponse(404, "unknown_contact", `no contact ${params.id}`, requestId);
+        if (!subject) return errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
         const rows = await erase(subject, log);
         log.info("contact erased with everything stored about its users", { contact_id: masks(subject.contact!.endpoint_id) ? MASK : params.id, rows });
         return jsonResponse(200, { erased: params.id, users: subject.keys.length, rows_deleted: rows }, requestId);
@@ -300,14 +298,14 @@ export function adminRoutes(deps: AdminDeps) {
       "/api/endpoints/:id/users/:userId/export",
       api(async ({ params, requestId }) => {
         const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
-        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse(404, "unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
+        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse("unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
       }),
     )
     .delete(
       "/api/endpoints/:id/users/:userId",
       api(async ({ params, requestId, log }) => {
         const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
-        if (!subject) return errorResponse(404, "unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
+        if (!subject) return errorResponse("unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
         const rows = await erase(subject, log);
         log.info("user erased with everything stored about them", { endpoint: params.id, user: masks(params.id!) ? MASK : params.userId, rows });
         return jsonResponse(200, { erased: params.userId, contact_id: subject.contact?.id ?? null, users: subject.keys.length, rows_deleted: rows }, requestId);
@@ -334,8 +332,8 @@ export function adminRoutes(deps: AdminDeps) {
         if (key instanceof Response) return key;
         const { threads } = deps;
         const floor = threads.floor(key);
-        const conflict = (message: string) => errorResponse(409, "conflict", message, requestId);
-        const callFailed = (failure: CallFailure) => errorResponse(failure.status, failure.status === 503 ? "page_paused" : "graph_error", failure.status === 503 ? failure.message : `Meta refused it: ${failure.message}`, requestId);
+        const conflict = (message: string) => errorResponse("conflict", message, requestId);
+        const callFailed = (failure: CallFailure) => errorResponse(failure.status === 503 ? "page_paused" : "graph_error", failure.status === 503 ? failure.message : `Meta refused it: ${failure.message}`, requestId);
         switch (body.action) {
           case "take": {
             const failed = await threads.take(key, "operator");
@@ -365,9 +363,9 @@ export function adminRoutes(deps: AdminDeps) {
       "/api/sessions",
       api(async ({ query, requestId }) => {
         const userId = query.get("user_id");
-        if (!userId) return errorResponse(400, "missing_user_id", "give ?user_id=<PSID>", requestId);
+        if (!userId) return errorResponse("missing_user_id", "give ?user_id=<PSID>", requestId);
         const sessions = await records.sessions({ userId, endpointId: query.get("endpoint_id") ?? undefined });
-        if (sessions.length === 0) return errorResponse(404, "unknown_user", `no sessions of user ${userId}`, requestId);
+        if (sessions.length === 0) return errorResponse("unknown_user", `no sessions of user ${userId}`, requestId);
         return jsonResponse(200, { sessions }, requestId);
       }),
     )
@@ -375,7 +373,7 @@ export function adminRoutes(deps: AdminDeps) {
       "/api/sessions/:id",
       api(async ({ params, requestId, log }) => {
         const session = await records.resetSession(params.id!, clock.now());
-        if (!session) return errorResponse(404, "unknown_session", `no session ${params.id}`, requestId);
+        if (!session) return errorResponse("unknown_session", `no session ${params.id}`, requestId);
         deps.sessions.forget({ endpointId: session.endpoint_id, pageId: session.page_id, userId: session.user_id });
         log.info("session reset", { session: session.id });
         return jsonResponse(200, { reset: session.id, was_current: session.current }, requestId);
@@ -390,10 +388,10 @@ export function adminRoutes(deps: AdminDeps) {
           sessionId: query.get("session_id") ?? undefined,
           contactId: query.get("contact_id") ?? undefined,
         };
-        if (!filter.userId && !filter.sessionId && !filter.contactId) return errorResponse(400, "missing_filter", "give ?user_id=, ?session_id= or ?contact_id=", requestId);
-        if (filter.userId && !(await records.knowsUser(filter.userId, filter.endpointId))) return errorResponse(404, "unknown_user", `no sessions or contact of user ${filter.userId}`, requestId);
+        if (!filter.userId && !filter.sessionId && !filter.contactId) return errorResponse("missing_filter", "give ?user_id=, ?session_id= or ?contact_id=", requestId);
+        if (filter.userId && !(await records.knowsUser(filter.userId, filter.endpointId))) return errorResponse("unknown_user", `no sessions or contact of user ${filter.userId}`, requestId);
         const limit = Number(query.get("limit") ?? 100);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit is a whole number from 1 to 1000", requestId);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse("invalid_limit", "limit is a whole number from 1 to 1000", requestId);
         return jsonResponse(200, { entries: await records.conversation(filter, limit) }, requestId);
       }),
     )
@@ -424,7 +422,7 @@ export function adminRoutes(deps: AdminDeps) {
       api(async ({ params, requestId, log }) => {
         const endpoint = endpointOr404(params.id!, requestId);
         if (endpoint instanceof Response) return endpoint;
-        if (!endpoint.messenger_profile) return errorResponse(400, "no_messenger_profile", `endpoint ${endpoint.id} declares no Messenger profile: add [endpoints.messenger_profile] to the settings`, requestId);
+        if (!endpoint.messenger_profile) return errorResponse("no_messenger_profile", `endpoint ${endpoint.id} declares no Messenger profile: add [endpoints.messenger_profile] to the settings`, requestId);
         const pages = await deps.profiles.apply(endpoint, { force: true });
         log.info("Messenger profile applied on request", { endpoint: endpoint.id, results: pages.map((p) => p.status) });
         const limited = pages.find((p) => p.status === "rate_limited");
@@ -445,15 +443,15 @@ export function adminRoutes(deps: AdminDeps) {
         const from = query.get("from") ?? dayOf(clock.now() - 29 * 86_400_000);
         const to = query.get("to") ?? today;
         const day = /^\d{4}-\d{2}-\d{2}$/;
-        if (!day.test(from) || !day.test(to)) return errorResponse(400, "invalid_day", "from and to are days: YYYY-MM-DD (UTC)", requestId);
+        if (!day.test(from) || !day.test(to)) return errorResponse("invalid_day", "from and to are days: YYYY-MM-DD (UTC)", requestId);
         const endpointId = query.get("endpoint_id") ?? undefined;
-        if (endpointId && !endpoints.has(endpointId)) return errorResponse(404, "unknown_endpoint", `no endpoint "${endpointId}" in the settings`, requestId);
+        if (endpointId && !endpoints.has(endpointId)) return errorResponse("unknown_endpoint", `no endpoint "${endpointId}" in the settings`, requestId);
         return jsonResponse(200, { from, to, days: await records.analytics(endpointId, from, to) }, requestId);
       }),
     )
     .all("/api/*", ({ request }) =>
       keys.length === 0
         ? apiOff()
-        : errorResponse(404, "not_found", `no admin API route for ${request.method} ${new URL(request.url).pathname}; see /api/openapi.json`),
+        : errorResponse("not_found", `no admin API route for ${request.method} ${new URL(request.url).pathname}; see /api/openapi.json`),
     );
 }

@@ -1,8 +1,4 @@
-/** The one place that shapes HTTP answers: errors are `{ error, message }` JSON with a request id. */
-
-export function errorResponse(status: number, error: string, message: string, requestId?: string): Response {
-  return jsonResponse(status, { error, message }, requestId);
-}
+/** JSON and text answers, with the request id when there is one. Error answers: errors.ts. */
 
 export function jsonResponse(status: number, body: unknown, requestId?: string): Response {
   const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8" };

@@ -1,7 +1,8 @@
 /**
- * The Send API's request rules as data (messenger-platform.md §4.2, §4.3, §12.3 item 1), and a
- * validator that answers like Graph does: code 100 with a "(#100) …" message. The fake Graph API
- * rejects with it; the product's converter can share the same limits.
+ * The Send API's request rules as data (recipient, messaging type and tags, message, quick replies,
+ * buttons, templates, sender actions), and a validator that answers like Graph does: code 100 with
+ * a "(#100) …" message. The fake Graph API rejects with it; the product's converter can share the
+ * same limits.
  * Lengths are counted in Unicode code points (`Array.from(s).length`), the way Messenger counts.
  */
 

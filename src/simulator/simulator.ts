@@ -1,7 +1,7 @@
 /**
- * The simulator (SPEC §14): a Messenger stand-in for people trying the product without a Facebook
- * App. The chat page (page.ts, served by routes.ts) asks this module to act as a user; the user's
- * event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
+ * The simulator (docs/simulator.md): a Messenger stand-in for people trying the product without a
+ * Facebook App. The chat page (page/, served by routes.ts) asks this module to act as a user; the
+ * user's event goes, signed with the endpoint's app secret, to the real `/webhooks/{id}` over loopback —
  * the whole pipeline runs as for Facebook — and the Send API calls about simulated users reach the
  * built-in fake Graph API, which shows them on the page (server-sent events) and sends echoes,
  * deliveries and reads back to the webhook like Meta.
@@ -20,18 +20,15 @@ import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
-import { FakeGraph, type FakePage, type RecordedSend } from "./fake-graph.ts";
+import { FakeGraph } from "./fake-graph/fake-graph.ts";
+import type { FakePage, RecordedSend } from "./fake-graph/types.ts";
 import { postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
 import type { Floor } from "../handover/threads.ts";
 import { AllowedHosts } from "./hosts.ts";
+import { SimulatorStore, type SimulatedUser } from "./store.ts";
 
-export interface SimulatedUser {
-  endpoint_id: string;
-  page_id: string;
-  user_id: string;
-  name: string;
-}
+export type { SimulatedUser } from "./store.ts";
 
 /** What the page is told as it happens. */
 export type SimulatorEvent =
@@ -68,8 +65,10 @@ export class Simulator {
   readonly #everything: boolean;
   /** The Host names the page and its API answer (hosts.ts). */
   readonly hosts: AllowedHosts;
+  readonly #store: SimulatorStore;
 
   constructor(private readonly deps: SimulatorDeps) {
+    this.#store = new SimulatorStore(deps.database, deps.writes);
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
     this.hosts = new AllowedHosts(deps.config);
     this.#everything = deps.config.demo && deps.enabled;
@@ -101,10 +100,20 @@ export class Simulator {
     return fake;
   }
 
-  /** Reads the simulated users (their Graph calls must keep going to the stand-in). */
+  /**
+   * Reads the stored simulated users: their Graph calls must keep going to the stand-in, or be
+   * refused with the simulator off. Before the Graph client is built (see `routesGraphCalls`).
+   */
   async load(): Promise<void> {
-    const rows = await this.deps.database.client.execute("SELECT endpoint_id, page_id, user_id, name FROM simulator_users ORDER BY created_at");
-    for (const r of rows.rows) this.#remember({ endpoint_id: String(r[0]), page_id: String(r[1]), user_id: String(r[2]), name: String(r[3]) });
+    for (const user of await this.#store.users()) this.#remember(user);
+  }
+
+  /**
+   * Whether the Graph client's calls must pass through `fetchFor`: with the simulator on, or with
+   * simulated users stored (to refuse their calls). Otherwise the client gets the plain `fetch`.
+   */
+  get routesGraphCalls(): boolean {
+    return this.deps.enabled || this.#users.size > 0;
   }
 
   /**
@@ -185,9 +194,7 @@ export class Simulator {
     do userId = `9${String(randomInt(10 ** 14)).padStart(14, "0")}${randomInt(10)}`;
     while (this.#users.has(userId));
     const user = { endpoint_id: endpointId, page_id: pageId, user_id: userId, name };
-    await this.deps.writes.run([
-      { sql: "INSERT INTO simulator_users (endpoint_id, page_id, user_id, name, created_at) VALUES (?, ?, ?, ?, ?)", args: [endpointId, pageId, userId, name, this.deps.clock.now()] },
-    ]);
+    await this.#store.add(user, this.deps.clock.now());
     this.#remember(user);
     return user;
   }

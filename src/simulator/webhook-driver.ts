@@ -1,8 +1,8 @@
 /**
- * Meta → our server: webhook bodies built and signed the way Meta sends them
- * (messenger-platform.md §2, §3, §12.5). Snake_case fields, IDs as strings (except `app_id` on
- * echoes, a number), timestamps in epoch milliseconds, and the body escaped like Meta's
- * (`\u00e9`, `\/`) before it is signed, so the signature covers the exact bytes on the wire.
+ * Meta → our server: webhook bodies built and signed the way Meta sends them (what our webhook
+ * reads of them: docs/webhook.md). Snake_case fields, IDs as strings (except `app_id` on echoes, a
+ * number), timestamps in epoch milliseconds, and the body escaped like Meta's (`\u00e9`, `\/`)
+ * before it is signed, so the signature covers the exact bytes on the wire.
  */
 import { createHmac } from "node:crypto";
 import { signBody } from "../webhook/signature.ts";
@@ -135,7 +135,7 @@ export function referral(page: string, psid: string, ref: Referral = {}, options
   return fromUser(page, psid, options.timestamp, { referral: { source: "SHORTLINK", type: "OPEN_THREAD", ...ref } });
 }
 
-/** The Page Inbox's app ID (messenger-platform.md §8.2). */
+/** The Page Inbox's app ID: the app that owns a thread while a person answers in the Page's inbox. */
 export const PAGE_INBOX_APP_ID = "263902037430900";
 
 /** A message sent by the Page (this app, another app, or the Page Inbox): page → user. */

@@ -12,7 +12,8 @@ import type { EndpointSettings } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Clock } from "../core/clock.ts";
-import { errorResponse, textResponse } from "../http/responses.ts";
+import { textResponse } from "../http/responses.ts";
+import { errorResponse } from "../http/errors.ts";
 import { parseWebhookBody } from "./events.ts";
 import type { InboxEvent } from "../inbox/events.ts";
 import type { Inbox } from "../inbox/inbox.ts";
@@ -62,7 +63,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
         l.warn(`webhook verification failed on endpoint ${endpoint.settings.id}: check that the App's Verify Token equals verify_token`, {
           mode,
         });
-        return errorResponse(403, "verification_failed", "verification failed: the verify token does not match", requestId);
+        return errorResponse("verification_failed", "verification failed: the verify token does not match", requestId);
       }
       l.info("webhook verified by Facebook");
       return textResponse(200, challenge, requestId);
@@ -85,12 +86,12 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
         const body = await readBody(request, maxBody);
         if (body === null) {
           l.warn(`webhook body over server.max_body_bytes (${maxBody}) on endpoint ${id}: raise the limit if Facebook sends larger batches`);
-          return done(errorResponse(413, "body_too_large", `the body is larger than ${maxBody} bytes`, requestId), "too_large");
+          return done(errorResponse("too_large", `the body is larger than ${maxBody} bytes`, requestId), "too_large");
         }
         if (!signatureOk(endpoint.settings, body, request.headers.get("x-hub-signature-256"))) {
           l.warn(`signature mismatch on endpoint ${id}: check app_secret (it must be the secret of the App whose webhook this is)`);
           return done(
-            errorResponse(401, "signature_mismatch", "X-Hub-Signature-256 is missing or does not match the body", requestId),
+            errorResponse("signature_mismatch", "X-Hub-Signature-256 is missing or does not match the body", requestId),
             "bad_signature",
           );
         }
@@ -102,7 +103,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
         const parsed = parseWebhookBody(body, clock.now());
         if (parsed.type === "invalid") {
           l.warn(`rejected webhook body on endpoint ${id}: ${parsed.reason}`);
-          return done(errorResponse(400, "invalid_body", parsed.reason, requestId), "invalid");
+          return done(errorResponse("invalid_body", parsed.reason, requestId), "invalid");
         }
         if (parsed.type === "ignored") {
           l.info(`ignored webhook on endpoint ${id}: ${parsed.reason}`);
@@ -154,7 +155,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
           // db/health.ts at a bounded rate; a line per webhook would only fill it further.
           if (isStorageError(error)) l.debug(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
           else l.error(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
-          return done(errorResponse(500, "storage_failed", "the events could not be stored; retry later", requestId), "storage_failed");
+          return done(errorResponse("storage_failed", "the events could not be stored; retry later", requestId), "storage_failed");
         }
         return done(textResponse(200, "EVENT_RECEIVED", requestId), "stored");
       },
@@ -163,7 +164,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
 
   function unknownEndpoint(endpointId: string, requestId: string): Response {
     log.warn("webhook for an unknown endpoint", { endpoint: endpointId.slice(0, 64), request_id: requestId });
-    return errorResponse(404, "unknown_endpoint", "no such endpoint: check the callback URL in the App's webhook settings", requestId);
+    return errorResponse("unknown_endpoint", "no such endpoint: check the callback URL in the App's webhook settings", requestId);
   }
 }
 

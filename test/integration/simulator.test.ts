@@ -1,5 +1,5 @@
 /**
- * The simulator (SPEC §14) in process: the chat page's API, with the simulator switched on for a
+ * The simulator (docs/simulator.md) in process: the chat page's API, with the simulator switched on for a
  * real endpoint. A simulated user's event goes signed to the real webhook and the whole pipeline
  * runs; the replies reach the simulator's own Graph stand-in and the page's event stream, never
  * the Graph API of the settings (here a fake standing for Facebook, which records every call).
@@ -75,6 +75,8 @@ describe("simulator", () => {
     open.push(c);
     for (const path of ["/simulator", "/simulator/api/setup", "/simulator/api/events?endpoint_id=support"]) expect((await call(c, "GET", path)).status).toBe(404);
     expect((await call(c, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "x" })).status).toBe(404);
+    // Nor between the Graph client and Facebook: with no simulated users stored, it gets the plain fetch.
+    expect(c.app.simulator.routesGraphCalls).toBe(false);
   });
 
   test("serves the page, embedded, with nothing from elsewhere", async () => {
@@ -92,6 +94,7 @@ describe("simulator", () => {
 
   test("a simulated user's message runs the real pipeline; the reply reaches the page, never the settings' Graph API", async () => {
     const c = await conversation({ messenger: { typing: true, delayMs: 50 } });
+    expect(c.app.simulator.routesGraphCalls).toBe(true);
     const user = await newUser(c);
     expect(user.user_id).toMatch(/^9\d{15}$/);
     const setup = await call(c, "GET", "/simulator/api/setup");
@@ -167,16 +170,44 @@ describe("simulator", () => {
     expect(await rows(c, "SELECT count(*) AS n FROM inbox")).toEqual([expect.objectContaining({ n: 0 })]);
   });
 
+  test("refusals name their code and the first problem", async () => {
+    const c = await conversation({ extra: "[server]\nmax_body_bytes = 4096\n[simulator]\nenabled = true" });
+    const user = await newUser(c);
+    const cases: [string, string, unknown, number, string, string | RegExp][] = [
+      ["POST", "/simulator/api/send", { ...user, text: "x", admin: true }, 400, "invalid_body", "invalid simulator request: unknown property /admin"],
+      ["POST", "/simulator/api/users", { endpoint_id: "support", page_id: "12a", name: "x" }, 400, "invalid_body", /^invalid simulator request: \/page_id: /],
+      ["POST", "/simulator/api/send", "not json", 400, "invalid_body", "invalid simulator request: the body is not JSON"],
+      ["POST", "/simulator/api/send", { ...user, text: "x".repeat(5000) }, 413, "too_large", "the body is over 4096 bytes ([server] max_body_bytes)"],
+      ["POST", "/simulator/api/done", { ...user, user_id: PSID }, 404, "unknown_user", /is not a simulated user/],
+      ["GET", `/simulator/api/events?${new URLSearchParams({ endpoint_id: "support", page_id: PAGE_ID })}`, undefined, 400, "invalid_query", "invalid simulator request: /user_id: Expected required property"],
+      ["GET", `/simulator/api/events?${new URLSearchParams({ ...user, user_id: PSID })}`, undefined, 404, "unknown_user", /is not a simulated user/],
+    ];
+    for (const [method, path, body, status, error, message] of cases) {
+      const answer = await fetch(`${c.url}${path}`, {
+        method,
+        ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) }),
+      });
+      const refusal = (await answer.json()) as { error: string; message: string };
+      expect([path, answer.status, refusal.error]).toEqual([path, status, error]);
+      expect(refusal.message).toMatch(message);
+    }
+    expect(await rows(c, "SELECT count(*) AS n FROM inbox")).toEqual([expect.objectContaining({ n: 0 })]);
+  });
+
   test("only JSON from the page's own origin is taken", async () => {
     const c = await conversation();
     const plain = await fetch(`${c.url}/simulator/api/users`, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }) });
-    expect(plain.status).toBe(415);
+    expect([plain.status, ((await plain.json()) as { error: string }).error]).toEqual([415, "json_only"]);
     const crossSite = await fetch(`${c.url}/simulator/api/users`, {
       method: "POST",
       headers: { "content-type": "application/json", "sec-fetch-site": "cross-site" },
       body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }),
     });
     expect(crossSite.status).toBe(403);
+    expect(((await crossSite.json()) as { error: string }).error).toBe("cross_site");
+    // Another Host is refused before anything else is looked at.
+    const elsewhere = await fetch(`${c.url}/simulator/api/users`, { method: "POST", headers: { host: "evil.example", "content-type": "text/plain" }, body: "x" });
+    expect([elsewhere.status, ((await elsewhere.json()) as { error: string }).error]).toEqual([403, "host_not_allowed"]);
     expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([]);
   });
 
@@ -251,6 +282,8 @@ describe("simulator", () => {
     const c = await startConversation({ extra: `[admin]\napi_keys = ["${KEY}"]`, dir: first.dir, graph: first.graph });
     open.push(c);
     expect((await call(c, "GET", "/simulator")).status).toBe(404);
+    // Off, but with a simulated user stored: the Graph client's calls pass through the simulator, which refuses theirs.
+    expect(c.app.simulator.routesGraphCalls).toBe(true);
     expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: userId, text: "are you still there?" } })).status).toBe(202);
     await until(async () => (await rows(c, "SELECT status FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]))[0]?.status === "dropped");
     const [dropped] = await rows(c, "SELECT last_error FROM outbox WHERE user_id = ? AND source = 'notify'", [userId]);

@@ -177,7 +177,7 @@ describe("validation", () => {
   });
 });
 
-describe("auth errors (§12.2)", () => {
+describe("auth errors", () => {
   test("unknown token → 190", async () => {
     const response = await post("/v26.0/me/messages", textBody(), { token: "EAAwrong" });
     expect(response.status).toBe(400);
@@ -213,7 +213,7 @@ describe("auth errors (§12.2)", () => {
     }
   });
 
-  test("appsecret_proof: required, wrong, right (§4.9 vector)", async () => {
+  test("appsecret_proof: required, wrong, right", async () => {
     const g = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET, requireProof: true }] });
     const call = (query: string) =>
       fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}${query}`, { method: "POST", body: JSON.stringify(textBody()), headers: { "content-type": "application/json" } });

@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import * as productLimits from "../../../src/messenger/limits.ts";
 import * as L from "../../../src/simulator/messenger-limits.ts";
 import { validateSendBody } from "../../../src/simulator/messenger-limits.ts";
 
@@ -33,14 +32,6 @@ describe("constants", () => {
   test("the documented limits", () => {
     expect([L.TEXT_MAX, L.QUICK_REPLIES_MAX, L.QUICK_REPLY_TITLE_MAX, L.PAYLOAD_MAX, L.BUTTONS_MAX, L.BUTTON_TITLE_MAX]).toEqual([2000, 13, 20, 1000, 3, 20]);
     expect([L.BUTTON_TEMPLATE_TEXT_MAX, L.GENERIC_ELEMENTS_MAX, L.ELEMENT_TITLE_MAX, L.ELEMENT_SUBTITLE_MAX, L.METADATA_MAX]).toEqual([640, 10, 80, 80, 1000]);
-  });
-
-  test("agree with the product converter's limits (src/messenger/limits.ts)", () => {
-    const names = ["TEXT_MAX", "METADATA_MAX", "QUICK_REPLIES_MAX", "QUICK_REPLY_TITLE_MAX", "PAYLOAD_MAX", "BUTTONS_MAX", "BUTTON_TITLE_MAX", "BUTTON_TEMPLATE_TEXT_MAX", "GENERIC_ELEMENTS_MAX", "ELEMENT_TITLE_MAX", "ELEMENT_SUBTITLE_MAX"] as const;
-    for (const name of names) {
-      const product = (productLimits as Record<string, unknown>)[name];
-      if (product !== undefined) expect(`${name}=${L[name]}`).toBe(`${name}=${product}`);
-    }
   });
 
   test("lengths are code points", () => {

@@ -24,7 +24,7 @@ const PSID = "6301234567890123";
 const VECTOR = String.raw`{"object":"page","entry":[{"id":"104857600012345","time":1767225600123,"messaging":[{"sender":{"id":"6301234567890123"},"recipient":{"id":"104857600012345"},"timestamp":1767225599876,"message":{"mid":"m_test_0001","text":"caf\u00e9 http:\/\/x.test\/a"}}]}]}`;
 
 describe("metaJson", () => {
-  test("reproduces the §2.3 vector byte for byte, and its signatures", () => {
+  test("reproduces a body as Meta escapes it, byte for byte, and its signatures", () => {
     const value = {
       object: "page",
       entry: [

@@ -1,78 +1,7 @@
-/**
- * The simulator's chat page: one HTML document with its style and script inline, compiled into
- * the binary (no CDN, nothing fetched but this server's /simulator/api). It draws what Messenger
- * would show for each simulated user — typing indicator, text, quick replies, button templates,
- * carousels, media — and the handover state, side by side for several users.
- */
-export const SIMULATOR_PAGE = /* html */ `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>messenger-endpoint simulator</title>
-<link rel="icon" href="data:,">
-<style>
-  :root { --blue: #0866ff; --grey: #f0f0f0; --text: #050505; --muted: #65676b; }
-  * { box-sizing: border-box; }
-  body { margin: 0; font: 15px/1.35 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--text); background: #e9ebee; }
-  header { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; padding: 10px 16px; background: #fff; border-bottom: 1px solid #ddd; }
-  header h1 { font-size: 17px; margin: 0 12px 0 0; }
-  header label { color: var(--muted); font-size: 13px; }
-  select, input, button { font: inherit; }
-  header input { padding: 5px 8px; border: 1px solid #ccc; border-radius: 6px; width: 140px; }
-  button { cursor: pointer; }
-  .primary { background: var(--blue); color: #fff; border: 0; border-radius: 6px; padding: 6px 12px; }
-  #panes { display: flex; gap: 14px; padding: 14px; overflow-x: auto; align-items: flex-start; }
-  .pane { width: 380px; flex: 0 0 auto; height: calc(100vh - 90px); min-height: 420px; background: #fff; border-radius: 12px; display: flex; flex-direction: column; box-shadow: 0 1px 3px rgba(0,0,0,.15); }
-  .pane-head { padding: 10px 12px; border-bottom: 1px solid #eee; display: flex; align-items: center; gap: 8px; }
-  .pane-head .who { font-weight: 600; flex: 1; }
-  .pane-head .psid { display: block; font-weight: 400; color: var(--muted); font-size: 12px; }
-  .thread { font-size: 12px; border-radius: 10px; padding: 2px 8px; background: #e7f3ff; color: #0a5bd3; }
-  .thread.handover { background: #fff3cd; color: #7a5b00; }
-  .thread.paused { background: #fde2e1; color: #9b1c1c; }
-  .done { display: none; font-size: 12px; border: 1px solid #ccc; background: #fff; border-radius: 6px; padding: 2px 6px; }
-  .pane[data-thread="handover"] .done { display: inline-block; }
-  .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 6px; }
-  .row { display: flex; }
-  .row.me { justify-content: flex-end; }
-  .bubble { max-width: 78%; padding: 8px 12px; border-radius: 18px; background: var(--grey); white-space: pre-wrap; word-wrap: break-word; }
-  .row.me .bubble { background: var(--blue); color: #fff; }
-  .template { max-width: 78%; border: 1px solid #ddd; border-radius: 18px; overflow: hidden; background: #fff; }
-  .template .ttext { padding: 8px 12px; background: var(--grey); white-space: pre-wrap; }
-  .template button, .card button { display: block; width: 100%; border: 0; border-top: 1px solid #ddd; background: #fff; color: var(--blue); padding: 8px; font-weight: 600; }
-  .carousel { display: flex; gap: 8px; overflow-x: auto; max-width: 100%; padding-bottom: 4px; }
-  .card { flex: 0 0 220px; border: 1px solid #ddd; border-radius: 14px; overflow: hidden; background: #fff; }
-  .card img { width: 100%; height: 110px; object-fit: cover; display: block; background: #ddd; }
-  .card .title { font-weight: 600; padding: 8px 10px 0; }
-  .card .subtitle { color: var(--muted); font-size: 13px; padding: 2px 10px 8px; }
-  .media img, .media video { max-width: 240px; border-radius: 14px; display: block; }
-  .typing .bubble { color: var(--muted); letter-spacing: 2px; }
-  .quick { display: flex; flex-wrap: wrap; gap: 6px; justify-content: flex-end; padding: 4px 12px 8px; }
-  .quick button { border: 1px solid var(--blue); color: var(--blue); background: #fff; border-radius: 16px; padding: 4px 12px; }
-  .note { align-self: center; color: var(--muted); font-size: 12px; }
-  .composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #eee; position: relative; }
-  .composer input { flex: 1; border: 0; background: var(--grey); border-radius: 18px; padding: 8px 12px; }
-  .composer .menu-button { border: 0; background: none; font-size: 20px; color: var(--blue); }
-  .menu { position: absolute; bottom: 48px; left: 8px; background: #fff; border: 1px solid #ddd; border-radius: 10px; box-shadow: 0 2px 8px rgba(0,0,0,.15); display: none; min-width: 200px; }
-  .menu.open { display: block; }
-  .menu button { display: block; width: 100%; text-align: left; border: 0; background: #fff; padding: 8px 12px; }
-  .menu button:hover { background: var(--grey); }
-  .start { align-self: center; margin-top: auto; }
-  .empty { color: var(--muted); padding: 40px 16px; }
-</style>
-</head>
-<body>
-<header>
-  <h1>Messenger simulator</h1>
-  <label>Endpoint <select id="endpoint" data-testid="endpoint"></select></label>
-  <label>Page <select id="page" data-testid="page"></select></label>
-  <input id="name" data-testid="new-user-name" placeholder="Name of a new user" value="">
-  <button class="primary" id="add" data-testid="add-user">Add user</button>
-  <label>or open <select id="users" data-testid="users"></select></label>
-</header>
-<div id="panes"><p class="empty" id="empty">Add a user to start a conversation: each user is a pane, side by side.</p></div>
-<script>
 "use strict";
+// The simulator's chat page: each simulated user is a pane that draws what Messenger would show
+// (typing, text, quick replies, button templates, carousels, media, the handover state) from the
+// server-sent events of /simulator/api/events, and acts through /simulator/api (src/simulator/routes.ts).
 const $ = (sel, el = document) => el.querySelector(sel);
 const make = (tag, props = {}, ...children) => {
   const el = document.createElement(tag);
@@ -132,7 +61,7 @@ $("#add").addEventListener("click", async () => {
   openPane(user, true);
 });
 
-/** A pane for the user; \`fresh\`: just made up, so Messenger would show Get Started. */
+/** A pane for the user; `fresh`: just made up, so Messenger would show Get Started. */
 function openPane(user, fresh) {
   if (open.has(user.user_id)) return;
   $("#empty")?.remove();
@@ -153,7 +82,7 @@ function openPane(user, fresh) {
       badge, done),
     log, quick,
     make("div", { class: "composer" },
-      (e.menu || []).length ? make("button", { class: "menu-button", title: "Menu", "data-testid": "menu-button", text: "\\u2630", onclick: () => menu.classList.toggle("open") }) : null,
+      (e.menu || []).length ? make("button", { class: "menu-button", title: "Menu", "data-testid": "menu-button", text: "\u2630", onclick: () => menu.classList.toggle("open") }) : null,
       menu, input,
       make("button", { class: "primary", "data-testid": "send", text: "Send", onclick: () => send() })));
   input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") send(); });
@@ -219,7 +148,7 @@ function openPane(user, fresh) {
       thread = event.state;
     } else if (event.type === "action" && event.action === "typing_on") {
       if (!typing) {
-        typing = make("div", { class: "row typing", "data-testid": "typing" }, make("div", { class: "bubble", text: "\\u2022\\u2022\\u2022" }));
+        typing = make("div", { class: "row typing", "data-testid": "typing" }, make("div", { class: "bubble", text: "\u2022\u2022\u2022" }));
         log.append(typing);
         window.typingShown = (window.typingShown || 0) + 1; // for tests: how often the indicator was drawn
       }
@@ -246,7 +175,3 @@ function openPane(user, fresh) {
 }
 
 load().catch((error) => $("#panes").replaceChildren(make("p", { class: "empty", text: "Could not load the simulator: " + error.message })));
-</script>
-</body>
-</html>
-`;

@@ -1,0 +1,103 @@
+/**
+ * The error vocabulary of the server's HTTP answers: one closed list of codes, each with the status
+ * it has, and the one renderer of the JSON every error answer carries:
+ *
+ *   { "error": "<code>", "message": "<what is wrong and what to do>" }   (+ x-request-id when known)
+ *
+ * A code names one meaning, wherever it is used (`too_large` is any body over
+ * `[server] max_body_bytes`, the webhook's as the admin API's). Routes throw an `HttpError`, which
+ * the app's error plugin (http/error-plugin.ts) renders here; code outside a route handler (the
+ * webhook, which answers before it reads a schema) calls `errorResponse` directly.
+ */
+
+/** Every error code the server answers with, and its status. Adding a code is adding a line here. */
+export const ERROR_STATUS = {
+  // Any route.
+  not_found: 404,
+  internal_error: 500,
+  /** The body is not JSON, or not of the route's schema (the message names the first problem and its path). */
+  invalid_body: 400,
+  /** The query, path parameters or headers are not of the route's schema. */
+  invalid_query: 400,
+  invalid_params: 400,
+  invalid_headers: 400,
+  /** The body is over `[server] max_body_bytes`. */
+  too_large: 413,
+  /** The route takes only `content-type: application/json`. */
+  json_only: 415,
+
+  // The webhook (webhook/routes.ts).
+  verification_failed: 403,
+  signature_mismatch: 401,
+  /** The events could not be stored: Facebook retries. */
+  storage_failed: 500,
+
+  // Things named in a path, query or body that do not exist.
+  unknown_endpoint: 404,
+  unknown_page: 404,
+  unknown_user: 404,
+  unknown_contact: 404,
+  unknown_session: 404,
+
+  // The admin API (admin/routes.ts).
+  admin_api_off: 404,
+  unauthorized: 401,
+  /** Nothing to inject or send. */
+  empty: 400,
+  missing_user_id: 400,
+  missing_filter: 400,
+  invalid_limit: 400,
+  invalid_day: 400,
+  no_messenger_profile: 400,
+  /** Not possible in the thread's state. */
+  conflict: 409,
+  /** The Page is paused (its token was refused): nothing can be asked of Meta for it. */
+  page_paused: 503,
+  /** Meta refused a Graph API call made for the request. */
+  graph_error: 502,
+  /** Meta's rate limit leaves no room now: `retry-after` says when to try again. */
+  rate_limited: 429,
+  transformer_off: 404,
+  transformer_failed: 422,
+  transformer_unavailable: 503,
+
+  // The simulator's API (simulator/routes.ts).
+  /** A request a browser marks as coming from another site. */
+  cross_site: 403,
+  /** A request addressed to a name this server is not reached by (DNS rebinding): simulator/hosts.ts. */
+  host_not_allowed: 403,
+  too_many_users: 409,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** The error answer: `{ error, message }` JSON with the code's status (and the request id, when there is one). */
+export function errorResponse(code: ErrorCode, message: string, requestId?: string, headers?: Record<string, string>): Response {
+  const all: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...headers };
+  if (requestId) all["x-request-id"] = requestId;
+  return new Response(JSON.stringify({ error: code, message }), { status: ERROR_STATUS[code], headers: all });
+}
+
+/**
+ * An error answer thrown from a route (or its hooks): the app's error plugin renders it with
+ * `errorResponse`. `headers` go with the answer (`www-authenticate` on a 401, `retry-after` on a 429).
+ */
+export class HttpError extends Error {
+  override readonly name = "HttpError";
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+
+  /** The status of the code (Elysia reads `status` from a thrown error, too). */
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  // No `toResponse()`: Elysia would answer with it before any onError hook ran, and the error
+  // plugin (http/error-plugin.ts) could not add the request id.
+}
