@@ -9,7 +9,7 @@ import type { Config } from "./config/load.ts";
 import type { Database } from "./db/client.ts";
 import { WriteQueue } from "./db/write-queue.ts";
 import { StorageHealth } from "./db/health.ts";
-import { systemClock, type Clock } from "./core/clock.ts";
+import { realTimers, systemClock, type Clock, type Timers } from "./core/clock.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
@@ -21,7 +21,7 @@ import { SessionStore } from "./conversations/sessions.ts";
 import { People } from "./people/people.ts";
 import { PeopleRecords } from "./people/records.ts";
 import { Retention } from "./people/retention.ts";
-import { dayOf } from "./people/analytics.ts";
+import { countStatement, dayOf } from "./people/analytics.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
@@ -42,6 +42,8 @@ export interface AppDeps {
   /** The Graph API client; by default one for `[graph]` of the settings. */
   graph?: GraphClient;
   clock?: Clock;
+  /** The timers of the waits (handover deadlines, reply lanes' delays and retries); by default real ones. */
+  timers?: Timers;
   log?: Logger;
   /** Flows by name; by default loaded from `[flows]` of the settings. */
   flows?: FlowRegistry;
@@ -88,6 +90,7 @@ export interface App {
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, db } = deps;
   const clock = deps.clock ?? systemClock;
+  const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
@@ -130,7 +133,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
-  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
+  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, timers, log, metrics });
   threads.onChange((key, floor) => simulator.threadChanged(key, floor));
   const replies = new ReplyLanes({
     threads,
@@ -140,12 +143,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
     graph,
     pages,
     clock,
+    timers,
     log,
     metrics,
     minRetryDelayMs: config.graph.min_retry_delay_ms,
     echoGraceMs: config.graph.resend_after_ms,
     installId: install,
     health,
+    failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
     ...deps.lanes,
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
