@@ -44,8 +44,6 @@ import type { OutboxItem } from "./outbox.ts";
 import { Outcomes, type Settled } from "./outcomes.ts";
 import { ReplyStore } from "./store.ts";
 
-export type { UserKey };
-
 export interface ReplyLanesDeps {
   config: Config;
   database: Database;
