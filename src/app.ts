@@ -21,7 +21,7 @@ import { SessionStore } from "./conversations/sessions.ts";
 import { People } from "./people/people.ts";
 import { PeopleRecords } from "./people/records.ts";
 import { Retention } from "./people/retention.ts";
-import { dayOf } from "./people/analytics.ts";
+import { countStatement, dayOf } from "./people/analytics.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
@@ -42,7 +42,7 @@ export interface AppDeps {
   /** The Graph API client; by default one for `[graph]` of the settings. */
   graph?: GraphClient;
   clock?: Clock;
-  /** The timers of every wait (retry pauses, probes, time limits); tests pass a manual clock (test/helpers/manual-clock.ts). */
+  /** The timers of every wait (retry pauses, probes, time limits, handover deadlines, reply lanes' delays and retries); tests pass a manual clock (test/helpers/manual-clock.ts). */
   timers?: Timers;
   log?: Logger;
   /** Flows by name; by default loaded from `[flows]` of the settings. */
@@ -137,7 +137,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
-  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, log, metrics });
+  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, timers, log, metrics });
   threads.onChange((key, floor) => simulator.threadChanged(key, floor));
   const replies = new ReplyLanes({
     threads,
@@ -147,12 +147,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
     graph,
     pages,
     clock,
+    timers,
     log,
     metrics,
     minRetryDelayMs: config.graph.min_retry_delay_ms,
     echoGraceMs: config.graph.resend_after_ms,
     installId: install,
     health,
+    failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
     ...deps.lanes,
   });
   const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });

@@ -10,6 +10,9 @@ export interface UserKey {
   userId: string;
 }
 
+/** What a person known only by a `user_ref` is called in the inbox, the lanes and the sessions: `user_ref:<ref>`. */
+export const USER_REF_PREFIX = "user_ref:";
+
 /** One string per user: the key of every per-user map (work lists, caches, timers). */
 export function userKeyId(key: UserKey): string {
   return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;

@@ -1,5 +1,5 @@
 /**
- * Handover (SPEC §11): who has the floor in each user's thread.
+ * Handover: who has the floor in each user's thread.
  *
  *   bot       our app owns the thread: the flow runs, the reply lane sends
  *   handover  another app owns it (the Page Inbox, where people answer): the flow is not run,
@@ -9,51 +9,37 @@
  *   paused    we own it, but a person answered from another app (an echo not ours): as in
  *             handover, until `pause_minutes` after the person's last message
  *
- * The state is a row in `threads` (no row: bot). Rows not in state bot are kept in memory too, so
- * the per-turn and per-send checks cost a map lookup; they are loaded at start and their timers
- * armed again (a deadline that passed while the server was down fires at once).
- *
- * Graph calls fail in two ways that matter here: transient (network, 5xx, rate limits) — tried
- * again later — and refused (Conversation Routing's "Handover Protocol APIs disabled for this
- * page.", a person who is gone): reported on the row (`last_error`), in the log and the metrics,
- * never retried in a loop, and the state is left as it was, which is what Meta has too.
+ * This file is the state machine: the transitions and the rules that make an event stale. The
+ * state is a row in `threads` (store.ts; no row: bot). Rows not in state bot are kept in memory
+ * too, so the per-turn and per-send checks cost a map lookup; they are loaded at start and their
+ * deadlines armed again (deadlines.ts; one that passed while the server was down fires at once).
+ * Our own pass and take, and their failures, are in calls.ts; the admin API's view in view.ts.
  */
+import type { InStatement } from "@libsql/client";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
-import { numberOrNull, stringOrNull } from "../db/statement.ts";
-import type { InStatement } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
-import type { Clock } from "../core/clock.ts";
-import type { Logger } from "../log/logger.ts";
-import type { Registry } from "../metrics/registry.ts";
-import { userFields } from "../log/mask.ts";
-import { GraphApiError, type GraphClient } from "../messenger/graph.ts";
-import type { PageDirectory } from "../messenger/pages.ts";
-import { classifySendError } from "../messenger/retry.ts";
-import { describeCallError as describe, refusalHint as hint, passThreadControl, takeThreadControl } from "../messenger/thread-control.ts";
-import type { Inbox } from "../inbox/inbox.ts";
+import { realTimers, type Clock, type Timers } from "../core/clock.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { setNewest } from "../core/bounded.ts";
+import type { Logger } from "../log/logger.ts";
+import { userFields } from "../log/mask.ts";
+import type { Registry } from "../metrics/registry.ts";
+import type { GraphClient } from "../messenger/graph.ts";
+import type { PageDirectory } from "../messenger/pages.ts";
+import type { Inbox } from "../inbox/inbox.ts";
+import { ThreadStore, type Floor, type ThreadState } from "./store.ts";
+import { ThreadDeadlines } from "./deadlines.ts";
+import { ThreadCalls, type CallFailure } from "./calls.ts";
+import { threadView, type ThreadView } from "./view.ts";
+
+export type { Floor, ThreadState, CallFailure, ThreadView };
 
 /** The Page Inbox's app id: passing the thread to it puts the conversation in front of people. */
 export const PAGE_INBOX_APP_ID = "263902037430900";
 
-export type Floor = "bot" | "handover" | "paused";
-
-export interface ThreadState {
-  state: Floor;
-  ownerAppId: string | null;
-  metadata: string | null;
-  since: number;
-  lastHumanAt: number | null;
-  pausedUntil: number | null;
-  lastError: string | null;
-  /** A take to try again then (it failed for a passing reason). */
-  retryAt: number | null;
-}
-
-/** What the flow gets as `input.handover` when control comes back (SPEC §11). */
+/** What the flow gets as `input.handover` when control comes back (docs/handover.md). */
 export interface HandoverOutcome {
   status: "completed" | "timeout" | "error";
   /** What came back with the thread (the other app's metadata), else what we sent. */
@@ -81,59 +67,29 @@ export interface ThreadsDeps {
   pages: PageDirectory;
   inbox: Inbox;
   clock: Clock;
+  /** For the timeout and pause deadlines (default: real timers). */
+  timers?: Timers;
   log: Logger;
   metrics: Registry;
-}
-
-/** The view the admin API shows. */
-export interface ThreadView {
-  endpoint_id: string;
-  page_id: string;
-  user_id: string;
-  state: Floor;
-  owner_app_id: string | null;
-  metadata: string | null;
-  since: string | null;
-  last_human_at: string | null;
-  paused_until: string | null;
-  /** handover: when the thread is taken back if no person answers before. */
-  timeout_at: string | null;
-  last_error: string | null;
 }
 
 /** The app id a target names (`page_inbox` or an app id). */
 export const targetAppId = (target: string): string => (target === "page_inbox" ? PAGE_INBOX_APP_ID : target);
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-/** setTimeout's limit (about 24.8 days); longer waits are armed again when this one ends. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** A take that failed for a passing reason (network, rate limit) is tried again after this. */
-const TAKE_RETRY_MS = 60_000;
-
-const UPSERT_SQL =
-  "INSERT INTO threads (endpoint_id, page_id, user_id, state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, retry_at, updated_at) " +
-  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET state = excluded.state, " +
-  "owner_app_id = excluded.owner_app_id, metadata = excluded.metadata, since = excluded.since, last_human_at = excluded.last_human_at, " +
-  "paused_until = excluded.paused_until, last_error = excluded.last_error, retry_at = excluded.retry_at, updated_at = excluded.updated_at";
-const COLUMNS = "state, owner_app_id, metadata, since, last_human_at, paused_until, last_error, retry_at";
 /** Recently returned threads remembered (for stale events), and erased users. */
 const RECENT = 10_000;
 /** How far Meta's clock and ours may disagree, for events about our own passes and takes. */
 const OWN_SKEW_MS = 2_000;
 
-/** What a take or pass the operator asked for came to: null when done. */
-export interface CallFailure {
-  /** 503: we could not even ask (the Page is paused); 502: Meta refused. */
-  status: 502 | 503;
-  message: string;
-}
-
 export class Threads {
   readonly #endpoints: Map<string, EndpointSettings>;
-  /** Threads not in state bot, by lane id. */
+  readonly #store: ThreadStore;
+  readonly #deadlines: ThreadDeadlines;
+  readonly #calls: ThreadCalls;
+  /** Threads not in state bot, by user. */
   readonly #open = new Map<string, { key: UserKey; state: ThreadState }>();
   /**
-   * The time of the last Meta event that changed each thread (lane id → Meta's timestamp): an
+   * The time of the last Meta event that changed each thread (user → Meta's timestamp): an
    * event older than that is stale. Only Meta's times are compared with each other; our own
    * actions are not in this map (our clock and Meta's need not agree to the millisecond).
    */
@@ -143,17 +99,32 @@ export class Threads {
    * before that (within OWN_SKEW_MS for the clocks) was routed by the owner before our change.
    */
   readonly #ownAt = new Map<string, number>();
-  /** Users erased (lane id → time): a transition that started before is not written. */
+  /** Users erased (user → time): a transition that started before is not written. */
   readonly #erasedAt = new Map<string, number>();
-  readonly #timers = new Map<string, Timer>();
   readonly #releaseListeners: ((key: UserKey) => void)[] = [];
   readonly #leftListeners: ((key: UserKey) => void)[] = [];
   readonly #changeListeners: ((key: UserKey, floor: Floor) => void)[] = [];
   readonly #events;
-  #stopped = false;
 
   constructor(private readonly deps: ThreadsDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#store = new ThreadStore(deps.database, deps.writes);
+    this.#deadlines = new ThreadDeadlines(
+      { clock: deps.clock, timers: deps.timers ?? realTimers, timeoutMinutes: (endpointId) => this.#endpoints.get(endpointId)?.handover.timeout_minutes ?? 0 },
+      {
+        current: (key) => this.current(key),
+        pauseOver: (key) => void this.returned(key, "resumed").catch((error) => this.#log(key).error("could not end a pause", { error })),
+        takeDue: (key) => void this.take(key, "timeout").catch((error) => this.#log(key).error("could not take the thread back", { error })),
+      },
+    );
+    this.#calls = new ThreadCalls({
+      graph: deps.graph,
+      pages: deps.pages,
+      clock: deps.clock,
+      threads: this,
+      takeAt: (key, state) => this.#deadlines.takeAt(key, state),
+      log: (key) => this.#log(key),
+    });
     this.#events = deps.metrics.counter(
       "messenger_handover_events_total",
       "Handover events by endpoint and event (passed, taken_by_other, returned, timeout, paused, resumed, failed).",
@@ -167,27 +138,18 @@ export class Threads {
     });
   }
 
-  /** Reads the threads the bot does not own and arms their timers. */
+  /** Reads the threads the bot does not own and arms their deadlines. */
   async load(): Promise<void> {
-    const rows = await this.deps.database.client.execute(`SELECT endpoint_id, page_id, user_id, ${COLUMNS} FROM threads WHERE state <> 'bot'`);
-    for (const r of rows.rows) {
-      const key = { endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) };
-      const state = rowState([r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]]);
+    for (const { key, state } of await this.#store.open()) {
       this.#open.set(userKeyId(key), { key, state });
-      this.#arm(key, state);
+      this.#deadlines.arm(key, state);
     }
     // When the latest threads came back: a redelivered event from before that stays stale.
-    const back = await this.deps.database.client.execute({
-      sql: "SELECT endpoint_id, page_id, user_id, since FROM threads WHERE state = 'bot' ORDER BY updated_at DESC LIMIT ?",
-      args: [RECENT],
-    });
-    for (const r of back.rows.toReversed()) setNewest(this.#eventAt, userKeyId({ endpointId: String(r[0]), pageId: String(r[1]), userId: String(r[2]) }), Number(r[3]), RECENT);
+    for (const { key, since } of await this.#store.recentlyReturned(RECENT)) setNewest(this.#eventAt, userKeyId(key), since, RECENT);
   }
 
   stop(): void {
-    this.#stopped = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#deadlines.stop();
   }
 
   /** Called when the bot has the floor again: the reply lane sends what it held. */
@@ -238,27 +200,8 @@ export class Threads {
 
   /** The thread as the admin API shows it (a user never handed over: bot). */
   async view(key: UserKey): Promise<ThreadView> {
-    const rows = await this.deps.database.client.execute({
-      sql: `SELECT ${COLUMNS} FROM threads WHERE endpoint_id = ? AND page_id = ? AND user_id = ?`,
-      args: [key.endpointId, key.pageId, key.userId],
-    });
-    const r = rows.rows[0];
-    const s = r ? rowState([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]) : null;
-    const floor = this.floor(key);
-    return {
-      endpoint_id: key.endpointId,
-      page_id: key.pageId,
-      user_id: key.userId,
-      state: floor,
-      owner_app_id: floor === "handover" ? (s?.ownerAppId ?? null) : null,
-      metadata: s?.metadata ?? null,
-      since: iso(s?.since ?? null),
-      last_human_at: iso(s?.lastHumanAt ?? null),
-      paused_until: floor === "paused" ? iso(s?.pausedUntil ?? null) : null,
-      // Exactly what the timer acts on: null when nothing will take the thread back by itself.
-      timeout_at: iso(s && floor === "handover" ? this.#takeAt(key, s) : null),
-      last_error: s?.lastError ?? null,
-    };
+    const stored = await this.#store.read(key);
+    return threadView(key, this.floor(key), stored, stored ? this.#deadlines.takeAt(key, stored) : null);
   }
 
   // --- transitions ----------------------------------------------------------------------
@@ -403,91 +346,19 @@ export class Threads {
     this.#events.inc({ endpoint: key.endpointId, event: "failed" });
   }
 
-  /**
-   * Our `pass_thread_control` (the operator's, or a request honoured). Resolves with null, or what
-   * went wrong (then nothing changed but `last_error`).
-   */
-  async pass(key: UserKey, targetApp: string, metadata: string | null): Promise<CallFailure | null> {
-    const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
-    if (!page) return pausedPage(key);
-    const startedAt = this.deps.clock.now();
-    try {
-      await passThreadControl(this.deps.graph, page, key.userId, targetApp, metadata);
-    } catch (error) {
-      const message = describe(error);
-      await this.failed(key, `pass_thread_control: ${message}`, null, startedAt);
-      this.#log(key).error(`could not pass the thread to app ${targetApp}: ${message}${hint(error)}`);
-      return { status: 502, message: `${message}${hint(error)}` };
-    }
-    await this.handedOver(key, targetApp, metadata, "passed", { startedAt });
-    return null;
+  /** Our `pass_thread_control` for the operator or a request honoured (calls.ts). */
+  pass(key: UserKey, targetApp: string, metadata: string | null): Promise<CallFailure | null> {
+    return this.#calls.pass(key, targetApp, metadata);
   }
 
-  /**
-   * Our `take_thread_control`: on the timeout (then the flow runs once with status "timeout") or
-   * for the operator (who may take a thread we did not know was elsewhere: the call is made unless
-   * the bot is only paused). Resolves with null, or what went wrong (then the thread stays where
-   * it is, with `last_error`; a passing failure of a timeout take is tried again a minute later).
-   */
-  async take(key: UserKey, reason: "timeout" | "operator"): Promise<CallFailure | null> {
-    const open = this.current(key);
-    const log = this.#log(key);
-    const startedAt = this.deps.clock.now();
-    if (open?.state !== "paused") {
-      const page = this.deps.pages.activeCredentials(key.endpointId, key.pageId);
-      if (!page) {
-        const failure = pausedPage(key);
-        if (reason === "timeout") {
-          log.warn(`could not take the thread back after the handover timeout: ${failure.message}; trying again in ${TAKE_RETRY_MS / 1000} s`);
-          await this.failed(key, `take_thread_control: ${failure.message}`, startedAt + TAKE_RETRY_MS, startedAt);
-        }
-        return failure;
-      }
-      try {
-        await takeThreadControl(this.deps.graph, page, key.userId, reason === "timeout" ? "timeout: no reply from a person" : "taken back by the operator");
-      } catch (error) {
-        const message = describe(error);
-        const verdict = classifySendError(error);
-        // A refused token pauses the Page (as for sends); the take is tried again once it is replaced.
-        if (verdict.action === "pause_page") await this.deps.pages.pause(key.endpointId, key.pageId, verdict.reason);
-        const passing = verdict.action === "retry" || verdict.action === "pause_page" || verdict.action === "unclear";
-        // A passing failure keeps a timer: the timeout's take is tried again a minute later, and an
-        // operator's failed take leaves the timeout where it was.
-        const retryAt = !passing ? null : reason === "timeout" ? startedAt + TAKE_RETRY_MS : open ? this.#takeAt(key, open) : null;
-        await this.failed(key, `take_thread_control: ${message}`, retryAt, startedAt);
-        if (passing) log.warn(`could not take the thread back (${message})${reason === "timeout" ? `; trying again in ${TAKE_RETRY_MS / 1000} s` : ""}`);
-        else log.error(`could not take the thread back${reason === "timeout" ? " after the handover timeout" : ""}: ${message}${hint(error)}`);
-        return { status: 502, message: passing ? `${message}: a passing failure, try again` : `${message}${hint(error)}` };
-      }
-    }
-    await this.returned(
-      key,
-      reason === "timeout" ? "timeout" : "resumed",
-      undefined,
-      // The flow's "timeout" turn is stored before the state changes, under a key made from the
-      // handover it ends: a crash in between and the take made again store it once.
-      reason === "timeout"
-        ? (previous) => this.storeOutcome(key, { status: "timeout", metadata: previous.metadata, owner_app_id: previous.ownerAppId, since: iso(previous.since) }, `since:${previous.since}`)
-        : undefined,
-    );
-    return null;
+  /** Our `take_thread_control`, on the timeout or for the operator (calls.ts). */
+  take(key: UserKey, reason: "timeout" | "operator"): Promise<CallFailure | null> {
+    return this.#calls.take(key, reason);
   }
 
-  /** Our pass failed for good: the flow is told once (`source: "handover"`, status "error"). */
-  async passFailed(key: UserKey, targetApp: string, metadata: string | null, error: unknown): Promise<void> {
-    const message = describe(error);
-    if (this.floor(key) === "handover") {
-      // Refused because another app took the thread meanwhile: nothing for the flow to hear now.
-      this.#log(key).warn(`a queued handover to app ${targetApp} was refused while another app has the thread; dropped: ${message}`);
-      return;
-    }
-    await this.failed(key, `pass_thread_control: ${message}`);
-    this.#log(key).error(`could not pass the thread to app ${targetApp}; the bot keeps the conversation and the flow is told (handover.status "error"): ${message}${hint(error)}`);
-    await this.storeOutcome(
-      key,
-      { status: "error", metadata, owner_app_id: targetApp, since: null, error: { message, ...(error instanceof GraphApiError ? { code: error.code } : {}) } },
-      `at:${this.deps.clock.now()}`,
-    );
+  /** A reply lane's pass failed for good: the flow is told once (calls.ts). */
+  passFailed(key: UserKey, targetApp: string, metadata: string | null, error: unknown): Promise<void> {
+    return this.#calls.passFailed(key, targetApp, metadata, error);
   }
 
   /** Forgets an erased user (the rows are deleted with the rest of the user's data). */
@@ -497,8 +368,7 @@ export class Threads {
     this.#eventAt.delete(id);
     this.#ownAt.delete(id);
     setNewest(this.#erasedAt, id, this.deps.clock.now(), RECENT);
-    clearTimeout(this.#timers.get(id));
-    this.#timers.delete(id);
+    this.#deadlines.cancel(key);
   }
 
   // --- internals ------------------------------------------------------------------------
@@ -527,90 +397,14 @@ export class Threads {
     // Memory first: a send or turn that looks while the commit runs already sees the new floor.
     if (state.state === "bot") this.#open.delete(id);
     else this.#open.set(id, { key, state });
-    this.#arm(key, state);
-    const now = this.deps.clock.now();
-    await this.deps.writes.run([
-      {
-        sql: UPSERT_SQL,
-        args: [key.endpointId, key.pageId, key.userId, state.state, state.ownerAppId, state.metadata, state.since, state.lastHumanAt, state.pausedUntil, state.lastError, state.retryAt, now],
-      },
-      ...(options.extra ?? []),
-    ]);
+    this.#deadlines.arm(key, state);
+    await this.#store.save(key, state, this.deps.clock.now(), options.extra);
     if (wasOpen && state.state === "bot") for (const listener of this.#releaseListeners) listener(key);
     if (wasOpen !== (state.state !== "bot") || state.state !== "bot") for (const listener of this.#changeListeners) listener(key, this.floor(key));
     return true;
   }
 
-  /**
-   * When the bot takes a handed-over thread back by itself: a take to try again, else the timeout
-   * after the handover or the person's last reply. Never after a refused take (the error is on
-   * the row; the thread waits for the other app, "Done" in the Page Inbox, or the operator), nor
-   * for a thread whose owner we do not know.
-   */
-  #takeAt(key: UserKey, state: ThreadState): number | null {
-    if (state.retryAt !== null) return state.retryAt;
-    if (state.lastError !== null || state.ownerAppId === null) return null;
-    const minutes = this.#endpoints.get(key.endpointId)?.handover.timeout_minutes ?? 0;
-    if (minutes <= 0) return null;
-    return Math.max(state.since, state.lastHumanAt ?? 0) + minutes * 60_000;
-  }
-
-  /** (Re)arms the user's one timer for the state's deadline. */
-  #arm(key: UserKey, state: ThreadState): void {
-    const id = userKeyId(key);
-    clearTimeout(this.#timers.get(id));
-    this.#timers.delete(id);
-    if (this.#stopped) return;
-    if (state.state === "paused" && state.pausedUntil !== null) {
-      this.#schedule(key, state.pausedUntil - this.deps.clock.now(), () => {
-        const open = this.current(key);
-        if (open?.state === "paused" && (open.pausedUntil ?? 0) <= this.deps.clock.now()) void this.returned(key, "resumed").catch((error) => this.#log(key).error("could not end a pause", { error }));
-        else if (open) this.#arm(key, open);
-      });
-    } else if (state.state === "handover") {
-      const at = this.#takeAt(key, state);
-      if (at === null) return;
-      this.#schedule(key, at - this.deps.clock.now(), () => {
-        const open = this.current(key);
-        if (open?.state !== "handover") return;
-        const due = this.#takeAt(key, open);
-        if (due !== null && due <= this.deps.clock.now()) void this.take(key, "timeout").catch((error) => this.#log(key).error("could not take the thread back", { error }));
-        else this.#arm(key, open);
-      });
-    }
-  }
-
-  #schedule(key: UserKey, ms: number, run: () => void): void {
-    const id = userKeyId(key);
-    clearTimeout(this.#timers.get(id));
-    const delay = Math.max(0, Math.min(ms, MAX_TIMER_MS));
-    const timer = setTimeout(() => {
-      this.#timers.delete(id);
-      if (this.#stopped) return;
-      if (delay < ms) this.#schedule(key, ms - delay, run);
-      else run();
-    }, delay);
-    this.#timers.set(id, timer);
-  }
-
   #log(key: UserKey): Logger {
     return this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
   }
-}
-
-function pausedPage(key: UserKey): CallFailure {
-  return { status: 503, message: `Page ${key.pageId} is paused (Meta refused its access token) or not in the settings: replace its access_token and restart` };
-}
-
-function rowState(r: readonly unknown[]): ThreadState {
-  return {
-    state: String(r[0]) as Floor,
-    ownerAppId: stringOrNull(r[1]),
-    metadata: stringOrNull(r[2]),
-    since: Number(r[3]),
-    lastHumanAt: numberOrNull(r[4]),
-    pausedUntil: numberOrNull(r[5]),
-    lastError: stringOrNull(r[6]),
-    retryAt: numberOrNull(r[7]),
-  };
 }

@@ -1,7 +1,12 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
 import { randomBytes } from "node:crypto";
 import type { Client, InStatement, ResultSet } from "@libsql/client";
+import { rowReader } from "../db/rows.ts";
+import { meta, outbox } from "../db/schema.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
+
+const readId = rowReader(outbox, ["id"]);
+const readValue = rowReader(meta, ["value"]);
 
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
 
@@ -43,7 +48,7 @@ export interface OutboxItem {
   attempts: number;
   nextAttemptAt: number | null;
   firstAttemptAt: number | null;
-  // In memory only, for the lane (replies/lanes.ts):
+  // In memory only, for the lane (replies/lanes.ts and the files it uses):
   /** Graph took it; only its outcome is still to be stored. Never sent again, whatever happens to that write. */
   accepted?: { status: "sent" | "unconfirmed"; messageId: string | null; error?: Record<string, unknown> };
   /** The last call's answer was unclear: the lane waits for the echo until this time. */
@@ -90,7 +95,7 @@ export function enqueueReplies(replies: NewReply[], now: number): Enqueued | nul
     },
     items(result) {
       // One statement assigns increasing ids in the order of its VALUES.
-      const ids = result.rows.map((row) => Number(row[0])).sort((a, b) => a - b);
+      const ids = result.rows.map((row) => readId(row).id).sort((a, b) => a - b);
       return rows.map(({ reply: r, kind, body }, i) => ({
         id: ids[i]!,
         endpointId: r.endpointId,
@@ -124,20 +129,22 @@ export function outboxIdFromStamp(installId: string, metadata: unknown): number 
   return m && m[1] === installId ? Number(m[2]) : null;
 }
 
+const SELECT_INSTALL_ID_SQL = "SELECT value FROM meta WHERE key = 'install_id'";
+
 /**
  * This database's install id (created once, kept in `meta`): what tells our own echoes from
  * those of another deployment on the same Page.
  */
 export async function installId(writes: WriteQueue, client: Client): Promise<string> {
   // Read first: a start on a full disk must not fail on a write that changes nothing.
-  const existing = await client.execute("SELECT value FROM meta WHERE key = 'install_id'");
-  if (existing.rows.length > 0) return String(existing.rows[0]![0]);
+  const existing = await client.execute(SELECT_INSTALL_ID_SQL);
+  if (existing.rows.length > 0) return readValue(existing.rows[0]!).value;
   await writes.run([
     {
       sql: "INSERT INTO meta (key, value, updated_at) VALUES ('install_id', ?, ?) ON CONFLICT (key) DO NOTHING",
       args: [randomBytes(6).toString("base64url"), Date.now()],
     },
   ]);
-  const row = await client.execute("SELECT value FROM meta WHERE key = 'install_id'");
-  return String(row.rows[0]![0]);
+  const row = await client.execute(SELECT_INSTALL_ID_SQL);
+  return readValue(row.rows[0]!).value;
 }

@@ -5,9 +5,9 @@
  * a user_ref, and no sender action (typing_on, mark_seen) or thread control: those need the PSID,
  * which arrives with the person's first reply (and then is another user, with a lane of its own).
  */
-import type { Client } from "@libsql/client";
-import { USER_REF_PREFIX } from "../webhook/events.ts";
+import { USER_REF_PREFIX } from "../core/user-key.ts";
 import type { OutboxItem } from "./outbox.ts";
+import type { ReplyStore } from "./store.ts";
 
 export type Recipient = { id: string } | { user_ref: string };
 
@@ -25,12 +25,8 @@ export function recipientOf(userId: string): Recipient {
  * reason), or null when it may: the first message only. One earlier message that was sent is
  * enough to refuse (or one Facebook took without a readable answer: unconfirmed); one that failed or was dropped does not count.
  */
-export async function userRefRefusal(client: Client, item: OutboxItem): Promise<string | null> {
+export async function userRefRefusal(store: ReplyStore, item: OutboxItem): Promise<string | null> {
   if (item.kind === "action") return "a sender action cannot be sent to a person known only by a user_ref (it needs their PSID)";
   if (item.kind !== "message") return "the thread cannot be passed for a person known only by a user_ref (it needs their PSID)";
-  const earlier = await client.execute({
-    sql: "SELECT 1 FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND kind = 'message' AND status IN ('sent', 'unconfirmed') AND id <> ? LIMIT 1",
-    args: [item.endpointId, item.pageId, item.userId, item.id],
-  });
-  return earlier.rows.length > 0 ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again" : null;
+  return (await store.sentBefore(item)) ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again" : null;
 }

@@ -13,6 +13,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { checker, firstProblem } from "../core/checks.ts";
 import { EVENT_KINDS, isUnsent, type EventKind, type InboxEvent } from "../inbox/events.ts";
+import { USER_REF_PREFIX } from "../core/user-key.ts";
 import { boundedJson, deeperThan } from "./bounded-json.ts";
 
 /**
@@ -59,8 +60,6 @@ export const MAX_MALFORMED_JSON = 64 * 1024;
 const PSID_PATTERN = /^[0-9]{1,32}$/;
 /** A checkbox / chat plugin `user_ref`: chosen by the web page that shows the plugin, so only bounded, printable ASCII. */
 const USER_REF_PATTERN = /^[\x21-\x7e]{1,256}$/;
-/** What a person known only by a `user_ref` is called in the inbox, the lanes and the sessions. */
-export const USER_REF_PREFIX = "user_ref:";
 /** A mid (or another id in a dedup key): storable as it is (no control characters, no lone surrogate), bounded. */
 const KEY_PART_PATTERN = /^[^\p{Cc}\p{Cs}]{1,1024}$/u;
 /** A delivery's `mids` above this many is not Meta's (one delivery confirms a handful). */

@@ -1,5 +1,5 @@
 /**
- * Handover to people (SPEC §11, issue 6) end to end, in process: our app on a loopback port, and
+ * Handover to people (docs/handover.md, issue 6) end to end, in process: our app on a loopback port, and
  * a fake Graph API that owns the threads, sends echoes of our messages and the handover events to
  * our webhook, and plays the Page Inbox (a person takes over, answers, marks the conversation Done).
  *
@@ -132,9 +132,11 @@ describe("handover round trip", () => {
     await until(async () => (await thread(c)).state === "handover");
     expect(await thread(c)).toMatchObject({ owner_app_id: PAGE_INBOX_APP_ID, metadata: "I'll take this one" });
     expect((await thread(c)).waiting_messages).toBeGreaterThanOrEqual(1);
-    // Longer than two typing delays: without the hold, "two" and "three" would go now (and be refused).
-    await Bun.sleep(1_000);
+    // The lane stops with "two" and "three" still queued: without the hold it would have sent them
+    // (and been refused) before going idle.
+    await until(() => c.app.replies.activeLanes === 0);
     expect(texts(c)).toEqual(["one"]);
+    expect((await thread(c)).waiting_messages).toBe(2);
     c.graph.inboxDone(PAGE_ID, PSID);
     await until(() => texts(c).length >= 4, 15_000);
     expect(texts(c)).toEqual(["one", "two", "three", `back:completed:I'll take this one:${PAGE_INBOX_APP_ID}`]);
@@ -164,7 +166,9 @@ describe("handover round trip", () => {
     c.graph.inboxTake(PAGE_ID, PSID);
     // Applied as it arrives, not after the slow turn (1.5 s) ends.
     await until(async () => (await thread(c)).state === "handover", 1_000);
-    await Bun.sleep(2_000); // the slow turn ends and the typing delays pass: still nothing sent
+    // The slow turn ends and its reply joins the others; the lane holds them all (idle, nothing sent).
+    await inboxDone(c);
+    await until(async () => c.app.replies.activeLanes === 0 && (await thread(c)).waiting_messages === 3);
     expect(texts(c)).toEqual(["one"]);
     c.graph.inboxDone(PAGE_ID, PSID);
     await until(() => texts(c).length >= 5, 15_000);
@@ -290,8 +294,8 @@ describe("timeout", () => {
     const c = await conversation("timeout_minutes = 0");
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
+    // No deadline: timeout_at is what the timer acts on (test/unit/handover/threads.test.ts shows none is armed).
     expect((await thread(c)).timeout_at).toBeNull();
-    await Bun.sleep(500);
     expect(callsTo(c, "take_thread_control")).toHaveLength(0);
     expect((await thread(c)).state).toBe("handover");
   });
@@ -397,8 +401,7 @@ describe("errors and Conversation Routing", () => {
     expect(state.last_error).toContain("Handover Protocol APIs disabled for this page.");
     expect(state.timeout_at).toBeNull(); // no timer acts on it any more
     await until(() => c.logs.records().some((l) => l.level === "error" && l.msg.includes("Conversation Routing"))); // logged with how to fix
-    // Ten timeouts' worth of waiting: still the one call.
-    await Bun.sleep(1_200);
+    // Nothing is armed to try again (test/unit/handover/threads.test.ts): still the one call.
     expect(callsTo(c, "take_thread_control")).toHaveLength(1);
     // The operator's take is refused the same way, and says so.
     const take = await api(c, "POST", threadPath(), { body: { action: "take" } });

@@ -29,7 +29,7 @@ const callsFor = (c: Conversation, text: string) => c.graph.calls.filter((call) 
 async function outbox(c: Conversation): Promise<{ text: string; status: string; attempts: number; last_error: string | null }[]> {
   await c.app.writes.drain();
   const result = await c.database.client.execute("SELECT body, status, attempts, last_error FROM outbox WHERE kind = 'message' ORDER BY id");
-  return result.rows.map((r) => ({ text: JSON.parse(String(r[0])).message.text, status: String(r[1]), attempts: Number(r[2]), last_error: r[3] === null ? null : String(r[3]) }));
+  return result.rows.map((r) => ({ text: JSON.parse(String(r.body)).message.text, status: String(r.status), attempts: Number(r.attempts), last_error: r.last_error === null ? null : String(r.last_error) }));
 }
 
 async function statuses(c: Conversation): Promise<string[]> {

@@ -127,7 +127,7 @@ describe("an unclear Send API answer while writes fail", () => {
     await until(() => c.logs.records().some((r) => r.msg.startsWith("the Send API did not answer clearly")));
     await Bun.sleep(800);
     storage.fail(false);
-    await until(async () => (await c.database.client.execute("SELECT status FROM outbox WHERE body LIKE '%re: second%'")).rows[0]?.[0] === "unconfirmed");
+    await until(async () => (await c.database.client.execute("SELECT status FROM outbox WHERE body LIKE '%re: second%'")).rows[0]?.status === "unconfirmed");
     expect(await c.post([userText("third")])).toBe(200);
     await c.graph.waitForSends(3, { recipientId: PSID });
     expect(c.graph.calls.filter((call) => (call.body as { message?: { text?: string } })?.message?.text === "re: second")).toHaveLength(1);
@@ -142,9 +142,9 @@ describe("a hostile state event", () => {
     const hostile = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, mid: "m_hostile", app_id: { toString: 1 }, text: "x" } };
     const ours = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now() + 1, message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: sent!.message.text } };
     expect(await c.post([hostile, ours])).toBe(200);
-    await until(async () => (await c.database.client.execute("SELECT count(*) FROM inbox WHERE kind = 'echo' AND status = 'pending'")).rows[0]![0] === 0);
+    await until(async () => (await c.database.client.execute("SELECT count(*) AS n FROM inbox WHERE kind = 'echo' AND status = 'pending'")).rows[0]!.n === 0);
     const status = await c.database.client.execute("SELECT status FROM outbox WHERE kind = 'message'");
-    expect(status.rows[0]![0]).toBe("sent");
+    expect(status.rows[0]!.status).toBe("sent");
   });
 });
 
@@ -178,7 +178,7 @@ describe("a message Graph took whose 'sent' mark cannot be stored", () => {
     storage.fail(false);
     await until(async () => {
       const rows = await c.database.client.execute("SELECT status FROM outbox WHERE kind = 'message'");
-      return rows.rows.length === 1 && rows.rows[0]![0] === "sent";
+      return rows.rows.length === 1 && rows.rows[0]!.status === "sent";
     });
     // Let the lane look again: nothing more is sent.
     expect(await c.post([userText("next")])).toBe(200);

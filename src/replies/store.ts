@@ -1,0 +1,130 @@
+/**
+ * The reply lanes' SQL: the open rows of `outbox` (db/schema.ts) read at start, the marks of each
+ * send, and the proof that echoes arrive (kept in `meta`). Rows are read by column name through
+ * the readers below. The marks run once or twice per message: plain SQL (no query building on the
+ * hot path), with the status values as literals so that SQLite uses the partial index over open
+ * items. Enqueueing is in outbox.ts.
+ */
+import type { InStatement } from "@libsql/client";
+import { count, sql } from "drizzle-orm";
+import type { Database } from "../db/client.ts";
+import { columnList, rowReader } from "../db/rows.ts";
+import { meta, outbox } from "../db/schema.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { OutboxItem } from "./outbox.ts";
+
+const OPEN_FIELDS = ["id", "endpointId", "pageId", "userId", "kind", "body", "status", "attempts", "nextAttemptAt", "firstAttemptAt", "lastError"] as const;
+const readOpen = rowReader(outbox, OPEN_FIELDS);
+const SELECT_OPEN_SQL = `SELECT ${columnList(outbox, OPEN_FIELDS)} FROM outbox WHERE status IN ('pending', 'sending') ORDER BY id`;
+
+// An echo may have marked the item sent since the lane looked at it (a late answer, a send
+// interrupted by a crash): then nothing is to be sent, and the guard makes that visible.
+const MARK_SENDING_SQL = "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
+const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
+// Both only touch an item that is still open: an echo that marked it sent wins over a late error.
+const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
+const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
+// Graph took it, but whether the user has it is not known: its echo, if one comes, makes it sent.
+const MARK_UNCONFIRMED_SQL = "UPDATE outbox SET status = 'unconfirmed', sent_at = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
+// An unclear answer, while the lane waits for the echo: the row stays "sending", marked.
+const MARK_UNCLEAR_SQL = "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'sending'";
+/** What MARK_UNCLEAR_SQL's `last_error` carries (failures.ts writes it as JSON). */
+const UNCLEAR_MARK = '"unclear":true';
+
+// Whether a message was sent (or taken, unconfirmed) to this user before: a user_ref takes one (recipient.ts).
+const SENT_BEFORE_SQL =
+  "SELECT 1 FROM outbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND kind = 'message' AND status IN ('sent', 'unconfirmed') AND id <> ? LIMIT 1";
+
+/** `meta` keys `echoes_seen:<endpoint>:<page>`: when an echo of ours last came back (ms, as text). */
+const ECHOES_SEEN_PREFIX = "echoes_seen:";
+const readMeta = rowReader(meta, ["key", "value"]);
+const SELECT_ECHOES_SEEN_SQL = `SELECT key, value FROM meta WHERE key LIKE '${ECHOES_SEEN_PREFIX}%'`;
+const UPSERT_META_SQL = "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+export class ReplyStore {
+  constructor(
+    private readonly database: Database,
+    private readonly writes: WriteQueue,
+  ) {}
+
+  /** Every open item (pending or sending), in `id` order; `unclear`: marked by `markUnclear` before the server stopped. */
+  async openItems(): Promise<{ item: OutboxItem; unclear: boolean }[]> {
+    const result = await this.database.client.execute(SELECT_OPEN_SQL);
+    return result.rows.map((row) => {
+      const { lastError, ...item } = readOpen(row);
+      return { item: { ...item, status: item.status as OutboxItem["status"] }, unclear: item.status === "sending" && lastError !== null && lastError.includes(UNCLEAR_MARK) };
+    });
+  }
+
+  /** Items waiting in open lanes, per endpoint. (The literal statuses keep to the partial index.) */
+  async queueDepth(): Promise<Map<string, number>> {
+    const rows = await this.database.db
+      .select({ endpointId: outbox.endpointId, n: count() })
+      .from(outbox)
+      .where(sql`${outbox.status} IN ('pending', 'sending')`)
+      .groupBy(outbox.endpointId);
+    return new Map(rows.map((r) => [r.endpointId, r.n]));
+  }
+
+  /** Whether a message to this item's user was sent (or taken) before it. */
+  async sentBefore(item: OutboxItem): Promise<boolean> {
+    const result = await this.database.client.execute({ sql: SENT_BEFORE_SQL, args: [item.endpointId, item.pageId, item.userId, item.id] });
+    return result.rows.length > 0;
+  }
+
+  /** When an echo of ours last came back, per `<endpoint>:<page>`. */
+  async echoesSeen(): Promise<Map<string, number>> {
+    const result = await this.database.client.execute(SELECT_ECHOES_SEEN_SQL);
+    const seen = new Map<string, number>();
+    for (const row of result.rows) {
+      const { key, value } = readMeta(row);
+      const at = Number(value);
+      if (Number.isFinite(at)) seen.set(key.slice(ECHOES_SEEN_PREFIX.length), at);
+    }
+    return seen;
+  }
+
+  /** Remembers when an echo of ours came back for `<endpoint>:<page>` (committed with the echo). */
+  echoSeenStatement(page: string, at: number): InStatement {
+    return { sql: UPSERT_META_SQL, args: [`${ECHOES_SEEN_PREFIX}${page}`, String(at), at] };
+  }
+
+  /**
+   * Marks the item "sending" before the call (durably, so a crash in between is recognised at the
+   * next start). False when it was closed meanwhile (its echo marked it sent): nothing to send.
+   */
+  async markSending(id: number, attempts: number, firstAttemptAt: number): Promise<boolean> {
+    const [marked] = await this.writes.run([{ sql: MARK_SENDING_SQL, args: [attempts, firstAttemptAt, id] }]);
+    return marked!.rowsAffected > 0;
+  }
+
+  /** The "sent" mark, to commit with something else (a handover's new state). */
+  sentStatement(id: number, messageId: string | null, at: number): InStatement {
+    return { sql: MARK_SENT_SQL, args: [messageId, at, id] };
+  }
+
+  // The marks below need no fsync of their own: the next "sending" mark's fsync covers them (write-queue.ts RunOptions).
+
+  markSent(id: number, messageId: string | null, at: number): Promise<unknown> {
+    return this.writes.run([this.sentStatement(id, messageId, at)], { durable: false });
+  }
+
+  markUnconfirmed(id: number, at: number, error: string): Promise<unknown> {
+    return this.writes.run([{ sql: MARK_UNCONFIRMED_SQL, args: [at, error, id] }], { durable: false });
+  }
+
+  /** Kept on the row while the lane waits for the echo: after a restart it is not taken for a send the crash interrupted. */
+  markUnclear(id: number, error: string): Promise<unknown> {
+    return this.writes.run([{ sql: MARK_UNCLEAR_SQL, args: [error, id] }], { durable: false });
+  }
+
+  /** Back to pending, to be tried at `nextAttemptAt`. */
+  reopen(id: number, nextAttemptAt: number | null, error: string): Promise<unknown> {
+    return this.writes.run([{ sql: REOPEN_SQL, args: [nextAttemptAt, error, id] }], { durable: false });
+  }
+
+  /** Gives items up (failed or dropped), with `extra` in the same commit. */
+  finish(items: { id: number; status: "failed" | "dropped"; error: string }[], extra: InStatement[] = []): Promise<unknown> {
+    return this.writes.run([...items.map((i) => ({ sql: FINISH_SQL, args: [i.status, i.error, i.id] })), ...extra], { durable: false });
+  }
+}
