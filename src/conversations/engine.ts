@@ -37,10 +37,10 @@ import { setNewest } from "../core/bounded.ts";
 import { enqueueReplies, outboxIdFromStamp, type NewReply } from "../replies/outbox.ts";
 import { isUserRef } from "../replies/recipient.ts";
 import { handoverInput, inputFromEvent, injectedInput } from "./input.ts";
-import type { People } from "../people/people.ts";
+import type { Contacts } from "../people/contacts.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
-import { messageText, transcriptInsert, type TranscriptLine } from "../people/records.ts";
+import { messageText, transcriptInsert, type TranscriptLine } from "../people/transcripts.ts";
 import { maskMessage, userFields } from "../log/mask.ts";
 import { scrub } from "../log/scrub.ts";
 import type { SessionStore } from "./sessions.ts";
@@ -63,7 +63,7 @@ export interface EngineDeps {
   /** This database's install id: echoes stamped with another one are not ours (replies/outbox.ts). */
   installId: string;
   sessions: SessionStore;
-  people: People;
+  contacts: Contacts;
   /** The operator's transformer functions (SPEC §9), when any endpoint has them. */
   transformers?: Transformers;
   /** Who has the floor per user (SPEC §11): while not the bot, user inputs are recorded, not run. */
@@ -367,7 +367,7 @@ export class ConversationEngine {
     let session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
     // An inject told its caller the session it would run in: keep that id if a new one starts.
     if (injected?.new_session_id && session.isNew) session = { ...session, id: injected.new_session_id };
-    const person = await this.deps.people.forTurn(key, endpoint, log);
+    const person = await this.deps.contacts.forTurn(key, endpoint, log);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
     const inputContext = {
