@@ -9,6 +9,7 @@ import { rowReader } from "../db/rows.ts";
 import { transformerStorage } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
+import type { Timers } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { TRANSFORMER_TIMEOUT_MS } from "./host.ts";
 import { OF_USER, deleteStorageOf, storagePrefix } from "./storage.ts";
@@ -16,7 +17,17 @@ import { OF_USER, deleteStorageOf, storagePrefix } from "./storage.ts";
 const EXPORT_SQL = `SELECT storage_key, value, updated_at FROM transformer_storage WHERE endpoint_id = ? AND ${OF_USER}`;
 const readExported = rowReader(transformerStorage, ["storageKey", "value", "updatedAt"]);
 
-export function transformerData(deps: { database: Database; writes: WriteQueue }) {
+/** The second delete's wait keeps no process alive (a stop does not wait for it). */
+const unrefTimers: Timers = {
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    timer.unref?.();
+    return () => clearTimeout(timer);
+  },
+};
+
+export function transformerData(deps: { database: Database; writes: WriteQueue; timers?: Timers }) {
+  const timers = deps.timers ?? unrefTimers;
   return {
     name: "transformer_storage",
     /** Per PSID: the storage of a PSID on two Pages of one endpoint is shown under each. */
@@ -39,8 +50,7 @@ export function transformerData(deps: { database: Database; writes: WriteQueue }
     erased(subject: { keys: readonly UserKey[] }, log: Logger) {
       const statements = subject.keys.map(deleteStorageOf);
       if (statements.length === 0) return;
-      const later = setTimeout(() => void deps.writes.run(statements).catch((error) => log.error("could not erase transformer storage", { error })), TRANSFORMER_TIMEOUT_MS + 1_000);
-      later.unref?.();
+      timers.after(TRANSFORMER_TIMEOUT_MS + 1_000, () => void deps.writes.run(statements).catch((error) => log.error("could not erase transformer storage", { error })));
     },
   };
 }
