@@ -5,8 +5,8 @@
  * construction). Off with `collect_analytics = false`.
  */
 import type { InStatement } from "@libsql/client";
-import { and, asc, eq, gte, lte } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
+import { columnList, rowReader } from "../db/rows.ts";
 import { analyticsDaily } from "../db/schema.ts";
 
 export interface Counts {
@@ -42,16 +42,23 @@ export function countStatement(endpointId: string, now: number, c: Counts): InSt
   return { sql: COUNT_SQL, args: [endpointId, dayOf(now), c.inputs ?? 0, c.outputs ?? 0, c.sessions ?? 0, c.users ?? 0, c.failedSends ?? 0] };
 }
 
+const DAY_KEYS = ["endpointId", "day", "inputs", "outputs", "sessions", "users", "failedSends"] as const;
+const readDay = rowReader(analyticsDaily, DAY_KEYS);
+const DAYS_SQL = `SELECT ${columnList(analyticsDaily, DAY_KEYS)} FROM analytics_daily WHERE day >= ? AND day <= ? ORDER BY day, endpoint_id`;
+const ENDPOINT_DAYS_SQL = `SELECT ${columnList(analyticsDaily, DAY_KEYS)} FROM analytics_daily WHERE day >= ? AND day <= ? AND endpoint_id = ? ORDER BY day, endpoint_id`;
+
+/** The counts as the admin API and the metrics (at each scrape) read them. */
 export class Analytics {
   constructor(private readonly database: Database) {}
 
   /** The counts of the days from `fromDay` to `toDay` (included), of one endpoint or of all. */
   async days(endpointId: string | undefined, fromDay: string, toDay: string): Promise<DayCounts[]> {
-    const rows = await this.database.db
-      .select()
-      .from(analyticsDaily)
-      .where(and(gte(analyticsDaily.day, fromDay), lte(analyticsDaily.day, toDay), endpointId ? eq(analyticsDaily.endpointId, endpointId) : undefined))
-      .orderBy(asc(analyticsDaily.day), asc(analyticsDaily.endpointId));
-    return rows.map((r) => ({ endpoint_id: r.endpointId, day: r.day, inputs: r.inputs, outputs: r.outputs, sessions: r.sessions, users: r.users, failed_sends: r.failedSends }));
+    const result = await this.database.client.execute(
+      endpointId ? { sql: ENDPOINT_DAYS_SQL, args: [fromDay, toDay, endpointId] } : { sql: DAYS_SQL, args: [fromDay, toDay] },
+    );
+    return result.rows.map((row) => {
+      const r = readDay(row);
+      return { endpoint_id: r.endpointId, day: r.day, inputs: r.inputs, outputs: r.outputs, sessions: r.sessions, users: r.users, failed_sends: r.failedSends };
+    });
   }
 }

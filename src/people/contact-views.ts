@@ -1,6 +1,10 @@
-/** Contacts as the admin API shows them, and which contact a PSID belongs to. */
-import { and, asc, eq } from "drizzle-orm";
+/**
+ * Contacts as the admin API shows them, and which contact a PSID belongs to. Hand-written SQL:
+ * these answer admin API requests, and drizzle's query builder would add the building of each
+ * query to every request.
+ */
 import type { Database } from "../db/client.ts";
+import { columnList, rowReader } from "../db/rows.ts";
 import { contacts, contactUsers } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
@@ -15,18 +19,29 @@ export interface ContactView {
   users: { page_id: string; user_id: string; first_seen_at: string; last_seen_at: string }[];
 }
 
+const CONTACT_KEYS = ["id", "endpointId", "profile", "createdAt", "updatedAt", "lastActiveAt"] as const;
+const CONTACT_SQL = `SELECT ${columnList(contacts, CONTACT_KEYS)} FROM contacts WHERE id = ?`;
+const readContact = rowReader(contacts, CONTACT_KEYS);
+
+const USER_KEYS = ["pageId", "userId", "firstSeenAt", "lastSeenAt"] as const;
+const USERS_SQL = `SELECT ${columnList(contactUsers, USER_KEYS)} FROM contact_users WHERE contact_id = ? ORDER BY first_seen_at, page_id`;
+const readUser = rowReader(contactUsers, USER_KEYS);
+
+const readContactId = rowReader(contactUsers, ["contactId"]);
+const CONTACTS_OF_USER_SQL = "SELECT DISTINCT contact_id FROM contact_users WHERE user_id = ?";
+const CONTACTS_OF_ENDPOINT_USER_SQL = "SELECT DISTINCT contact_id FROM contact_users WHERE user_id = ? AND endpoint_id = ?";
+const CONTACT_OF_KEY_SQL = "SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?";
+const LINKED_CONTACT_SQL = "SELECT contact_id FROM contact_users WHERE endpoint_id = ? AND user_id = ? LIMIT 1";
+
 export class ContactViews {
   constructor(private readonly database: Database) {}
 
   async contact(id: string): Promise<ContactView | null> {
-    const { db } = this.database;
-    const [contact] = await db.select().from(contacts).where(eq(contacts.id, id));
-    if (!contact) return null;
-    const users = await db
-      .select({ pageId: contactUsers.pageId, userId: contactUsers.userId, firstSeenAt: contactUsers.firstSeenAt, lastSeenAt: contactUsers.lastSeenAt })
-      .from(contactUsers)
-      .where(eq(contactUsers.contactId, id))
-      .orderBy(asc(contactUsers.firstSeenAt), asc(contactUsers.pageId));
+    const { client } = this.database;
+    const row = (await client.execute({ sql: CONTACT_SQL, args: [id] })).rows[0];
+    if (!row) return null;
+    const contact = readContact(row);
+    const users = (await client.execute({ sql: USERS_SQL, args: [id] })).rows.map(readUser);
     return {
       id: contact.id,
       endpoint_id: contact.endpointId,
@@ -40,12 +55,11 @@ export class ContactViews {
 
   /** Contacts with this PSID (on any endpoint, or on one). */
   async contactsByUser(userId: string, endpointId?: string): Promise<ContactView[]> {
-    const linked = await this.database.db
-      .selectDistinct({ contactId: contactUsers.contactId })
-      .from(contactUsers)
-      .where(and(eq(contactUsers.userId, userId), endpointId ? eq(contactUsers.endpointId, endpointId) : undefined));
+    const linked = await this.database.client.execute(
+      endpointId ? { sql: CONTACTS_OF_ENDPOINT_USER_SQL, args: [userId, endpointId] } : { sql: CONTACTS_OF_USER_SQL, args: [userId] },
+    );
     const out: ContactView[] = [];
-    for (const { contactId } of linked) {
+    for (const { contactId } of linked.rows.map(readContactId)) {
       const contact = await this.contact(contactId);
       if (contact) out.push(contact);
     }
@@ -54,21 +68,14 @@ export class ContactViews {
 
   /** The contact of the PSID on this Page, or null. */
   async contactIdOf(key: UserKey): Promise<string | null> {
-    const [row] = await this.database.db
-      .select({ contactId: contactUsers.contactId })
-      .from(contactUsers)
-      .where(and(eq(contactUsers.endpointId, key.endpointId), eq(contactUsers.pageId, key.pageId), eq(contactUsers.userId, key.userId)));
-    return row?.contactId ?? null;
+    const row = (await this.database.client.execute({ sql: CONTACT_OF_KEY_SQL, args: [key.endpointId, key.pageId, key.userId] })).rows[0];
+    return row ? readContactId(row).contactId : null;
   }
 
   /** The contact a PSID of the endpoint is linked to (on any Page it wrote to), or null. */
   async linkedContactId(endpointId: string, userId: string): Promise<string | null> {
-    const [row] = await this.database.db
-      .select({ contactId: contactUsers.contactId })
-      .from(contactUsers)
-      .where(and(eq(contactUsers.endpointId, endpointId), eq(contactUsers.userId, userId)))
-      .limit(1);
-    return row?.contactId ?? null;
+    const row = (await this.database.client.execute({ sql: LINKED_CONTACT_SQL, args: [endpointId, userId] })).rows[0];
+    return row ? readContactId(row).contactId : null;
   }
 }
 

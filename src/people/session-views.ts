@@ -1,12 +1,12 @@
 /**
  * Sessions as the admin API shows them (list by PSID, reset). The sessions themselves belong to
  * the conversations (conversations/sessions.ts); these are their views for the operator.
+ * Hand-written SQL: they answer admin API requests.
  */
-import { and, desc, eq, isNull } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
+import { columnList, rowReader } from "../db/rows.ts";
 import { sessions } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
 import { isoTime, isoTimeOrNull, storedJson } from "../db/values.ts";
 
 export interface SessionView {
@@ -21,7 +21,15 @@ export interface SessionView {
   current: boolean;
 }
 
-export function sessionView(row: typeof sessions.$inferSelect): SessionView {
+const SESSION_KEYS = ["id", "endpointId", "pageId", "userId", "context", "createdAt", "lastActiveAt", "endedAt"] as const;
+const COLUMNS = columnList(sessions, SESSION_KEYS);
+const readSession = rowReader(sessions, SESSION_KEYS);
+const OF_USER_SQL = `SELECT ${COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at DESC`;
+const OF_ENDPOINT_USER_SQL = `SELECT ${COLUMNS} FROM sessions WHERE user_id = ? AND endpoint_id = ? ORDER BY created_at DESC`;
+const BY_ID_SQL = `SELECT ${COLUMNS} FROM sessions WHERE id = ?`;
+const END_SQL = "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL";
+
+export function sessionView(row: Pick<typeof sessions.$inferSelect, (typeof SESSION_KEYS)[number]>): SessionView {
   return {
     id: row.id,
     endpoint_id: row.endpointId,
@@ -43,26 +51,22 @@ export class SessionViews {
 
   /** The PSID's sessions (on one endpoint, or on any), newest first. */
   async sessions(filter: { endpointId?: string; userId: string }): Promise<SessionView[]> {
-    const rows = await this.database.db
-      .select()
-      .from(sessions)
-      .where(and(eq(sessions.userId, filter.userId), filter.endpointId ? eq(sessions.endpointId, filter.endpointId) : undefined))
-      .orderBy(desc(sessions.createdAt));
-    return rows.map(sessionView);
+    const result = await this.database.client.execute(
+      filter.endpointId ? { sql: OF_ENDPOINT_USER_SQL, args: [filter.userId, filter.endpointId] } : { sql: OF_USER_SQL, args: [filter.userId] },
+    );
+    return result.rows.map((row) => sessionView(readSession(row)));
   }
 
   async session(id: string): Promise<SessionView | null> {
-    const [row] = await this.database.db.select().from(sessions).where(eq(sessions.id, id));
-    return row ? sessionView(row) : null;
+    const row = (await this.database.client.execute({ sql: BY_ID_SQL, args: [id] })).rows[0];
+    return row ? sessionView(readSession(row)) : null;
   }
 
   /** Ends the session: the user's next input starts a new one with an empty context. */
   async resetSession(id: string, now: number): Promise<SessionView | null> {
     const session = await this.session(id);
     if (!session) return null;
-    if (session.current) {
-      await this.writes.run([statement(this.database.db.update(sessions).set({ endedAt: now }).where(and(eq(sessions.id, id), isNull(sessions.endedAt))))]);
-    }
+    if (session.current) await this.writes.run([{ sql: END_SQL, args: [now, id] }]);
     return session;
   }
 }

@@ -4,8 +4,8 @@
  * contact.
  */
 import type { InStatement } from "@libsql/client";
-import { and, desc, eq } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
+import { columnList, rowReader } from "../db/rows.ts";
 import { transcripts } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
@@ -47,7 +47,13 @@ export function transcriptInsert(key: UserKey, contactId: string | null, session
 /** The text of a Messenger message, for the transcript. */
 export const messageText = (message: Record<string, unknown> | undefined): string | null => (typeof message?.text === "string" ? message.text : null);
 
-export function transcriptEntry(row: typeof transcripts.$inferSelect): TranscriptEntry {
+const ENTRY_KEYS = ["id", "endpointId", "pageId", "userId", "contactId", "sessionId", "direction", "source", "text", "data", "createdAt"] as const;
+const readEntry = rowReader(transcripts, ENTRY_KEYS);
+/** The conversations API's query; its WHERE is made of the filters given (FILTERS). */
+const CONVERSATION_SQL = `SELECT ${columnList(transcripts, ENTRY_KEYS)} FROM transcripts WHERE `;
+const FILTERS = { userId: "user_id = ?", endpointId: "endpoint_id = ?", sessionId: "session_id = ?", contactId: "contact_id = ?" } as const;
+
+export function transcriptEntry(row: Pick<typeof transcripts.$inferSelect, (typeof ENTRY_KEYS)[number]>): TranscriptEntry {
   return {
     id: row.id,
     endpoint_id: row.endpointId,
@@ -63,24 +69,19 @@ export function transcriptEntry(row: typeof transcripts.$inferSelect): Transcrip
   };
 }
 
+/** Transcripts as the admin API reads them (hand-written SQL: it answers requests). */
 export class Transcripts {
   constructor(private readonly database: Database) {}
 
   /** The transcript, oldest first: the last `limit` entries that match. */
   async conversation(filter: { userId?: string; endpointId?: string; sessionId?: string; contactId?: string }, limit: number): Promise<TranscriptEntry[]> {
-    const rows = await this.database.db
-      .select()
-      .from(transcripts)
-      .where(
-        and(
-          filter.userId ? eq(transcripts.userId, filter.userId) : undefined,
-          filter.endpointId ? eq(transcripts.endpointId, filter.endpointId) : undefined,
-          filter.sessionId ? eq(transcripts.sessionId, filter.sessionId) : undefined,
-          filter.contactId ? eq(transcripts.contactId, filter.contactId) : undefined,
-        ),
-      )
-      .orderBy(desc(transcripts.id))
-      .limit(limit);
-    return rows.reverse().map(transcriptEntry);
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    for (const name of ["userId", "endpointId", "sessionId", "contactId"] as const) {
+      const value = filter[name];
+      if (value) (where.push(FILTERS[name]), args.push(value));
+    }
+    const result = await this.database.client.execute({ sql: `${CONVERSATION_SQL}${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`, args: [...args, limit] });
+    return result.rows.map(readEntry).reverse().map(transcriptEntry);
   }
 }
