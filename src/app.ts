@@ -18,10 +18,20 @@ import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
 import { ConversationEngine } from "./conversations/engine.ts";
 import { SessionStore } from "./conversations/sessions.ts";
-import { People } from "./people/people.ts";
-import { PeopleRecords } from "./people/records.ts";
+import { Contacts } from "./people/contacts.ts";
+import { ContactViews } from "./people/contact-views.ts";
+import { SessionViews } from "./people/session-views.ts";
+import { Transcripts } from "./people/transcripts.ts";
 import { Retention } from "./people/retention.ts";
-import { countStatement, dayOf } from "./people/analytics.ts";
+import { Analytics, countStatement, dayOf } from "./people/analytics.ts";
+import { UserData } from "./people/user-data.ts";
+import { contactData, transcriptData } from "./people/people-data.ts";
+import { sessionData } from "./conversations/user-data.ts";
+import { inboxData } from "./inbox/user-data.ts";
+import { outboxData } from "./replies/user-data.ts";
+import { transformerData } from "./transformers/user-data.ts";
+import { threadData } from "./handover/user-data.ts";
+import { simulatorData } from "./simulator/user-data.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
@@ -65,8 +75,9 @@ export interface App {
   readonly inbox: Inbox;
   readonly engine: ConversationEngine;
   readonly sessions: SessionStore;
-  readonly people: People;
-  readonly records: PeopleRecords;
+  readonly contacts: Contacts;
+  /** What each feature stores about a person: the GDPR export and erasure. */
+  readonly userData: UserData;
   readonly retention: Retention;
   readonly transformers: Transformers;
   readonly profiles: MessengerProfiles;
@@ -157,27 +168,38 @@ export async function createApp(deps: AppDeps): Promise<App> {
     failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
     ...deps.lanes,
   });
-  const people = new People({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
+  const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, timers, log, metrics, installId: install, sessions, people, transformers, threads, health });
+  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, timers, log, metrics, installId: install, sessions, contacts, transformers, threads, health });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
-  const records = new PeopleRecords(db, writes);
+  const contactViews = new ContactViews(db);
+  const sessionPart = sessionData(db);
+  const contactPart = contactData(db);
+  const inboxPart = inboxData(db);
+  // What each feature stores about a person, in the order the export shows it; and the parts
+  // that tell which Page a PSID talks to, most telling first: its latest session, else its
+  // contact link, else the latest event it sent.
+  const userData = new UserData({ contacts: contactViews, writes })
+    .register(contactPart, sessionPart, transcriptData(db), inboxPart, outboxData(db), transformerData({ database: db, writes }), threadData(db), simulatorData(db))
+    .locateWith(sessionPart, contactPart, inboxPart);
+  const analytics = new Analytics(db);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
   metrics.onCollect(async () => {
     const day = dayOf(clock.now());
-    for (const row of await records.analytics(undefined, day, day)) {
-      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"]) today.set({ endpoint: String(row.endpoint_id), measure }, Number(row[measure]));
+    for (const row of await analytics.days(undefined, day, day)) {
+      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"] as const) today.set({ endpoint: row.endpoint_id, measure }, row[measure]);
     }
   });
   const retention = new Retention({
     config,
-    records,
+    database: db,
+    writes,
     clock,
     log,
     forgetAll: () => {
       sessions.forgetAll();
-      people.forgetAll();
+      contacts.forgetAll();
     },
   });
 
@@ -204,7 +226,28 @@ export async function createApp(deps: AppDeps): Promise<App> {
     .use(httpErrors(log))
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
     .use(webhookRoutes({ config, inbox, log, metrics, clock }))
-    .use(adminRoutes({ config, inbox, engine, replies, sessions, people, records, pages, writes, clock, log, transformers, profiles, threads }));
+    .use(
+      adminRoutes({
+        config,
+        inbox,
+        engine,
+        replies,
+        sessions,
+        contacts,
+        userData,
+        contactViews,
+        sessionViews: new SessionViews(db, writes),
+        transcripts: new Transcripts(db),
+        analytics,
+        pages,
+        writes,
+        clock,
+        log,
+        transformers,
+        profiles,
+        threads,
+      }),
+    );
   if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
 
   return {
@@ -213,8 +256,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     inbox,
     engine,
     sessions,
-    people,
-    records,
+    contacts,
+    userData,
     retention,
     transformers,
     profiles,

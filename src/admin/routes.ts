@@ -22,9 +22,12 @@ import { nextRequestId } from "../http/request-id.ts";
 import { sameSecret } from "../http/secrets.ts";
 import type { ConversationEngine, InjectedInput } from "../conversations/engine.ts";
 import type { SessionStore } from "../conversations/sessions.ts";
-import type { People } from "../people/people.ts";
-import { messageText, transcriptInsert, type PeopleRecords } from "../people/records.ts";
-import { countStatement, dayOf } from "../people/analytics.ts";
+import type { Contacts } from "../people/contacts.ts";
+import type { ContactViews } from "../people/contact-views.ts";
+import type { SessionViews } from "../people/session-views.ts";
+import { messageText, transcriptInsert, type Transcripts } from "../people/transcripts.ts";
+import { countStatement, dayOf, type Analytics } from "../people/analytics.ts";
+import type { Subject, UserData } from "../people/user-data.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { PageDirectory } from "../messenger/pages.ts";
 import { enqueueReplies } from "../replies/outbox.ts";
@@ -36,7 +39,6 @@ import { InjectBody, NotifyBody, ThreadBody } from "./schemas.ts";
 import { checkJson as checkBody, checkValue } from "../core/checks.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { RATE_LIMIT, type MessengerProfiles } from "../messenger/profile.ts";
-import { TRANSFORMER_TIMEOUT_MS } from "../transformers/host.ts";
 import { MASK } from "../log/mask.ts";
 import { openApiDocument } from "./openapi.ts";
 import { targetAppId, type CallFailure, type Threads } from "../handover/threads.ts";
@@ -47,8 +49,12 @@ export interface AdminDeps {
   engine: ConversationEngine;
   replies: ReplyLanes;
   sessions: SessionStore;
-  people: People;
-  records: PeopleRecords;
+  contacts: Contacts;
+  userData: UserData;
+  contactViews: ContactViews;
+  sessionViews: SessionViews;
+  transcripts: Transcripts;
+  analytics: Analytics;
   pages: PageDirectory;
   writes: WriteQueue;
   clock: Clock;
@@ -70,7 +76,7 @@ const apiOff = (requestId?: string) => errorResponse("admin_api_off", "the admin
 type Handler = (ctx: { request: Request; params: Record<string, string>; query: URLSearchParams; requestId: string; log: Logger }) => Promise<Response> | Response;
 
 export function adminRoutes(deps: AdminDeps) {
-  const { config, records, clock } = deps;
+  const { config, userData, contactViews, sessionViews, transcripts, analytics, clock } = deps;
   const keys = config.admin.api_keys;
   const endpoints = new Map(config.endpoints.map((e) => [e.id, e]));
   const maxBody = config.server.max_body_bytes;
@@ -125,7 +131,7 @@ export function adminRoutes(deps: AdminDeps) {
     if (pageId && !endpoint.pages.some((p) => p.id === pageId)) {
       return errorResponse("unknown_page", `Page ${pageId} is not one of endpoint ${endpoint.id}'s pages`, requestId);
     }
-    const page = await records.pageOf(endpoint.id, userId, pageId);
+    const page = await userData.pageOf(endpoint.id, userId, pageId);
     if (!page) return errorResponse("unknown_user", `user ${userId} has never written to endpoint ${endpoint.id}${pageId ? ` on Page ${pageId}` : ""}`, requestId);
     return { endpointId: endpoint.id, pageId: page, userId };
   };
@@ -135,21 +141,17 @@ export function adminRoutes(deps: AdminDeps) {
    * turn in flight either committed before them (and its rows are deleted with the rest) or keeps
    * nothing; the caches are cleared after the commit.
    */
-  const erase = async (subject: NonNullable<Awaited<ReturnType<PeopleRecords["subject"]>>>, log: Logger): Promise<number> => {
+  const erase = async (subject: Subject, log: Logger): Promise<number> => {
     for (const key of subject.keys) {
       deps.engine.forgetUser(key);
       deps.replies.forgetUser(key);
       deps.threads.forgetUser(key);
     }
-    const rows = await records.erase(subject);
+    const rows = await userData.erase(subject, log);
     for (const key of subject.keys) {
       deps.sessions.forget(key);
-      deps.people.forget(key);
+      deps.contacts.forget(key);
     }
-    // A transformer run in flight may still save this user's session storage: once every run
-    // that started before the erasure is over (the time limit), delete it again.
-    const later = setTimeout(() => void records.eraseTransformerStorage(subject.keys).catch((error) => log.error("could not erase transformer storage", { error })), TRANSFORMER_TIMEOUT_MS + 1_000);
-    later.unref?.();
     return rows;
   };
   const threadView = async (key: UserKey) => ({ ...(await deps.threads.view(key)), waiting_messages: deps.replies.waiting(key) });
@@ -192,7 +194,7 @@ export function adminRoutes(deps: AdminDeps) {
     )!;
     const statements = [enqueue.statement];
     if (endpoint.data_protection.collect_conversations) {
-      const contactId = endpoint.data_protection.contact_profiles ? await records.contactIdOf(key) : null;
+      const contactId = endpoint.data_protection.contact_profiles ? await contactViews.contactIdOf(key) : null;
       statements.push(transcriptInsert(key, contactId, null, converted.messages.map((message) => ({ direction: "out", source: "notify", text: messageText(message), data: message })), now));
     }
     if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
@@ -264,7 +266,7 @@ export function adminRoutes(deps: AdminDeps) {
       api(async ({ query, requestId }) => {
         const userId = query.get("user_id");
         if (!userId) return errorResponse("missing_user_id", "give ?user_id=<PSID>", requestId);
-        const found = await records.contactsByUser(userId, query.get("endpoint_id") ?? undefined);
+        const found = await contactViews.contactsByUser(userId, query.get("endpoint_id") ?? undefined);
         if (found.length === 0) return errorResponse("unknown_user", `no contact with user ${userId}`, requestId);
         return jsonResponse(200, found.length === 1 ? found[0] : { contacts: found }, requestId);
       }),
@@ -272,21 +274,21 @@ export function adminRoutes(deps: AdminDeps) {
     .get(
       "/api/contacts/:id",
       api(async ({ params, requestId }) => {
-        const contact = await records.contact(params.id!);
+        const contact = await contactViews.contact(params.id!);
         return contact ? jsonResponse(200, contact, requestId) : errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
       }),
     )
     .get(
       "/api/contacts/:id/export",
       api(async ({ params, requestId }) => {
-        const subject = await records.subject({ contactId: params.id! });
-        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
+        const subject = await userData.subject({ contactId: params.id! });
+        return subject ? jsonResponse(200, await userData.export(subject), requestId) : errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
       }),
     )
     .delete(
       "/api/contacts/:id",
       api(async ({ params, requestId, log }) => {
-        const subject = await records.subject({ contactId: params.id! });
+        const subject = await userData.subject({ contactId: params.id! });
         if (!subject) return errorResponse("unknown_contact", `no contact ${params.id}`, requestId);
         const rows = await erase(subject, log);
         log.info("contact erased with everything stored about its users", { contact_id: masks(subject.contact!.endpoint_id) ? MASK : params.id, rows });
@@ -297,14 +299,14 @@ export function adminRoutes(deps: AdminDeps) {
     .get(
       "/api/endpoints/:id/users/:userId/export",
       api(async ({ params, requestId }) => {
-        const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
-        return subject ? jsonResponse(200, await records.export(subject), requestId) : errorResponse("unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
+        const subject = await userData.subject({ endpointId: params.id!, userId: params.userId! });
+        return subject ? jsonResponse(200, await userData.export(subject), requestId) : errorResponse("unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
       }),
     )
     .delete(
       "/api/endpoints/:id/users/:userId",
       api(async ({ params, requestId, log }) => {
-        const subject = await records.subject({ endpointId: params.id!, userId: params.userId! });
+        const subject = await userData.subject({ endpointId: params.id!, userId: params.userId! });
         if (!subject) return errorResponse("unknown_user", `endpoint ${params.id} has nothing stored about user ${params.userId}`, requestId);
         const rows = await erase(subject, log);
         log.info("user erased with everything stored about them", { endpoint: params.id, user: masks(params.id!) ? MASK : params.userId, rows });
@@ -364,7 +366,7 @@ export function adminRoutes(deps: AdminDeps) {
       api(async ({ query, requestId }) => {
         const userId = query.get("user_id");
         if (!userId) return errorResponse("missing_user_id", "give ?user_id=<PSID>", requestId);
-        const sessions = await records.sessions({ userId, endpointId: query.get("endpoint_id") ?? undefined });
+        const sessions = await sessionViews.sessions({ userId, endpointId: query.get("endpoint_id") ?? undefined });
         if (sessions.length === 0) return errorResponse("unknown_user", `no sessions of user ${userId}`, requestId);
         return jsonResponse(200, { sessions }, requestId);
       }),
@@ -372,7 +374,7 @@ export function adminRoutes(deps: AdminDeps) {
     .delete(
       "/api/sessions/:id",
       api(async ({ params, requestId, log }) => {
-        const session = await records.resetSession(params.id!, clock.now());
+        const session = await sessionViews.resetSession(params.id!, clock.now());
         if (!session) return errorResponse("unknown_session", `no session ${params.id}`, requestId);
         deps.sessions.forget({ endpointId: session.endpoint_id, pageId: session.page_id, userId: session.user_id });
         log.info("session reset", { session: session.id });
@@ -389,10 +391,10 @@ export function adminRoutes(deps: AdminDeps) {
           contactId: query.get("contact_id") ?? undefined,
         };
         if (!filter.userId && !filter.sessionId && !filter.contactId) return errorResponse("missing_filter", "give ?user_id=, ?session_id= or ?contact_id=", requestId);
-        if (filter.userId && !(await records.knowsUser(filter.userId, filter.endpointId))) return errorResponse("unknown_user", `no sessions or contact of user ${filter.userId}`, requestId);
+        if (filter.userId && !(await userData.knowsUser(filter.userId, filter.endpointId))) return errorResponse("unknown_user", `no sessions or contact of user ${filter.userId}`, requestId);
         const limit = Number(query.get("limit") ?? 100);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse("invalid_limit", "limit is a whole number from 1 to 1000", requestId);
-        return jsonResponse(200, { entries: await records.conversation(filter, limit) }, requestId);
+        return jsonResponse(200, { entries: await transcripts.conversation(filter, limit) }, requestId);
       }),
     )
     .get(
@@ -446,7 +448,7 @@ export function adminRoutes(deps: AdminDeps) {
         if (!day.test(from) || !day.test(to)) return errorResponse("invalid_day", "from and to are days: YYYY-MM-DD (UTC)", requestId);
         const endpointId = query.get("endpoint_id") ?? undefined;
         if (endpointId && !endpoints.has(endpointId)) return errorResponse("unknown_endpoint", `no endpoint "${endpointId}" in the settings`, requestId);
-        return jsonResponse(200, { from, to, days: await records.analytics(endpointId, from, to) }, requestId);
+        return jsonResponse(200, { from, to, days: await analytics.days(endpointId, from, to) }, requestId);
       }),
     )
     .all("/api/*", ({ request }) =>

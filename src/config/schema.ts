@@ -113,7 +113,7 @@ export const TransformerSettings = Type.Object({
   notify: Type.Boolean({ default: false }),
 });
 
-/** Handing a conversation to people (SPEC §11, src/handover/). */
+/** Handing a conversation to people (src/handover/). */
 export const HandoverSettings = Type.Object({
   /** Where a flow's `handover` goes when it names no target: `page_inbox` (app 263902037430900) or an app id. */
   target: Type.String({ default: "page_inbox", pattern: "^(page_inbox|[0-9]+)$" }),
@@ -137,7 +137,7 @@ export const MenuItemSettings = Type.Object({
   call_to_actions: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
 });
 
-/** The Page's Messenger profile (SPEC §13): applied by serve and by POST /api/endpoints/{id}/messenger-profile. */
+/** The Page's Messenger profile (messenger/profile.ts): applied by serve and by POST /api/endpoints/{id}/messenger-profile. */
 export const MessengerProfileSettings = Type.Object({
   get_started_payload: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })),
   /** Locale → text (at most 160 characters); a `default` entry is required. */

@@ -24,8 +24,8 @@ import type { StoredEvent } from "../inbox/inbox.ts";
 import type { Logger } from "../log/logger.ts";
 import { userFields } from "../log/mask.ts";
 import type { Registry } from "../metrics/registry.ts";
-import type { People } from "../people/people.ts";
-import { transcriptInsert } from "../people/records.ts";
+import type { Contacts } from "../people/contacts.ts";
+import { transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import { HANDOVER_KINDS, STATE_KINDS, USER_INPUT_KINDS, isUnsent } from "../inbox/events.ts";
@@ -58,7 +58,7 @@ export interface EngineDeps {
   /** This database's install id: echoes stamped with another one are not ours (replies/outbox.ts). */
   installId: string;
   sessions: SessionStore;
-  people: People;
+  contacts: Contacts;
   /** The operator's transformer functions (transformers/), when any endpoint has them. */
   transformers?: Transformers;
   /** Who has the floor per user (handover/): while not the bot, user inputs are recorded, not run. */

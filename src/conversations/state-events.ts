@@ -17,7 +17,7 @@ import { isStorageError, type StorageHealth } from "../db/health.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
-import { messageText, transcriptInsert } from "../people/records.ts";
+import { messageText, transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { outboxIdFromStamp } from "../replies/outbox.ts";
 import type { EventKind } from "../inbox/events.ts";

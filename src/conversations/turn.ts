@@ -21,8 +21,8 @@ import { maskMessage } from "../log/mask.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
-import type { People } from "../people/people.ts";
-import { messageText, transcriptInsert, type TranscriptLine } from "../people/records.ts";
+import type { Contacts } from "../people/contacts.ts";
+import { messageText, transcriptInsert, type TranscriptLine } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { enqueueReplies, type NewReply } from "../replies/outbox.ts";
 import { isUserRef } from "../replies/recipient.ts";
@@ -42,7 +42,7 @@ export interface TurnDeps {
   flows: FlowRegistry;
   replies: ReplyLanes;
   sessions: SessionStore;
-  people: People;
+  contacts: Contacts;
   transformers?: Transformers;
   threads?: Threads;
   health?: StorageHealth;
@@ -95,7 +95,7 @@ export class FlowTurns {
     let session = await this.deps.sessions.current(key, clock.now(), endpoint.session.expiration_minutes);
     // An inject told its caller the session it would run in: keep that id if a new one starts.
     if (injected?.new_session_id && session.isNew) session = { ...session, id: injected.new_session_id };
-    const person = await this.deps.people.forTurn(key, endpoint, log);
+    const person = await this.deps.contacts.forTurn(key, endpoint, log);
     const turnLog = log.child({ session: session.id });
     const flow = this.deps.flows.get(endpoint.flow)!;
     const inputContext = {

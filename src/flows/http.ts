@@ -5,7 +5,7 @@
  * Their messages are logged and stored, so they show the URL in its display form and quote the
  * agent's answer without the flow's secrets (log/scrub.ts).
  */
-import { flowSecrets } from "../config/load.ts";
+import { flowSecrets } from "../config/secrets.ts";
 import type { FlowSettings } from "../config/schema.ts";
 import { displayUrl, scrub } from "../log/scrub.ts";
 import { FlowError, type Flow } from "./flow.ts";

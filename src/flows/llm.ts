@@ -6,7 +6,7 @@
  * so it ends with the session. Error messages show the URL in its display form and quote the
  * API's answer without the flow's secrets (log/scrub.ts), as http.ts does.
  */
-import { flowSecrets } from "../config/load.ts";
+import { flowSecrets } from "../config/secrets.ts";
 import type { FlowSettings } from "../config/schema.ts";
 import { displayUrl, scrub } from "../log/scrub.ts";
 import { FlowError, type Flow } from "./flow.ts";

@@ -58,7 +58,7 @@ export function displayUrl(url: string): string {
 
 /**
  * The secret parts of a configured URL: the userinfo password and the values of credential-like
- * query parameters, as written and decoded. They join the settings' secrets (config/load.ts), so
+ * query parameters, as written and decoded. They join the settings' secrets (config/secrets.ts), so
  * the logger and `scrub` remove them even where they appear outside the URL (an agent that echoes
  * its key in an error page, say). Other query values are not taken: `?api-version=2024-06-01`
  * would otherwise redact every date in the log.

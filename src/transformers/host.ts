@@ -1,5 +1,5 @@
 /**
- * Runs an endpoint's transformer functions (SPEC §9) off the main event loop: a small pool of
+ * Runs an endpoint's transformer functions (transformers/transformers.ts) off the main event loop: a small pool of
  * Worker threads (transformers/worker.ts), each with the module loaded. A run goes to an idle
  * worker (or waits for one) and is stopped after `timeoutMs` (5 s): the worker is terminated and
  * replaced, so a busy loop or a hang costs one worker for that long and never blocks webhooks,
@@ -11,10 +11,8 @@
  */
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
-import type { WriteQueue } from "../db/write-queue.ts";
-import type { Database } from "../db/client.ts";
-import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
+import type { SessionStorage } from "./storage.ts";
 
 export const TRANSFORMER_TIMEOUT_MS = 5_000;
 export const DEFAULT_POOL_SIZE = 4;
@@ -62,9 +60,8 @@ interface Slot {
 export interface TransformerHostOptions {
   endpointId: string;
   module: string;
-  database: Database;
-  writes: WriteQueue;
-  clock: Clock;
+  /** Where the runs' getSessionStorage objects are read from and saved to. */
+  storage: SessionStorage;
   log: Logger;
   poolSize?: number;
   timeoutMs?: number;
@@ -304,7 +301,7 @@ export class TransformerHost {
     }
     if (message.type === "storage") {
       try {
-        const value = await this.#readStorage(message.key);
+        const value = await this.options.storage.read(message.key);
         // Only for the run that asked (a late request of an earlier run must not set this one's baseline).
         if (slot.run && slot.run.id === message.runId) slot.run.storages.set(message.key, JSON.stringify(value));
         slot.worker.postMessage({ type: "storage", id: message.id, key: message.key, value });
@@ -323,7 +320,7 @@ export class TransformerHost {
       payload = { ok: false, error: "its return value could not be read" };
     }
     try {
-      await this.#saveStorages(run.storages, payload.storages ?? [], run.durable);
+      await this.options.storage.save(run.storages, payload.storages ?? [], run.durable);
     } catch (error) {
       this.#log.error("could not save the transformer's session storage", { error, function: run.fn });
     }
@@ -412,57 +409,5 @@ export class TransformerHost {
   /** The run took too long: its worker is stopped and replaced. */
   #timedOut(slot: Slot): void {
     if (slot.run) this.#retire(slot, (fn) => `${fn} did not finish within ${this.#timeoutMs} ms and was stopped`);
-  }
-
-  async #readStorage(key: string): Promise<Record<string, unknown>> {
-    const rows = await this.options.database.client.execute({
-      sql: "SELECT value FROM transformer_storage WHERE endpoint_id = ? AND storage_key = ?",
-      args: [this.options.endpointId, key],
-    });
-    const text = rows.rows[0]?.[0];
-    if (typeof text !== "string") return {};
-    try {
-      const value = JSON.parse(text);
-      return typeof value === "object" && value !== null && !Array.isArray(value) ? value : {};
-    } catch {
-      return {};
-    }
-  }
-
-  /**
-   * Saves what changed in each storage object, key by key (JSON functions of SQLite), so that two
-   * runs that change different keys of one storage at the same time (say, two users updating a
-   * shared one) both keep their change.
-   */
-  async #saveStorages(before: Map<string, string>, after: [string, Record<string, unknown>][] = [], durable = false): Promise<void> {
-    const now = this.options.clock.now();
-    const statements = [];
-    for (const [key, value] of after) {
-      const json = JSON.stringify(value ?? {});
-      const old = before.get(key);
-      if (old === json) continue;
-      const previous = old === undefined ? {} : (JSON.parse(old) as Record<string, unknown>);
-      const next = (value ?? {}) as Record<string, unknown>;
-      const changed = Object.keys(next).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(previous[k]));
-      const removed = Object.keys(previous).filter((k) => !(k in next));
-      const plain = [...changed, ...removed].every((k) => /^[A-Za-z0-9_$-]+$/.test(k));
-      let update = "excluded.value";
-      const args: (string | number)[] = [this.options.endpointId, key, json, now];
-      if (plain) {
-        update = "transformer_storage.value";
-        if (removed.length > 0) update = `json_remove(${update}, ${removed.map((k) => `'$.${k}'`).join(", ")})`;
-        if (changed.length > 0) {
-          update = `json_set(${update}, ${changed.map((k) => `'$.${k}', json(?)`).join(", ")})`;
-          args.push(...changed.map((k) => JSON.stringify(next[k] ?? null)));
-        }
-      }
-      statements.push({
-        sql: `INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint_id, storage_key) DO UPDATE SET value = ${update}, updated_at = excluded.updated_at`,
-        args,
-      });
-    }
-    // In a turn no fsync of its own: the next acknowledged write covers it, and a crash re-runs the
-    // turn. After an inject/notify or a finished turn the caller learns the outcome at once: fsync.
-    if (statements.length > 0) await this.options.writes.run(statements, { durable });
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Transformers (SPEC §9): the operator's code hooks, per endpoint, with Cognigy's semantics
- * (reference/cognigy-endpoint.md §4):
+ * Transformers: the operator's code hooks, per endpoint, with the semantics of Cognigy's endpoint
+ * transformers (a module written for Cognigy runs here as it is):
  *
  * - `handleInput({ endpoint, request, event })` → `{ user_id?, session_id?, text?, data? }`:
  *   fields left undefined keep the endpoint's values; a falsy return drops the input (no flow).
@@ -24,6 +24,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkValue } from "../core/checks.ts";
 import { TransformerError, TransformerHost } from "./host.ts";
+import { SessionStorage } from "./storage.ts";
 import { maskMessage } from "../log/mask.ts";
 
 export const TransformedInput = Type.Object({
@@ -80,7 +81,8 @@ export class Transformers {
       const t = endpoint.transformers;
       const on = (Object.keys(SWITCH) as Fn[]).filter((fn) => t[SWITCH[fn]] === true);
       if (!t.module || on.length === 0) continue;
-      const host = new TransformerHost({ endpointId: endpoint.id, module: t.module, database: deps.database, writes: deps.writes, clock: deps.clock, log: deps.log, poolSize: deps.poolSize, timeoutMs: deps.timeoutMs });
+      const storage = new SessionStorage({ endpointId: endpoint.id, database: deps.database, writes: deps.writes, clock: deps.clock });
+      const host = new TransformerHost({ endpointId: endpoint.id, module: t.module, storage, log: deps.log, poolSize: deps.poolSize, timeoutMs: deps.timeoutMs });
       await host.start();
       const missing = on.filter((fn) => !host.has(fn));
       if (missing.length > 0) deps.log.warn(`transformer module ${t.module} of endpoint ${endpoint.id} has no ${missing.join(", ")}, though switched on: add the function or switch it off`, { endpoint: endpoint.id });

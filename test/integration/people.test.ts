@@ -196,7 +196,7 @@ describe("contacts", () => {
     // The Pages are linked to one business; the link check is due again.
     graph.setBusiness({ [PAGE_ID]: "biz1", [PAGE_ID_2]: "biz1" });
     await c.database.client.execute({ sql: "UPDATE contact_users SET linked_at = 0", args: [] });
-    c.app.people.forgetAll();
+    c.app.contacts.forgetAll();
     const merged = await say(c, "three", { psid: PSID });
     expect(merged.contact_id).toBe(a.contact_id);
     expect(merged.contact).toMatchObject({ first_name: "Amelie", vip: 1 });

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { interpolate } from "../../../src/config/load.ts";
+import { interpolate } from "../../../src/config/interpolate.ts";
 import type { SettingsProblem } from "../../../src/config/problems.ts";
 import { configFromToml, rejectedSettings, tempDir } from "../../helpers/index.ts";
 

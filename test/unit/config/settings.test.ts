@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { parseSettings, resolveSettings, absoluteStorageUrl } from "../../../src/config/load.ts";
+import { parseSettings, resolveSettings } from "../../../src/config/load.ts";
+import { absoluteStorageUrl } from "../../../src/config/paths.ts";
 import { SettingsError } from "../../../src/config/problems.ts";
 import { configFromToml, rejectedSettings, settingsToml, tempDir } from "../../helpers/index.ts";
 

@@ -1,6 +1,6 @@
-/** How long a fetched Facebook profile is cached: the `ext=` expiry of its picture URL (src/people/people.ts). */
+/** How long a fetched Facebook profile is cached: the `ext=` expiry of its picture URL (src/people/profiles.ts). */
 import { expect, test } from "bun:test";
-import { PROFILE_TTL, profileExpiry } from "../../../src/people/people.ts";
+import { PROFILE_TTL, profileExpiry } from "../../../src/people/profiles.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const MINUTE = 60_000;

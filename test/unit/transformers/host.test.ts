@@ -10,6 +10,7 @@ import { applyMigrations } from "../../../src/db/migrate.ts";
 import { WriteQueue } from "../../../src/db/write-queue.ts";
 import { systemClock } from "../../../src/core/clock.ts";
 import { TransformerHost } from "../../../src/transformers/host.ts";
+import { SessionStorage } from "../../../src/transformers/storage.ts";
 import { collectingLogger } from "../../helpers/log.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
@@ -33,7 +34,8 @@ afterAll(async () => {
 function host(file: string, code: string, options: { poolSize?: number; timeoutMs?: number } = {}) {
   const module = dir.write(file, code);
   const logs = collectingLogger();
-  const h = new TransformerHost({ endpointId: "e", module, database, writes, clock: systemClock, log: logs.log, watch: false, poolSize: options.poolSize ?? 1, timeoutMs: options.timeoutMs ?? 500 });
+  const storage = new SessionStorage({ endpointId: "e", database, writes, clock: systemClock });
+  const h = new TransformerHost({ endpointId: "e", module, storage, log: logs.log, watch: false, poolSize: options.poolSize ?? 1, timeoutMs: options.timeoutMs ?? 500 });
   hosts.push(h);
   return { h, module, logs };
 }
@@ -64,11 +66,12 @@ test("a return value JSON cannot carry is a failed run, not a crash", async () =
 import { applyMigrations } from ${JSON.stringify(`${import.meta.dir}/../../../src/db/migrate.ts`)};
 import { WriteQueue } from ${JSON.stringify(`${import.meta.dir}/../../../src/db/write-queue.ts`)};
 import { TransformerHost } from ${JSON.stringify(`${import.meta.dir}/../../../src/transformers/host.ts`)};
+import { SessionStorage } from ${JSON.stringify(`${import.meta.dir}/../../../src/transformers/storage.ts`)};
 import { silentLogger } from ${JSON.stringify(`${import.meta.dir}/../../../src/log/logger.ts`)};
 const database = await openDatabase(${JSON.stringify(`file:${dir.join("json.db")}`)});
 await applyMigrations(database);
 const writes = new WriteQueue(database.client, { durable: database.durable });
-const h = new TransformerHost({ endpointId: "e", module: ${JSON.stringify(dir.write("big-value.ts", "export function handleInput(a) { return a.big ? { data: { n: BigInt(1) } } : { text: 'x' }; }"))}, database, writes, clock: { now: () => Date.now() }, log: silentLogger, watch: false, poolSize: 1, timeoutMs: 3000 });
+const h = new TransformerHost({ endpointId: "e", module: ${JSON.stringify(dir.write("big-value.ts", "export function handleInput(a) { return a.big ? { data: { n: BigInt(1) } } : { text: 'x' }; }"))}, storage: new SessionStorage({ endpointId: "e", database, writes, clock: { now: () => Date.now() } }), log: silentLogger, watch: false, poolSize: 1, timeoutMs: 3000 });
 await h.start();
 const out = [];
 for (const args of [{}, { big: true }, {}]) out.push(await h.run("handleInput", args).then((v) => JSON.stringify(v), (e) => "ERR " + e.message));

@@ -3,10 +3,10 @@ import { afterAll, expect, test } from "bun:test";
 import { openDatabase } from "../../../src/db/client.ts";
 import { applyMigrations } from "../../../src/db/migrate.ts";
 import { WriteQueue } from "../../../src/db/write-queue.ts";
-import { PURGE_BATCH, PeopleRecords } from "../../../src/people/records.ts";
+import { PURGE_BATCH, purge } from "../../../src/people/retention.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
-const dir = tempDir("records");
+const dir = tempDir("retention");
 afterAll(() => dir.remove());
 
 const DAY = 86_400_000;
@@ -42,7 +42,7 @@ test("purge deletes old rows across many batches, keeps pending and young ones, 
     args: [old, old, old, old, old, old, NOW],
   });
 
-  const counts = await new PeopleRecords(database, writes).purge("a", NOW - 30 * DAY);
+  const counts = await purge(database, writes, "a", NOW - 30 * DAY);
   expect(counts).toEqual({ transcripts: n, inbox: n, outbox: 0, contacts: Math.floor(n / 2), contact_users: 1, sessions: 2, transformer_storage: 0 });
   const left = async (sql: string) => (await c.execute(sql)).rows.map((r) => String(r[0]));
   expect(await left("SELECT dedup_key FROM inbox ORDER BY id")).toEqual(["pending-0", "other", "young"]);

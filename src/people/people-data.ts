@@ -1,0 +1,89 @@
+/**
+ * What people/ itself stores about a person, registered with the user-data registry
+ * (people/user-data.ts) like every other feature's: the contact with each PSID's Facebook profile,
+ * and the transcript.
+ */
+import { and, asc, desc, eq } from "drizzle-orm";
+import type { Database } from "../db/client.ts";
+import { contacts, contactUsers, transcripts } from "../db/schema.ts";
+import { statement } from "../db/statement.ts";
+import { isoTimeOrNull, storedJson } from "../db/values.ts";
+import type { UserKey } from "../core/user-key.ts";
+import type { PartSubject, UserDataPart } from "./user-data.ts";
+import { transcriptEntry, type TranscriptEntry } from "./transcripts.ts";
+
+/** The PSIDs' links to the contact, with the Facebook profile cached for each; and the contact. */
+export function contactData(database: Database): UserDataPart {
+  const { db } = database;
+  const ofKey = (k: UserKey) => and(eq(contactUsers.endpointId, k.endpointId), eq(contactUsers.pageId, k.pageId), eq(contactUsers.userId, k.userId));
+  return {
+    name: "facebook_profiles",
+    async export(subject: PartSubject) {
+      const out: unknown[] = [];
+      for (const k of subject.keys) {
+        for (const r of await db.select().from(contactUsers).where(ofKey(k))) {
+          out.push({
+            page_id: r.pageId,
+            user_id: r.userId,
+            profile: storedJson(r.profile),
+            profile_status: r.profileStatus ?? null,
+            profile_expires_at: isoTimeOrNull(r.profileExpiresAt),
+            linked_at: isoTimeOrNull(r.linkedAt),
+          });
+        }
+      }
+      return out;
+    },
+    erase(subject: PartSubject) {
+      const statements = subject.keys.map((k) => statement(db.delete(contactUsers).where(ofKey(k))));
+      if (subject.contact) statements.push(statement(db.delete(contacts).where(eq(contacts.id, subject.contact.id))));
+      return statements;
+    },
+    async latestPage(endpointId: string, userId: string, pageId?: string) {
+      const [row] = await db
+        .select({ pageId: contactUsers.pageId })
+        .from(contactUsers)
+        .where(and(eq(contactUsers.endpointId, endpointId), eq(contactUsers.userId, userId), pageId ? eq(contactUsers.pageId, pageId) : undefined))
+        .orderBy(desc(contactUsers.lastSeenAt))
+        .limit(1);
+      return row?.pageId ?? null;
+    },
+    async knows(userId: string, endpointId?: string) {
+      const found = await db
+        .select({ userId: contactUsers.userId })
+        .from(contactUsers)
+        .where(and(eq(contactUsers.userId, userId), endpointId ? eq(contactUsers.endpointId, endpointId) : undefined))
+        .limit(1);
+      return found.length > 0;
+    },
+  };
+}
+
+/**
+ * The transcript: each PSID's lines (exported and erased), and the lines kept under the contact
+ * (erased too, also those of PSIDs it no longer has).
+ */
+export function transcriptData(database: Database): UserDataPart {
+  const { db } = database;
+  const ofKey = (k: UserKey) => and(eq(transcripts.endpointId, k.endpointId), eq(transcripts.pageId, k.pageId), eq(transcripts.userId, k.userId));
+  return {
+    name: "transcript",
+    async export(subject: PartSubject) {
+      const out: TranscriptEntry[] = [];
+      for (const k of subject.keys) out.push(...(await db.select().from(transcripts).where(ofKey(k)).orderBy(asc(transcripts.id))).map(transcriptEntry));
+      return out;
+    },
+    erase(subject: PartSubject) {
+      const statements = subject.keys.map((k) => statement(db.delete(transcripts).where(ofKey(k))));
+      if (subject.contact) statements.push(statement(db.delete(transcripts).where(eq(transcripts.contactId, subject.contact.id))));
+      return statements;
+    },
+    async pagesOf(endpointId: string, userId: string) {
+      const rows = await db
+        .selectDistinct({ pageId: transcripts.pageId })
+        .from(transcripts)
+        .where(and(eq(transcripts.userId, userId), eq(transcripts.endpointId, endpointId)));
+      return rows.map((r) => r.pageId);
+    },
+  };
+}

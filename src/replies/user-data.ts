@@ -1,0 +1,41 @@
+/**
+ * What the reply lanes store about a person — the messages sent (or to be sent) to them — for the
+ * GDPR export and erasure: a part of the user-data registry (people/user-data.ts), registered by
+ * app.ts.
+ */
+import { and, asc, eq } from "drizzle-orm";
+import type { Database } from "../db/client.ts";
+import { outbox } from "../db/schema.ts";
+import { statement } from "../db/statement.ts";
+import { isoTime, isoTimeOrNull, storedJson } from "../db/values.ts";
+import type { UserKey } from "../core/user-key.ts";
+
+export function outboxData(database: Database) {
+  const { db } = database;
+  const ofKey = (k: UserKey) => and(eq(outbox.endpointId, k.endpointId), eq(outbox.pageId, k.pageId), eq(outbox.userId, k.userId));
+  return {
+    name: "messages_sent",
+    async export(subject: { keys: readonly UserKey[] }) {
+      const out = [];
+      for (const k of subject.keys) {
+        const rows = await db
+          .select({ pageId: outbox.pageId, source: outbox.source, body: outbox.body, status: outbox.status, createdAt: outbox.createdAt, sentAt: outbox.sentAt })
+          .from(outbox)
+          .where(ofKey(k))
+          .orderBy(asc(outbox.id));
+        for (const r of rows) out.push({ page_id: r.pageId, source: r.source, body: storedJson(r.body), status: r.status, created_at: isoTime(r.createdAt), sent_at: isoTimeOrNull(r.sentAt) });
+      }
+      return out;
+    },
+    erase(subject: { keys: readonly UserKey[] }) {
+      return subject.keys.map((k) => statement(db.delete(outbox).where(ofKey(k))));
+    },
+    async pagesOf(endpointId: string, userId: string) {
+      const rows = await db
+        .selectDistinct({ pageId: outbox.pageId })
+        .from(outbox)
+        .where(and(eq(outbox.endpointId, endpointId), eq(outbox.userId, userId)));
+      return rows.map((r) => r.pageId);
+    },
+  };
+}
