@@ -5,7 +5,7 @@
  *   kind = "http"
  *   url = "http://127.0.0.1:5005/agent"
  *
- * messenger-endpoint POSTs the input (SPEC §4) as JSON; the JSON you answer is the result.
+ * messenger-endpoint POSTs the flow input (docs/flows.md) as JSON; the JSON you answer is the result.
  */
 const server = Bun.serve({
   hostname: "127.0.0.1",

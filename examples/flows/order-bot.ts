@@ -1,6 +1,6 @@
 /**
  * A script flow: `kind = "script"`, `module = "flows/order-bot.ts"`. The default export gets the
- * input of SPEC §4 and returns a result: outputs to send, and the context to keep for the next
+ * input of docs/flows.md and returns a result: outputs to send, and the context to keep for the next
  * input of this session. It runs inside the server, so keep it quick and let `ctx.signal` cancel
  * any call you make (the turn is abandoned after the flow's timeout_ms, 30 s by default).
  */

@@ -25,7 +25,7 @@ import type { Contacts } from "../people/contacts.ts";
 import { messageText, transcriptInsert, type TranscriptLine } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { enqueueReplies, type NewReply } from "../replies/outbox.ts";
-import { isUserRef } from "../replies/recipient.ts";
+import { isUserRef } from "../core/user-key.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import type { RecentErasures } from "./erasures.ts";
 import { handoverInput, inputFromEvent, injectedInput, type InjectedInput } from "./input.ts";

@@ -22,3 +22,8 @@ export function userKeyId(key: UserKey): string {
 export function userKeyOf(value: UserKey): UserKey {
   return { endpointId: value.endpointId, pageId: value.pageId, userId: value.userId };
 }
+
+/** Whether the user is known only by a checkbox-plugin `user_ref` (no PSID yet). */
+export function isUserRef(userId: string): boolean {
+  return userId.startsWith(USER_REF_PREFIX);
+}

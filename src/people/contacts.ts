@@ -26,7 +26,7 @@ import type { Logger } from "../log/logger.ts";
 import type { GraphClient, PageCredentials } from "../messenger/graph.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { setNewest } from "../core/bounded.ts";
-import { USER_REF_PREFIX } from "../core/user-key.ts";
+import { isUserRef } from "../core/user-key.ts";
 import { ContactStore, dropOrphan, linkUser, mergeContacts, upsertContact, upsertUser, type StoredUser } from "./store.ts";
 import { FacebookProfiles, errorFields } from "./profiles.ts";
 
@@ -95,7 +95,7 @@ export class Contacts {
       : ((keep ? await this.#store.load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null, touchedAt: 0 });
 
     // A person known only by a checkbox-plugin user_ref has no PSID to ask the User Profile API about.
-    const wantProfile = (settings.request_profile_data || (keep && settings.update_contact_profiles)) && !key.userId.startsWith(USER_REF_PREFIX);
+    const wantProfile = (settings.request_profile_data || (keep && settings.update_contact_profiles)) && !isUserRef(key.userId);
     let dirty = now - rec.touchedAt >= TOUCH_INTERVAL;
     if (wantProfile && rec.profileExpiresAt <= now) {
       const creds = this.deps.credentials(key.endpointId, key.pageId);

@@ -5,15 +5,11 @@
  * a user_ref, and no sender action (typing_on, mark_seen) or thread control: those need the PSID,
  * which arrives with the person's first reply (and then is another user, with a lane of its own).
  */
-import { USER_REF_PREFIX } from "../core/user-key.ts";
+import { USER_REF_PREFIX, isUserRef } from "../core/user-key.ts";
 import type { OutboxItem } from "./outbox.ts";
 import type { ReplyStore } from "./store.ts";
 
 export type Recipient = { id: string } | { user_ref: string };
-
-export function isUserRef(userId: string): boolean {
-  return userId.startsWith(USER_REF_PREFIX);
-}
 
 /** The Send API `recipient` for a lane's user. */
 export function recipientOf(userId: string): Recipient {

@@ -369,7 +369,7 @@ describe("turns", () => {
     }
   });
 
-  test("the http agent receives the input of SPEC §4", async () => {
+  test("the http agent receives the flow input of docs/flows.md", async () => {
     const inputs: Record<string, any>[] = [];
     const agent = Bun.serve({
       hostname: "127.0.0.1",

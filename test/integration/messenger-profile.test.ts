@@ -1,5 +1,5 @@
 /**
- * The Page's Messenger profile (SPEC §13): declared in the settings, checked against Meta's rules,
+ * The Page's Messenger profile (docs/messenger-profile.md): declared in the settings, checked against Meta's rules,
  * applied in the background at start only where it differs, within Meta's rate limit, and on
  * demand through the admin API; a failure is reported, never fatal.
  */

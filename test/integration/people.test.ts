@@ -1,5 +1,5 @@
 /**
- * People and memory (SPEC §7, §8): Facebook profiles with their cache, contacts merged across
+ * People and memory (docs/people.md): Facebook profiles with their cache, contacts merged across
  * Pages, transcripts, analytics, mask_logging, contact_profiles = false and the retention purge,
  * through signed webhooks to the app and a fake Graph API.
  */

@@ -1,5 +1,5 @@
 /**
- * Transformers (SPEC §9, reference/cognigy-endpoint.md §4): the operator's handleInput,
+ * Transformers (docs/transformers.md): the operator's handleInput,
  * handleOutput, handleExecutionFinished, handleInject and handleNotify, run in worker threads with
  * a time limit, their returns checked, with httpRequest (one per execution), getSessionStorage and
  * console; through signed webhooks to the app and a fake Graph API.
