@@ -80,6 +80,11 @@ export class StorageHealth {
     return `writes to the database fail since ${new Date(this.#failingSince).toISOString()} (${this.#lastError}): ${this.#options.advice}; processing is paused and resumes by itself once a write succeeds`;
   }
 
+  /** Failed writes since the last start or recovery (the probes' among them): tests wait on it instead of on time. */
+  get failedWrites(): number {
+    return this.#failures;
+  }
+
   /** When writes last failed (0: never): whatever was to happen since then may not have been stored. */
   get lastFailureAt(): number {
     return this.#lastFailure;

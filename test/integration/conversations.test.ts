@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { PAGE_ID, PSID, PSID_2 } from "../helpers/config.ts";
-import { messageTexts, startConversation, userText, type Conversation } from "../helpers/conversation.ts";
+import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 
 const open: Conversation[] = [];
 afterEach(async () => {
@@ -274,7 +274,8 @@ describe("Send API failures", () => {
     const again = await startConversation({ flow: OUTPUTS_FLOW, dir: first.dir, graph: first.graph, pageToken: "EAAGrevokedToken0000" });
     expect(again.app.pages.paused()).toMatchObject([{ endpointId: "support", pageId: PAGE_ID }]);
     expect((await again.app.http.handle(new Request("http://localhost/readyz"))).status).toBe(503);
-    await Bun.sleep(200);
+    // The lane looked at its items and stopped at the pause (not merely: nothing came yet).
+    await until(() => again.app.replies.activeLanes === 0);
     expect(again.sends()).toHaveLength(0);
     await again.close({ keepDir: true, keepGraph: true });
 

@@ -113,8 +113,10 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
     for (let i = 0; i < 24; i++) await send();
     agent.release();
     await until(async () => (await fetch(`${conversation.url}/readyz`)).status === 503, 5_000);
-    // Let the lanes run into the wall for a while: probes, retries.
-    await Bun.sleep(1_500);
+    // Let the lanes run into the wall for a while: ten more failed writes (probes, retries) at
+    // growing intervals, whatever they are.
+    const failedBefore = conversation.app.health.failedWrites;
+    await until(() => conversation.app.health.failedWrites >= failedBefore + 10, 20_000);
     expect(refused.length).toBeGreaterThan(0); // the drill did fill the disk
     for (const [text, calls] of agent.calls) expect({ text, calls }).toEqual({ text, calls: 1 });
     expect(conversation.graph.sends().filter((s) => s.message?.text === "re: message 16")).toHaveLength(1);
@@ -170,8 +172,9 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
     const second = await startConversation({ ...options, graph: first.graph });
     cleanup.push(() => second.close({ keepDir: true }));
     expect((await fetch(`${second.url}/readyz`)).status).toBe(503);
-    await Bun.sleep(500);
-    expect(agent.calls.get("c") ?? 0).toBe(before); // nothing runs while the disk is full
+    // Several probes fail (time passes, and the lanes are asked to go on by none of them) ...
+    await until(() => second.app.health.failedWrites >= 5, 20_000);
+    expect(agent.calls.get("c") ?? 0).toBe(before); // ... and nothing runs while the disk is full
     if (filler) rmSync(filler);
     else injected.fail(false);
     if (lateStatus !== 200) expect(await second.post([late])).toBe(200); // Facebook's redelivery
