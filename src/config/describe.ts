@@ -75,7 +75,7 @@ function describeValue(value: unknown): string {
   if (typeof value === "string") {
     // A URL may carry a password or a key (`https://user:pass@host/?code=…`): shown without them.
     const shown = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? displayUrl(value) : redactUrlCredentials(value);
-    return JSON.stringify(shown.length > 40 ? shown.slice(0, 40) + "…" : shown);
+    return JSON.stringify(shown.length > 40 ? `${shown.slice(0, 40)}…` : shown);
   }
   if (Array.isArray(value)) return "a list";
   if (isPlainObject(value)) return "a table";

@@ -17,7 +17,7 @@ import { isPlainObject, type KeyPath } from "./tree.ts";
  */
 export function resolveSecretFiles(value: unknown, path: KeyPath, dir: string, problems: SettingsProblem[], reported: Set<string>): void {
   if (Array.isArray(value)) {
-    value.forEach((v, i) => resolveSecretFiles(v, [...path, i], dir, problems, reported));
+    for (const [i, v] of value.entries()) resolveSecretFiles(v, [...path, i], dir, problems, reported);
     return;
   }
   if (!isPlainObject(value)) return;

@@ -5,7 +5,7 @@ import { isPlainObject, type KeyPath } from "./tree.ts";
 
 export function unknownKeys(value: unknown, schema: TSchema, path: KeyPath, warnings: SettingsProblem[]): void {
   if (Array.isArray(value) && schema.type === "array" && schema.items) {
-    value.forEach((v, i) => unknownKeys(v, schema.items as TSchema, [...path, i], warnings));
+    for (const [i, v] of value.entries()) unknownKeys(v, schema.items as TSchema, [...path, i], warnings);
     return;
   }
   if (!isPlainObject(value) || (schema[Kind] !== "Object" && schema[Kind] !== "Record")) return;

@@ -94,7 +94,7 @@ export function securityWarnings(config: Settings & { file?: string | null; secr
   config.endpoints.forEach((e, i) => {
     short(`endpoints[${i}].app_secret`, e.app_secret);
     short(`endpoints[${i}].verify_token`, e.verify_token);
-    e.pages.forEach((p, j) => short(`endpoints[${i}].pages[${j}].access_token`, p.access_token));
+    for (const [j, p] of e.pages.entries()) short(`endpoints[${i}].pages[${j}].access_token`, p.access_token);
   });
   const readable = settingsFileWarning(config.file ?? null, config.secrets ?? []);
   return readable ? [...warnings, readable] : warnings;

@@ -99,7 +99,7 @@ function copyPrivately(from: string, to: string): void {
     const output = openSync(to, "wx", 0o600);
     try {
       const buffer = Buffer.alloc(1 << 20);
-      for (let n; (n = readSync(input, buffer, 0, buffer.length, null)) > 0; ) {
+      for (let n: number; (n = readSync(input, buffer, 0, buffer.length, null)) > 0; ) {
         for (let done = 0; done < n; ) done += writeSync(output, buffer, done, n - done);
       }
       fsyncSync(output);

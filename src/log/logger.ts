@@ -35,7 +35,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const threshold = LEVEL_RANK[options.level ?? "info"];
   const format = options.format ?? "json";
-  const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"));
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const secrets = [...new Set(options.secrets ?? [])]
     .filter((s) => s.length >= MIN_SECRET_LENGTH)
     // Lines are redacted after JSON encoding, where `"`, `\` and control characters are escaped.
@@ -95,5 +95,5 @@ function toPretty(record: LogFields): string {
   const extras = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, replacer)}`)
     .join(" ");
-  return `${clock} ${String(level).toUpperCase().padEnd(5)} ${msg}${extras ? "  " + extras : ""}`;
+  return `${clock} ${String(level).toUpperCase().padEnd(5)} ${msg}${extras ? `  ${extras}` : ""}`;
 }

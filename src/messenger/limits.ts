@@ -25,5 +25,5 @@ export function charLength(text: string): number {
 /** Cuts to at most `max` code points, ending with "…" when something was cut. */
 export function truncate(text: string, max: number): string {
   const chars = Array.from(text);
-  return chars.length <= max ? text : chars.slice(0, max - 1).join("") + "…";
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
 }

@@ -86,7 +86,7 @@ export class Histogram implements Metric {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [key, s] of this.#series) {
       const prefix = key ? `${key},` : "";
-      this.buckets.forEach((le, i) => lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${s.counts[i]}`));
+      for (const [i, le] of this.buckets.entries()) lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${s.counts[i]}`);
       lines.push(`${this.name}_bucket{${prefix}le="+Inf"} ${s.count}`);
       lines.push(series(`${this.name}_sum`, key, s.sum));
       lines.push(series(`${this.name}_count`, key, s.count));
@@ -118,7 +118,7 @@ export class Registry {
     return this.#add(name, () => new Histogram(name, help, buckets)) as Histogram;
   }
   render(): string {
-    return [...this.#metrics.values()].map((m) => m.render()).join("\n") + "\n";
+    return `${[...this.#metrics.values()].map((m) => m.render()).join("\n")}\n`;
   }
   #add(name: string, make: () => Metric): Metric {
     let metric = this.#metrics.get(name);

@@ -79,7 +79,10 @@ export class Transcripts {
     const args: (string | number)[] = [];
     for (const name of ["userId", "endpointId", "sessionId", "contactId"] as const) {
       const value = filter[name];
-      if (value) (where.push(FILTERS[name]), args.push(value));
+      if (value) {
+        where.push(FILTERS[name]);
+        args.push(value);
+      }
     }
     const result = await this.database.client.execute({ sql: `${CONVERSATION_SQL}${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`, args: [...args, limit] });
     return result.rows.map(readEntry).reverse().map(transcriptEntry);

@@ -139,7 +139,7 @@ export function validateButton(value: unknown, param: string, options: { asDefau
 function validateButtons(value: unknown, param: string, min: number): void {
   const buttons = requireArray(value, param);
   checkCount(buttons, param, min, BUTTONS_MAX);
-  buttons.forEach((b, i) => validateButton(b, `${param}[${i}]`));
+  for (const [i, b] of buttons.entries()) validateButton(b, `${param}[${i}]`);
 }
 
 function validateQuickReplies(value: unknown): void {

@@ -237,7 +237,7 @@ export function requestThreadControl(
 
 /** `X-Hub-Signature: sha1=<hex>`, the legacy header Meta still sends next to the sha256 one. */
 export function signBodySha1(appSecret: string, body: Uint8Array | string): string {
-  return "sha1=" + createHmac("sha1", appSecret).update(body).digest("hex");
+  return `sha1=${createHmac("sha1", appSecret).update(body).digest("hex")}`;
 }
 
 /** The headers Meta sends with a webhook POST over `body`'s exact bytes. */

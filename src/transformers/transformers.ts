@@ -70,7 +70,7 @@ export class Transformers {
   readonly #hosts = new Map<string, TransformerHost>();
   readonly #endpoints: Map<string, EndpointSettings>;
 
-  private constructor(private readonly deps: TransformersDeps) {
+  private constructor(deps: TransformersDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
   }
 
@@ -110,7 +110,7 @@ export class Transformers {
   }
 
   async output(endpoint: EndpointSettings, args: { output: unknown; processedOutput: Record<string, unknown>; userId: string; sessionId: string }, log: Logger): Promise<Verdict<Record<string, unknown>>> {
-    const outcome = await this.#call(endpoint, "handleOutput", args, log);
+    const outcome = await this.#call(endpoint, "handleOutput", args);
     if ("failed" in outcome) return this.#failed(endpoint, "handleOutput", outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
     if (typeof outcome.value !== "object" || Array.isArray(outcome.value)) {
@@ -126,7 +126,7 @@ export class Transformers {
    */
   async executionFinished(endpoint: EndpointSettings, args: { userId: string; sessionId: string }, log: Logger): Promise<void> {
     if (!this.enabled(endpoint.id, "handleExecutionFinished")) return;
-    const outcome = await this.#call(endpoint, "handleExecutionFinished", args, log);
+    const outcome = await this.#call(endpoint, "handleExecutionFinished", args);
     if ("failed" in outcome) log.warn(`transformer handleExecutionFinished failed: ${maskMessage(outcome.failed, endpoint.data_protection.mask_logging)}`, { function: "handleExecutionFinished" });
   }
 
@@ -140,7 +140,7 @@ export class Transformers {
   }
 
   async #mapping(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>, log: Logger, needsUser: boolean): Promise<Verdict<InputChanges>> {
-    const outcome = await this.#call(endpoint, fn, args, log);
+    const outcome = await this.#call(endpoint, fn, args);
     if ("failed" in outcome) return this.#failed(endpoint, fn, outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
     const raw = outcome.value as Record<string, unknown>;
@@ -156,9 +156,9 @@ export class Transformers {
     return { action: "continue", value: checked.value };
   }
 
-  async #call(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>, log: Logger): Promise<{ value: unknown } | { failed: string; unavailable: boolean }> {
+  async #call(endpoint: EndpointSettings, fn: Fn, args: Record<string, unknown>): Promise<{ value: unknown } | { failed: string; unavailable: boolean }> {
     const host = this.#hosts.get(endpoint.id);
-    if (!host || !host.has(fn)) return { failed: `the transformer module has no ${fn}`, unavailable: false };
+    if (!host?.has(fn)) return { failed: `the transformer module has no ${fn}`, unavailable: false };
     try {
       // Inject, notify and the end of a turn are answered or done right after: their storage is fsynced.
       const durableStorage = fn === "handleInject" || fn === "handleNotify" || fn === "handleExecutionFinished";

@@ -71,7 +71,7 @@ export function boundedJson(value: unknown, limit: number): BoundedJson {
       continue;
     }
     if (top.next > 0) write(",");
-    if (top.keys) write(JSON.stringify(top.keys[top.next]) + ":");
+    if (top.keys) write(`${JSON.stringify(top.keys[top.next])}:`);
     open(top.values[top.next++]);
   }
   hash.update(pending);

@@ -15,7 +15,7 @@ export function signBody(appSecret: string, body: Uint8Array | string): string {
 
 /** Constant-time check of an `X-Hub-Signature-256` header against the raw body. */
 export function verifySignature(appSecret: string, body: Uint8Array, header: string | null | undefined): boolean {
-  if (!header || !header.startsWith(PREFIX)) return false;
+  if (!header?.startsWith(PREFIX)) return false;
   const received = header.slice(PREFIX.length);
   if (!HEX_DIGEST.test(received)) return false;
   const expected = createHmac("sha256", appSecret).update(body).digest();

@@ -30,7 +30,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, run as runToEnd, start, type Running } from "../smoke/binary-helpers.ts";
-import { benchSettings, fmt, peakRssMb, percentile, replies, signedMessage, throughput as measureThroughput, type Throughput } from "./load.ts";
+import { benchSettings, fmt, peakRssMb, percentile, signedMessage, throughput as measureThroughput, type Throughput } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);

@@ -227,7 +227,7 @@ function build(s: Scenario): Built {
   for (const n of s.notItems) noise.push(NOT_AN_ITEM[n]);
   // The good items keep their order among themselves (a user's events are run by timestamp anyway).
   const mixed: unknown[] = [...messaging];
-  noise.forEach((n, i) => mixed.splice(s.order[i]! % (mixed.length + 1), 0, n));
+  for (const [i, n] of noise.entries()) mixed.splice(s.order[i]! % (mixed.length + 1), 0, n);
 
   const good = { id: PAGE_ID, time: base, messaging: mixed, standby };
   const bad = s.badEntries.map((kind, i): unknown => {
@@ -251,6 +251,8 @@ function build(s: Scenario): Built {
         return { id: PAGE_ID, time: base, standby: "nothing" };
       case "no_id":
         return { time: base, messaging: items };
+      default:
+        throw new Error(`no bad entry of kind ${kind satisfies never}`);
     }
   });
   const entries = s.entryFirst ? [...bad, good] : [good, ...bad];

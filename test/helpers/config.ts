@@ -74,7 +74,7 @@ export function settingsToml(spec: SettingsSpec = {}): string {
     lines.push(`pages = [ ${pages.map((p) => `{ id = ${q(p.id)}, access_token = ${q(p.token)} }`).join(", ")} ]`);
   }
   if (spec.extra) lines.push("", spec.extra);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The problems (and warnings) a settings text is rejected with; fails the test when it is accepted. */

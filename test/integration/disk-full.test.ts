@@ -90,7 +90,11 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
     };
 
     const answered = (text: string) => conversation.graph.sends().some((s) => s.message?.text === `re: ${text}`);
-    const fill = () => (mounted ? fillDisk(dir.path) : (storage.fail(true), null));
+    const fill = () => {
+      if (mounted) return fillDisk(dir.path);
+      storage.fail(true);
+      return null;
+    };
     let filler: string | null = null;
 
     // Before: everything works.
@@ -160,7 +164,8 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
     const first = await startConversation(options);
     for (const text of ["a", "b"]) expect(await first.post([userText(text)])).toBe(200);
     await until(() => first.graph.sends().length === 2);
-    const filler = restartMounted ? fillDisk(restartDir.path) : (injected.fail(true), null);
+    const filler = restartMounted ? fillDisk(restartDir.path) : null;
+    if (!restartMounted) injected.fail(true);
     // Acknowledged now if it still fits (small inserts may), refused otherwise: either is fine.
     const late = userText("c");
     const lateStatus = await first.post([late]);

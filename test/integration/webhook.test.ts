@@ -69,7 +69,7 @@ describe("GET verification", () => {
   test("a wrong or missing token: 403", async () => {
     const t = await app();
     expect((await send(t, verificationGet("support", { token: "wrong" }))).status).toBe(403);
-    expect((await send(t, verificationGet("support", { token: VERIFY_TOKEN + "x" }))).status).toBe(403);
+    expect((await send(t, verificationGet("support", { token: `${VERIFY_TOKEN}x` }))).status).toBe(403);
     expect((await send(t, verificationGet("support", { token: null }))).status).toBe(403);
     expect((await send(t, verificationGet("support", { token: "" }))).status).toBe(403);
   });

@@ -15,7 +15,7 @@ const TRANSIENT_CODES = new Set([2, 4, 17, 32, 613]);
 const UNPREFIXED_CODES = new Set([1, 2, 104, 190, 2500]);
 
 function traceId(): string {
-  return "A" + randomBytes(16).toString("base64url").slice(0, 22);
+  return `A${randomBytes(16).toString("base64url").slice(0, 22)}`;
 }
 
 /** Graph's envelopes, all with the same revision header (one per fake, like one Graph deployment). */

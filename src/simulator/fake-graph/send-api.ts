@@ -114,7 +114,7 @@ export class SendApi {
       return answers.ok(psid === undefined ? {} : { recipient_id: psid });
     }
     const message = params.message as Record<string, any>;
-    const messageId = "m_" + randomBytes(30).toString("base64url");
+    const messageId = `m_${randomBytes(30).toString("base64url")}`;
     Object.assign(send, { message, messageId });
     if (typeof params.messaging_type === "string") send.messagingType = params.messaging_type;
     if (typeof params.tag === "string") send.tag = params.tag;

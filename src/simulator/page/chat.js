@@ -15,7 +15,7 @@ const make = (tag, props = {}, ...children) => {
   return el;
 };
 const api = async (path, body) => {
-  const response = await fetch("/simulator/api/" + path, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await fetch(`/simulator/api/${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.message || response.statusText);
   return data;
@@ -30,7 +30,7 @@ function endpoint() { return setup.endpoints.find((e) => e.id === $("#endpoint")
 
 function fillPages() {
   const e = endpoint();
-  $("#page").replaceChildren(...(e ? e.pages : []).map((p) => make("option", { value: p.id, text: p.name + " (" + p.id + ")" })));
+  $("#page").replaceChildren(...(e ? e.pages : []).map((p) => make("option", { value: p.id, text: `${p.name} (${p.id})` })));
 }
 
 async function load() {
@@ -43,7 +43,7 @@ async function load() {
 }
 
 function fillUsers() {
-  $("#users").replaceChildren(make("option", { value: "", text: "a user…" }), ...setup.users.map((u) => make("option", { value: u.user_id, text: u.name + " (" + u.endpoint_id + ")" })));
+  $("#users").replaceChildren(make("option", { value: "", text: "a user…" }), ...setup.users.map((u) => make("option", { value: u.user_id, text: `${u.name} (${u.endpoint_id})` })));
 }
 $("#users").addEventListener("change", () => {
   const user = setup.users.find((u) => u.user_id === $("#users").value);
@@ -78,7 +78,7 @@ function openPane(user, fresh) {
   }
   const pane = make("section", { class: "pane", "data-testid": "pane", "data-user": user.user_id, "data-thread": "bot" },
     make("div", { class: "pane-head" },
-      make("span", { class: "who", text: user.name }, make("span", { class: "psid", text: "PSID " + user.user_id + " · Page " + user.page_id })),
+      make("span", { class: "who", text: user.name }, make("span", { class: "psid", text: `PSID ${user.user_id} · Page ${user.page_id}` })),
       badge, done),
     log, quick,
     make("div", { class: "composer" },
@@ -118,7 +118,7 @@ function openPane(user, fresh) {
     await api("send", { ...ref, quick_reply: { title: q.title, payload: q.payload } });
   }
   const buttonsOf = (buttons) => (buttons || []).map((b) => make("button", { text: b.title, "data-testid": "template-button",
-    onclick: () => b.type === "web_url" ? (safeUrl(b.url) && window.open(safeUrl(b.url), "_blank", "noopener")) : b.type === "phone_number" ? alert("Call " + b.payload) : tap(b) }));
+    onclick: () => b.type === "web_url" ? (safeUrl(b.url) && window.open(safeUrl(b.url), "_blank", "noopener")) : b.type === "phone_number" ? alert(`Call ${b.payload}`) : tap(b) }));
   function render(message) {
     const a = message.attachment;
     if (!a) return make("div", { class: "bubble", "data-testid": "reply", text: message.text ?? "" });
@@ -133,15 +133,15 @@ function openPane(user, fresh) {
     if (a.type === "image" && url) return make("div", { class: "media" }, make("img", { src: url, alt: "image", "data-testid": "image" }));
     if (a.type === "video" && url) return make("div", { class: "media" }, make("video", { src: url, controls: "" }));
     if (a.type === "audio" && url) return make("div", { class: "media" }, make("audio", { src: url, controls: "" }));
-    return make("div", { class: "bubble" }, url ? make("a", { href: url, target: "_blank", rel: "noopener", text: a.type + ": " + url }) : make("span", { text: a.type + (p.attachment_id ? " (attachment " + p.attachment_id + ")" : "") }));
+    return make("div", { class: "bubble" }, url ? make("a", { href: url, target: "_blank", rel: "noopener", text: `${a.type}: ${url}` }) : make("span", { text: a.type + (p.attachment_id ? ` (attachment ${p.attachment_id})` : "") }));
   }
-  const events = new EventSource("/simulator/api/events?" + new URLSearchParams(ref));
+  const events = new EventSource(`/simulator/api/events?${new URLSearchParams(ref)}`);
   events.onmessage = (ev) => {
     const event = JSON.parse(ev.data);
     (window.simulatorEvents ||= []).push({ at: Date.now(), user: user.user_id, event }); // for tests and the curious
     if (event.type === "thread") {
       pane.dataset.thread = event.state;
-      badge.className = "thread " + event.state;
+      badge.className = `thread ${event.state}`;
       badge.textContent = event.state === "handover" ? "with a person (Page Inbox)" : event.state === "paused" ? "paused: a person answered" : "bot";
       // A note for each change (the first event only tells the state the thread is in).
       if (thread !== null && thread !== event.state) log.append(make("div", { class: "note", "data-testid": "thread-note", text: event.state === "bot" ? "The bot has the conversation again." : event.state === "handover" ? "The conversation is with a person in the Page Inbox." : "A person answered: the bot is paused." }));
@@ -156,7 +156,7 @@ function openPane(user, fresh) {
       stopTyping();
     } else if (event.type === "error") {
       stopTyping();
-      log.append(make("div", { class: "note", "data-testid": "error", text: "Not delivered: " + event.message }));
+      log.append(make("div", { class: "note", "data-testid": "error", text: `Not delivered: ${event.message}` }));
     } else if (event.type === "message") {
       stopTyping();
       log.append(make("div", { class: "row" }, render(event.message)));
@@ -165,7 +165,7 @@ function openPane(user, fresh) {
         ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
         // Messenger fills these from the user's account: the simulator makes one up.
         : make("button", { text: q.content_type === "user_email" ? "Email" : "Phone", onclick: () => {
-            const value = q.content_type === "user_email" ? user.name.split(" ")[0].toLowerCase() + "@example.com" : "+15555550100";
+            const value = q.content_type === "user_email" ? `${user.name.split(" ")[0].toLowerCase()}@example.com` : "+15555550100";
             quickReply({ title: value, payload: value });
           } })));
     }
@@ -174,4 +174,4 @@ function openPane(user, fresh) {
   open.set(user.user_id, pane);
 }
 
-load().catch((error) => $("#panes").replaceChildren(make("p", { class: "empty", text: "Could not load the simulator: " + error.message })));
+load().catch((error) => $("#panes").replaceChildren(make("p", { class: "empty", text: `Could not load the simulator: ${error.message}` })));

@@ -45,7 +45,7 @@ describe("${ENV} interpolation", () => {
   });
 
   test("every unset variable is reported", () => {
-    const { problems } = rejectedSettings(endpoint("${A_TOKEN}", "${B_TOKEN}") + `[log]\nlevel = "\${LOG_LEVEL}"\n`, {
+    const { problems } = rejectedSettings(`${endpoint("${A_TOKEN}", "${B_TOKEN}")}[log]\nlevel = "\${LOG_LEVEL}"\n`, {
       dir: dir.path,
       env: {},
     });
@@ -107,7 +107,7 @@ describe("${ENV} interpolation", () => {
 
 describe("numbers and booleans from the environment", () => {
   test("a variable can set a numeric or boolean key", () => {
-    const config = configFromToml(`[server]\nport = "\${PORT}"\n[metrics]\nenabled = "\${METRICS}"\n` + endpoint("vt-123456"), {
+    const config = configFromToml(`[server]\nport = "\${PORT}"\n[metrics]\nenabled = "\${METRICS}"\n${endpoint("vt-123456")}`, {
       dir: dir.path,
       env: { PORT: "9090", METRICS: "false" },
     });
@@ -116,7 +116,7 @@ describe("numbers and booleans from the environment", () => {
   });
 
   test("a value that is not exactly a number stays an error", () => {
-    const { problems } = rejectedSettings(`[server]\nport = "\${PORT}"\n` + endpoint("vt-123456"), { dir: dir.path, env: { PORT: "90 90" } });
+    const { problems } = rejectedSettings(`[server]\nport = "\${PORT}"\n${endpoint("vt-123456")}`, { dir: dir.path, env: { PORT: "90 90" } });
     expect(problems).toContain('server.port: expected a whole number, got "90 90"');
   });
 });

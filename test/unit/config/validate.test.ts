@@ -33,7 +33,7 @@ describe("references and duplicates", () => {
   });
 
   test("duplicate Page ids within an endpoint", () => {
-    const text = HTTP_FLOW + `[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "v"\npages = [ ${page("1")}, ${page("2")}, ${page("1")} ]\n`;
+    const text = `${HTTP_FLOW}[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "v"\npages = [ ${page("1")}, ${page("2")}, ${page("1")} ]\n`;
     expect(problemsOf(text)).toEqual(["endpoints[0].pages[2].id: Page 1 is already listed as pages[0]"]);
   });
 
@@ -126,7 +126,7 @@ describe("all cross-field problems at once", () => {
   });
 
   test("are reported together with schema problems", () => {
-    const problems = problemsOf(`[server]\nport = "x"\n` + HTTP_FLOW + endpoint("support", "suport"));
+    const problems = problemsOf(`[server]\nport = "x"\n${HTTP_FLOW}${endpoint("support", "suport")}`);
     expect(problems).toContain('server.port: expected a whole number, got "x"');
     expect(problems.some((p) => p.startsWith("endpoints[0].flow:"))).toBe(true);
   });

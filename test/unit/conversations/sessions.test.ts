@@ -31,7 +31,12 @@ function counted(): { store: (capacity?: number) => SessionStore; reads: () => n
   let reads = 0;
   const client = new Proxy(database.client, {
     get(target, prop, receiver) {
-      if (prop === "execute") return (...args: Parameters<typeof target.execute>) => (reads++, target.execute(...args));
+      if (prop === "execute") {
+        return (...args: Parameters<typeof target.execute>) => {
+          reads++;
+          return target.execute(...args);
+        };
+      }
       return Reflect.get(target, prop, receiver);
     },
   });

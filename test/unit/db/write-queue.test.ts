@@ -88,7 +88,12 @@ describe("WriteQueue", () => {
     const { client } = slowClient();
     let syncs = 0;
     let open: () => void = () => {};
-    const writes = new WriteQueue(client, { durable: () => (syncs++, new Promise<void>((resolve) => (open = resolve))) });
+    const writes = new WriteQueue(client, {
+      durable: () => {
+        syncs++;
+        return new Promise<void>((resolve) => (open = resolve));
+      },
+    });
     await writes.run(["A"], { durable: false });
     expect(syncs).toBe(0);
     let acknowledged = false;

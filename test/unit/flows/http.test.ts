@@ -60,7 +60,7 @@ describe("http flow", () => {
   });
 
   test("a non-2xx answer is a FlowError naming the URL and the status, with the start of the body", async () => {
-    agent.answer = () => new Response("upstream exploded: " + "x".repeat(500), { status: 500 });
+    agent.answer = () => new Response(`upstream exploded: ${"x".repeat(500)}`, { status: 500 });
     const error = await thrown(() => flow().run(sampleInput(), flowContext()));
     expect(error).toBeInstanceOf(FlowError);
     expect(error.name).toBe("FlowError");

@@ -87,7 +87,7 @@ describe("JSON lines", () => {
     const lines: string[] = [];
     const log = createLogger({ format: "pretty", write: (l) => lines.push(l) });
     log.warn("disk almost full", { endpoint: "support", free: 3 });
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  disk almost full {2}endpoint=support free=3$/);
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}disk almost full {2}endpoint=support free=3$/);
   });
 });
 

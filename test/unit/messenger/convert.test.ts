@@ -45,7 +45,7 @@ describe("limits helpers", () => {
     expect(charLength("😀é中")).toBe(3);
     expect(truncate("short", 20)).toBe("short");
     expect(truncate("x".repeat(20), 20)).toBe("x".repeat(20));
-    expect(truncate("x".repeat(21), 20)).toBe("x".repeat(19) + "…");
+    expect(truncate("x".repeat(21), 20)).toBe(`${"x".repeat(19)}…`);
     const emoji = truncate("😀".repeat(30), 20);
     expect(cp(emoji)).toBe(20);
     expect(hasLoneSurrogate(emoji)).toBe(false);
@@ -231,8 +231,8 @@ describe("convertOutput: cards", () => {
     const long = "T".repeat(100);
     const { messages, warnings } = convertOutput({ cards: [{ title: long, subtitle: "S".repeat(81) }] });
     const element = template(messages[0]).elements![0];
-    expect(element.title).toBe("T".repeat(ELEMENT_TITLE_MAX - 1) + "…");
-    expect(element.subtitle).toBe("S".repeat(ELEMENT_SUBTITLE_MAX - 1) + "…");
+    expect(element.title).toBe(`${"T".repeat(ELEMENT_TITLE_MAX - 1)}…`);
+    expect(element.subtitle).toBe(`${"S".repeat(ELEMENT_SUBTITLE_MAX - 1)}…`);
     expect(warnings.some((w) => w.includes("card title shortened"))).toBe(true);
     expect(warnings.some((w) => w.includes("card subtitle shortened"))).toBe(true);
     expectAllAccepted(messages);
@@ -497,7 +497,7 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
         checked += messages.length;
 
         // Quick replies: only on the last message, at most 13.
-        messages.slice(0, -1).forEach((m) => expect(m.quick_replies).toBeUndefined());
+        for (const m of messages.slice(0, -1)) expect(m.quick_replies).toBeUndefined();
         const qr = (messages.at(-1)?.quick_replies as unknown[] | undefined) ?? [];
         expect(qr.length).toBeLessThanOrEqual(QUICK_REPLIES_MAX);
 
@@ -542,7 +542,7 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
   test("extremes: a huge text, 30 buttons, 25 cards, 20 quick replies, long titles, all at once", () => {
     const long = (c: string, n: number) => c.repeat(n);
     const output: Output = {
-      text: sentences(1000) + " " + long("😀", 5000) + "\n\n" + sentences(50),
+      text: `${sentences(1000)} ${long("😀", 5000)}\n\n${sentences(50)}`,
       buttons: Array.from({ length: 30 }, (_, i) => postback(i, { title: long("B", 50) + i })),
       cards: Array.from({ length: 25 }, (_, i) => ({
         title: long("T", 200) + i,

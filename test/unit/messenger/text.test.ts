@@ -76,14 +76,14 @@ describe("splitText: where it cuts", () => {
 
   test("a long word is cut, but the words around it are kept whole", () => {
     const chunks = splitText(`start ${"y".repeat(30)} end`, 12);
-    expect(chunks).toEqual(["start", "y".repeat(12), "y".repeat(12), "y".repeat(6) + " end"]);
+    expect(chunks).toEqual(["start", "y".repeat(12), "y".repeat(12), `${"y".repeat(6)} end`]);
   });
 
   test("a word that fits in a chunk is never cut, even after a very short first word", () => {
     // Only the space at index 1 is available before the limit. Cutting there gives a short
     // chunk; cutting at the limit would split "bbbbbbbbb", which fits in a chunk of its own.
     expect(splitText("a bbbbbbbbb ccc", 10)).toEqual(["a", "bbbbbbbbb", "ccc"]);
-    const chunks = splitText("Hi " + "w".repeat(1998) + " and more", 2000);
+    const chunks = splitText(`Hi ${"w".repeat(1998)} and more`, 2000);
     expect(chunks.map((c) => (c === "w".repeat(1998) ? "<1998 w>" : c))).toEqual(["Hi", "<1998 w>", "and more"]);
   });
 
@@ -91,7 +91,7 @@ describe("splitText: where it cuts", () => {
     const chunks = splitText("😀".repeat(25), 10);
     expect(chunks).toEqual(["😀".repeat(10), "😀".repeat(10), "😀".repeat(5)]);
     // Odd offsets: one ASCII letter first, so each pair straddles an even UTF-16 index.
-    const mixed = "a" + "👍".repeat(30);
+    const mixed = `a${"👍".repeat(30)}`;
     for (const max of [2, 3, 7, 10]) {
       const parts = splitText(mixed, max);
       for (const p of parts) {

@@ -221,7 +221,7 @@ describe("auth errors", () => {
       const missing = await call("");
       expect(missing.status).toBe(400);
       expect(((await missing.json()) as any).error).toMatchObject({ code: 100, type: "GraphMethodException", message: "API calls from the server require an appsecret_proof argument" });
-      const wrong = await call("&appsecret_proof=" + "0".repeat(64));
+      const wrong = await call(`&appsecret_proof=${"0".repeat(64)}`);
       expect(((await wrong.json()) as any).error).toMatchObject({ code: 100, type: "GraphMethodException", message: "Invalid appsecret_proof provided in the API argument" });
       const right = await call("&appsecret_proof=f05e1b92713dcd54355c00f9ad26ef9b180c43d47b28ed44174ea72852ee9ee6");
       expect(right.status).toBe(200);

@@ -39,7 +39,7 @@ describe("metaJson", () => {
     expect(body).toBe(VECTOR);
     expect(new TextEncoder().encode(body).byteLength).toBe(257);
     expect(signBody(SECRET, body)).toBe("sha256=a351a1f2fe2b6b20d78d042350731d36683cec725541b947588df10294f304b3");
-    expect("sha1=" + createHmac("sha1", SECRET).update(body).digest("hex")).toBe("sha1=4cbee9751f3a0028ec46234cc75bca2caa1a0eb3");
+    expect(`sha1=${createHmac("sha1", SECRET).update(body).digest("hex")}`).toBe("sha1=4cbee9751f3a0028ec46234cc75bca2caa1a0eb3");
   });
 
   test("the same builders produce the vector", () => {
@@ -50,7 +50,7 @@ describe("metaJson", () => {
   test("escapes emoji as two lower-case surrogate escapes and stays pure ASCII", () => {
     const body = metaJson({ t: "😀 Ä/ü\u2028" });
     expect(body).toBe(String.raw`{"t":"\ud83d\ude00 \u00c4\/\u00fc\u2028"}`);
-    expect(/^[\x00-\x7f]*$/.test(body)).toBe(true);
+    expect([...body].every((c) => c.charCodeAt(0) < 0x80)).toBe(true); // ASCII only
     expect(JSON.parse(body)).toEqual({ t: "😀 Ä/ü\u2028" });
   });
 });

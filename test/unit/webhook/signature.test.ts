@@ -87,7 +87,7 @@ describe("verifySignature rejects", () => {
   test("a digest of another body, or a one-byte change", () => {
     const changed = bytes(VECTOR.replace("m_test_0001", "m_test_0002"));
     expect(verifySignature(SECRET, changed, VECTOR_SHA256)).toBe(false);
-    expect(verifySignature(SECRET, bytes(VECTOR + "\n"), VECTOR_SHA256)).toBe(false);
+    expect(verifySignature(SECRET, bytes(`${VECTOR}\n`), VECTOR_SHA256)).toBe(false);
   });
 
   test("a plain sha256 of the body (not an HMAC)", () => {
