@@ -4,7 +4,9 @@
  *
  *   HttpError (thrown by a route, a guard or a parser)  → its code and message
  *   a schema refusing the body, query, params, headers  → invalid_body, invalid_query, … (400), naming
- *                                                         the first problem and its path (core/checks.ts)
+ *                                                         the first problem and its path (core/checks.ts);
+ *                                                         or the code and message the refusing (sub)schema
+ *                                                         names (`refusal` in http/errors.ts)
  *   an unknown path                                     → not_found (404)
  *   anything else                                       → internal_error (500), logged with the error
  *
@@ -15,7 +17,7 @@ import { Elysia } from "elysia";
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { describeProblem, firstProblem } from "../core/checks.ts";
 import type { Logger } from "../log/logger.ts";
-import { HttpError, errorResponse, type ErrorCode } from "./errors.ts";
+import { HttpError, errorResponse, refusalOf, type ErrorCode } from "./errors.ts";
 
 /** What a schema was checking, as Elysia names it, and the code of a refusal. */
 const VALIDATION_CODES: Record<string, ErrorCode> = {
@@ -34,11 +36,14 @@ export function httpErrors(log: Logger) {
     const requestId = typeof given === "string" ? given : undefined;
     // A parser's error arrives wrapped by Elysia (a ParseError whose cause is what was thrown).
     const thrown = code === "PARSE" && error.cause instanceof HttpError ? error.cause : error;
-    if (thrown instanceof HttpError) return errorResponse(thrown.code, thrown.message, requestId, thrown.headers);
+    if (thrown instanceof HttpError) return errorResponse(thrown.code, thrown.message, requestId, thrown.headers, thrown.details);
     switch (code) {
       case "VALIDATION": {
         const validationCode = VALIDATION_CODES[error.type];
-        if (validationCode) return errorResponse(validationCode, validationMessage(error.type, error.validator, error.value), requestId);
+        if (validationCode) {
+          const { code: refusedAs, message } = validationRefusal(error.type, error.validator, error.value);
+          return errorResponse(refusedAs ?? validationCode, message, requestId);
+        }
         break; // the answer of a route failing its own response schema: our bug, logged below
       }
       case "PARSE":
@@ -53,13 +58,17 @@ export function httpErrors(log: Logger) {
 
 /**
  * `invalid <what>: <first problem>`. `<what>` is the schema's `title` when it has one (a route's
- * name for its body, such as "simulator request"), else the part of the request.
+ * name for its body, such as "simulator request"), else the part of the request. When the schema
+ * that refused the first problem names a refusal (`refusal` in http/errors.ts): its code and message.
  */
-function validationMessage(part: string, validator: unknown, value: unknown): string {
+function validationRefusal(part: string, validator: unknown, value: unknown): { code?: ErrorCode; message: string } {
   const schema = schemaOf(validator);
-  if (!schema) return `invalid ${part}`;
+  if (!schema) return { message: `invalid ${part}` };
+  const problem = firstProblem(schema, value);
+  const named = refusalOf(problem?.schema);
+  if (named) return named;
   const what = typeof schema.title === "string" ? schema.title : part;
-  return `invalid ${what}: ${describeProblem(firstProblem(schema, value))}`;
+  return { message: `invalid ${what}: ${describeProblem(problem)}` };
 }
 
 /** The TypeBox schema behind Elysia's validator (its own wrapper, a compiled TypeCheck, or the schema). */

@@ -7,7 +7,8 @@
  * A code names one meaning, wherever it is used (`too_large` is any body over
  * `[server] max_body_bytes`, the webhook's as the admin API's). Routes throw an `HttpError`, which
  * the app's error plugin (http/error-plugin.ts) renders here; code outside a route handler (the
- * webhook, which answers before it reads a schema) calls `errorResponse` directly.
+ * webhook, which answers before it reads a schema) calls `errorResponse` directly. A schema can
+ * name the code its refusals answer with (`refusal` below), where a query parameter has its own.
  */
 
 /** Every error code the server answers with, and its status. Adding a code is adding a line here. */
@@ -39,7 +40,7 @@ export const ERROR_STATUS = {
   unknown_contact: 404,
   unknown_session: 404,
 
-  // The admin API (admin/routes.ts).
+  // The admin API (admin/).
   admin_api_off: 404,
   unauthorized: 401,
   /** Nothing to inject or send. */
@@ -71,16 +72,20 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-/** The error answer: `{ error, message }` JSON with the code's status (and the request id, when there is one). */
-export function errorResponse(code: ErrorCode, message: string, requestId?: string, headers?: Record<string, string>): Response {
+/**
+ * The error answer: `{ error, message }` JSON with the code's status (and the request id, when there
+ * is one). `details` are more fields of the answer, after those two (a 429's per-Page results).
+ */
+export function errorResponse(code: ErrorCode, message: string, requestId?: string, headers?: Record<string, string>, details?: Record<string, unknown>): Response {
   const all: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...headers };
   if (requestId) all["x-request-id"] = requestId;
-  return new Response(JSON.stringify({ error: code, message }), { status: ERROR_STATUS[code], headers: all });
+  return new Response(JSON.stringify({ error: code, message, ...details }), { status: ERROR_STATUS[code], headers: all });
 }
 
 /**
  * An error answer thrown from a route (or its hooks): the app's error plugin renders it with
- * `errorResponse`. `headers` go with the answer (`www-authenticate` on a 401, `retry-after` on a 429).
+ * `errorResponse`. `headers` go with the answer (`www-authenticate` on a 401, `retry-after` on a 429),
+ * and so do `details` (see `errorResponse`).
  */
 export class HttpError extends Error {
   override readonly name = "HttpError";
@@ -89,6 +94,7 @@ export class HttpError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly headers?: Record<string, string>,
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -100,4 +106,27 @@ export class HttpError extends Error {
 
   // No `toResponse()`: Elysia would answer with it before any onError hook ran, and the error
   // plugin (http/error-plugin.ts) could not add the request id.
+}
+
+/** Where `refusal` keeps its code and message on a schema: a symbol, so that no JSON (an OpenAPI document) shows it. */
+const REFUSAL = Symbol.for("messenger-endpoint.refusal");
+
+export interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * A schema option (spread it into the options of a TypeBox schema): a value this schema refuses is
+ * answered with this code and message instead of the request part's `invalid_…` (http/error-plugin.ts).
+ * For a query parameter that has its own code, such as `?limit=` (`invalid_limit`). (Typed as an
+ * object of no string keys, which it is: it spreads into any options.)
+ */
+export function refusal(code: ErrorCode, message: string): Record<string, never> {
+  return { [REFUSAL]: { code, message } } as Record<string, never>;
+}
+
+/** The refusal a schema names, if it names one. */
+export function refusalOf(schema: unknown): Refusal | undefined {
+  return typeof schema === "object" && schema !== null ? (schema as { [REFUSAL]?: Refusal })[REFUSAL] : undefined;
 }

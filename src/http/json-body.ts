@@ -13,15 +13,24 @@ export function requireJsonContentType(request: Request): void {
 }
 
 /**
- * The body parsed as JSON; `too_large` (413) over `maxBytes` (checked on the declared length
- * before reading, and on what was read), `invalid_body` (400) when it is not JSON. `what` names
- * the body in the message ("invalid simulator request: the body is not JSON").
+ * The body as text; `too_large` (413) over `maxBytes`, checked on the declared length before
+ * reading, and on what was read.
  */
-export async function readJsonBody(request: Request, maxBytes: number, what = "body"): Promise<unknown> {
+export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
   const tooLarge = () => new HttpError("too_large", `the body is over ${maxBytes} bytes ([server] max_body_bytes)`);
   if (Number(request.headers.get("content-length") ?? 0) > maxBytes) throw tooLarge();
   const text = await request.text();
   if (Buffer.byteLength(text) > maxBytes) throw tooLarge();
+  return text;
+}
+
+/**
+ * The body parsed as JSON; `too_large` (413) over `maxBytes` (see `readBodyText`), `invalid_body`
+ * (400) when it is not JSON. `what` names the body in the message ("invalid simulator request: the
+ * body is not JSON").
+ */
+export async function readJsonBody(request: Request, maxBytes: number, what = "body"): Promise<unknown> {
+  const text = await readBodyText(request, maxBytes);
   try {
     return JSON.parse(text);
   } catch {

@@ -6,13 +6,15 @@
 import { describe, expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { ERROR_STATUS, HttpError, errorResponse } from "../../../src/http/errors.ts";
+import { ERROR_STATUS, HttpError, errorResponse, refusal } from "../../../src/http/errors.ts";
 import { httpErrors } from "../../../src/http/error-plugin.ts";
 import { readJsonBody, requireJsonContentType } from "../../../src/http/json-body.ts";
 import { collectingLogger } from "../../helpers/log.ts";
 
 const Body = Type.Object({ name: Type.String({ minLength: 1 }), tags: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false, title: "greeting" });
 const Query = Type.Object({ limit: Type.String({ pattern: "^[0-9]+$" }) }, { additionalProperties: true });
+/** A parameter whose refusal has its own code and message. */
+const OwnQuery = Type.Object({ limit: Type.Optional(Type.String({ pattern: "^[0-9]+$", ...refusal("invalid_limit", "limit is a number") })), tag: Type.Optional(Type.String({ minLength: 1 })) });
 
 function app() {
   const logs = collectingLogger();
@@ -23,6 +25,10 @@ function app() {
     })
     .post("/greet", ({ body }) => ({ hello: body.name }), { body: Body })
     .get("/list", ({ query }) => ({ limit: query.limit }), { query: Query })
+    .get("/own", ({ query }) => ({ limit: query.limit }), { query: OwnQuery })
+    .get("/limited", () => {
+      throw new HttpError("rate_limited", "try again later", { "retry-after": "60" }, { pages: [{ id: "1" }] });
+    })
     .derive(() => ({ requestId: "req-1" }))
     .get("/gone/:id", ({ params }) => {
       throw new HttpError("unknown_contact", `no contact ${params.id}`);
@@ -100,6 +106,23 @@ describe("the error plugin", () => {
     const bad = await call("GET", "/list?limit=five");
     expect([bad.status, bad.body.error]).toEqual([400, "invalid_query"]);
     expect(bad.body.message).toStartWith("invalid query: /limit: ");
+  });
+
+  test("a refusal by a schema that names its own code and message: that code and message", async () => {
+    const { call } = app();
+    const bad = await call("GET", "/own?limit=five");
+    expect([bad.status, bad.body]).toEqual([400, { error: "invalid_limit", message: "limit is a number" }]);
+    // Another parameter's refusal is the query's.
+    const other = await call("GET", "/own?limit=5&tag=");
+    expect([other.status, other.body.error]).toEqual([400, "invalid_query"]);
+    // The refusal is kept under a symbol: JSON of the schema (an OpenAPI document) does not show it.
+    expect(JSON.stringify(OwnQuery)).not.toContain("invalid_limit");
+  });
+
+  test("an HttpError's details are more fields of the answer", async () => {
+    const { call } = app();
+    const limited = await call("GET", "/limited");
+    expect([limited.status, limited.headers.get("retry-after"), limited.body]).toEqual([429, "60", { error: "rate_limited", message: "try again later", pages: [{ id: "1" }] } as never]);
   });
 
   test("an unknown path: not_found; a bug: internal_error, logged with the error", async () => {
