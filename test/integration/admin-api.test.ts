@@ -1,5 +1,5 @@
 /**
- * The admin API (SPEC §10) end to end, in process: the app on a loopback port with a fake Graph
+ * The admin API (docs/admin-api.md) end to end, in process: the app on a loopback port with a fake Graph
  * API, driven by signed webhooks and by `/api` calls with a bearer key. Every test has its own
  * app, database and fake, and closes them itself (parallel-safe).
  */
@@ -149,6 +149,105 @@ describe("access", () => {
       expect(doc.body.components.schemas.NotifyBody).toBeDefined();
       // Served without a key: it holds no data.
       expect((await api(c, "GET", "/api/openapi.json", { key: null })).status).toBe(200);
+    });
+  });
+});
+
+/** The app's admin API routes: `/api/…`, and the transformers' `/webhooks/{endpointId}/inject` and `/notify`. */
+function adminRoutes(c: Conversation): any[] {
+  return c.app.server.routes.filter((r: any) => r.path.startsWith("/api/") || /^\/webhooks\/:endpointId\/(inject|notify)$/.test(r.path));
+}
+/** The admin routes that are not operations of the API, and so not in its document. */
+const UNDOCUMENTED = ["ALL /api/*", "GET /api/openapi.json"];
+const documented = (c: Conversation) => adminRoutes(c).filter((r) => !r.hooks.detail?.hide);
+const openApiPath = (path: string) => path.replace(/:([^/]+)/g, "{$1}");
+/** A schema as JSON shows it (TypeBox keeps its own marks under symbols). */
+const asJson = (schema: unknown) => JSON.parse(JSON.stringify(schema));
+
+describe("the routes, their schemas and their document", () => {
+  test("every admin route is in /api/openapi.json with its path, query and body schemas", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      const doc = (await api(c, "GET", "/api/openapi.json")).body;
+      const routes = adminRoutes(c);
+      expect(routes.filter((r) => r.hooks.detail?.hide).map((r) => `${r.method} ${r.path}`).sort()).toEqual(UNDOCUMENTED);
+      // The document holds these routes, and nothing else.
+      const operations = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+      const shown = documented(c);
+      expect(operations.sort()).toEqual(shown.map((r) => `${r.method} ${openApiPath(r.path)}`).sort());
+      expect(shown.length).toBeGreaterThanOrEqual(18);
+
+      const resolve = (schema: any) => (schema.$ref ? doc.components.schemas[schema.$ref.split("/").pop()] : schema);
+      for (const route of shown) {
+        const label = `${route.method} ${route.path}`;
+        const op = doc.paths[openApiPath(route.path)][route.method.toLowerCase()];
+        expect([label, typeof op.summary, Object.keys(op.responses)]).toEqual([label, "string", expect.arrayContaining(["401", "404"])]);
+        const parameters = (where: string) => (op.parameters ?? []).filter((p: any) => p.in === where);
+        // Every segment of the path is a declared, described parameter.
+        const segments = [...route.path.matchAll(/:([^/]+)/g)].map((m) => m[1]).sort();
+        expect([label, parameters("path").map((p: any) => p.name).sort()]).toEqual([label, segments]);
+        expect(Object.keys(route.hooks.params?.properties ?? {}).sort()).toEqual(segments);
+        for (const p of parameters("path")) expect([label, p.name, typeof p.description]).toEqual([label, p.name, "string"]);
+        // The query's parameters, as the route's schema has them.
+        const query = route.hooks.query;
+        for (const [name, schema] of Object.entries<any>(query?.properties ?? {})) {
+          const { description, ...rest } = asJson(schema);
+          const documentedAs = parameters("query").find((p: any) => p.name === name);
+          expect([label, name, documentedAs]).toEqual([label, name, { name, in: "query", required: (query.required ?? []).includes(name), ...(description ? { description } : {}), schema: rest }]);
+        }
+        expect([label, parameters("query").length]).toEqual([label, Object.keys(query?.properties ?? {}).length]);
+        // The body: the very schema the route checks.
+        if (route.hooks.body) expect([label, resolve(op.requestBody.content["application/json"].schema)]).toEqual([label, asJson(route.hooks.body)]);
+        // A route that may be sent a body reads it itself (under the size limit, after the key is checked), or says it takes none.
+        if (route.method !== "GET") expect([label, route.hooks.parse?.length ?? 0]).toEqual([label, 1]);
+      }
+      expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+      expect(doc.security).toEqual([{ bearer: [] }]);
+      expect(doc.components.schemas.Error.required).toEqual(["error", "message"]);
+    });
+  });
+
+  test("every admin route asks for the key before it reads or checks anything", async () => {
+    for (const [options, status, error] of [
+      [WITH_KEYS, 401, "unauthorized"],
+      [{}, 404, "admin_api_off"],
+    ] as const) {
+      await withConversation(options, async (c) => {
+        for (const route of documented(c)) {
+          // A body that is not JSON and a query that breaks its schema: neither is looked at.
+          const path = `${route.path.replace(/:[^/]+/g, "1")}?limit=none&from=never`;
+          const answer = await api(c, route.method, path, { key: null, ...(route.method === "GET" ? {} : { body: "{not json" }) });
+          expect([route.method, route.path, answer.status, answer.body?.error]).toEqual([route.method, route.path, status, error]);
+          expect(answer.headers.get("x-request-id")).toBeTruthy();
+          if (status === 401) expect(answer.headers.get("www-authenticate")).toMatch(/^Bearer/);
+        }
+      });
+    }
+  });
+
+  test("each request has its own id, answered as x-request-id and on its log lines with the route", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      await say(c, "hi", 1);
+      const injected = await api(c, "POST", "/api/endpoints/support/inject", { body: { user_id: PSID, text: "from the CRM" } });
+      expect(injected.status).toBe(202);
+      const id = injected.headers.get("x-request-id");
+      expect(id).toBeTruthy();
+      expect(c.logs.records().filter((r) => r.msg === "input injected")).toEqual([expect.objectContaining({ request_id: id, api: "POST /api/endpoints/:id/inject" })]);
+      const refused = await api(c, "POST", "/api/endpoints/support/inject", { body: "{not json" });
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get("x-request-id")).toBeTruthy();
+      expect(refused.headers.get("x-request-id")).not.toBe(id);
+    });
+  });
+
+  test("a request wrong in several ways gets the first refusal: key, body, schemas, then what it names", async () => {
+    await withConversation(WITH_KEYS, async (c) => {
+      await say(c, "hi", 1);
+      const thread = (endpoint: string, body: unknown) => api(c, "POST", `/api/endpoints/${endpoint}/users/${PSID}/thread`, { body });
+      expect((await thread("nope", "{not json")).body.error).toBe("invalid_body");
+      expect((await thread("nope", { action: "fly" })).body.error).toBe("invalid_body");
+      expect((await thread("nope", { action: "take" })).body.error).toBe("unknown_endpoint");
+      expect((await api(c, "GET", "/api/conversations?limit=0")).body.error).toBe("invalid_limit");
+      expect((await api(c, "GET", "/api/conversations?limit=10")).body.error).toBe("missing_filter");
     });
   });
 });
@@ -503,7 +602,7 @@ describe("GDPR erasure", () => {
       const contact = await api(c, "GET", `/api/contacts?user_id=${PSID}`);
       expect(contact.status).toBe(404);
       expect((await api(c, "GET", `/api/contacts/${id}`)).status).toBe(404);
-      // The user is unknown now (SPEC §10: unknown user 404).
+      // The user is unknown now (404, as for a user who never wrote).
       expect((await api(c, "GET", `/api/conversations?user_id=${PSID}`)).status).toBe(404);
       expect((await api(c, "GET", `/api/sessions?user_id=${PSID}`)).status).toBe(404);
       // Erased twice: the contact is unknown now.

@@ -150,6 +150,8 @@ describe("applying", () => {
     const limited = await api(c, "POST", "/api/endpoints/support/messenger-profile");
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    // The error answer carries the per-Page results too.
+    expect(limited.body).toMatchObject({ error: "rate_limited", pages: [{ page_id: PAGE_ID, status: "rate_limited" }] });
     expect(profileCalls(c).every((x) => x.status === 200)).toBe(true); // Meta never said 613
   });
 
