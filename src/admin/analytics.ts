@@ -26,7 +26,10 @@ export function analyticsRoutes({ guard, endpoints, analytics, clock }: Analytic
     },
     {
       query: AnalyticsQuery,
-      detail: { summary: "Counts per endpoint and UTC day: inputs, outputs, sessions, users, failed sends", responses: { "200": answer("days"), "400": errorAnswer("bad day") } },
+      detail: {
+        summary: "Counts per endpoint and UTC day: inputs, outputs, sessions, users, failed sends",
+        responses: { "200": answer("days"), "400": errorAnswer("bad day") },
+      },
     },
   );
 }

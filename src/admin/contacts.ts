@@ -46,7 +46,10 @@ export function contactRoutes({ guard, endpoints, userData, contactViews, erase 
       },
       {
         query: UserQuery,
-        detail: { summary: "The contact of a PSID: profile fields, linked PSIDs per Page", responses: { "200": answer("the contact"), "400": errorAnswer("no user_id") } },
+        detail: {
+          summary: "The contact of a PSID: profile fields, linked PSIDs per Page",
+          responses: { "200": answer("the contact"), "400": errorAnswer("no user_id") },
+        },
       },
     )
     .get(
@@ -92,7 +95,10 @@ export function contactRoutes({ guard, endpoints, userData, contactViews, erase 
         if (!subject) throw unknownUser(params.id, params.userId);
         return jsonResponse(200, await userData.export(subject), requestId);
       },
-      { params: EndpointUserParams, detail: { summary: "GDPR export by PSID (the whole contact when the PSID has one)", responses: { "200": answer("the export") } } },
+      {
+        params: EndpointUserParams,
+        detail: { summary: "GDPR export by PSID (the whole contact when the PSID has one)", responses: { "200": answer("the export") } },
+      },
     )
     .delete(
       "/api/endpoints/:id/users/:userId",
@@ -106,7 +112,10 @@ export function contactRoutes({ guard, endpoints, userData, contactViews, erase 
       {
         params: EndpointUserParams,
         ...guard.noBody,
-        detail: { summary: "GDPR erasure by PSID (the whole contact when the PSID has one); works with contact_profiles = false", responses: { "200": answer("erased") } },
+        detail: {
+          summary: "GDPR erasure by PSID (the whole contact when the PSID has one); works with contact_profiles = false",
+          responses: { "200": answer("erased") },
+        },
       },
     );
 }

@@ -23,7 +23,9 @@ export function conversationRoutes({ guard, userData, transcripts }: Conversatio
     async ({ query, requestId }) => {
       const filter = { userId: query.user_id, endpointId: query.endpoint_id, sessionId: query.session_id, contactId: query.contact_id };
       if (!filter.userId && !filter.sessionId && !filter.contactId) throw new HttpError("missing_filter", "give ?user_id=, ?session_id= or ?contact_id=");
-      if (filter.userId && !(await userData.knowsUser(filter.userId, filter.endpointId))) throw new HttpError("unknown_user", `no sessions or contact of user ${filter.userId}`);
+      if (filter.userId && !(await userData.knowsUser(filter.userId, filter.endpointId))) {
+        throw new HttpError("unknown_user", `no sessions or contact of user ${filter.userId}`);
+      }
       return jsonResponse(200, { entries: await transcripts.conversation(filter, query.limit ?? 100) }, requestId);
     },
     {
@@ -33,7 +35,10 @@ export function conversationRoutes({ guard, userData, transcripts }: Conversatio
         const given = query as Record<string, unknown>;
         if (typeof given.limit === "string") given.limit = Number(given.limit);
       },
-      detail: { summary: "Transcript entries, oldest first (the last `limit`)", responses: { "200": answer("entries"), "400": errorAnswer("no filter, or a bad limit") } },
+      detail: {
+        summary: "Transcript entries, oldest first (the last `limit`)",
+        responses: { "200": answer("entries"), "400": errorAnswer("no filter, or a bad limit") },
+      },
     },
   );
 }

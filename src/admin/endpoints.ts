@@ -47,7 +47,13 @@ export function endpointRoutes({ guard, config, endpoints, engine, replies, thre
           pages: e.pages.map((p) => {
             const paused = pages.paused().find((x) => x.endpointId === e.id && x.pageId === p.id);
             const profile = profiles.status(e.id, p.id);
-            return { id: p.id, name: p.name ?? null, status: paused ? "paused" : "active", ...(paused ? { paused_reason: paused.reason } : {}), ...(profile ? { messenger_profile: profile } : {}) };
+            return {
+              id: p.id,
+              name: p.name ?? null,
+              status: paused ? "paused" : "active",
+              ...(paused ? { paused_reason: paused.reason } : {}),
+              ...(profile ? { messenger_profile: profile } : {}),
+            };
           }),
           reply_queue_depth: depth.get(e.id) ?? 0,
           threads: threads.counts().get(e.id) ?? { handover: 0, paused: 0 },
@@ -62,7 +68,10 @@ export function endpointRoutes({ guard, config, endpoints, engine, replies, thre
       async ({ params, requestId, log }) => {
         const endpoint = endpointNamed(endpoints, params.id);
         if (!endpoint.messenger_profile) {
-          throw new HttpError("no_messenger_profile", `endpoint ${endpoint.id} declares no Messenger profile: add [endpoints.messenger_profile] to the settings`);
+          throw new HttpError(
+            "no_messenger_profile",
+            `endpoint ${endpoint.id} declares no Messenger profile: add [endpoints.messenger_profile] to the settings`,
+          );
         }
         const results = await profiles.apply(endpoint, { force: true });
         log.info("Messenger profile applied on request", { endpoint: endpoint.id, results: results.map((p) => p.status) });

@@ -62,7 +62,10 @@ export function adminGuard({ keys, log, maxBodyBytes }: AdminGuardOptions) {
     let matched = false;
     if (presented !== undefined) for (const key of keys) matched = sameSecret(presented, key) || matched;
     if (!matched) {
-      throw new HttpError("unauthorized", "send Authorization: Bearer <one of [admin] api_keys>", { ...withId, "www-authenticate": 'Bearer realm="messenger-endpoint"' });
+      throw new HttpError("unauthorized", "send Authorization: Bearer <one of [admin] api_keys>", {
+        ...withId,
+        "www-authenticate": 'Bearer realm="messenger-endpoint"',
+      });
     }
     const admission = { requestId, log: log.child({ request_id: requestId, api: `${request.method} ${route ?? new URL(request.url).pathname}` }) };
     admitted.set(request, admission);

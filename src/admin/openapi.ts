@@ -58,7 +58,11 @@ export function openApiDocument(routes: readonly DocumentedRoute[], named: Recor
   }
   return {
     openapi: "3.1.0",
-    info: { title: "messenger-endpoint admin API", version: VERSION, description: "Operate the endpoints: inject, notify, contacts, sessions, transcripts, analytics." },
+    info: {
+      title: "messenger-endpoint admin API",
+      version: VERSION,
+      description: "Operate the endpoints: inject, notify, contacts, sessions, transcripts, analytics.",
+    },
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "One of [admin] api_keys" } },
       schemas: {

@@ -77,7 +77,10 @@ export const UserQuery = Type.Object(
   { additionalProperties: true },
 );
 
-export const ThreadQuery = Type.Object({ page_id: Type.Optional(Type.String({ description: "The Page, when the PSID is known on several of the endpoint's Pages" })) }, { additionalProperties: true });
+export const ThreadQuery = Type.Object(
+  { page_id: Type.Optional(Type.String({ description: "The Page, when the PSID is known on several of the endpoint's Pages" })) },
+  { additionalProperties: true },
+);
 
 /** `?limit=` arrives as text: the route makes it a number before the check (conversations.ts). */
 export const ConversationsQuery = Type.Object(
@@ -87,13 +90,20 @@ export const ConversationsQuery = Type.Object(
     contact_id: Type.Optional(Type.String({ description: "The contact id (c_...): the entries of all its PSIDs" })),
     endpoint_id: EndpointFilter,
     limit: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: "How many entries: the last ones", ...refusal("invalid_limit", "limit is a whole number from 1 to 1000") }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: 100,
+        description: "How many entries: the last ones",
+        ...refusal("invalid_limit", "limit is a whole number from 1 to 1000"),
+      }),
     ),
   },
   { additionalProperties: true },
 );
 
-const day = (description: string) => Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}$", description, ...refusal("invalid_day", "from and to are days: YYYY-MM-DD (UTC)") });
+const day = (description: string) =>
+  Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}$", description, ...refusal("invalid_day", "from and to are days: YYYY-MM-DD (UTC)") });
 
 export const AnalyticsQuery = Type.Object(
   {

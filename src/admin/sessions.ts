@@ -42,6 +42,10 @@ export function sessionRoutes({ guard, sessionViews, sessions, clock }: SessionR
         log.info("session reset", { session: session.id });
         return jsonResponse(200, { reset: session.id, was_current: session.current }, requestId);
       },
-      { params: SessionParams, ...guard.noBody, detail: { summary: "Reset: the user's next input starts a new session with an empty context", responses: { "200": answer("reset") } } },
+      {
+        params: SessionParams,
+        ...guard.noBody,
+        detail: { summary: "Reset: the user's next input starts a new session with an empty context", responses: { "200": answer("reset") } },
+      },
     );
 }

@@ -43,7 +43,8 @@ export function threadRoutes({ guard, endpoints, userData, threads, replies }: T
         params: EndpointUserParams,
         query: ThreadQuery,
         detail: {
-          summary: "Who has the floor in the user's thread: bot, handover (another app owns it) or paused (a person answered), with the timeout and the last handover error",
+          summary:
+            "Who has the floor in the user's thread: bot, handover (another app owns it) or paused (a person answered), with the timeout and the last handover error",
           responses: { "200": answer("the thread") },
         },
       },

@@ -59,9 +59,15 @@ export function userRoutes(deps: UserRouteDeps) {
     const session = await deps.sessions.current(key, now, endpoint.session.expiration_minutes);
     // A new session's id is chosen now, so the caller learns it; the current one is only reported
     // (if it expires before the turn runs, the turn starts a new one as for any input).
-    const item: InjectedInput = { ...(text !== undefined ? { text } : {}), ...(data !== undefined ? { data } : {}), ...(session.isNew ? { new_session_id: session.id } : {}) };
+    const item: InjectedInput = {
+      ...(text !== undefined ? { text } : {}),
+      ...(data !== undefined ? { data } : {}),
+      ...(session.isNew ? { new_session_id: session.id } : {}),
+    };
     const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
-    await deps.inbox.store(endpoint.id, [{ pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never }]);
+    await deps.inbox.store(endpoint.id, [
+      { pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never },
+    ]);
     log.info("input injected", { endpoint: endpoint.id, session: session.id });
     return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, session_id: session.id }, requestId);
   };
@@ -73,10 +79,15 @@ export function userRoutes(deps: UserRouteDeps) {
     if (messaging_type === "MESSAGE_TAG" && !tag) throw new HttpError("invalid_body", "messaging_type MESSAGE_TAG needs a tag (e.g. ACCOUNT_UPDATE)");
     const checked = checkValue(Output, { ...(data ?? {}), ...(output ?? {}), ...(text !== undefined ? { text } : {}) });
     if (!checked.ok) {
-      throw new HttpError("invalid_body", `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`);
+      throw new HttpError(
+        "invalid_body",
+        `invalid notify body: data and output must be output fields (text, quick_replies, buttons, cards, image, audio, video, file, messenger): ${checked.problem}`,
+      );
     }
     const converted = convertOutput(checked.value, { preferParagraphs: false });
-    if (converted.messages.length === 0) throw new HttpError("empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`);
+    if (converted.messages.length === 0) {
+      throw new HttpError("empty", `nothing to send in this notify${converted.warnings.length ? `: ${converted.warnings.join("; ")}` : ""}`);
+    }
     const key = await userOn(userData, endpoint, user_id, page_id);
     const now = clock.now();
     const enqueue = enqueueReplies(
@@ -86,14 +97,26 @@ export function userRoutes(deps: UserRouteDeps) {
     const statements = [enqueue.statement];
     if (endpoint.data_protection.collect_conversations) {
       const contactId = endpoint.data_protection.contact_profiles ? await deps.contactViews.contactIdOf(key) : null;
-      statements.push(transcriptInsert(key, contactId, null, converted.messages.map((message) => ({ direction: "out", source: "notify", text: messageText(message), data: message })), now));
+      statements.push(
+        transcriptInsert(
+          key,
+          contactId,
+          null,
+          converted.messages.map((message) => ({ direction: "out", source: "notify", text: messageText(message), data: message })),
+          now,
+        ),
+      );
     }
     if (endpoint.data_protection.collect_analytics) statements.push(countStatement(endpoint.id, now, { outputs: converted.messages.length }));
     const results = await deps.writes.run(statements);
     const items = enqueue.items(results[0]!);
     deps.replies.accept(items);
     log.info("notify queued", { endpoint: endpoint.id, messages: items.length });
-    return jsonResponse(202, { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings }, requestId);
+    return jsonResponse(
+      202,
+      { status: "queued", endpoint_id: endpoint.id, page_id: key.pageId, user_id: key.userId, messages: items.length, warnings: converted.warnings },
+      requestId,
+    );
   };
 
   /**
@@ -101,11 +124,21 @@ export function userRoutes(deps: UserRouteDeps) {
    * falsy return drops it (200); a failure uses the body as it is (it must then be a valid admin
    * body), or with abort_on_error answers 422 (503 when it could not run in time).
    */
-  const transformed = async (kind: "inject" | "notify", endpointId: string, request: Request, body: unknown, requestId: string, log: Logger): Promise<Response> => {
+  const transformed = async (
+    kind: "inject" | "notify",
+    endpointId: string,
+    request: Request,
+    body: unknown,
+    requestId: string,
+    log: Logger,
+  ): Promise<Response> => {
     const endpoint = endpointNamed(endpoints, endpointId);
     const fn = kind === "inject" ? "handleInject" : "handleNotify";
     if (!deps.transformers.enabled(endpoint.id, fn)) {
-      throw new HttpError("transformer_off", `the ${kind} transformer of endpoint ${endpoint.id} is off: set [endpoints.transformers] ${kind} = true (or use POST /api/endpoints/${endpoint.id}/${kind})`);
+      throw new HttpError(
+        "transformer_off",
+        `the ${kind} transformer of endpoint ${endpoint.id} is off: set [endpoints.transformers] ${kind} = true (or use POST /api/endpoints/${endpoint.id}/${kind})`,
+      );
     }
     const tlog = log.child({ endpoint: endpoint.id });
     const args = { request: { method: request.method, headers: Object.fromEntries([...request.headers].filter(([h]) => h !== "authorization")), body } };
@@ -113,13 +146,17 @@ export function userRoutes(deps: UserRouteDeps) {
     if (verdict.action === "drop") return jsonResponse(200, { status: "dropped", message: `${fn} returned nothing: nothing was done` }, requestId);
     if (verdict.action === "abort") {
       // A time limit or a stop may pass: 503 (try again); a failure of the code itself: 422.
-      if (verdict.unavailable) throw new HttpError("transformer_unavailable", `${fn} could not run in time and abort_on_error is on; try again: ${verdict.reason}`);
+      if (verdict.unavailable) {
+        throw new HttpError("transformer_unavailable", `${fn} could not run in time and abort_on_error is on; try again: ${verdict.reason}`);
+      }
       throw new HttpError("transformer_failed", `${fn} failed and abort_on_error is on: ${verdict.reason}`);
     }
     const mapped = verdict.value ?? body;
     const schema = kind === "inject" ? InjectBody : NotifyBody;
     const checked = checkValue(schema, pick(mapped, Object.keys(schema.properties)));
-    if (!checked.ok) throw new HttpError("invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`);
+    if (!checked.ok) {
+      throw new HttpError("invalid_body", `${verdict.value ? `${fn} returned` : `${fn} failed and the body is not`} a valid ${kind}: ${checked.problem}`);
+    }
     return kind === "inject" ? inject(endpoint, checked.value as InjectBody, requestId, log) : notify(endpoint, checked.value as NotifyBody, requestId, log);
   };
 
@@ -155,16 +192,24 @@ export function userRoutes(deps: UserRouteDeps) {
         responses: { "202": queued("queued", { messages: { type: "integer" } }), "400": errorAnswer("invalid body, or nothing to send") },
       },
     })
-    .post("/webhooks/:endpointId/inject", ({ params, request, body, requestId, log }) => transformed("inject", params.endpointId, request, body, requestId, log), {
-      params: WebhookParams,
-      ...guard.anyBody,
-      detail: byTransformer("inject", "handleInject"),
-    })
-    .post("/webhooks/:endpointId/notify", ({ params, request, body, requestId, log }) => transformed("notify", params.endpointId, request, body, requestId, log), {
-      params: WebhookParams,
-      ...guard.anyBody,
-      detail: byTransformer("notify", "handleNotify"),
-    });
+    .post(
+      "/webhooks/:endpointId/inject",
+      ({ params, request, body, requestId, log }) => transformed("inject", params.endpointId, request, body, requestId, log),
+      {
+        params: WebhookParams,
+        ...guard.anyBody,
+        detail: byTransformer("inject", "handleInject"),
+      },
+    )
+    .post(
+      "/webhooks/:endpointId/notify",
+      ({ params, request, body, requestId, log }) => transformed("notify", params.endpointId, request, body, requestId, log),
+      {
+        params: WebhookParams,
+        ...guard.anyBody,
+        detail: byTransformer("notify", "handleNotify"),
+      },
+    );
 }
 
 /** The object's listed keys that are defined (a non-object gives {}). */
