@@ -105,7 +105,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const flows = deps.flows ?? (await loadFlows(config));
   const metrics = new Registry();
-  const graphCalls = metrics.counter("messenger_graph_requests_total", "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error, unreadable_answer).");
+  const graphCalls = metrics.counter(
+    "messenger_graph_requests_total",
+    "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error, unreadable_answer).",
+  );
   const graphSeconds = metrics.histogram("messenger_graph_request_seconds", "Graph API call latency by operation.");
   const readiness = new Readiness((text) => scrub(text, config.secrets));
   let health: StorageHealth | undefined;
@@ -130,7 +133,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     timers,
     log,
     probe: probeWrite,
-    advice: db.file ? `free space on the disk holding ${db.file}, and check that the file and its folder are writable` : "check that the libSQL server is reachable and accepts writes",
+    advice: db.file
+      ? `free space on the disk holding ${db.file}, and check that the file and its folder are writable`
+      : "check that the libSQL server is reachable and accepts writes",
     ...deps.storageHealth,
   });
   // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
@@ -170,7 +175,23 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const engine = new ConversationEngine({ config, database: db, writes, flows, replies, clock, timers, log, metrics, installId: install, sessions, contacts, transformers, threads, health });
+  const engine = new ConversationEngine({
+    config,
+    database: db,
+    writes,
+    flows,
+    replies,
+    clock,
+    timers,
+    log,
+    metrics,
+    installId: install,
+    sessions,
+    contacts,
+    transformers,
+    threads,
+    health,
+  });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
   const sessionPart = sessionData(db);
@@ -180,15 +201,28 @@ export async function createApp(deps: AppDeps): Promise<App> {
   // that tell which Page a PSID talks to, most telling first: its latest session, else its
   // contact link, else the latest event it sent.
   const userData = new UserData({ contacts: contactViews, writes })
-    .register(contactPart, sessionPart, transcriptData(db), inboxPart, outboxData(db), transformerData({ database: db, writes }), threadData(db), simulatorData(db))
+    .register(
+      contactPart,
+      sessionPart,
+      transcriptData(db),
+      inboxPart,
+      outboxData(db),
+      transformerData({ database: db, writes }),
+      threadData(db),
+      simulatorData(db),
+    )
     .locateWith(sessionPart, contactPart, inboxPart);
   const analytics = new Analytics(db);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
-  const today = metrics.gauge("messenger_analytics_today", "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.");
+  const today = metrics.gauge(
+    "messenger_analytics_today",
+    "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.",
+  );
   metrics.onCollect(async () => {
     const day = dayOf(clock.now());
     for (const row of await analytics.days(undefined, day, day)) {
-      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"] as const) today.set({ endpoint: row.endpoint_id, measure }, row[measure]);
+      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"] as const)
+        today.set({ endpoint: row.endpoint_id, measure }, row[measure]);
     }
   });
   const retention = new Retention({

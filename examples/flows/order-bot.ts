@@ -15,7 +15,15 @@ export default async function orderBot(input: Input, ctx: { signal: AbortSignal 
   if (input.data.payload === "ORDER" || /order/i.test(input.text)) {
     return {
       context: { step: "size" },
-      outputs: [{ text: "Which size?", quick_replies: [{ title: "Small", payload: "SIZE_S" }, { title: "Large", payload: "SIZE_L" }] }],
+      outputs: [
+        {
+          text: "Which size?",
+          quick_replies: [
+            { title: "Small", payload: "SIZE_S" },
+            { title: "Large", payload: "SIZE_L" },
+          ],
+        },
+      ],
     };
   }
   if (context.step === "size" && input.data.payload?.startsWith("SIZE_")) {

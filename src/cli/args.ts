@@ -56,7 +56,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     explicit = true;
   }
   const takes = command === "backup" || command === "restore" || command === "help" ? 1 : 0;
-  if (!version && positional.length > takes) throw new UsageError(`unexpected argument "${positional[takes]}" for ${command}${takes === 0 ? " (settings go with --config FILE)" : ""}`);
+  if (!version && positional.length > takes)
+    throw new UsageError(`unexpected argument "${positional[takes]}" for ${command}${takes === 0 ? " (settings go with --config FILE)" : ""}`);
   if (adopt && !version && command !== "serve" && command !== "migrate" && command !== "help") {
     throw new UsageError(`--adopt is for serve and migrate, not ${command}`);
   }

@@ -116,9 +116,7 @@ async function migrate(args: ParsedArgs, io: CliIo): Promise<number> {
   const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: args.adopt ?? false });
   try {
     const result = await applyMigrations(database);
-    io.out(
-      `${describeDatabase(config)}: applied ${result.applied} migration${result.applied === 1 ? "" : "s"} (${result.total} in total)`,
-    );
+    io.out(`${describeDatabase(config)}: applied ${result.applied} migration${result.applied === 1 ? "" : "s"} (${result.total} in total)`);
     return 0;
   } finally {
     database.close();
@@ -131,10 +129,7 @@ async function backup(args: ParsedArgs, io: CliIo): Promise<number> {
   const config = loadConfig(args, io, { allowDemo: true });
   const file = requireFileDatabase(config);
   const result = await backupDatabase(file, resolve(io.cwd, out));
-  io.out(
-    `backup written to ${result.file}: ${formatBytes(result.bytes)}, ${result.tables} tables, ` +
-      `${result.migrations} migrations, integrity check ok`,
-  );
+  io.out(`backup written to ${result.file}: ${formatBytes(result.bytes)}, ${result.tables} tables, ` + `${result.migrations} migrations, integrity check ok`);
   return 0;
 }
 
@@ -154,9 +149,7 @@ async function restore(args: ParsedArgs, io: CliIo): Promise<number> {
 function requireFileDatabase(config: Config): string {
   const file = databaseFile(config.storage.url);
   if (!file) {
-    throw new UsageError(
-      `storage.url ${displayUrl(config.storage.url)} is not a local file: back up a libSQL server with its own tools (sqld / Turso)`,
-    );
+    throw new UsageError(`storage.url ${displayUrl(config.storage.url)} is not a local file: back up a libSQL server with its own tools (sqld / Turso)`);
   }
   return file;
 }

@@ -123,7 +123,9 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const loopback = host === "0.0.0.0" || host === "::" ? `http://127.0.0.1:${actualPort}` : base;
   app.simulator.listening(loopback, host);
   if (app.simulator.enabled && !config.demo) {
-    log.warn(`the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`);
+    log.warn(
+      `the simulator is on: whoever reaches ${base}/simulator can talk to your endpoints as made-up users (never as real ones, and nothing is sent to Facebook for them); turn [simulator] enabled off where that is not wanted`,
+    );
   }
   startup = app.start();
   await startup;
@@ -133,7 +135,13 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   return exited;
 }
 
-function banner(config: Config, base: string, endpoints: { id: string; url: string; pages: number; enabled: boolean }[], database: Database, simulatorBase: string): string {
+function banner(
+  config: Config,
+  base: string,
+  endpoints: { id: string; url: string; pages: number; enabled: boolean }[],
+  database: Database,
+  simulatorBase: string,
+): string {
   const lines = [
     "",
     `  messenger-endpoint ${VERSION}  listening on ${base}`,
@@ -154,7 +162,7 @@ function banner(config: Config, base: string, endpoints: { id: string; url: stri
     lines.push(
       "",
       "  DEMO MODE: no settings file was found (--config, $MESSENGER_ENDPOINT_CONFIG, ./messenger-endpoint.toml).",
-      "  Endpoint \"demo\" runs the built-in echo flow; its data is in ./data/.",
+      '  Endpoint "demo" runs the built-in echo flow; its data is in ./data/.',
       "  To connect a real Facebook Page: copy examples/messenger-endpoint.toml to ./messenger-endpoint.toml,",
       "  fill in your Page token, App secret and verify token, run `messenger-endpoint check`, and start again.",
     );

@@ -50,10 +50,7 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
 
     if (!settings.flows[endpoint.flow]) {
       const guess = closest(endpoint.flow, Object.keys(settings.flows));
-      problem(
-        at("flow"),
-        `no flow named "${endpoint.flow}"${guess ? ` (did you mean "${guess}"?)` : ""}: define it as [flows.${endpoint.flow}]`,
-      );
+      problem(at("flow"), `no flow named "${endpoint.flow}"${guess ? ` (did you mean "${guess}"?)` : ""}: define it as [flows.${endpoint.flow}]`);
     }
 
     const pageIds = new Map<string, number>();
@@ -70,7 +67,11 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
     const t = endpoint.transformers;
     const switchedOn = (["input", "output", "execution_finished", "inject", "notify"] as const).filter((k) => t[k]);
     if (t.module) fileMustExist(at("transformers", "module"), t.module);
-    else if (switchedOn.length > 0) problem(at("transformers", "module"), `missing: ${switchedOn.join(", ")} ${switchedOn.length === 1 ? "is" : "are"} switched on but no transformer module is named`);
+    else if (switchedOn.length > 0)
+      problem(
+        at("transformers", "module"),
+        `missing: ${switchedOn.join(", ")} ${switchedOn.length === 1 ? "is" : "are"} switched on but no transformer module is named`,
+      );
   });
 
   return problems;
@@ -83,12 +84,17 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
 export function securityWarnings(config: Settings & { file?: string | null; secrets?: readonly string[] }): string[] {
   const warnings: string[] = config.endpoints
     .filter((e) => !e.app_secret)
-    .map((e) => `endpoints[${config.endpoints.indexOf(e)}].app_secret is not set: endpoint ${e.id} accepts unsigned webhooks from anyone; set it to the App Secret`);
+    .map(
+      (e) =>
+        `endpoints[${config.endpoints.indexOf(e)}].app_secret is not set: endpoint ${e.id} accepts unsigned webhooks from anyone; set it to the App Secret`,
+    );
   // Secrets shorter than this are not taken out of log lines (src/log/logger.ts): they would
   // redact ordinary words. A real App secret, verify token or Page token is much longer.
   const short = (path: string, value: string | undefined) => {
     if (value !== undefined && value.length < 6) {
-      warnings.push(`${path} is only ${value.length} characters long: a secret this short is easy to guess and cannot be kept out of the logs; use a long random value`);
+      warnings.push(
+        `${path} is only ${value.length} characters long: a secret this short is easy to guess and cannot be kept out of the logs; use a long random value`,
+      );
     }
   };
   config.endpoints.forEach((e, i) => {

@@ -223,7 +223,12 @@ export class ConversationEngine {
     if (endpoint && back) {
       // The thread came back without a pass_thread_control: the flow hears it with this message.
       log.info("the user writes in messaging[]: the thread is ours again (Meta gave it back without a pass_thread_control)");
-      return this.#turns.run(row, key, endpoint, log, undefined, { status: "completed", metadata: back.metadata, owner_app_id: back.ownerAppId, since: new Date(back.since).toISOString() });
+      return this.#turns.run(row, key, endpoint, log, undefined, {
+        status: "completed",
+        metadata: back.metadata,
+        owner_app_id: back.ownerAppId,
+        since: new Date(back.since).toISOString(),
+      });
     }
     if (endpoint && (row.kind === "inject" || (userInput && !held))) return this.#turns.run(row, key, endpoint, log);
     // Not for the flow: reactions, edits, app_roles ... (or an endpoint removed from the
@@ -237,9 +242,23 @@ export class ConversationEngine {
   async #heldTranscript(row: PendingEvent, key: UserKey, endpoint: EndpointSettings) {
     const now = this.deps.clock.now();
     const session = await this.deps.sessions.current(key, now, endpoint.session.expiration_minutes);
-    const input = inputFromEvent(row.item, { ...key, sessionId: session.id, contactId: null, context: {}, contact: {}, locale: endpoint.locale, source: "user" });
+    const input = inputFromEvent(row.item, {
+      ...key,
+      sessionId: session.id,
+      contactId: null,
+      context: {},
+      contact: {},
+      locale: endpoint.locale,
+      source: "user",
+    });
     const { request: _raw, ...data } = input.data;
-    return transcriptInsert(key, null, session.isNew ? null : session.id, [{ direction: "in", source: row.standby ? "standby" : "held", text: input.text, data }], now);
+    return transcriptInsert(
+      key,
+      null,
+      session.isNew ? null : session.id,
+      [{ direction: "in", source: row.standby ? "standby" : "held", text: input.text, data }],
+      now,
+    );
   }
 
   /**

@@ -41,8 +41,7 @@ export function newSessionId(): string {
 }
 
 /** The user's open session (at most one: the index sessions_current). */
-const CURRENT_SQL =
-  "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1";
+const CURRENT_SQL = "SELECT id, context, last_active_at FROM sessions WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND ended_at IS NULL LIMIT 1";
 const readCurrent = rowReader(sessions, ["id", "context", "lastActiveAt"]);
 
 /** The user's last input in any session (null when none is stored). */

@@ -105,7 +105,9 @@ export class StateEventQueue {
         const item = e.item as Record<string, any>;
         const at = Number(item.timestamp ?? this.deps.clock.now());
         const appId = appIdOf(item.message?.app_id);
-        await this.deps.threads?.humanReplied(e.key, at, appId, e.standby === true).catch((error) => log.error("could not record a person's reply for the handover", { error }));
+        await this.deps.threads
+          ?.humanReplied(e.key, at, appId, e.standby === true)
+          .catch((error) => log.error("could not record a person's reply for the handover", { error }));
       }
     }
     this.#running = null;

@@ -164,7 +164,9 @@ export class FlowTurns {
     const verdict = await this.deps.transformers!.input(endpoint, { request, event: row.item }, log);
     if (verdict.action !== "continue") {
       log.debug(verdict.action === "drop" ? "input dropped by the input transformer" : "input stopped: the input transformer failed (abort_on_error)");
-      await this.deps.writes.run([this.deps.store.done(row.id, verdict.action === "abort" ? `input transformer failed: ${verdict.reason}` : null)], { durable: false });
+      await this.deps.writes.run([this.deps.store.done(row.id, verdict.action === "abort" ? `input transformer failed: ${verdict.reason}` : null)], {
+        durable: false,
+      });
       return false;
     }
     const changes = verdict.value;
@@ -173,7 +175,8 @@ export class FlowTurns {
       if (changes.session_id !== undefined) input.session_id = changes.session_id;
       if (changes.text !== undefined) input.text = changes.text;
       // The raw event and the profile stay unless the transformer's data sets them.
-      if (changes.data !== undefined) input.data = { request: input.data.request, ...(input.data.profile ? { profile: input.data.profile } : {}), ...changes.data };
+      if (changes.data !== undefined)
+        input.data = { request: input.data.request, ...(input.data.profile ? { profile: input.data.profile } : {}), ...changes.data };
     }
     return true;
   }
@@ -241,7 +244,9 @@ export class FlowTurns {
   ): Promise<{ ok: true; result: FlowResult } | { ok: false; error: string }> {
     const controller = new AbortController();
     this.#controllers.add(controller);
-    const cancelTimeout = this.deps.timers.after(flow.timeoutMs, () => controller.abort(new FlowError(`flow ${flow.name} did not answer within ${flow.timeoutMs} ms`)));
+    const cancelTimeout = this.deps.timers.after(flow.timeoutMs, () =>
+      controller.abort(new FlowError(`flow ${flow.name} did not answer within ${flow.timeoutMs} ms`)),
+    );
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
     const started = performance.now();
     let result: "ok" | "flow_error" | "invalid_result" | "timeout" = "ok";
@@ -289,7 +294,10 @@ export class FlowTurns {
       } catch (error) {
         if (!isStorageError(error)) throw error;
         health?.failed(error);
-        if (!waited) log.warn("the outcome of a turn could not be stored; it is kept and stored once the database takes writes again (the flow is not asked again)", { inbox_id: row.id });
+        if (!waited)
+          log.warn("the outcome of a turn could not be stored; it is kept and stored once the database takes writes again (the flow is not asked again)", {
+            inbox_id: row.id,
+          });
         waited = true;
         const resumed = health ? await health.waitHealthy() : await sleep(this.deps.timers, 1_000, stopping).then(() => !stopping.aborted);
         if (!resumed) throw new ShutdownAbort("server stopping while a turn's outcome waited for the database");
@@ -303,7 +311,13 @@ function transcriptOf(key: UserKey, contactId: string | null, sessionId: string,
   const { request: _raw, ...data } = input.data;
   const lines: TranscriptLine[] = [{ direction: "in", source: input.source, text: input.text, data }];
   for (const reply of replies) {
-    if (reply.passThread) lines.push({ direction: "out", source: "handover", text: null, data: { handover: { target_app_id: reply.passThread.targetAppId, metadata: reply.passThread.metadata } } });
+    if (reply.passThread)
+      lines.push({
+        direction: "out",
+        source: "handover",
+        text: null,
+        data: { handover: { target_app_id: reply.passThread.targetAppId, metadata: reply.passThread.metadata } },
+      });
     else lines.push({ direction: "out", source: reply.source, text: messageText(reply.message), data: reply.message });
   }
   return transcriptInsert(key, contactId, sessionId, lines, now);

@@ -57,7 +57,10 @@ export class DatabaseError extends Error {
 /** The file behind a `file:` URL, or null. */
 export function databaseFile(url: string): string | null {
   if (!url.startsWith("file:")) return null;
-  const path = url.slice("file:".length).replace(/^\/\/[^/]*/, "").replace(/\?.*$/, "");
+  const path = url
+    .slice("file:".length)
+    .replace(/^\/\/[^/]*/, "")
+    .replace(/\?.*$/, "");
   return path === ":memory:" || path === "" ? null : path;
 }
 
@@ -68,9 +71,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   try {
     // A local file: our own client with cached prepared statements (local-client.ts). Anything
     // else (libsql://, http:// for sqld or Turso): @libsql/client.
-    client = file
-      ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 })
-      : createClient({ url, authToken: options.authToken, concurrency: 1 });
+    client = file ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 }) : createClient({ url, authToken: options.authToken, concurrency: 1 });
     // Whose file is it, and can this binary use it? Read before anything below writes to it
     // (the switch to WAL already does). See identity.ts.
     const subject = `the database ${file ?? displayUrl(url)}`;

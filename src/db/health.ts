@@ -20,7 +20,8 @@ import type { Logger } from "../log/logger.ts";
 const STORAGE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOMEM|CORRUPT|NOTADB|PROTOCOL|NOLFS)/;
 
 /** A remote libSQL server that cannot be reached or failed (its client's codes, and fetch's). */
-const TRANSPORT_CODES = /^(SERVER_ERROR|HRANA_WEBSOCKET_ERROR|HRANA_CLOSED_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|EPIPE)$/;
+const TRANSPORT_CODES =
+  /^(SERVER_ERROR|HRANA_WEBSOCKET_ERROR|HRANA_CLOSED_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|EPIPE)$/;
 
 /**
  * True for errors of the storage rather than of the statement: the same statements may well
@@ -112,7 +113,9 @@ export class StorageHealth {
           `writes to the database fail (${this.#lastError}): ${this.#options.advice}. Processing is paused — no agent is called and nothing is sent — and resumes by itself once a write succeeds; webhooks that cannot be stored are answered 500, so Facebook sends them again`,
         );
       } else {
-        this.#options.log.warn(`writes to the database still fail (${this.#failures} failures in ${Math.round((now - this.#failingSince!) / 1000)} s, ${this.#lastError}): ${this.#options.advice}`);
+        this.#options.log.warn(
+          `writes to the database still fail (${this.#failures} failures in ${Math.round((now - this.#failingSince!) / 1000)} s, ${this.#lastError}): ${this.#options.advice}`,
+        );
       }
     }
     this.#schedule();
@@ -125,7 +128,9 @@ export class StorageHealth {
     const now = this.#options.clock.now();
     if (this.#announced) {
       this.#announced = false;
-      this.#options.log.info(`writes to the database work again after ${Math.round((now - this.#failingSince) / 1000)} s (${this.#failures} failed writes); processing resumes`);
+      this.#options.log.info(
+        `writes to the database work again after ${Math.round((now - this.#failingSince) / 1000)} s (${this.#failures} failed writes); processing resumes`,
+      );
     }
     this.#failingSince = null;
     this.#failures = 0;

@@ -72,7 +72,9 @@ export interface Inspection {
 }
 
 export async function inspectDatabase(client: Client, { applicationId }: { applicationId: boolean }): Promise<Inspection> {
-  const tables = (await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")).rows.map((r) => String(column(r, "name")));
+  const tables = (
+    await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+  ).rows.map((r) => String(column(r, "name")));
   const id = applicationId ? Number(column((await client.execute("PRAGMA application_id")).rows[0], "application_id") ?? 0) : null;
   let applied: AppliedMigration[] = [];
   if (tables.includes("__drizzle_migrations")) {
@@ -139,14 +141,26 @@ export function compareSchema(applied: readonly AppliedMigration[], known = know
     }
     if (mine) continue;
     if (row.createdAt > newestKnown) newer++;
-    else return { kind: "diverged", applied: applied.length, known: known.length, detail: `it has a migration of ${stamp(row.createdAt)} that this binary does not know` };
+    else
+      return {
+        kind: "diverged",
+        applied: applied.length,
+        known: known.length,
+        detail: `it has a migration of ${stamp(row.createdAt)} that this binary does not know`,
+      };
   }
   // drizzle applies only what is newer than the newest applied migration: an older one missing
   // would never be applied.
   const newest = applied.reduce((max, row) => Math.max(max, row.createdAt), -Infinity);
   const done = new Set(applied.map((row) => row.createdAt));
   const skipped = known.find((m) => m.when < newest && !done.has(m.when));
-  if (skipped) return { kind: "diverged", applied: applied.length, known: known.length, detail: `it lacks this binary's migration ${skipped.tag}, which is older than its newest` };
+  if (skipped)
+    return {
+      kind: "diverged",
+      applied: applied.length,
+      known: known.length,
+      detail: `it lacks this binary's migration ${skipped.tag}, which is older than its newest`,
+    };
   if (newer > 0) return { kind: "newer", applied: applied.length, known: known.length };
   return { kind: "ok", applied: applied.length, known: known.length, pending: known.filter((m) => !done.has(m.when)).length };
 }
@@ -168,5 +182,10 @@ export function schemaProblem(subject: string, inspection: Inspection, known = k
 
 function stamp(ms: number): string {
   const date = new Date(ms);
-  return Number.isNaN(date.valueOf()) ? String(ms) : date.toISOString().replace("T", " ").replace(/:\d\d\.\d+Z$/, " UTC");
+  return Number.isNaN(date.valueOf())
+    ? String(ms)
+    : date
+        .toISOString()
+        .replace("T", " ")
+        .replace(/:\d\d\.\d+Z$/, " UTC");
 }

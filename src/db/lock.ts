@@ -28,10 +28,7 @@ export async function acquireInstanceLock(databaseFile: string, description: str
     await client.execute("CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, description TEXT NOT NULL, since INTEGER NOT NULL)");
     // The first write takes the exclusive lock; in EXCLUSIVE locking mode it is kept until close.
     await client.batch(
-      [
-        "DELETE FROM holder",
-        { sql: "INSERT INTO holder (pid, description, since) VALUES (?, ?, ?)", args: [process.pid, description, Date.now()] },
-      ],
+      ["DELETE FROM holder", { sql: "INSERT INTO holder (pid, description, since) VALUES (?, ?, ?)", args: [process.pid, description, Date.now()] }],
       "write",
     );
   } catch (error) {

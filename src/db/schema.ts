@@ -39,9 +39,7 @@ export const inbox = sqliteTable(
     uniqueIndex("inbox_dedup").on(t.endpointId, t.dedupKey),
     // Only pending rows: the per-user drain and the restart scan read it, and a row leaves it when
     // processed, so it stays small however long the inbox history is.
-    index("inbox_pending_lane")
-      .on(t.endpointId, t.pageId, t.userId, t.timestamp, t.id)
-      .where(sql`status = 'pending'`),
+    index("inbox_pending_lane").on(t.endpointId, t.pageId, t.userId, t.timestamp, t.id).where(sql`status = 'pending'`),
   ],
 );
 

@@ -43,9 +43,11 @@ export class WalSync {
         this.#next = null;
         const run = this.#syncNow();
         this.#running = run;
-        void run.catch(() => {}).finally(() => {
-          if (this.#running === run) this.#running = null;
-        });
+        void run
+          .catch(() => {})
+          .finally(() => {
+            if (this.#running === run) this.#running = null;
+          });
         return run;
       });
     this.#next = next;

@@ -123,7 +123,10 @@ export class WriteQueue {
       const outcomes: Outcome[] = [];
       for (const p of batch) {
         try {
-          outcomes.push({ ok: true, results: p.statements.length === 1 ? [await this.client.execute(p.statements[0]!)] : await this.client.batch(p.statements, "write") });
+          outcomes.push({
+            ok: true,
+            results: p.statements.length === 1 ? [await this.client.execute(p.statements[0]!)] : await this.client.batch(p.statements, "write"),
+          });
         } catch (own) {
           outcomes.push({ ok: false, error: own });
         }

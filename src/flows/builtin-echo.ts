@@ -21,7 +21,11 @@ export async function echoFlow(input: FlowInput): Promise<FlowResult> {
     return { context, outputs: [{ text: `I'm back (the handover ended: ${handover?.status ?? "completed"}). How can I help?`, quick_replies: MENU }] };
   }
   if (payload === "HUMAN") {
-    return { context, outputs: [{ text: "I'm passing you to a person. (In the simulator, \"Mark done\" plays the person finishing.)" }], handover: { target: "page_inbox", metadata: "asked for a person" } };
+    return {
+      context,
+      outputs: [{ text: 'I\'m passing you to a person. (In the simulator, "Mark done" plays the person finishing.)' }],
+      handover: { target: "page_inbox", metadata: "asked for a person" },
+    };
   }
   if (payload === "SHOW_BUTTONS") {
     return {

@@ -107,7 +107,12 @@ export class ThreadCalls {
       // The flow's "timeout" turn is stored before the state changes, under a key made from the
       // handover it ends: a crash in between and the take made again store it once.
       reason === "timeout"
-        ? (previous) => threads.storeOutcome(key, { status: "timeout", metadata: previous.metadata, owner_app_id: previous.ownerAppId, since: iso(previous.since) }, `since:${previous.since}`)
+        ? (previous) =>
+            threads.storeOutcome(
+              key,
+              { status: "timeout", metadata: previous.metadata, owner_app_id: previous.ownerAppId, since: iso(previous.since) },
+              `since:${previous.since}`,
+            )
         : undefined,
     );
     return null;
@@ -124,7 +129,9 @@ export class ThreadCalls {
       return;
     }
     await threads.failed(key, `pass_thread_control: ${message}`);
-    log.error(`could not pass the thread to app ${targetApp}; the bot keeps the conversation and the flow is told (handover.status "error"): ${message}${hint(error)}`);
+    log.error(
+      `could not pass the thread to app ${targetApp}; the bot keeps the conversation and the flow is told (handover.status "error"): ${message}${hint(error)}`,
+    );
     await threads.storeOutcome(
       key,
       { status: "error", metadata, owner_app_id: targetApp, since: null, error: { message, ...(error instanceof GraphApiError ? { code: error.code } : {}) } },

@@ -76,7 +76,20 @@ export class ThreadStore {
     await this.writes.run([
       {
         sql: UPSERT_SQL,
-        args: [key.endpointId, key.pageId, key.userId, state.state, state.ownerAppId, state.metadata, state.since, state.lastHumanAt, state.pausedUntil, state.lastError, state.retryAt, now],
+        args: [
+          key.endpointId,
+          key.pageId,
+          key.userId,
+          state.state,
+          state.ownerAppId,
+          state.metadata,
+          state.since,
+          state.lastHumanAt,
+          state.pausedUntil,
+          state.lastError,
+          state.retryAt,
+          now,
+        ],
       },
       ...extra,
     ]);

@@ -234,13 +234,27 @@ export class Threads {
     this.#sawEvent(key, options.at);
     const since = options.at ?? this.deps.clock.now();
     if (options.at === undefined) setNewest(this.#ownAt, userKeyId(key), since, RECENT);
-    const state: ThreadState = { state: "handover", ownerAppId, metadata, since, lastHumanAt: options.lastHumanAt ?? null, pausedUntil: null, lastError: null, retryAt: null };
+    const state: ThreadState = {
+      state: "handover",
+      ownerAppId,
+      metadata,
+      since,
+      lastHumanAt: options.lastHumanAt ?? null,
+      pausedUntil: null,
+      lastError: null,
+      retryAt: null,
+    };
     if (!(await this.#set(key, state, options))) return false;
     if (!options.byLane) for (const listener of this.#leftListeners) listener(key);
     this.#events.inc({ endpoint: key.endpointId, event });
-    this.#log(key).info(event === "passed" ? "thread passed to another app; the bot is silent for this user until it comes back" : "another app has the thread; the bot is silent for this user until it comes back", {
-      owner_app_id: ownerAppId,
-    });
+    this.#log(key).info(
+      event === "passed"
+        ? "thread passed to another app; the bot is silent for this user until it comes back"
+        : "another app has the thread; the bot is silent for this user until it comes back",
+      {
+        owner_app_id: ownerAppId,
+      },
+    );
     return true;
   }
 
@@ -269,7 +283,9 @@ export class Threads {
     if (!now || now.since !== previous.since || (at !== undefined && (this.#eventAt.get(userKeyId(key)) ?? 0) > at)) return null;
     if (!(await this.#set(key, { ...previous, state: "bot", since, pausedUntil: null, lastError: null, retryAt: null }))) return null;
     this.#events.inc({ endpoint: key.endpointId, event });
-    this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", { was: previous.state });
+    this.#log(key).info(event === "resumed" ? "the bot answers this user again" : "the thread is back; the bot answers this user again", {
+      was: previous.state,
+    });
     return previous;
   }
 
@@ -306,7 +322,11 @@ export class Threads {
       // The person's app is the owner we did not know (a standby message told us only "not us").
       // A take waiting to be tried again is off: the timeout counts from this reply now.
       const retrying = open.retryAt !== null;
-      await this.#set(key, { ...open, ownerAppId: open.ownerAppId ?? (standby ? appId : null), lastHumanAt: at, ...(retrying ? { retryAt: null, lastError: null } : {}) }, { startedAt });
+      await this.#set(
+        key,
+        { ...open, ownerAppId: open.ownerAppId ?? (standby ? appId : null), lastHumanAt: at, ...(retrying ? { retryAt: null, lastError: null } : {}) },
+        { startedAt },
+      );
       return;
     }
     // An answer sent before the thread came back (it arrives with, or after, the "Done").
@@ -321,7 +341,11 @@ export class Threads {
     if (open?.state === "paused" && (open.pausedUntil ?? 0) >= until) return;
     if (until <= this.deps.clock.now()) return; // an old echo: its quiet time is over
     const since = open?.state === "paused" ? open.since : at;
-    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since, lastHumanAt: at, pausedUntil: until, lastError: null, retryAt: null }, { startedAt });
+    await this.#set(
+      key,
+      { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since, lastHumanAt: at, pausedUntil: until, lastError: null, retryAt: null },
+      { startedAt },
+    );
     if (open?.state !== "paused") {
       this.#events.inc({ endpoint: key.endpointId, event: "paused" });
       this.#log(key).info(`a person answered from another app; the bot is paused for this user until ${new Date(until).toISOString()}`, { app_id: appId });
@@ -332,7 +356,16 @@ export class Threads {
   async pause(key: UserKey, minutes: number): Promise<void> {
     const now = this.deps.clock.now();
     const open = this.current(key);
-    await this.#set(key, { state: "paused", ownerAppId: null, metadata: open?.metadata ?? null, since: now, lastHumanAt: open?.lastHumanAt ?? null, pausedUntil: now + minutes * 60_000, lastError: null, retryAt: null });
+    await this.#set(key, {
+      state: "paused",
+      ownerAppId: null,
+      metadata: open?.metadata ?? null,
+      since: now,
+      lastHumanAt: open?.lastHumanAt ?? null,
+      pausedUntil: now + minutes * 60_000,
+      lastError: null,
+      retryAt: null,
+    });
     this.#events.inc({ endpoint: key.endpointId, event: "paused" });
   }
 
@@ -341,7 +374,16 @@ export class Threads {
     const open = this.current(key);
     const state: ThreadState = open
       ? { ...open, lastError: message, retryAt }
-      : { state: "bot", ownerAppId: null, metadata: null, since: this.deps.clock.now(), lastHumanAt: null, pausedUntil: null, lastError: message, retryAt: null };
+      : {
+          state: "bot",
+          ownerAppId: null,
+          metadata: null,
+          since: this.deps.clock.now(),
+          lastHumanAt: null,
+          pausedUntil: null,
+          lastError: message,
+          retryAt: null,
+        };
     await this.#set(key, state, { startedAt });
     this.#events.inc({ endpoint: key.endpointId, event: "failed" });
   }
@@ -381,7 +423,15 @@ export class Threads {
   async storeOutcome(key: UserKey, outcome: HandoverOutcome, unique: string, timestamp = this.deps.clock.now(), request?: unknown): Promise<void> {
     const event: HandoverEvent = { handover: outcome, ...(request !== undefined ? { request } : {}) };
     await this.deps.inbox.store(key.endpointId, [
-      { pageId: key.pageId, userId: key.userId, kind: "handover", standby: false, dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${unique}`, timestamp, item: event as never },
+      {
+        pageId: key.pageId,
+        userId: key.userId,
+        kind: "handover",
+        standby: false,
+        dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${unique}`,
+        timestamp,
+        item: event as never,
+      },
     ]);
   }
 

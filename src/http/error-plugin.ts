@@ -47,7 +47,11 @@ export function httpErrors(log: Logger) {
         break; // the answer of a route failing its own response schema: our bug, logged below
       }
       case "PARSE":
-        return errorResponse("invalid_body", `the body could not be read as its content-type says: ${(error.cause as Error | undefined)?.message ?? "unreadable"}`, requestId);
+        return errorResponse(
+          "invalid_body",
+          `the body could not be read as its content-type says: ${(error.cause as Error | undefined)?.message ?? "unreadable"}`,
+          requestId,
+        );
       case "NOT_FOUND":
         return errorResponse("not_found", `no route for ${request.method} ${new URL(request.url).pathname}`, requestId);
     }

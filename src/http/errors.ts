@@ -76,7 +76,13 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
  * The error answer: `{ error, message }` JSON with the code's status (and the request id, when there
  * is one). `details` are more fields of the answer, after those two (a 429's per-Page results).
  */
-export function errorResponse(code: ErrorCode, message: string, requestId?: string, headers?: Record<string, string>, details?: Record<string, unknown>): Response {
+export function errorResponse(
+  code: ErrorCode,
+  message: string,
+  requestId?: string,
+  headers?: Record<string, string>,
+  details?: Record<string, unknown>,
+): Response {
   const all: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...headers };
   if (requestId) all["x-request-id"] = requestId;
   return new Response(JSON.stringify({ error: code, message, ...details }), { status: ERROR_STATUS[code], headers: all });

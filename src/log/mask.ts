@@ -16,7 +16,5 @@ export function userFields(key: UserKey, mask: boolean): LogFields {
 /** Quoted text, and whatever an agent answered, replaced by `*****` when masking. */
 export function maskMessage(message: string, mask: boolean): string {
   if (!mask) return message;
-  return message
-    .replace(/"(?:[^"\\]|\\.)*"/g, `"${MASK}"`)
-    .replace(/((?:answered HTTP \d+|not JSON|threw): ).*$/s, `$1${MASK}`);
+  return message.replace(/"(?:[^"\\]|\\.)*"/g, `"${MASK}"`).replace(/((?:answered HTTP \d+|not JSON|threw): ).*$/s, `$1${MASK}`);
 }

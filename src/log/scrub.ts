@@ -77,7 +77,10 @@ export function urlSecrets(url: string): string[] {
   if (userinfo?.includes(":")) add(userinfo.slice(userinfo.indexOf(":") + 1));
   const question = url.indexOf("?");
   if (question >= 0) {
-    for (const part of url.slice(question + 1).replace(/#.*$/s, "").split("&")) {
+    for (const part of url
+      .slice(question + 1)
+      .replace(/#.*$/s, "")
+      .split("&")) {
       const eq = part.indexOf("=");
       if (eq > 0 && eq < part.length - 1 && CREDENTIAL_PARAM.test(part.slice(0, eq))) add(part.slice(eq + 1));
     }
@@ -104,9 +107,7 @@ export function redactUrlCredentials(text: string): string {
 
 /** `text` without any of `secrets` (longest first) and without URL credentials. */
 export function scrub(text: string, secrets: Iterable<string | undefined>): string {
-  const known = [...new Set(secrets)]
-    .filter((s): s is string => typeof s === "string" && s.length >= MIN_SECRET_LENGTH)
-    .sort((a, b) => b.length - a.length);
+  const known = [...new Set(secrets)].filter((s): s is string => typeof s === "string" && s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
   let out = text;
   for (const secret of known) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   return redactUrlCredentials(out);

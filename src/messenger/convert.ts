@@ -167,7 +167,8 @@ function normalizeCard(card: Card, warnings: string[]): { element: MessengerMess
     else warnings.push(`card "${card.title}": url left out, "${card.url}" is not a URL`);
   }
   const buttons = (card.buttons ?? []).map((b) => normalizeButton(b, warnings)).filter(isPresent);
-  if (buttons.length > BUTTONS_MAX) warnings.push(`card "${card.title}" has ${buttons.length} buttons; the ones after the first ${BUTTONS_MAX} follow the carousel`);
+  if (buttons.length > BUTTONS_MAX)
+    warnings.push(`card "${card.title}" has ${buttons.length} buttons; the ones after the first ${BUTTONS_MAX} follow the carousel`);
   if (buttons.length > 0) element.buttons = buttons.slice(0, BUTTONS_MAX);
   return { element, extraButtons: buttons.slice(BUTTONS_MAX) };
 }

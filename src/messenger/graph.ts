@@ -89,7 +89,8 @@ export function isGraphError(error: unknown): error is GraphError {
  * Connection failures that happen before any byte of the request leaves: the request cannot have
  * reached Graph. Everything else (a reset, a timeout) may have come after Graph took it.
  */
-const NOT_SENT_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EAI_NONAME|ENETUNREACH|EHOSTUNREACH|ConnectionRefused|FailedToOpenSocket|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|ERR_TLS_CERT|ERR_SSL)/;
+const NOT_SENT_CODES =
+  /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EAI_NONAME|ENETUNREACH|EHOSTUNREACH|ConnectionRefused|FailedToOpenSocket|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|ERR_TLS_CERT|ERR_SSL)/;
 
 function notSent(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -146,7 +147,11 @@ export class GraphClient {
   }
 
   /** One page of GET /{psid}/ids_for_pages; `appsecret_proof` is mandatory here. */
-  idsForPages(page: PageCredentials, psid: string, after?: string): Promise<{ data?: { id: string; page?: { id: string; name?: string } }[]; paging?: { cursors?: { after?: string }; next?: string } }> {
+  idsForPages(
+    page: PageCredentials,
+    psid: string,
+    after?: string,
+  ): Promise<{ data?: { id: string; page?: { id: string; name?: string } }[]; paging?: { cursors?: { after?: string }; next?: string } }> {
     return this.request(page, "GET", `/${encodeURIComponent(psid)}/ids_for_pages`, undefined, after ? { after } : {});
   }
 
@@ -169,13 +174,7 @@ export class GraphClient {
   }
 
   /** Any Graph call on behalf of a Page. */
-  async request<T>(
-    page: PageCredentials,
-    method: "GET" | "POST" | "DELETE",
-    path: string,
-    body?: unknown,
-    query: Record<string, string> = {},
-  ): Promise<T> {
+  async request<T>(page: PageCredentials, method: "GET" | "POST" | "DELETE", path: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
     if (this.#listeners.length === 0) return this.#request(page, method, path, body, query);
     const started = performance.now();
     let result: GraphCall["result"] = "ok";
@@ -190,13 +189,7 @@ export class GraphClient {
     }
   }
 
-  async #request<T>(
-    page: PageCredentials,
-    method: "GET" | "POST" | "DELETE",
-    path: string,
-    body?: unknown,
-    query: Record<string, string> = {},
-  ): Promise<T> {
+  async #request<T>(page: PageCredentials, method: "GET" | "POST" | "DELETE", path: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
     const extra = new URLSearchParams(query).toString();
     const url = `${this.#base}${path}?${extra ? `${extra}&` : ""}${this.#auth(page)}`;
     let response: Response;
@@ -210,7 +203,9 @@ export class GraphClient {
     } catch (error) {
       const timedOut = (error as Error)?.name === "TimeoutError";
       throw new GraphNetworkError(
-        timedOut ? `Graph API did not answer within ${this.#timeoutMs} ms (${method} ${path})` : `could not reach the Graph API (${method} ${path}): ${(error as Error)?.message}`,
+        timedOut
+          ? `Graph API did not answer within ${this.#timeoutMs} ms (${method} ${path})`
+          : `could not reach the Graph API (${method} ${path}): ${(error as Error)?.message}`,
         timedOut,
         { cause: error },
         !timedOut && notSent(error),
@@ -218,20 +213,40 @@ export class GraphClient {
     }
     // From here on Graph has answered with a status: on 2xx it took the call, whatever the body.
     const unreadable = (why: string, cause?: unknown) =>
-      new GraphUnreadableAnswer(response.status, `Graph answered HTTP ${response.status} to ${method} ${path}, but ${why}: the call most likely succeeded`, { cause });
+      new GraphUnreadableAnswer(response.status, `Graph answered HTTP ${response.status} to ${method} ${path}, but ${why}: the call most likely succeeded`, {
+        cause,
+      });
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
       if (response.ok) throw unreadable("the answer was cut off", error);
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status}, its body cut off`, false, false);
+      throw new GraphApiError(
+        response.status,
+        response.status >= 500 ? 2 : 1,
+        undefined,
+        undefined,
+        undefined,
+        `HTTP ${response.status}, its body cut off`,
+        false,
+        false,
+      );
     }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
       if (response.ok) throw unreadable("its body is not JSON");
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`, false, false);
+      throw new GraphApiError(
+        response.status,
+        response.status >= 500 ? 2 : 1,
+        undefined,
+        undefined,
+        undefined,
+        `HTTP ${response.status} without a Graph error body`,
+        false,
+        false,
+      );
     }
     const isObject = typeof json === "object" && json !== null;
     const error = isObject ? (json as { error?: Record<string, unknown> }).error : undefined;
@@ -248,7 +263,16 @@ export class GraphClient {
         );
       }
       // No Graph envelope: a proxy or load balancer answered. 5xx counts as Meta's transient code 2.
-      throw new GraphApiError(response.status, response.status >= 500 ? 2 : 1, undefined, undefined, undefined, `HTTP ${response.status} without a Graph error body`, false, false);
+      throw new GraphApiError(
+        response.status,
+        response.status >= 500 ? 2 : 1,
+        undefined,
+        undefined,
+        undefined,
+        `HTTP ${response.status} without a Graph error body`,
+        false,
+        false,
+      );
     }
     // `null`, a number or a string: not an answer Graph gives.
     if (!isObject) throw unreadable("its body is not a JSON object");

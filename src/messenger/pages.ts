@@ -67,7 +67,12 @@ export class PageDirectory {
         await this.resume(row.endpointId, row.pageId);
         continue;
       }
-      this.#paused.set(key(row.endpointId, row.pageId), { endpointId: row.endpointId, pageId: row.pageId, reason: row.pausedReason ?? "paused", since: row.pausedAt });
+      this.#paused.set(key(row.endpointId, row.pageId), {
+        endpointId: row.endpointId,
+        pageId: row.pageId,
+        reason: row.pausedReason ?? "paused",
+        since: row.pausedAt,
+      });
       this.#logPaused(row.endpointId, row.pageId, row.pausedReason ?? "paused");
     }
   }

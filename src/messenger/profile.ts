@@ -110,7 +110,9 @@ export class MessengerProfiles {
     }
     try {
       this.#count(pageId);
-      const current = await this.deps.graph.request<{ data?: Record<string, unknown>[] }>(creds, "GET", "/me/messenger_profile", undefined, { fields: fields.join(",") });
+      const current = await this.deps.graph.request<{ data?: Record<string, unknown>[] }>(creds, "GET", "/me/messenger_profile", undefined, {
+        fields: fields.join(","),
+      });
       const has = Object.assign({}, ...(current.data ?? [])) as Record<string, unknown>;
       const differing = fields.filter((f) => canonical(has[f]) !== canonical(desired[f]));
       if (differing.length > 0) {
@@ -129,7 +131,9 @@ export class MessengerProfiles {
       return differing.length > 0 ? { page_id: pageId, status: "updated", fields: differing, at } : { page_id: pageId, status: "unchanged", at };
     } catch (error) {
       const message = isGraphError(error) || error instanceof Error ? error.message : String(error);
-      log.error(`could not apply the Messenger profile (the bot works without it; fix [endpoints.messenger_profile] or the Page token, then POST /api/endpoints/${endpointId}/messenger-profile): ${message}`);
+      log.error(
+        `could not apply the Messenger profile (the bot works without it; fix [endpoints.messenger_profile] or the Page token, then POST /api/endpoints/${endpointId}/messenger-profile): ${message}`,
+      );
       return { page_id: pageId, status: "failed", error: message, at };
     }
   }
@@ -156,5 +160,7 @@ export class MessengerProfiles {
 /** JSON with sorted keys, for comparing what the Page has with what is declared. */
 function canonical(value: unknown): string {
   if (value === undefined) return "undefined";
-  return JSON.stringify(value, (_k, v) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
 }

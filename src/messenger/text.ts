@@ -26,7 +26,9 @@ export function splitText(text: string, max: number, options: SplitOptions = {})
 /** Where to end the next chunk of `text` (UTF-16 index); the chunk has at most `max` code points. */
 function cutIndex(text: string, max: number, options: SplitOptions): number {
   // Only the first `max` code points matter (at most 2·max UTF-16 units): never walk the whole text.
-  const limit = Array.from(text.slice(0, 2 * max)).slice(0, max).join("").length;
+  const limit = Array.from(text.slice(0, 2 * max))
+    .slice(0, max)
+    .join("").length;
   // One character past the limit, so a space right after the last allowed character counts.
   const head = text.slice(0, limit + 1);
   const minimum = Math.floor(limit * 0.3); // no tiny first chunks

@@ -6,7 +6,13 @@ import { GraphApiError, GraphUnreadableAnswer, type GraphClient, type PageCreden
 
 /** `POST /{page}/pass_thread_control` (the reply lane's handover items and the operator's pass). */
 export function passThreadControl(graph: GraphClient, page: PageCredentials, userId: string, targetApp: string, metadata: string | null): Promise<unknown> {
-  return graph.request(page, "POST", `/${page.pageId}/pass_thread_control`, { recipient: { id: userId }, target_app_id: targetApp, ...(metadata !== null ? { metadata } : {}) }).catch(tookEffect);
+  return graph
+    .request(page, "POST", `/${page.pageId}/pass_thread_control`, {
+      recipient: { id: userId },
+      target_app_id: targetApp,
+      ...(metadata !== null ? { metadata } : {}),
+    })
+    .catch(tookEffect);
 }
 
 /** `POST /{page}/take_thread_control`: the thread is ours again. */
@@ -22,7 +28,9 @@ function tookEffect(error: unknown): unknown {
 
 /** `GET /{page}/thread_owner`: the app owning the user's thread, or null (idle). */
 export async function threadOwner(graph: GraphClient, page: PageCredentials, userId: string): Promise<string | null> {
-  const answer = await graph.request<{ data?: { thread_owner?: { app_id?: string | number } }[] }>(page, "GET", `/${page.pageId}/thread_owner`, undefined, { recipient: userId });
+  const answer = await graph.request<{ data?: { thread_owner?: { app_id?: string | number } }[] }>(page, "GET", `/${page.pageId}/thread_owner`, undefined, {
+    recipient: userId,
+  });
   const owner = answer.data?.[0]?.thread_owner?.app_id;
   return owner === undefined ? null : String(owner);
 }
@@ -39,7 +47,8 @@ export function refusalHint(error: unknown): string {
   if (/Handover Protocol APIs disabled/i.test(error.message)) {
     return ": this Page uses Conversation Routing, where only pass works; make this app the Page's default app in Meta Business Suite (Settings > Advanced messaging), or set handover.timeout_minutes = 0 and let people mark conversations Done";
   }
-  if (error.code === 200 || error.code === 10) return ": the app lacks a role for this Page's conversations; give it the pages_messaging permission and a handover role (Page settings > Advanced messaging)";
+  if (error.code === 200 || error.code === 10)
+    return ": the app lacks a role for this Page's conversations; give it the pages_messaging permission and a handover role (Page settings > Advanced messaging)";
   if (error.code === 100) return ": check the target app id (page_inbox is 263902037430900) and that the user still talks to this Page";
   return "";
 }

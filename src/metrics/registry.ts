@@ -27,7 +27,10 @@ function series(name: string, key: string, value: number): string {
 
 export class Counter implements Metric {
   readonly #values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
   inc(labels: Labels = {}, by = 1): void {
     const key = labelKey(labels);
     this.#values.set(key, (this.#values.get(key) ?? 0) + by);
@@ -45,7 +48,10 @@ export class Counter implements Metric {
 export class Gauge implements Metric {
   readonly #values = new Map<string, number>();
   readonly #collectors: (() => void)[] = [];
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
   set(labels: Labels, value: number): void {
     this.#values.set(labelKey(labels), value);
   }

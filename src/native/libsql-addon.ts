@@ -59,7 +59,9 @@ function registerEmbeddedAddon(): void {
       problems.push(`${dir}: ${(error as Error).message}`);
     }
   }
-  fail(`cannot load the libSQL driver from any folder (set MESSENGER_ENDPOINT_NATIVE_DIR to a writable folder that allows executables):\n  ${problems.join("\n  ")}`);
+  fail(
+    `cannot load the libSQL driver from any folder (set MESSENGER_ENDPOINT_NATIVE_DIR to a writable folder that allows executables):\n  ${problems.join("\n  ")}`,
+  );
 }
 
 /** Folders to unpack the driver into, best first. Each must be writable and allow mapping code. */

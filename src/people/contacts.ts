@@ -92,7 +92,15 @@ export class Contacts {
     const cached = this.#cache.get(id);
     const rec: StoredUser = cached
       ? { ...cached }
-      : ((keep ? await this.#store.load(key) : null) ?? { contactId: null, contactProfile: {}, profile: null, profileStatus: null, profileExpiresAt: 0, linkedAt: null, touchedAt: 0 });
+      : ((keep ? await this.#store.load(key) : null) ?? {
+          contactId: null,
+          contactProfile: {},
+          profile: null,
+          profileStatus: null,
+          profileExpiresAt: 0,
+          linkedAt: null,
+          touchedAt: 0,
+        });
 
     // A person known only by a checkbox-plugin user_ref has no PSID to ask the User Profile API about.
     const wantProfile = (settings.request_profile_data || (keep && settings.update_contact_profiles)) && !isUserRef(key.userId);

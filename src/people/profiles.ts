@@ -52,7 +52,10 @@ export class FacebookProfiles {
           continue;
         }
         if (status === "error") log.warn("could not fetch the user's Facebook profile; the turn goes on without it", errorFields(error, mask));
-        else if (status === "denied") log.warn("the Page's app may not read user profiles: it needs Advanced Access to Business Asset User Profile Access, or turn request_profile_data off");
+        else if (status === "denied")
+          log.warn(
+            "the Page's app may not read user profiles: it needs Advanced Access to Business Asset User Profile Access, or turn request_profile_data off",
+          );
         // A failure keeps what we had (a profile fetched before stays usable until it can be renewed).
         if (status !== "error" || user.profileStatus !== "ok") user.profileStatus = status;
         if (status !== "error") user.profile = null;

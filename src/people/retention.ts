@@ -44,7 +44,8 @@ const readRange = (row: Row) => {
   return { id: Number(id), age: Number(age) };
 };
 
-const PURGE_STORAGE_SQL = "DELETE FROM transformer_storage WHERE rowid IN (SELECT rowid FROM transformer_storage WHERE endpoint_id = ? AND updated_at < ? LIMIT ?)";
+const PURGE_STORAGE_SQL =
+  "DELETE FROM transformer_storage WHERE rowid IN (SELECT rowid FROM transformer_storage WHERE endpoint_id = ? AND updated_at < ? LIMIT ?)";
 const IDLE_CONTACTS_SQL = "SELECT id FROM contacts WHERE endpoint_id = ? AND last_active_at < ? LIMIT ?";
 const readContactId = rowReader(contacts, ["id"]);
 /** Sessions are walked in rowid ranges (the rowid named, so that it is read by name). */

@@ -92,7 +92,11 @@ export class ContactStore {
   }
 
   /** The contact another PSID of the endpoint belongs to (its profile and creation time), or null when that PSID is unknown. */
-  async linked(endpointId: string, pageId: string, userId: string): Promise<{ contactId: string; profile: Record<string, unknown>; createdAt: number | null } | null> {
+  async linked(
+    endpointId: string,
+    pageId: string,
+    userId: string,
+  ): Promise<{ contactId: string; profile: Record<string, unknown>; createdAt: number | null } | null> {
     const result = await this.database.client.execute({ sql: LINKED_SQL, args: [endpointId, pageId, userId] });
     const row = result.rows[0];
     if (!row) return null;
@@ -115,7 +119,18 @@ export const upsertContact = (contactId: string, endpointId: string, profile: Re
 
 export const upsertUser = (key: UserKey, user: StoredUser, now: number): InStatement => ({
   sql: UPSERT_USER_SQL,
-  args: [key.endpointId, key.pageId, key.userId, user.contactId, user.profile ? JSON.stringify(user.profile) : null, user.profileStatus, user.profileExpiresAt, user.linkedAt, now, now],
+  args: [
+    key.endpointId,
+    key.pageId,
+    key.userId,
+    user.contactId,
+    user.profile ? JSON.stringify(user.profile) : null,
+    user.profileStatus,
+    user.profileExpiresAt,
+    user.linkedAt,
+    now,
+    now,
+  ],
 });
 
 export const dropOrphan = (contactId: string | null): InStatement => ({ sql: DROP_ORPHAN_SQL, args: [contactId] });
@@ -126,7 +141,14 @@ export const linkUser = (key: UserKey, contactId: string | null, now: number): I
 });
 
 /** Two contacts of one person become the survivor: its row, then every link and transcript line of the other, which is deleted. */
-export function mergeContacts(endpointId: string, survivor: string, loser: string, profile: Record<string, unknown>, createdAt: number, now: number): InStatement[] {
+export function mergeContacts(
+  endpointId: string,
+  survivor: string,
+  loser: string,
+  profile: Record<string, unknown>,
+  createdAt: number,
+  now: number,
+): InStatement[] {
   return [
     { sql: MERGE_SURVIVOR_SQL, args: [survivor, endpointId, JSON.stringify(profile), createdAt, now, now] },
     { sql: "UPDATE contact_users SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },

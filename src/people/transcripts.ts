@@ -40,7 +40,18 @@ const INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 export function transcriptInsert(key: UserKey, contactId: string | null, sessionId: string | null, lines: TranscriptLine[], now: number): InStatement {
   return {
     sql: INSERT_SQL + lines.map(() => INSERT_ROW).join(", "),
-    args: lines.flatMap((l) => [key.endpointId, key.pageId, key.userId, contactId, sessionId, l.direction, l.source, l.text, l.data === undefined ? null : JSON.stringify(l.data), now]),
+    args: lines.flatMap((l) => [
+      key.endpointId,
+      key.pageId,
+      key.userId,
+      contactId,
+      sessionId,
+      l.direction,
+      l.source,
+      l.text,
+      l.data === undefined ? null : JSON.stringify(l.data),
+      now,
+    ]),
   };
 }
 
@@ -84,7 +95,10 @@ export class Transcripts {
         args.push(value);
       }
     }
-    const result = await this.database.client.execute({ sql: `${CONVERSATION_SQL}${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`, args: [...args, limit] });
+    const result = await this.database.client.execute({
+      sql: `${CONVERSATION_SQL}${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`,
+      args: [...args, limit],
+    });
     return result.rows.map(readEntry).reverse().map(transcriptEntry);
   }
 }

@@ -46,7 +46,12 @@ export class ControlItems {
     // The floor changes before the item is closed (the lane's next look already holds), in one
     // commit with its "sent" mark: a restart never passes the thread a second time.
     const now = this.deps.clock.now();
-    if (threads) await threads.handedOver(key, body.target_app_id, body.metadata, "passed", { byLane: true, extra: [this.deps.store.sentStatement(item.id, null, now)], startedAt });
+    if (threads)
+      await threads.handedOver(key, body.target_app_id, body.metadata, "passed", {
+        byLane: true,
+        extra: [this.deps.store.sentStatement(item.id, null, now)],
+        startedAt,
+      });
     else await this.deps.store.markSent(item.id, null, now);
     await this.supersede(key); // one handover at a time: those queued after it are moot
     return "settled";

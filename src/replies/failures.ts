@@ -58,7 +58,11 @@ export class SendFailures {
         }
         const delay = backoffDelay(attempts, failure.throttled, { minMs: this.deps.minRetryDelayMs, maxMs: graph.max_retry_delay_ms });
         sends.inc({ endpoint: key.endpointId, result: "retry" });
-        log.warn(`send failed (${failure.reason}); retrying in ${delay} ms before anything else for this user`, { outbox_id: item.id, attempt: attempts, error: recorded });
+        log.warn(`send failed (${failure.reason}); retrying in ${delay} ms before anything else for this user`, {
+          outbox_id: item.id,
+          attempt: attempts,
+          error: recorded,
+        });
         await outcomes.reopen(item, now + delay, { ...recorded, reason: failure.reason });
         return "open";
       }
@@ -81,7 +85,10 @@ export class SendFailures {
         return "open";
       case "accepted":
         // Graph answered 2xx and only its answer could not be read: taken, never sent again.
-        log.warn(`Graph took a message but its answer could not be read (${failure.reason}); marked unconfirmed, not sent again: its echo confirms it`, { outbox_id: item.id, error: recorded });
+        log.warn(`Graph took a message but its answer could not be read (${failure.reason}); marked unconfirmed, not sent again: its echo confirms it`, {
+          outbox_id: item.id,
+          error: recorded,
+        });
         item.accepted = { status: "unconfirmed", messageId: null, error: { ...recorded, reason: failure.reason } };
         return outcomes.recordAccepted(item, key);
       case "unclear":
@@ -122,7 +129,11 @@ export class SendFailures {
     const since = item.unclearSince ?? 0;
     const storageFailed = (this.deps.health?.lastFailureAt ?? 0) >= since;
     if (this.deps.echoes.arrive(key) && !storageFailed) {
-      return this.failed(item, key, new Error("no echo came after an unclear answer"), log, { action: "retry", throttled: false, reason: "no echo after an unclear answer" });
+      return this.failed(item, key, new Error("no echo came after an unclear answer"), log, {
+        action: "retry",
+        throttled: false,
+        reason: "no echo after an unclear answer",
+      });
     }
     if (storageFailed) return this.unconfirmed(item, key, log, "writes to the database failed while its echo was awaited");
     log.warn(
@@ -135,7 +146,8 @@ export class SendFailures {
 
   /** Graph may have the message and no echo said so: recorded as unconfirmed, never sent again. */
   unconfirmed(item: OutboxItem, key: UserKey, log: Logger, reason: string): Promise<Settled> {
-    if (reason !== "unclear answer, no echo") log.warn(`a message whose answer was unclear is marked unconfirmed and not sent again: ${reason}`, { outbox_id: item.id });
+    if (reason !== "unclear answer, no echo")
+      log.warn(`a message whose answer was unclear is marked unconfirmed and not sent again: ${reason}`, { outbox_id: item.id });
     item.accepted = { status: "unconfirmed", messageId: null, error: { reason } };
     return this.deps.outcomes.recordAccepted(item, key);
   }

@@ -216,9 +216,14 @@ export class ReplyLanes {
     // that the next start does not take them for interrupted sends and send them again.
     const taken = [...this.#items.lanes()].flatMap((list) => list.filter((i) => i.accepted && !i.echoed));
     for (const item of taken) {
-      await this.#outcomes.recordAccepted(item, item).catch((error) =>
-        this.deps.log.warn("the outcome of a message Graph took could not be stored before the stop; after the restart it counts as interrupted (sent again unless its echo comes)", { outbox_id: item.id, error }),
-      );
+      await this.#outcomes
+        .recordAccepted(item, item)
+        .catch((error) =>
+          this.deps.log.warn(
+            "the outcome of a message Graph took could not be stored before the stop; after the restart it counts as interrupted (sent again unless its echo comes)",
+            { outbox_id: item.id, error },
+          ),
+        );
     }
   }
 

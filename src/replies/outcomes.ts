@@ -52,7 +52,10 @@ export class Outcomes {
    */
   async finish(item: OutboxItem, status: "failed" | "dropped", error: Record<string, unknown>): Promise<void> {
     const count = this.deps.failedSendCount && item.kind === "message" && this.deps.endpoints.get(item.endpointId)?.data_protection.collect_analytics;
-    await this.deps.store.finish([{ id: item.id, status, error: this.errorText(error) }], count ? [this.deps.failedSendCount!(item.endpointId, this.deps.clock.now())] : []);
+    await this.deps.store.finish(
+      [{ id: item.id, status, error: this.errorText(error) }],
+      count ? [this.deps.failedSendCount!(item.endpointId, this.deps.clock.now())] : [],
+    );
   }
 
   /** Puts an item back to be tried again (at `nextAttemptAt`), unless its echo has meanwhile marked it sent. */

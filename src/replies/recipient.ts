@@ -24,5 +24,7 @@ export function recipientOf(userId: string): Recipient {
 export async function userRefRefusal(store: ReplyStore, item: OutboxItem): Promise<string | null> {
   if (item.kind === "action") return "a sender action cannot be sent to a person known only by a user_ref (it needs their PSID)";
   if (item.kind !== "message") return "the thread cannot be passed for a person known only by a user_ref (it needs their PSID)";
-  return (await store.sentBefore(item)) ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again" : null;
+  return (await store.sentBefore(item))
+    ? "only one message may be sent to a user_ref, and one was sent already; once the person answers, their events carry their PSID and the flow can write to them again"
+    : null;
 }

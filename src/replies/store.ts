@@ -25,7 +25,8 @@ const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_a
 const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const FINISH_SQL = "UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
 // Graph took it, but whether the user has it is not known: its echo, if one comes, makes it sent.
-const MARK_UNCONFIRMED_SQL = "UPDATE outbox SET status = 'unconfirmed', sent_at = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
+const MARK_UNCONFIRMED_SQL =
+  "UPDATE outbox SET status = 'unconfirmed', sent_at = ?, last_error = ?, next_attempt_at = NULL WHERE id = ? AND status IN ('pending', 'sending')";
 // An unclear answer, while the lane waits for the echo: the row stays "sending", marked.
 const MARK_UNCLEAR_SQL = "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'sending'";
 /** What MARK_UNCLEAR_SQL's `last_error` carries (failures.ts writes it as JSON). */
@@ -39,7 +40,8 @@ const SENT_BEFORE_SQL =
 const ECHOES_SEEN_PREFIX = "echoes_seen:";
 const readMeta = rowReader(meta, ["key", "value"]);
 const SELECT_ECHOES_SEEN_SQL = `SELECT key, value FROM meta WHERE key LIKE '${ECHOES_SEEN_PREFIX}%'`;
-const UPSERT_META_SQL = "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+const UPSERT_META_SQL =
+  "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
 export class ReplyStore {
   constructor(
@@ -52,7 +54,10 @@ export class ReplyStore {
     const result = await this.database.client.execute(SELECT_OPEN_SQL);
     return result.rows.map((row) => {
       const { lastError, ...item } = readOpen(row);
-      return { item: { ...item, status: item.status as OutboxItem["status"] }, unclear: item.status === "sending" && lastError !== null && lastError.includes(UNCLEAR_MARK) };
+      return {
+        item: { ...item, status: item.status as OutboxItem["status"] },
+        unclear: item.status === "sending" && lastError !== null && lastError.includes(UNCLEAR_MARK),
+      };
     });
   }
 

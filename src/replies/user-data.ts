@@ -19,11 +19,26 @@ export function outboxData(database: Database) {
       const out = [];
       for (const k of subject.keys) {
         const rows = await db
-          .select({ pageId: outbox.pageId, source: outbox.source, body: outbox.body, status: outbox.status, createdAt: outbox.createdAt, sentAt: outbox.sentAt })
+          .select({
+            pageId: outbox.pageId,
+            source: outbox.source,
+            body: outbox.body,
+            status: outbox.status,
+            createdAt: outbox.createdAt,
+            sentAt: outbox.sentAt,
+          })
           .from(outbox)
           .where(ofKey(k))
           .orderBy(asc(outbox.id));
-        for (const r of rows) out.push({ page_id: r.pageId, source: r.source, body: storedJson(r.body), status: r.status, created_at: isoTime(r.createdAt), sent_at: isoTimeOrNull(r.sentAt) });
+        for (const r of rows)
+          out.push({
+            page_id: r.pageId,
+            source: r.source,
+            body: storedJson(r.body),
+            status: r.status,
+            created_at: isoTime(r.createdAt),
+            sent_at: isoTimeOrNull(r.sentAt),
+          });
       }
       return out;
     },

@@ -31,10 +31,16 @@ import { eventStream } from "./event-stream.ts";
 const title = "simulator request";
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Digits = Type.String({ pattern: "^[0-9]+$", maxLength: 32 });
-const Tap = Type.Object({ title: Type.String({ minLength: 1, maxLength: 200 }), payload: Type.String({ minLength: 1, maxLength: 1000 }) }, { additionalProperties: false });
+const Tap = Type.Object(
+  { title: Type.String({ minLength: 1, maxLength: 200 }), payload: Type.String({ minLength: 1, maxLength: 1000 }) },
+  { additionalProperties: false },
+);
 const UserRef = { endpoint_id: Id, page_id: Digits, user_id: Digits };
 
-export const NewUserBody = Type.Object({ endpoint_id: Id, page_id: Digits, name: Type.String({ minLength: 1, maxLength: 60 }) }, { additionalProperties: false, title });
+export const NewUserBody = Type.Object(
+  { endpoint_id: Id, page_id: Digits, name: Type.String({ minLength: 1, maxLength: 60 }) },
+  { additionalProperties: false, title },
+);
 export const SendBody = Type.Object(
   { ...UserRef, text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), quick_reply: Type.Optional(Tap), postback: Type.Optional(Tap) },
   { additionalProperties: false, title },
@@ -82,7 +88,8 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
         async ({ body }) => {
           const endpoint = simulator.setup().find((e) => e.id === body.endpoint_id) as { pages: { id: string }[] } | undefined;
           if (!endpoint) throw new HttpError("unknown_endpoint", `no endpoint "${body.endpoint_id}" in the settings`);
-          if (!endpoint.pages.some((p) => p.id === body.page_id)) throw new HttpError("unknown_page", `Page ${body.page_id} is not one of endpoint ${body.endpoint_id}'s Pages`);
+          if (!endpoint.pages.some((p) => p.id === body.page_id))
+            throw new HttpError("unknown_page", `Page ${body.page_id} is not one of endpoint ${body.endpoint_id}'s Pages`);
           if (simulator.count(body.endpoint_id) >= MAX_USERS_PER_ENDPOINT) {
             throw new HttpError(
               "too_many_users",
@@ -101,7 +108,10 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
           const user = simulatedUser(body);
           const given = [body.text !== undefined, body.quick_reply !== undefined, body.postback !== undefined].filter(Boolean).length;
           if (given !== 1) throw new HttpError("invalid_body", "give exactly one of text, quick_reply or postback");
-          simulator.act(user, body.text !== undefined ? { text: body.text } : body.quick_reply ? { quick_reply: body.quick_reply } : { postback: body.postback! });
+          simulator.act(
+            user,
+            body.text !== undefined ? { text: body.text } : body.quick_reply ? { quick_reply: body.quick_reply } : { postback: body.postback! },
+          );
           return jsonResponse(202, { status: "sent to the webhook" });
         },
         { body: SendBody },

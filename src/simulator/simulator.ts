@@ -74,7 +74,13 @@ export class Simulator {
     this.#everything = deps.config.demo && deps.enabled;
     if (!deps.enabled) return;
     for (const endpoint of deps.config.endpoints) {
-      const pages: FakePage[] = endpoint.pages.map((page) => ({ id: page.id, token: page.access_token, appSecret: endpoint.app_secret, appId: endpoint.app_id, name: page.name ?? `Page ${page.id}` }));
+      const pages: FakePage[] = endpoint.pages.map((page) => ({
+        id: page.id,
+        token: page.access_token,
+        appSecret: endpoint.app_secret,
+        appId: endpoint.app_id,
+        name: page.name ?? `Page ${page.id}`,
+      }));
       const fake = new FakeGraph({
         pages,
         clock: deps.clock,
@@ -124,7 +130,8 @@ export class Simulator {
   listening(base: string, listenHost?: string): void {
     this.hosts.add(new URL(base).host);
     if (listenHost !== undefined) this.hosts.add(listenHost);
-    for (const [endpointId, fake] of this.#fakes) fake.configureWebhook({ url: `${base}/webhooks/${endpointId}`, retries: 3, onGiveUp: (delivery) => this.#undelivered(endpointId, delivery) });
+    for (const [endpointId, fake] of this.#fakes)
+      fake.configureWebhook({ url: `${base}/webhooks/${endpointId}`, retries: 3, onGiveUp: (delivery) => this.#undelivered(endpointId, delivery) });
   }
 
   /** The stand-ins' thread owners follow the stored thread states (after a restart). */
@@ -163,7 +170,10 @@ export class Simulator {
       if (user && !this.deps.enabled) {
         // Switched off since: never to Facebook. A permanent error, so the item is dropped and recorded.
         const message = `(#100) user ${user.user_id} is a simulated user and the simulator is off: nothing is sent to Facebook for it`;
-        return new Response(JSON.stringify({ error: { message, type: "OAuthException", code: 100 } }), { status: 400, headers: { "content-type": "application/json" } });
+        return new Response(JSON.stringify({ error: { message, type: "OAuthException", code: 100 } }), {
+          status: 400,
+          headers: { "content-type": "application/json" },
+        });
       }
       if (user) return this.graphFor(user.endpoint_id).handle(new Request(url.href, init));
       if (this.#everything) return this.#fakeByToken(url).handle(new Request(url.href, init));
@@ -240,18 +250,20 @@ export class Simulator {
   /** What the page needs to draw an endpoint: its Pages, persistent menu, Get Started, pacing. */
   setup(): Record<string, unknown>[] {
     // A disabled endpoint ignores its webhook: nothing to chat with.
-    return this.deps.config.endpoints.filter((e) => e.enabled).map((e) => {
-      const profile = e.messenger_profile ? desiredProfile(e.messenger_profile) : {};
-      const menus = (profile.persistent_menu as { locale: string; call_to_actions?: unknown[] }[] | undefined) ?? [];
-      return {
-        id: e.id,
-        pages: e.pages.map((p) => ({ id: p.id, name: p.name ?? `Page ${p.id}` })),
-        get_started: profile.get_started ?? null,
-        greeting: (profile.greeting as { locale: string; text: string }[] | undefined)?.find((g) => g.locale === "default")?.text ?? null,
-        menu: menus.find((m) => m.locale === "default")?.call_to_actions ?? [],
-        ice_breakers: profile.ice_breakers ?? [],
-      };
-    });
+    return this.deps.config.endpoints
+      .filter((e) => e.enabled)
+      .map((e) => {
+        const profile = e.messenger_profile ? desiredProfile(e.messenger_profile) : {};
+        const menus = (profile.persistent_menu as { locale: string; call_to_actions?: unknown[] }[] | undefined) ?? [];
+        return {
+          id: e.id,
+          pages: e.pages.map((p) => ({ id: p.id, name: p.name ?? `Page ${p.id}` })),
+          get_started: profile.get_started ?? null,
+          greeting: (profile.greeting as { locale: string; text: string }[] | undefined)?.find((g) => g.locale === "default")?.text ?? null,
+          menu: menus.find((m) => m.locale === "default")?.call_to_actions ?? [],
+          ice_breakers: profile.ice_breakers ?? [],
+        };
+      });
   }
 
   // --- internals ------------------------------------------------------------------------
@@ -261,7 +273,10 @@ export class Simulator {
     const fake = this.#fakes.get(user.endpoint_id);
     if (!fake) return; // switched off, or the endpoint is gone: only remembered, for the refusal
     const [first, ...rest] = user.name.split(" ");
-    fake.setUser(user.page_id, user.user_id, { profile: { first_name: first ?? user.name, last_name: rest.join(" "), locale: "en_US", timezone: 0 }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
+    fake.setUser(user.page_id, user.user_id, {
+      profile: { first_name: first ?? user.name, last_name: rest.join(" "), locale: "en_US", timezone: 0 },
+      permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"],
+    });
   }
 
   #key(pageId: string, userId: string): string {
@@ -305,12 +320,16 @@ export class Simulator {
   /** The stand-in gave up posting an event to the webhook: logged, and shown on the user's page. */
   #undelivered(endpointId: string, delivery: { pageId: string; body: string; status: number | null; error?: string }): void {
     const why = delivery.error ?? `HTTP ${delivery.status}`;
-    this.deps.log.error(`the simulator could not deliver an event to /webhooks/${endpointId} (${why}): check that the endpoint is enabled and its app_secret`, { endpoint: endpointId, page: delivery.pageId });
+    this.deps.log.error(`the simulator could not deliver an event to /webhooks/${endpointId} (${why}): check that the endpoint is enabled and its app_secret`, {
+      endpoint: endpointId,
+      page: delivery.pageId,
+    });
     try {
       const item = (JSON.parse(delivery.body) as { entry?: { messaging?: Record<string, any>[]; standby?: Record<string, any>[] }[] }).entry?.[0];
       const event = item?.messaging?.[0] ?? item?.standby?.[0];
       const userId = event?.message?.is_echo ? event?.recipient?.id : event?.sender?.id;
-      if (userId) this.#push(delivery.pageId, String(userId), { type: "error", message: `the webhook /webhooks/${endpointId} did not take the event (${why})` });
+      if (userId)
+        this.#push(delivery.pageId, String(userId), { type: "error", message: `the webhook /webhooks/${endpointId} did not take the event (${why})` });
     } catch {
       // not ours to read: logged above
     }

@@ -15,7 +15,11 @@ export function simulatorData(database: Database) {
     name: "simulator_users",
     erase(subject: { keys: readonly UserKey[] }) {
       return subject.keys.map((k) =>
-        statement(db.delete(simulatorUsers).where(and(eq(simulatorUsers.endpointId, k.endpointId), eq(simulatorUsers.pageId, k.pageId), eq(simulatorUsers.userId, k.userId)))),
+        statement(
+          db
+            .delete(simulatorUsers)
+            .where(and(eq(simulatorUsers.endpointId, k.endpointId), eq(simulatorUsers.pageId, k.pageId), eq(simulatorUsers.userId, k.userId))),
+        ),
       );
     },
   };

@@ -72,12 +72,7 @@ function fromUser(page: string, psid: string, timestamp: number | undefined, bod
 }
 
 /** user → page text; `quickReplyPayload` makes it a tapped quick reply, `replyTo` a reply. */
-export function textMessage(
-  page: string,
-  psid: string,
-  text: string,
-  options: Common & { quickReplyPayload?: string; replyTo?: string } = {},
-): MessagingEvent {
+export function textMessage(page: string, psid: string, text: string, options: Common & { quickReplyPayload?: string; replyTo?: string } = {}): MessagingEvent {
   const message: Record<string, unknown> = { mid: options.mid ?? nextMid(), text };
   if (options.quickReplyPayload !== undefined) message.quick_reply = { payload: options.quickReplyPayload };
   if (options.replyTo !== undefined) message.reply_to = { mid: options.replyTo, is_self_reply: false };

@@ -221,7 +221,10 @@ export class TransformerHost {
         worker.terminate();
         reject(new TransformerError(reason));
       };
-      const loadTimer = setTimeout(() => fail(`the transformer module ${this.options.module} did not load within ${this.#timeoutMs} ms (top-level code that never ends?)`), this.#timeoutMs);
+      const loadTimer = setTimeout(
+        () => fail(`the transformer module ${this.options.module} did not load within ${this.#timeoutMs} ms (top-level code that never ends?)`),
+        this.#timeoutMs,
+      );
       worker.onmessage = (event) => {
         const message = event.data as Record<string, any>;
         if (!loaded && message.type === "loaded") {
@@ -355,10 +358,13 @@ export class TransformerHost {
     const now = performance.now();
     const youngest = Math.max(...this.#slots.map((s) => s.run?.startedAt ?? now));
     if (now - youngest < GROW_AFTER_MS) {
-      this.#growCheck ??= setTimeout(() => {
-        this.#growCheck = null;
-        this.#dispatch();
-      }, GROW_AFTER_MS - (now - youngest) + 1);
+      this.#growCheck ??= setTimeout(
+        () => {
+          this.#growCheck = null;
+          this.#dispatch();
+        },
+        GROW_AFTER_MS - (now - youngest) + 1,
+      );
       return;
     }
     this.#growing++;

@@ -82,10 +82,21 @@ export class Transformers {
       const on = (Object.keys(SWITCH) as Fn[]).filter((fn) => t[SWITCH[fn]] === true);
       if (!t.module || on.length === 0) continue;
       const storage = new SessionStorage({ endpointId: endpoint.id, database: deps.database, writes: deps.writes, clock: deps.clock });
-      const host = new TransformerHost({ endpointId: endpoint.id, module: t.module, storage, log: deps.log, poolSize: deps.poolSize, timeoutMs: deps.timeoutMs });
+      const host = new TransformerHost({
+        endpointId: endpoint.id,
+        module: t.module,
+        storage,
+        log: deps.log,
+        poolSize: deps.poolSize,
+        timeoutMs: deps.timeoutMs,
+      });
       await host.start();
       const missing = on.filter((fn) => !host.has(fn));
-      if (missing.length > 0) deps.log.warn(`transformer module ${t.module} of endpoint ${endpoint.id} has no ${missing.join(", ")}, though switched on: add the function or switch it off`, { endpoint: endpoint.id });
+      if (missing.length > 0)
+        deps.log.warn(
+          `transformer module ${t.module} of endpoint ${endpoint.id} has no ${missing.join(", ")}, though switched on: add the function or switch it off`,
+          { endpoint: endpoint.id },
+        );
       transformers.#hosts.set(endpoint.id, host);
     }
     return transformers;
@@ -109,7 +120,11 @@ export class Transformers {
     return this.#mapping(endpoint, "handleNotify", args, log, true);
   }
 
-  async output(endpoint: EndpointSettings, args: { output: unknown; processedOutput: Record<string, unknown>; userId: string; sessionId: string }, log: Logger): Promise<Verdict<Record<string, unknown>>> {
+  async output(
+    endpoint: EndpointSettings,
+    args: { output: unknown; processedOutput: Record<string, unknown>; userId: string; sessionId: string },
+    log: Logger,
+  ): Promise<Verdict<Record<string, unknown>>> {
     const outcome = await this.#call(endpoint, "handleOutput", args);
     if ("failed" in outcome) return this.#failed(endpoint, "handleOutput", outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
@@ -127,7 +142,10 @@ export class Transformers {
   async executionFinished(endpoint: EndpointSettings, args: { userId: string; sessionId: string }, log: Logger): Promise<void> {
     if (!this.enabled(endpoint.id, "handleExecutionFinished")) return;
     const outcome = await this.#call(endpoint, "handleExecutionFinished", args);
-    if ("failed" in outcome) log.warn(`transformer handleExecutionFinished failed: ${maskMessage(outcome.failed, endpoint.data_protection.mask_logging)}`, { function: "handleExecutionFinished" });
+    if ("failed" in outcome)
+      log.warn(`transformer handleExecutionFinished failed: ${maskMessage(outcome.failed, endpoint.data_protection.mask_logging)}`, {
+        function: "handleExecutionFinished",
+      });
   }
 
   /** Reloads every endpoint's module (SIGHUP). */
@@ -144,7 +162,8 @@ export class Transformers {
     if ("failed" in outcome) return this.#failed(endpoint, fn, outcome.failed, log, outcome.unavailable);
     if (!outcome.value) return { action: "drop" };
     const raw = outcome.value as Record<string, unknown>;
-    if (typeof raw !== "object" || Array.isArray(raw)) return this.#failed(endpoint, fn, "it must return an object { user_id, session_id, text, data } or a falsy value", log);
+    if (typeof raw !== "object" || Array.isArray(raw))
+      return this.#failed(endpoint, fn, "it must return an object { user_id, session_id, text, data } or a falsy value", log);
     // Cognigy's names are accepted too.
     const given: Record<string, unknown> = { ...raw };
     if (given.user_id === undefined && given.userId !== undefined) given.user_id = given.userId;
@@ -178,5 +197,11 @@ export class Transformers {
 
 /** What a transformer sees of its endpoint: no tokens, no secrets. */
 function endpointView(endpoint: EndpointSettings) {
-  return { id: endpoint.id, flow: endpoint.flow, locale: endpoint.locale, enabled: endpoint.enabled, pages: endpoint.pages.map((p) => ({ id: p.id, name: p.name ?? null })) };
+  return {
+    id: endpoint.id,
+    flow: endpoint.flow,
+    locale: endpoint.locale,
+    enabled: endpoint.enabled,
+    pages: endpoint.pages.map((p) => ({ id: p.id, name: p.name ?? null })),
+  };
 }

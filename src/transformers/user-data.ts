@@ -36,7 +36,8 @@ export function transformerData(deps: { database: Database; writes: WriteQueue; 
       for (const k of subject.keys) {
         const prefix = storagePrefix(k.userId);
         const result = await deps.database.client.execute({ sql: EXPORT_SQL, args: [k.endpointId, prefix.length, prefix] });
-        for (const r of result.rows.map(readExported)) out.push({ endpoint_id: k.endpointId, key: storedJson(r.storageKey), value: storedJson(r.value), updated_at: isoTime(r.updatedAt) });
+        for (const r of result.rows.map(readExported))
+          out.push({ endpoint_id: k.endpointId, key: storedJson(r.storageKey), value: storedJson(r.value), updated_at: isoTime(r.updatedAt) });
       }
       return out;
     },
@@ -50,7 +51,10 @@ export function transformerData(deps: { database: Database; writes: WriteQueue; 
     erased(subject: { keys: readonly UserKey[] }, log: Logger) {
       const statements = subject.keys.map(deleteStorageOf);
       if (statements.length === 0) return;
-      timers.after(TRANSFORMER_TIMEOUT_MS + 1_000, () => void deps.writes.run(statements).catch((error) => log.error("could not erase transformer storage", { error })));
+      timers.after(
+        TRANSFORMER_TIMEOUT_MS + 1_000,
+        () => void deps.writes.run(statements).catch((error) => log.error("could not erase transformer storage", { error })),
+      );
     },
   };
 }

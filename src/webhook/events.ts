@@ -119,7 +119,12 @@ export function parseWebhookBody(body: Uint8Array, now: number): ParsedBody {
     return { type: "ignored", reason: "App Dashboard test event (field/value shape)" };
   }
   if (record.object !== "page") {
-    const got = record.object === undefined ? "no object field" : typeof record.object === "string" ? `object ${JSON.stringify(record.object.slice(0, 64))}` : `object of type ${typeName(record.object)}`;
+    const got =
+      record.object === undefined
+        ? "no object field"
+        : typeof record.object === "string"
+          ? `object ${JSON.stringify(record.object.slice(0, 64))}`
+          : `object of type ${typeName(record.object)}`;
     return {
       type: "invalid",
       reason: `expected a Messenger webhook (object "page"), got ${got}: subscribe this URL to the Page webhook of the App`,
@@ -215,9 +220,7 @@ export function toInboxEvent(raw: unknown, pageId: string, standby: boolean, fal
 function malformedEvent(raw: unknown, pageId: string, standby: boolean, time: number, reason: string): InboxEvent {
   const json = boundedJson(raw, MAX_MALFORMED_JSON);
   const item: Record<string, unknown> =
-    json.truncated || deeperThan(raw, MAX_ITEM_DEPTH)
-      ? { reason, raw_json: json.text, raw_length: json.length, truncated: json.truncated }
-      : { reason, raw };
+    json.truncated || deeperThan(raw, MAX_ITEM_DEPTH) ? { reason, raw_json: json.text, raw_length: json.length, truncated: json.truncated } : { reason, raw };
   return {
     pageId,
     userId: "",

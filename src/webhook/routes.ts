@@ -40,7 +40,10 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
   const MAX_UNKNOWN_PAGES_LOGGED = 1000;
 
   const requests = metrics.counter("messenger_webhook_requests_total", "Webhook requests by endpoint and outcome.");
-  const eventsCounter = metrics.counter("messenger_webhook_events_total", "Webhook events by endpoint, kind and result (stored, duplicate, unknown_page, malformed, ignored_entry).");
+  const eventsCounter = metrics.counter(
+    "messenger_webhook_events_total",
+    "Webhook events by endpoint, kind and result (stored, duplicate, unknown_page, malformed, ignored_entry).",
+  );
   const ackSeconds = metrics.histogram("messenger_webhook_ack_seconds", "Time from request start to the webhook's answer.");
 
   return new Elysia({ name: "webhook" })
@@ -90,10 +93,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
         }
         if (!signatureOk(endpoint.settings, body, request.headers.get("x-hub-signature-256"))) {
           l.warn(`signature mismatch on endpoint ${id}: check app_secret (it must be the secret of the App whose webhook this is)`);
-          return done(
-            errorResponse("signature_mismatch", "X-Hub-Signature-256 is missing or does not match the body", requestId),
-            "bad_signature",
-          );
+          return done(errorResponse("signature_mismatch", "X-Hub-Signature-256 is missing or does not match the body", requestId), "bad_signature");
         }
         if (!endpoint.settings.enabled) {
           l.debug("endpoint disabled: event acknowledged and ignored");
@@ -140,9 +140,12 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
           const { ignoredEntries: ignored } = parsed;
           eventsCounter.inc({ endpoint: id, kind: "any", result: "ignored_entry" }, ignored.length);
           const more = ignored.length > 1 ? ` (and ${ignored.length - 1} more)` : "";
-          l.warn(`a webhook entry has no usable Page id; nothing of it was stored, the rest of the batch was: entry ${ignored[0]!.index}: ${ignored[0]!.reason}${more}`, {
-            ignored_entries: ignored.length,
-          });
+          l.warn(
+            `a webhook entry has no usable Page id; nothing of it was stored, the rest of the batch was: entry ${ignored[0]!.index}: ${ignored[0]!.reason}${more}`,
+            {
+              ignored_entries: ignored.length,
+            },
+          );
         }
 
         try {

@@ -34,12 +34,6 @@ const TOKEN = "bench-page-token";
 let run = 0;
 const psid = (u: number) => String(6300000000000000 + run * 1_000_000 + u);
 
-
-
-
-
-
-
 async function throughput(url: string, graph: FakeGraph): Promise<{ turnsPerSecond: number; seconds: number; orderOk: boolean; replies: number }> {
   run++;
   const limit = limiter(IN_FLIGHT);
@@ -103,7 +97,11 @@ async function latencyAtRate(url: string, graph: FakeGraph): Promise<{ p50: numb
 async function startBinary(dir: string, graphUrl: string, typing: boolean): Promise<{ server: Running; url: string }> {
   writeFileSync(
     join(dir, "bench.toml"),
-    benchSettings({ db: `bench-${typing ? "typing" : "plain"}`, graphUrl, endpoint: `[endpoints.messenger]\ntyping_indicators = ${typing}\nmessage_delay_ms = 0` }),
+    benchSettings({
+      db: `bench-${typing ? "typing" : "plain"}`,
+      graphUrl,
+      endpoint: `[endpoints.messenger]\ntyping_indicators = ${typing}\nmessage_delay_ms = 0`,
+    }),
   );
   const server = start(await binaryUnderTest(), ["serve", "--config", "bench.toml"], { cwd: dir });
   const line = await server.waitFor((l) => l.msg === "listening");
@@ -118,9 +116,11 @@ try {
   const ceilingUrl = `${(await ceiling.waitFor((l) => l.msg === "listening")).url}/webhooks/bench`;
   const limit = limiter(IN_FLIGHT);
   const ceilingStarted = performance.now();
-  await Promise.all(Array.from({ length: USERS }, async (_, u) => {
-    for (let m = 1; m <= MESSAGES; m++) await limit(() => post(request(ceilingUrl, psid(u), `${m}`)));
-  }));
+  await Promise.all(
+    Array.from({ length: USERS }, async (_, u) => {
+      for (let m = 1; m <= MESSAGES; m++) await limit(() => post(request(ceilingUrl, psid(u), `${m}`)));
+    }),
+  );
   const ceilingRps = (USERS * MESSAGES) / ((performance.now() - ceilingStarted) / 1000);
   ceiling.proc.kill("SIGTERM");
   await ceiling.exited;

@@ -7,7 +7,20 @@ import { signBody } from "../../src/webhook/signature.ts";
 export function signedMessage(url: string, page: string, secret: string, user: string, text: string) {
   const body = JSON.stringify({
     object: "page",
-    entry: [{ id: page, time: Date.now(), messaging: [{ sender: { id: user }, recipient: { id: page }, timestamp: Date.now(), message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text } }] }],
+    entry: [
+      {
+        id: page,
+        time: Date.now(),
+        messaging: [
+          {
+            sender: { id: user },
+            recipient: { id: page },
+            timestamp: Date.now(),
+            message: { mid: `m_${user}_${text}_${Math.random().toString(36).slice(2)}`, text },
+          },
+        ],
+      },
+    ],
   });
   return { url, body, signature: signBody(secret, body) };
 }

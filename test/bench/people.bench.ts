@@ -216,7 +216,10 @@ try {
   for (const [index, r] of runs.entries()) {
     const graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
     if (r.on) {
-      for (const [run, users] of [[index, USERS], [WARMUP_RUN(index), WARMUP_USERS]] as const) {
+      for (const [run, users] of [
+        [index, USERS],
+        [WARMUP_RUN(index), WARMUP_USERS],
+      ] as const) {
         for (let u = 0; u < users; u++) {
           graph.setUser(PAGE, psid(run, u), {
             profile: { first_name: "Bench", last_name: `User ${u}`, locale: "en_US", timezone: 1, gender: "male" },
@@ -253,9 +256,24 @@ try {
         const random = seeded(42);
         const pick = () => 1 + Math.floor(random() * r.contacts);
         lookupResults = [
-          await lookups("GET /healthz (baseline)", () => "/healthz", app.base, (s) => s === 200),
-          await lookups("GET /api/contacts?user_id=<seeded PSID>", () => `/api/contacts?user_id=${seedPsid(pick())}`, app.base, (s, b) => s === 200 && typeof b?.id === "string"),
-          await lookups("GET /api/contacts/<seeded contact id>", () => `/api/contacts/${seedContactId(pick())}`, app.base, (s, b) => s === 200 && b?.users?.length === 1),
+          await lookups(
+            "GET /healthz (baseline)",
+            () => "/healthz",
+            app.base,
+            (s) => s === 200,
+          ),
+          await lookups(
+            "GET /api/contacts?user_id=<seeded PSID>",
+            () => `/api/contacts?user_id=${seedPsid(pick())}`,
+            app.base,
+            (s, b) => s === 200 && typeof b?.id === "string",
+          ),
+          await lookups(
+            "GET /api/contacts/<seeded contact id>",
+            () => `/api/contacts/${seedContactId(pick())}`,
+            app.base,
+            (s, b) => s === 200 && b?.users?.length === 1,
+          ),
           await lookups(
             "GET /api/conversations?user_id=<benchmark user>&limit=20",
             () => `/api/conversations?user_id=${psid(index, Math.floor(random() * USERS))}&limit=20`,
@@ -285,11 +303,15 @@ try {
   }
   if (lookupResults.length > 0) {
     const health = lookupResults[0]!;
-    console.log(`\nadmin API, sequential, server idle, ${thousands(CONTACTS)} contacts + ${thousands(CONTACTS)} PSIDs + ${thousands(CONTACTS)} sessions stored (seeded in ${fmt(seedSeconds, 1)} s, ${fmt(dbMb, 0)} MB)\n`);
+    console.log(
+      `\nadmin API, sequential, server idle, ${thousands(CONTACTS)} contacts + ${thousands(CONTACTS)} PSIDs + ${thousands(CONTACTS)} sessions stored (seeded in ${fmt(seedSeconds, 1)} s, ${fmt(dbMb, 0)} MB)\n`,
+    );
     console.log(`| request | n | p50 ms | p99 ms | max ms | p50 / healthz p50 | errors |`);
     console.log(`|---|---:|---:|---:|---:|---:|---:|`);
     for (const l of lookupResults) {
-      console.log(`| ${l.name} | ${l.count} | ${fmt(l.p50, 2)} | ${fmt(l.p99, 2)} | ${fmt(l.max, 2)} | ${l === health ? "1.0" : fmt(l.p50 / health.p50, 1)} | ${l.errors} |`);
+      console.log(
+        `| ${l.name} | ${l.count} | ${fmt(l.p50, 2)} | ${fmt(l.p99, 2)} | ${fmt(l.max, 2)} | ${l === health ? "1.0" : fmt(l.p50 / health.p50, 1)} | ${l.errors} |`,
+      );
     }
     for (const l of lookupResults) if (l.firstError) console.error(`${l.name}: first error: ${l.firstError}`);
     if (lookupResults.some((l) => l.errors > 0)) process.exitCode = 1;
@@ -300,7 +322,9 @@ try {
   console.log(
     `\nsummary: off ${fmt(off.turnsPerSecond, 0)} turns/s` +
       (on ? `; on ${fmt(on.turnsPerSecond, 0)} turns/s (×${fmt(on.turnsPerSecond / off.turnsPerSecond, 2)}, ${signed(overheadUs(on))} µs per turn)` : "") +
-      (big ? `; on with ${thousands(big.contacts)} contacts ${fmt(big.turnsPerSecond, 0)} turns/s (×${fmt(big.turnsPerSecond / off.turnsPerSecond, 2)}, ${signed(overheadUs(big))} µs per turn)` : "") +
+      (big
+        ? `; on with ${thousands(big.contacts)} contacts ${fmt(big.turnsPerSecond, 0)} turns/s (×${fmt(big.turnsPerSecond / off.turnsPerSecond, 2)}, ${signed(overheadUs(big))} µs per turn)`
+        : "") +
       (byUser ? `; contact by PSID p50 ${fmt(byUser.p50, 2)} ms, p99 ${fmt(byUser.p99, 2)} ms` : "") +
       `; order ${results.every((r) => r.orderOk) ? "intact" : "BROKEN"}, ${results.reduce((n, r) => n + r.lost, 0)} replies lost`,
   );

@@ -92,7 +92,9 @@ async function main() {
       const on = await once(bin, dir, graph, `on${round}`, true, ++run);
       ok &&= off.orderOk && on.orderOk && off.lost === 0 && on.lost === 0;
       const cost = 1e6 / on.turnsPerSecond - 1e6 / off.turnsPerSecond;
-      rows.push(`| ${round} | ${fmt(off.turnsPerSecond, 0)} | ${fmt(on.turnsPerSecond, 0)} | ${fmt(on.turnsPerSecond / off.turnsPerSecond, 2)} | ${cost >= 0 ? "+" : ""}${fmt(cost, 0)} | ${off.orderOk && on.orderOk ? "yes" : "NO"} | ${off.lost + on.lost} | ${fmt(off.rss, 0)} / ${fmt(on.rss, 0)} |`);
+      rows.push(
+        `| ${round} | ${fmt(off.turnsPerSecond, 0)} | ${fmt(on.turnsPerSecond, 0)} | ${fmt(on.turnsPerSecond / off.turnsPerSecond, 2)} | ${cost >= 0 ? "+" : ""}${fmt(cost, 0)} | ${off.orderOk && on.orderOk ? "yes" : "NO"} | ${off.lost + on.lost} | ${fmt(off.rss, 0)} / ${fmt(on.rss, 0)} |`,
+      );
     }
   } finally {
     await graph.stop();

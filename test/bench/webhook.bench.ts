@@ -46,7 +46,12 @@ function nextRequest(): { body: string; signature: string } {
   const sender = String(6300000000000000 + (n % 5000));
   const event =
     mix === "message"
-      ? { sender: { id: sender }, recipient: { id: PAGE }, timestamp: 1767225600000 + n, message: { mid: `m_bench_${n}`, text: `message number ${n} with some ordinary text in it` } }
+      ? {
+          sender: { id: sender },
+          recipient: { id: PAGE },
+          timestamp: 1767225600000 + n,
+          message: { mid: `m_bench_${n}`, text: `message number ${n} with some ordinary text in it` },
+        }
       : { sender: { id: sender }, recipient: { id: PAGE }, delivery: { mids: [`m_sent_${n}`], watermark: 1767225600000 + n } };
   const body = JSON.stringify({
     object: "page",
@@ -130,7 +135,6 @@ async function openLoop(url: string, seconds: number, rate: number): Promise<Res
   return { requests: latenciesMs.length, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
 }
 
-
 function summary(r: Result) {
   return {
     rps: r.requests / r.seconds,
@@ -142,13 +146,9 @@ function summary(r: Result) {
   };
 }
 
-
 async function startBinary(dir: string, graphUrl: string): Promise<{ server: Running; url: string; dbFile: string }> {
   const bin = await binaryUnderTest();
-  writeFileSync(
-    join(dir, "bench.toml"),
-    benchSettings({ db: "bench", graphUrl }),
-  );
+  writeFileSync(join(dir, "bench.toml"), benchSettings({ db: "bench", graphUrl }));
   const server = start(bin, ["serve", "--config", "bench.toml"], { cwd: dir });
   const line = await server.waitFor((l) => l.msg === "listening");
   return { server, url: `${line.url}/webhooks/bench`, dbFile: join(dir, "data", "bench.db") };
@@ -177,7 +177,9 @@ async function quiesce(dbFile: string, timeoutMs = 120_000): Promise<void> {
       if (Number(open.rows[0]?.[0] ?? 0) === 0) return;
       await Bun.sleep(100);
     }
-    const left = await client.execute("SELECT kind, status, count(*) FROM inbox WHERE status = 'pending' GROUP BY 1, 2 UNION ALL SELECT kind, status, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY 1, 2");
+    const left = await client.execute(
+      "SELECT kind, status, count(*) FROM inbox WHERE status = 'pending' GROUP BY 1, 2 UNION ALL SELECT kind, status, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY 1, 2",
+    );
     throw new Error(`the binary did not work off its backlog within ${timeoutMs} ms: ${JSON.stringify(left.rows)}`);
   } finally {
     client.close();
@@ -188,7 +190,6 @@ async function warmUp(url: string): Promise<number> {
   const r = await closedLoop(url, 1, CONCURRENCY);
   return r.requests - r.errors;
 }
-
 
 const dir = mkdtempSync(join(tmpdir(), "me-bench-"));
 try {

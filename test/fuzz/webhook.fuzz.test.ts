@@ -117,7 +117,26 @@ function goodItem(kind: Kind, psid: string, tag: string, ts: number): Item {
  * Values a field may become. What JSON.stringify cannot write is a marker written into the text
  * later: deep values, duplicated keys, and 1e400 (which JSON.parse reads as Infinity).
  */
-const ODD_VALUES: unknown[] = [null, "", "x", 0, -1, 1.5, 1e308, "__INFINITY__", true, [], {}, [null], { a: null }, "9".repeat(40), "\u0000", "\ud800", "../../me/messages", "y".repeat(10_000)];
+const ODD_VALUES: unknown[] = [
+  null,
+  "",
+  "x",
+  0,
+  -1,
+  1.5,
+  1e308,
+  "__INFINITY__",
+  true,
+  [],
+  {},
+  [null],
+  { a: null },
+  "9".repeat(40),
+  "\u0000",
+  "\ud800",
+  "../../me/messages",
+  "y".repeat(10_000),
+];
 /** 60,000 levels overflowed JSON.stringify when the inbox stored the item. */
 const DEPTHS = [10, 65, 2_000, 60_000];
 
@@ -168,13 +187,30 @@ function mutate(item: Item, mutations: Mutation[]): Item {
 const NOT_AN_ITEM: unknown[] = [null, "junk", 7, [], true, [{ sender: { id: "1" } }]];
 
 /** Entries that are wrong as a whole, or around items that are. */
-const BAD_ENTRIES = ["messaging_null", "time_string", "id_true", "id_unlisted", "messaging_object", "entry_null", "entry_deep", "standby_string", "no_id"] as const;
+const BAD_ENTRIES = [
+  "messaging_null",
+  "time_string",
+  "id_true",
+  "id_unlisted",
+  "messaging_object",
+  "entry_null",
+  "entry_deep",
+  "standby_string",
+  "no_id",
+] as const;
 
 const scenario = fc.record({
   talkers: fc.integer({ min: 1, max: 3 }),
   inputs: fc.array(fc.tuple(fc.constantFrom(...INPUT_KINDS, ...QUIET_KINDS), fc.nat()), { minLength: 1, maxLength: 6 }),
   floor: fc.array(fc.constantFrom(...FLOOR_KINDS), { maxLength: 4 }),
-  bad: fc.array(fc.record({ base: fc.constantFrom(...INPUT_KINDS, ...QUIET_KINDS, ...FLOOR_KINDS), mutations: fc.array(mutation, { minLength: 1, maxLength: 3 }), twice: fc.boolean() }), { maxLength: 5 }),
+  bad: fc.array(
+    fc.record({
+      base: fc.constantFrom(...INPUT_KINDS, ...QUIET_KINDS, ...FLOOR_KINDS),
+      mutations: fc.array(mutation, { minLength: 1, maxLength: 3 }),
+      twice: fc.boolean(),
+    }),
+    { maxLength: 5 },
+  ),
   notItems: fc.array(fc.nat({ max: NOT_AN_ITEM.length - 1 }), { maxLength: 2 }),
   badEntries: fc.array(fc.constantFrom(...BAD_ENTRIES), { maxLength: 3 }),
   goodTwice: fc.boolean(),

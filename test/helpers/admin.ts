@@ -12,7 +12,12 @@ export interface ApiAnswer {
 }
 
 /** Calls the admin API; `key: null` sends no Authorization header; a string body is sent as is. */
-export async function api(c: Conversation, method: string, path: string, options: { body?: unknown; key?: string | null; authorization?: string } = {}): Promise<ApiAnswer> {
+export async function api(
+  c: Conversation,
+  method: string,
+  path: string,
+  options: { body?: unknown; key?: string | null; authorization?: string } = {},
+): Promise<ApiAnswer> {
   const headers: Record<string, string> = {};
   const key = options.key === undefined ? KEY : options.key;
   if (options.authorization !== undefined) headers.authorization = options.authorization;

@@ -34,7 +34,12 @@ export class StubGraph {
   #mids = 0;
 
   constructor() {
-    this.client = new GraphClient({ url: "https://graph.invalid", version: "v23.0", timeoutMs: 10_000, fetch: ((url: string, init: RequestInit) => this.#answer(url, init)) as typeof fetch });
+    this.client = new GraphClient({
+      url: "https://graph.invalid",
+      version: "v23.0",
+      timeoutMs: 10_000,
+      fetch: ((url: string, init: RequestInit) => this.#answer(url, init)) as typeof fetch,
+    });
   }
 
   /** The next call to `edge` gets this answer (answers queue up per edge). */
@@ -102,7 +107,13 @@ export class StubGraph {
     }
     if ("garbled" in answer) return new Response("<html>", { status: 200 });
     if ("code" in answer) {
-      const error = { message: answer.message ?? `error ${answer.code}`, type: "OAuthException", code: answer.code, error_subcode: answer.subcode, fbtrace_id: "Atrace" };
+      const error = {
+        message: answer.message ?? `error ${answer.code}`,
+        type: "OAuthException",
+        code: answer.code,
+        error_subcode: answer.subcode,
+        fbtrace_id: "Atrace",
+      };
       return Response.json({ error }, { status: answer.status ?? 400 });
     }
     return Response.json(answer.body ?? this.#success(call), { status: answer.status ?? 200 });

@@ -26,7 +26,7 @@ export interface EntrySpec {
 export function envelope(entries: EntrySpec[], object = "page"): Record<string, unknown> {
   return {
     object,
-    entry: entries.map((e) => ({ id: e.id ?? PAGE_ID, time: e.time ?? 1767225600123, ...e, })),
+    entry: entries.map((e) => ({ id: e.id ?? PAGE_ID, time: e.time ?? 1767225600123, ...e })),
   };
 }
 
@@ -72,10 +72,7 @@ export function webhookPost(endpointId: string, body: string | Uint8Array, optio
   return new Request(`${BASE_URL}/webhooks/${endpointId}`, { method: "POST", headers, body });
 }
 
-export function verificationGet(
-  endpointId: string,
-  params: { mode?: string | null; token?: string | null; challenge?: string | null } = {},
-): Request {
+export function verificationGet(endpointId: string, params: { mode?: string | null; token?: string | null; challenge?: string | null } = {}): Request {
   const query = new URLSearchParams();
   const mode = params.mode === undefined ? "subscribe" : params.mode;
   const token = params.token === undefined ? VERIFY_TOKEN : params.token;

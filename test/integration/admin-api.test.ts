@@ -169,9 +169,16 @@ describe("the routes, their schemas and their document", () => {
     await withConversation(WITH_KEYS, async (c) => {
       const doc = (await api(c, "GET", "/api/openapi.json")).body;
       const routes = adminRoutes(c);
-      expect(routes.filter((r) => r.hooks.detail?.hide).map((r) => `${r.method} ${r.path}`).sort()).toEqual(UNDOCUMENTED);
+      expect(
+        routes
+          .filter((r) => r.hooks.detail?.hide)
+          .map((r) => `${r.method} ${r.path}`)
+          .sort(),
+      ).toEqual(UNDOCUMENTED);
       // The document holds these routes, and nothing else.
-      const operations = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+      const operations = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+      );
       const shown = documented(c);
       expect(operations.sort()).toEqual(shown.map((r) => `${r.method} ${openApiPath(r.path)}`).sort());
       expect(shown.length).toBeGreaterThanOrEqual(18);
@@ -184,7 +191,12 @@ describe("the routes, their schemas and their document", () => {
         const parameters = (where: string) => (op.parameters ?? []).filter((p: any) => p.in === where);
         // Every segment of the path is a declared, described parameter.
         const segments = [...route.path.matchAll(/:([^/]+)/g)].map((m) => m[1]).sort();
-        expect([label, parameters("path").map((p: any) => p.name).sort()]).toEqual([label, segments]);
+        expect([
+          label,
+          parameters("path")
+            .map((p: any) => p.name)
+            .sort(),
+        ]).toEqual([label, segments]);
         expect(Object.keys(route.hooks.params?.properties ?? {}).sort()).toEqual(segments);
         for (const p of parameters("path")) expect([label, p.name, typeof p.description]).toEqual([label, p.name, "string"]);
         // The query's parameters, as the route's schema has them.
@@ -192,7 +204,11 @@ describe("the routes, their schemas and their document", () => {
         for (const [name, schema] of Object.entries<any>(query?.properties ?? {})) {
           const { description, ...rest } = asJson(schema);
           const documentedAs = parameters("query").find((p: any) => p.name === name);
-          expect([label, name, documentedAs]).toEqual([label, name, { name, in: "query", required: (query.required ?? []).includes(name), ...(description ? { description } : {}), schema: rest }]);
+          expect([label, name, documentedAs]).toEqual([
+            label,
+            name,
+            { name, in: "query", required: (query.required ?? []).includes(name), ...(description ? { description } : {}), schema: rest },
+          ]);
         }
         expect([label, parameters("query").length]).toEqual([label, Object.keys(query?.properties ?? {}).length]);
         // The body: the very schema the route checks.
@@ -231,7 +247,9 @@ describe("the routes, their schemas and their document", () => {
       expect(injected.status).toBe(202);
       const id = injected.headers.get("x-request-id");
       expect(id).toBeTruthy();
-      expect(c.logs.records().filter((r) => r.msg === "input injected")).toEqual([expect.objectContaining({ request_id: id, api: "POST /api/endpoints/:id/inject" })]);
+      expect(c.logs.records().filter((r) => r.msg === "input injected")).toEqual([
+        expect.objectContaining({ request_id: id, api: "POST /api/endpoints/:id/inject" }),
+      ]);
       const refused = await api(c, "POST", "/api/endpoints/support/inject", { body: "{not json" });
       expect(refused.status).toBe(400);
       expect(refused.headers.get("x-request-id")).toBeTruthy();
@@ -512,7 +530,9 @@ describe("sessions after a reset", () => {
       expect(messageTexts(sends)[1]).toBe("You said: after reset");
       const sessions = (await api(c, "GET", `/api/sessions?user_id=${PSID}`)).body.sessions as any[];
       expect(sessions.find((s) => s.current).id).toBe(injected.body.session_id);
-      const entry = ((await api(c, "GET", `/api/conversations?user_id=${PSID}`)).body.entries as any[]).find((e) => e.source === "inject" && e.direction === "in");
+      const entry = ((await api(c, "GET", `/api/conversations?user_id=${PSID}`)).body.entries as any[]).find(
+        (e) => e.source === "inject" && e.direction === "in",
+      );
       expect(entry.session_id).toBe(injected.body.session_id);
     });
   });
@@ -687,7 +707,9 @@ describe("erasure and export by PSID", () => {
       await say(c, "hi", 1);
       await c.app.writes.drain();
       const exported = await api(c, "GET", `/api/contacts/${await contactIdOf(c)}/export`);
-      expect(exported.body.facebook_profiles).toEqual([expect.objectContaining({ page_id: PAGE_ID, user_id: PSID, profile_status: "ok", profile: expect.objectContaining({ last_name: "Quill" }) })]);
+      expect(exported.body.facebook_profiles).toEqual([
+        expect.objectContaining({ page_id: PAGE_ID, user_id: PSID, profile_status: "ok", profile: expect.objectContaining({ last_name: "Quill" }) }),
+      ]);
     });
   });
 

@@ -142,7 +142,7 @@ pages = [ { id = "104857600012345", access_token = "tok-0001" }, { id = "1048576
   });
 
   test("warnings are printed, for valid and for invalid files", async () => {
-    const valid = workdir(settingsToml().replace('verify_token = ', 'verfy_token = "x"\nverify_token = '));
+    const valid = workdir(settingsToml().replace("verify_token = ", 'verfy_token = "x"\nverify_token = '));
     const a = await cli(["check"], valid.path);
     expect(a.code).toBe(0);
     expect(a.io.stdout).toContain('warning: endpoints[0].verfy_token: unknown key, ignored (did you mean "verify_token"?)');

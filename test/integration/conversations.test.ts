@@ -187,7 +187,9 @@ describe("Send API failures", () => {
     c.graph.failNext({ code: 2, status: 500 }, { when: (body) => body.message?.text === "one" });
     await c.post([userText("go")]);
     expect(messageTexts(await c.graph.waitForSends(2, { recipientId: PSID }, 10_000))).toEqual(["one", "two"]);
-    expect(c.graph.calls.filter((call) => (call.body as { message?: { text?: string } })?.message?.text === "one").map((call) => call.status)).toEqual([500, 200]);
+    expect(c.graph.calls.filter((call) => (call.body as { message?: { text?: string } })?.message?.text === "one").map((call) => call.status)).toEqual([
+      500, 200,
+    ]);
   });
 
   test("outside the 24-hour window and user unavailable: dropped, recorded, the lane goes on", async () => {
@@ -225,7 +227,12 @@ describe("Send API failures", () => {
     await c.post([userText("go")]);
     const [{ id }] = (await waitForRows(c, "SELECT id FROM outbox WHERE attempts > 0")) as [{ id: number }];
     // Same outbox id, another install's stamp: staging's echo, say.
-    const foreign = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, app_id: 111111111111111, mid: "m_other", metadata: `me:otherInstall:${id}`, text: "one" } };
+    const foreign = {
+      sender: { id: PAGE_ID },
+      recipient: { id: PSID },
+      timestamp: Date.now(),
+      message: { is_echo: true, app_id: 111111111111111, mid: "m_other", metadata: `me:otherInstall:${id}`, text: "one" },
+    };
     expect(await c.post([foreign])).toBe(200);
     await waitForRows(c, "SELECT id FROM inbox WHERE kind = 'echo' AND status = 'done'");
     const [row] = await rows(c, "SELECT status FROM outbox WHERE id = ?", [id]);
@@ -387,14 +394,34 @@ describe("turns", () => {
       await c.post([
         userText("plain", { timestamp: t }),
         { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 1, message: { mid: "m_qr", text: "Blue", quick_reply: { payload: "COLOR_BLUE" } } },
-        { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 2, postback: { mid: "m_pb", title: "Start", payload: "GET_STARTED", referral: { ref: "promo", source: "SHORTLINK" } } },
-        { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 3, message: { mid: "m_img", attachments: [{ type: "image", payload: { url: "https://cdn.example.test/a.jpg" } }] } },
+        {
+          sender: { id: PSID },
+          recipient: { id: PAGE_ID },
+          timestamp: t + 2,
+          postback: { mid: "m_pb", title: "Start", payload: "GET_STARTED", referral: { ref: "promo", source: "SHORTLINK" } },
+        },
+        {
+          sender: { id: PSID },
+          recipient: { id: PAGE_ID },
+          timestamp: t + 3,
+          message: { mid: "m_img", attachments: [{ type: "image", payload: { url: "https://cdn.example.test/a.jpg" } }] },
+        },
       ]);
       const deadline = Date.now() + 5000;
       while (inputs.length < 4 && Date.now() < deadline) await Bun.sleep(10);
       expect(inputs).toHaveLength(4);
       const [plain, quick, postback, image] = inputs as [any, any, any, any];
-      expect(plain).toMatchObject({ endpoint_id: "support", page_id: PAGE_ID, user_id: PSID, source: "user", text: "plain", locale: "en", context: {}, nlu: null, handover: null });
+      expect(plain).toMatchObject({
+        endpoint_id: "support",
+        page_id: PAGE_ID,
+        user_id: PSID,
+        source: "user",
+        text: "plain",
+        locale: "en",
+        context: {},
+        nlu: null,
+        handover: null,
+      });
       expect(plain.session_id).toMatch(/^s_/);
       expect(plain.authorization).toBe("Bearer agent-token");
       expect(plain.data.request.message.mid).toBeString();
@@ -414,7 +441,12 @@ describe("turns", () => {
     const t = Date.now();
     await c.post([userText("in standby", { timestamp: t })], { standby: true });
     await c.post([
-      { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: t + 1, message: { is_echo: true, app_id: 263902037430900, mid: "m_human", text: "a human wrote" } },
+      {
+        sender: { id: PAGE_ID },
+        recipient: { id: PSID },
+        timestamp: t + 1,
+        message: { is_echo: true, app_id: 263902037430900, mid: "m_human", text: "a human wrote" },
+      },
       { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 2, pass_thread_control: { new_owner_app_id: "987654321098765", metadata: "done" } },
       userText("real", { timestamp: t + 3 }),
     ]);

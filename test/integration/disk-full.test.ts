@@ -160,7 +160,12 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
   test("a restart on a still-full disk starts, paused: no agent is called until there is space", async () => {
     const agent = countingFlow();
     const injected = failingStorage();
-    const options = { dir: restartDir, flows: agent.flows, storageHealth: { minDelayMs: 20, maxDelayMs: 200 }, ...(restartMounted ? {} : { wrapDatabase: injected.wrap }) };
+    const options = {
+      dir: restartDir,
+      flows: agent.flows,
+      storageHealth: { minDelayMs: 20, maxDelayMs: 200 },
+      ...(restartMounted ? {} : { wrapDatabase: injected.wrap }),
+    };
     const first = await startConversation(options);
     for (const text of ["a", "b"]) expect(await first.post([userText(text)])).toBe(200);
     await until(() => first.graph.sends().length === 2);

@@ -51,6 +51,9 @@ describe("examples/http-agent.ts", () => {
     const url = /listening on (\S+)/.exec(new TextDecoder().decode(value))![1]!;
     const flow = httpFlow("support", { kind: "http", url });
     const result = validateFlowResult(await flow.run(input("hi", { context: { turns: 2 } }), ctx()));
-    expect(result).toEqual({ ok: true, result: { outputs: [{ text: 'Turn 3: you wrote "hi".', quick_replies: [{ title: "Again", payload: "AGAIN" }] }], context: { turns: 3 } } });
+    expect(result).toEqual({
+      ok: true,
+      result: { outputs: [{ text: 'Turn 3: you wrote "hi".', quick_replies: [{ title: "Again", payload: "AGAIN" }] }], context: { turns: 3 } },
+    });
   });
 });

@@ -181,7 +181,12 @@ describe("handover round trip", () => {
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
     const t = Date.now();
-    const done = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 10, pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765", metadata: "done" } };
+    const done = {
+      sender: { id: PSID },
+      recipient: { id: PAGE_ID },
+      timestamp: t + 10,
+      pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765", metadata: "done" },
+    };
     c.graph.setThreadOwner(PAGE_ID, PSID, "987654321098765");
     expect(await c.post([done])).toBe(200);
     expect(await c.post([echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "bye!", timestamp: t })], { standby: true })).toBe(200);
@@ -301,14 +306,32 @@ describe("timeout", () => {
   });
 
   test("a take that fails for a passing reason is tried again later, also after a restart", async () => {
-    const first = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005", fakeGraph: OWNER_ERROR });
-    first.graph.failNext({ code: 2, status: 500, message: "An unexpected error has occurred. Please retry your request later." }, { edge: "take_thread_control" });
+    const first = await startConversation({
+      files: FILES,
+      flow: FLOW,
+      echoes: true,
+      ...WITH_KEYS,
+      endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005",
+      fakeGraph: OWNER_ERROR,
+    });
+    first.graph.failNext(
+      { code: 2, status: 500, message: "An unexpected error has occurred. Please retry your request later." },
+      { edge: "take_thread_control" },
+    );
     expect(await first.post([userText("human")])).toBe(200);
     await first.graph.waitForCalls((call) => call.path.endsWith("/take_thread_control"));
     await until(async () => (await thread(first)).last_error !== null);
     const failedAt = first.graph.calls.find((call) => call.path.endsWith("/take_thread_control"))!.time;
     await first.close({ keepDir: true, keepGraph: true });
-    const c = await startConversation({ files: FILES, flow: FLOW, echoes: true, ...WITH_KEYS, endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005", dir: first.dir, graph: first.graph });
+    const c = await startConversation({
+      files: FILES,
+      flow: FLOW,
+      echoes: true,
+      ...WITH_KEYS,
+      endpointToml: "[endpoints.handover]\ntimeout_minutes = 0.005",
+      dir: first.dir,
+      graph: first.graph,
+    });
     open.push(c);
     const state = await thread(c);
     expect(state).toMatchObject({ state: "handover" });
@@ -392,7 +415,11 @@ describe("request_thread_control", () => {
 
 describe("errors and Conversation Routing", () => {
   test("a Page on Conversation Routing refuses the take: reported once, the state stays, nothing loops", async () => {
-    const c = await conversation("timeout_minutes = 0.002", { fakeGraph: { pages: [{ id: PAGE_ID, token: "EAAGpagetokenSECRET0001", appSecret: "test_app_secret_0123", appId: "987654321098765", conversationRouting: true }] } }); // 120 ms
+    const c = await conversation("timeout_minutes = 0.002", {
+      fakeGraph: {
+        pages: [{ id: PAGE_ID, token: "EAAGpagetokenSECRET0001", appSecret: "test_app_secret_0123", appId: "987654321098765", conversationRouting: true }],
+      },
+    }); // 120 ms
     await say(c, "human", 1);
     await c.graph.waitForCalls((call) => call.path.endsWith("/take_thread_control"));
     await until(async () => (await thread(c)).last_error !== null);
@@ -451,8 +478,18 @@ describe("ordering, restarts and races", () => {
     await until(async () => (await thread(c)).state === "handover");
     expect((await api(c, "POST", threadPath(), { body: { action: "take" } })).body.state).toBe("bot");
     const t = Date.now() + 3_000;
-    const done = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t + 10, pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765" } };
-    const olderTake = { sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: t, take_thread_control: { previous_owner_app_id: "987654321098765", new_owner_app_id: PAGE_INBOX_APP_ID } };
+    const done = {
+      sender: { id: PSID },
+      recipient: { id: PAGE_ID },
+      timestamp: t + 10,
+      pass_thread_control: { previous_owner_app_id: PAGE_INBOX_APP_ID, new_owner_app_id: "987654321098765" },
+    };
+    const olderTake = {
+      sender: { id: PSID },
+      recipient: { id: PAGE_ID },
+      timestamp: t,
+      take_thread_control: { previous_owner_app_id: "987654321098765", new_owner_app_id: PAGE_INBOX_APP_ID },
+    };
     expect(await c.post([done])).toBe(200);
     expect(await c.post([olderTake])).toBe(200);
     await inboxDone(c);
@@ -659,7 +696,9 @@ describe("admin API: a user's thread", () => {
     await say(c, "human", 1);
     await until(async () => (await thread(c)).state === "handover");
     const exported = await api(c, "GET", `/api/endpoints/support/users/${PSID}/export`);
-    expect(exported.body.handover).toEqual([expect.objectContaining({ page_id: PAGE_ID, state: "handover", owner_app_id: PAGE_INBOX_APP_ID, metadata: "refund question" })]);
+    expect(exported.body.handover).toEqual([
+      expect.objectContaining({ page_id: PAGE_ID, state: "handover", owner_app_id: PAGE_INBOX_APP_ID, metadata: "refund question" }),
+    ]);
     expect((await api(c, "DELETE", `/api/endpoints/support/users/${PSID}`)).status).toBe(200);
     expect(await rows(c, "SELECT * FROM threads")).toEqual([]);
     expect(c.app.threads.floor({ endpointId: "support", pageId: PAGE_ID, userId: PSID })).toBe("bot");

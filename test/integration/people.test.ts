@@ -38,11 +38,13 @@ async function say(c: Conversation, text: string, options: { psid?: string; page
 
 const profileCalls = (c: Conversation, psid = PSID) => c.graph.calls.filter((call) => call.method === "GET" && call.path.endsWith(`/${psid}`));
 
-
 describe("Facebook profiles", () => {
   test("input.data.profile carries the fields; the profile is fetched once and then cached", async () => {
     const c = await conversation({});
-    c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent" }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
+    c.graph.setUser(PAGE_ID, PSID, {
+      profile: { first_name: "Amelie", last_name: "Laurent" },
+      permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"],
+    });
     c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent", locale: "fr_FR", timezone: 1, gender: "female" } });
     const first = await say(c, "hello");
     expect(first.profile).toMatchObject({ id: PSID, first_name: "Amelie", last_name: "Laurent", locale: "fr_FR", timezone: 1, gender: "female" });
@@ -235,7 +237,9 @@ describe("sessions", () => {
   test("the flow's context comes back on the next input; a new session after expiration_minutes starts empty", async () => {
     let offset = 0;
     const c = await startConversation({
-      files: { "flows/count.ts": `export default async (input) => { const n = (input.context.n ?? 0) + 1; return { outputs: [{ text: input.session_id + " " + n }], context: { n } }; };` },
+      files: {
+        "flows/count.ts": `export default async (input) => { const n = (input.context.n ?? 0) + 1; return { outputs: [{ text: input.session_id + " " + n }], context: { n } }; };`,
+      },
       flow: 'kind = "script"\nmodule = "flows/count.ts"',
       expirationMinutes: 30,
       clock: { now: () => Date.now() + offset },
@@ -291,7 +295,10 @@ describe("transcripts, analytics, masking", () => {
 
   test("mask_logging: no user id or text in any log line; without it, the user id is there", async () => {
     const secretText = "my card number is 4242";
-    const failing = { files: { "flows/fail.ts": `export default async (input) => { throw new Error("cannot handle \\"" + input.text + "\\""); };` }, flow: 'kind = "script"\nmodule = "flows/fail.ts"' };
+    const failing = {
+      files: { "flows/fail.ts": `export default async (input) => { throw new Error("cannot handle \\"" + input.text + "\\""); };` },
+      flow: 'kind = "script"\nmodule = "flows/fail.ts"',
+    };
     const masked = await conversation({ ...failing, endpointToml: "[endpoints.data_protection]\nmask_logging = true" });
     masked.graph.setUser(PAGE_ID, PSID, { profileFailures: 2 }); // Graph's error names the PSID
     await masked.post([userText(secretText)]);

@@ -63,7 +63,10 @@ describe("a remote storage.url with credentials", () => {
         Response.json({
           baton: null,
           base_url: null,
-          results: [{ type: "error", error: { message: `token rejected: ${request.headers.get("authorization")}`, code: "AUTH_FAILED" } }, { type: "ok", response: { type: "close" } }],
+          results: [
+            { type: "error", error: { message: `token rejected: ${request.headers.get("authorization")}`, code: "AUTH_FAILED" } },
+            { type: "ok", response: { type: "close" } },
+          ],
         }),
     });
     try {
@@ -74,7 +77,9 @@ describe("a remote storage.url with credentials", () => {
         const text = settingsToml({ storageUrl: url }).replace("[storage]", token ? `[storage]\nauth_token = "${token}"` : "[storage]");
         const { code, io } = await cli(["migrate"], workdir(text).path);
         expect(code).toBe(2);
-        expect(io.stderr).toEqual([`messenger-endpoint: cannot open the database ${url.replace("user:s3cretpass@", "").replace("tok_abcdef123", "…")}: AUTH_FAILED: token rejected: Bearer [redacted]`]);
+        expect(io.stderr).toEqual([
+          `messenger-endpoint: cannot open the database ${url.replace("user:s3cretpass@", "").replace("tok_abcdef123", "…")}: AUTH_FAILED: token rejected: Bearer [redacted]`,
+        ]);
         for (const secret of REMOTE_SECRETS) expect(io.text()).not.toContain(secret);
       }
     } finally {
@@ -85,11 +90,14 @@ describe("a remote storage.url with credentials", () => {
 
 describe("check", () => {
   test("a secret of the wrong type is described by its type, never echoed", async () => {
-    const settings = settingsToml({ extra: '[admin]\napi_keys = [8675309123456789]\n[flows.agent]\nkind = "http"\nurl = "http://127.0.0.1:5005/a"\nheaders = { X-Functions-Key = 4242424242 }' })
+    const settings = settingsToml({
+      extra:
+        '[admin]\napi_keys = [8675309123456789]\n[flows.agent]\nkind = "http"\nurl = "http://127.0.0.1:5005/a"\nheaders = { X-Functions-Key = 4242424242 }',
+    })
       .replace(`verify_token = "${VERIFY_TOKEN}"`, "verify_token = 31415926535")
       .replace(`app_secret = "${APP_SECRET}"`, "app_secret = 2718281828")
       .replace(`access_token = "${PAGE_TOKEN}"`, "access_token = 1618033988")
-      .replace('url = "file:data/messenger-endpoint.db"', 'url = 5772156649\nauth_token = 1414213562')
+      .replace('url = "file:data/messenger-endpoint.db"', "url = 5772156649\nauth_token = 1414213562")
       .replace("[server]", '[graph]\nurl = "ftp://graph:gr4phpass@graph.example/?token=t0k3nvalue"\n[server]');
     const { code, io } = await cli(["check"], workdir(settings).path);
     expect(code).toBe(1);
@@ -126,7 +134,11 @@ describe("stored errors and log lines", () => {
 
   test("a flow URL with a password and a key: shown in its display form, in the log and in inbox.last_error", async () => {
     // An agent whose error page quotes the key it was given (Azure Functions' `?code=`).
-    const agent = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (request) => new Response(`bad code ${new URL(request.url).searchParams.get("code")}`, { status: 500 }) });
+    const agent = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => new Response(`bad code ${new URL(request.url).searchParams.get("code")}`, { status: 500 }),
+    });
     try {
       const url = `http://bot:s3cretpass@127.0.0.1:${agent.port}/api/turn?code=AzFuncKey12345&tenant=acme`;
       const c = await startConversation({ flow: `kind = "http"\nurl = "${url}"` });
@@ -148,7 +160,9 @@ describe("stored errors and log lines", () => {
 
   test("a flow's error quoting a secret of the settings or a URL's credentials is stored without them", async () => {
     const c = await startConversation({
-      files: { "flows/leaky.ts": `export default async () => { throw new Error("Graph said no to ${PAGE_TOKEN} at https://u:hunter2pass@x.example/?key=k_live_4242"); };` },
+      files: {
+        "flows/leaky.ts": `export default async () => { throw new Error("Graph said no to ${PAGE_TOKEN} at https://u:hunter2pass@x.example/?key=k_live_4242"); };`,
+      },
       flow: 'kind = "script"\nmodule = "flows/leaky.ts"',
     });
     open.push(c);

@@ -29,7 +29,12 @@ const callsFor = (c: Conversation, text: string) => c.graph.calls.filter((call) 
 async function outbox(c: Conversation): Promise<{ text: string; status: string; attempts: number; last_error: string | null }[]> {
   await c.app.writes.drain();
   const result = await c.database.client.execute("SELECT body, status, attempts, last_error FROM outbox WHERE kind = 'message' ORDER BY id");
-  return result.rows.map((r) => ({ text: JSON.parse(String(r.body)).message.text, status: String(r.status), attempts: Number(r.attempts), last_error: r.last_error === null ? null : String(r.last_error) }));
+  return result.rows.map((r) => ({
+    text: JSON.parse(String(r.body)).message.text,
+    status: String(r.status),
+    attempts: Number(r.attempts),
+    last_error: r.last_error === null ? null : String(r.last_error),
+  }));
 }
 
 async function statuses(c: Conversation): Promise<string[]> {
@@ -122,7 +127,12 @@ describe("no answer: a connection lost before the answer, or a timeout", () => {
     const [sent] = await c.graph.waitForSends(1, { recipientId: PSID });
     await until(() => c.logs.records().some((r) => r.msg.startsWith("the Send API did not answer clearly (timeout)")));
     const started = performance.now();
-    const echo = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: "one" } };
+    const echo = {
+      sender: { id: PAGE_ID },
+      recipient: { id: PSID },
+      timestamp: Date.now(),
+      message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: "one" },
+    };
     expect(await c.post([echo])).toBe(200);
     expect(messageTexts(await c.graph.waitForSends(3, { recipientId: PSID }, 10_000))).toEqual(["one", "two", "three"]);
     expect(performance.now() - started).toBeLessThan(30_000); // not the 60 s wait
@@ -148,7 +158,10 @@ describe("no answer: a connection lost before the answer, or a timeout", () => {
 
   test("errors stored on a reply never carry a secret of the settings", async () => {
     const c = await conversation();
-    c.graph.failNext({ code: 100, message: `Invalid parameter near EAAG${"x"} ${c.config.endpoints[0]!.pages[0]!.access_token}` }, { when: (body) => textOf(body) === "two" });
+    c.graph.failNext(
+      { code: 100, message: `Invalid parameter near EAAG${"x"} ${c.config.endpoints[0]!.pages[0]!.access_token}` },
+      { when: (body) => textOf(body) === "two" },
+    );
     await c.post([userText("go")]);
     await c.graph.waitForSends(2, { recipientId: PSID });
     await until(async () => (await statuses(c)).every((s) => s !== "pending" && s !== "sending"));
@@ -158,4 +171,3 @@ describe("no answer: a connection lost before the answer, or a timeout", () => {
     expect(row.last_error).not.toContain(c.config.endpoints[0]!.pages[0]!.access_token);
   });
 });
-

@@ -73,7 +73,8 @@ describe("simulator", () => {
   test("is not there unless switched on", async () => {
     const c = await startConversation();
     open.push(c);
-    for (const path of ["/simulator", "/simulator/api/setup", "/simulator/api/events?endpoint_id=support"]) expect((await call(c, "GET", path)).status).toBe(404);
+    for (const path of ["/simulator", "/simulator/api/setup", "/simulator/api/events?endpoint_id=support"])
+      expect((await call(c, "GET", path)).status).toBe(404);
     expect((await call(c, "POST", "/simulator/api/users", { endpoint_id: "support", page_id: PAGE_ID, name: "x" })).status).toBe(404);
     // Nor between the Graph client and Facebook: with no simulated users stored, it gets the plain fetch.
     expect(c.app.simulator.routesGraphCalls).toBe(false);
@@ -106,12 +107,17 @@ describe("simulator", () => {
     const typing = await stream.next((e) => e.type === "action" && e.action === "typing_on");
     const reply = await stream.next((e) => e.type === "message");
     expect(stream.seen.indexOf(typing)).toBeLessThan(stream.seen.indexOf(reply));
-    expect(reply.message).toMatchObject({ text: "You said: hi there", quick_replies: [{ content_type: "text", title: "Buttons", payload: "SHOW_BUTTONS" }, { title: "Cards" }, { title: "Hello" }] });
+    expect(reply.message).toMatchObject({
+      text: "You said: hi there",
+      quick_replies: [{ content_type: "text", title: "Buttons", payload: "SHOW_BUTTONS" }, { title: "Cards" }, { title: "Hello" }],
+    });
     // Through the real webhook (signed: the endpoint has an app secret) and the inbox.
     const stored = await rows(c, "SELECT kind, event FROM inbox WHERE user_id = ? AND kind = 'message'", [user.user_id]);
     expect(JSON.parse(String(stored[0]!.event)).message.text).toBe("hi there");
     // The echo of the reply came back through the webhook and marked it sent.
-    await until(async () => (await rows(c, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent' AND kind = 'message'", [user.user_id]))[0]!.n === 1);
+    await until(
+      async () => (await rows(c, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent' AND kind = 'message'", [user.user_id]))[0]!.n === 1,
+    );
     // Nothing about the simulated user reached the Graph API of the settings.
     expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(user.user_id))).toEqual([]);
     // A real user is served by it as before.
@@ -179,7 +185,14 @@ describe("simulator", () => {
       ["POST", "/simulator/api/send", "not json", 400, "invalid_body", "invalid simulator request: the body is not JSON"],
       ["POST", "/simulator/api/send", { ...user, text: "x".repeat(5000) }, 413, "too_large", "the body is over 4096 bytes ([server] max_body_bytes)"],
       ["POST", "/simulator/api/done", { ...user, user_id: PSID }, 404, "unknown_user", /is not a simulated user/],
-      ["GET", `/simulator/api/events?${new URLSearchParams({ endpoint_id: "support", page_id: PAGE_ID })}`, undefined, 400, "invalid_query", "invalid simulator request: /user_id: Expected required property"],
+      [
+        "GET",
+        `/simulator/api/events?${new URLSearchParams({ endpoint_id: "support", page_id: PAGE_ID })}`,
+        undefined,
+        400,
+        "invalid_query",
+        "invalid simulator request: /user_id: Expected required property",
+      ],
       ["GET", `/simulator/api/events?${new URLSearchParams({ ...user, user_id: PSID })}`, undefined, 404, "unknown_user", /is not a simulated user/],
     ];
     for (const [method, path, body, status, error, message] of cases) {
@@ -196,7 +209,11 @@ describe("simulator", () => {
 
   test("only JSON from the page's own origin is taken", async () => {
     const c = await conversation();
-    const plain = await fetch(`${c.url}/simulator/api/users`, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }) });
+    const plain = await fetch(`${c.url}/simulator/api/users`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ endpoint_id: "support", page_id: PAGE_ID, name: "x" }),
+    });
     expect([plain.status, ((await plain.json()) as { error: string }).error]).toEqual([415, "json_only"]);
     const crossSite = await fetch(`${c.url}/simulator/api/users`, {
       method: "POST",
@@ -206,7 +223,11 @@ describe("simulator", () => {
     expect(crossSite.status).toBe(403);
     expect(((await crossSite.json()) as { error: string }).error).toBe("cross_site");
     // Another Host is refused before anything else is looked at.
-    const elsewhere = await fetch(`${c.url}/simulator/api/users`, { method: "POST", headers: { host: "evil.example", "content-type": "text/plain" }, body: "x" });
+    const elsewhere = await fetch(`${c.url}/simulator/api/users`, {
+      method: "POST",
+      headers: { host: "evil.example", "content-type": "text/plain" },
+      body: "x",
+    });
     expect([elsewhere.status, ((await elsewhere.json()) as { error: string }).error]).toEqual([403, "host_not_allowed"]);
     expect((await call(c, "GET", "/simulator/api/setup")).body.users).toEqual([]);
   });
@@ -215,7 +236,11 @@ describe("simulator", () => {
     const c = await conversation({ extra: '[simulator]\nenabled = true\nallowed_hosts = ["Sim.Example.test:8443"]' });
     const user = await newUser(c);
     const withHost = (host: string, method: string, path: string, body?: unknown) =>
-      fetch(`${c.url}${path}`, { method, headers: { host, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      fetch(`${c.url}${path}`, {
+        method,
+        headers: { host, ...(body ? { "content-type": "application/json" } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
     const requests: [string, string, unknown?][] = [
       ["GET", "/simulator"],
       ["GET", "/simulator/api/setup"],

@@ -112,7 +112,13 @@ describe("an unclear Send API answer while writes fail", () => {
     const storage = failingStorage();
     const agent = countingFlow();
     // Echoes are known to arrive ("re: first" proves it); "re: second" gets no answer in time.
-    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap, echoes: true, graphSettings: "timeout_ms = 300", lanes: { echoGraceMs: 300 } });
+    const c = await conversation({
+      flows: agent.flows,
+      wrapDatabase: storage.wrap,
+      echoes: true,
+      graphSettings: "timeout_ms = 300",
+      lanes: { echoGraceMs: 300 },
+    });
     await c.post([userText("first")]);
     await c.graph.waitForSends(1, { recipientId: PSID });
     await c.graph.flushWebhooks();
@@ -139,8 +145,18 @@ describe("a hostile state event", () => {
     const c = await conversation({ echoes: false });
     await c.post([userText("hello")]);
     const [sent] = await c.graph.waitForSends(1, { recipientId: PSID });
-    const hostile = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now(), message: { is_echo: true, mid: "m_hostile", app_id: { toString: 1 }, text: "x" } };
-    const ours = { sender: { id: PAGE_ID }, recipient: { id: PSID }, timestamp: Date.now() + 1, message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: sent!.message.text } };
+    const hostile = {
+      sender: { id: PAGE_ID },
+      recipient: { id: PSID },
+      timestamp: Date.now(),
+      message: { is_echo: true, mid: "m_hostile", app_id: { toString: 1 }, text: "x" },
+    };
+    const ours = {
+      sender: { id: PAGE_ID },
+      recipient: { id: PSID },
+      timestamp: Date.now() + 1,
+      message: { is_echo: true, mid: sent!.messageId, metadata: sent!.metadata, text: sent!.message.text },
+    };
     expect(await c.post([hostile, ours])).toBe(200);
     await until(async () => (await c.database.client.execute("SELECT count(*) AS n FROM inbox WHERE kind = 'echo' AND status = 'pending'")).rows[0]!.n === 0);
     const status = await c.database.client.execute("SELECT status FROM outbox WHERE kind = 'message'");

@@ -31,7 +31,10 @@ async function conversation(options: ConversationOptions = {}): Promise<Conversa
 /** Until every stored event is processed and every reply settled (sent, dropped or failed). */
 async function settled(c: Conversation): Promise<void> {
   await until(async () => {
-    const [pending] = await rows(c, "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending') + (SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending'))");
+    const [pending] = await rows(
+      c,
+      "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending') + (SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending'))",
+    );
     return Number(pending![0]) === 0;
   });
 }

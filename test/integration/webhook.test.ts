@@ -50,8 +50,7 @@ async function send(t: TestApp, request: Request): Promise<Answer> {
   return { status: response.status, text, headers: response.headers };
 }
 
-const post = (t: TestApp, body: string, options?: Parameters<typeof webhookPost>[2], endpoint = "support") =>
-  send(t, webhookPost(endpoint, body, options));
+const post = (t: TestApp, body: string, options?: Parameters<typeof webhookPost>[2], endpoint = "support") => send(t, webhookPost(endpoint, body, options));
 
 const warnings = (t: TestApp) => t.logs.records().filter((r) => r.level === "warn");
 
@@ -439,7 +438,9 @@ describe("POST: what cannot be understood is kept or ignored, never refused", ()
 
   test('a good message next to items with "postback": null, "reaction": null, "message_edit": null: 200, all stored, once', async () => {
     const t = await app();
-    const body = JSON.stringify(envelope([{ messaging: [textItem("m_good"), item({ postback: null }), item({ reaction: null }), item({ message_edit: null })] }]));
+    const body = JSON.stringify(
+      envelope([{ messaging: [textItem("m_good"), item({ postback: null }), item({ reaction: null }), item({ message_edit: null })] }]),
+    );
     const res = await post(t, body);
     expect(res.status).toBe(200);
     const rows = await t.inboxRows();
@@ -519,7 +520,16 @@ describe("POST: what cannot be understood is kept or ignored, never refused", ()
 
   test("still 400: a body that is not a Messenger envelope as a whole", async () => {
     const t = await app();
-    for (const body of ["not json", "[]", '"page"', '{"object":"user","entry":[]}', '{"object":"page"}', '{"object":"page","entry":{}}', '{"object":"page","entry":null}', '{"object":7}']) {
+    for (const body of [
+      "not json",
+      "[]",
+      '"page"',
+      '{"object":"user","entry":[]}',
+      '{"object":"page"}',
+      '{"object":"page","entry":{}}',
+      '{"object":"page","entry":null}',
+      '{"object":7}',
+    ]) {
       const res = await post(t, body);
       expect(res.status).toBe(400);
       expect(JSON.parse(res.text)).toMatchObject({ error: "invalid_body" });

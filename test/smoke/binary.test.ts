@@ -40,9 +40,7 @@ function body(mid: string, text: string) {
       {
         id: PAGE,
         time: 1767225600123,
-        messaging: [
-          { sender: { id: "6301234567890123" }, recipient: { id: PAGE }, timestamp: 1767225599876, message: { mid, text } },
-        ],
+        messaging: [{ sender: { id: "6301234567890123" }, recipient: { id: PAGE }, timestamp: 1767225599876, message: { mid, text } }],
       },
     ],
   });

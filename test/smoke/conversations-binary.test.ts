@@ -58,7 +58,11 @@ async function postMessage(base: string, mid: string, text: string, user = USER)
 }
 
 const USER_2 = "6301234567890456";
-const texts = (graph: FakeGraph, user = USER) => graph.sends({ recipientId: user }).filter((s) => s.type === "message").map((s) => s.message.text as string);
+const texts = (graph: FakeGraph, user = USER) =>
+  graph
+    .sends({ recipientId: user })
+    .filter((s) => s.type === "message")
+    .map((s) => s.message.text as string);
 
 describe("conversations through the compiled binary", () => {
   let install: Awaited<ReturnType<typeof installBinary>>;
@@ -73,7 +77,10 @@ describe("conversations through the compiled binary", () => {
       `export default async (input) => ({ outputs: ${JSON.stringify(OUTPUTS)}.map((text) => ({ text })) });\n`,
     );
     // Three outputs that name the input they answer.
-    writeFileSync(join(install.dir, "flows", "tagged.ts"), "export default async (input) => ({ outputs: [1, 2, 3].map((n) => ({ text: `${input.text}:${n}` })) });\n");
+    writeFileSync(
+      join(install.dir, "flows", "tagged.ts"),
+      "export default async (input) => ({ outputs: [1, 2, 3].map((n) => ({ text: `${input.text}:${n}` })) });\n",
+    );
     // Hands over on "human"; says how the thread came back.
     writeFileSync(
       join(install.dir, "flows", "handover.ts"),
@@ -88,7 +95,11 @@ describe("conversations through the compiled binary", () => {
   });
 
   /** Starts the binary; a restart passes the port of the first start (Facebook's callback URL stays the same). */
-  async function serve(messenger: { typing: boolean; delayMs: number }, port?: number, module?: string): Promise<{ server: Running; base: string; port: number }> {
+  async function serve(
+    messenger: { typing: boolean; delayMs: number },
+    port?: number,
+    module?: string,
+  ): Promise<{ server: Running; base: string; port: number }> {
     for (const r of running) if (r.proc.exitCode === null && r.proc.signalCode === null) throw new Error("a server from an earlier step still runs");
     writeFileSync(join(install.dir, "settings.toml"), settings(graph.url, messenger, module));
     const server = start(install.bin, ["serve", "--config", "settings.toml", ...(port ? ["--port", String(port)] : [])], { cwd: install.dir });
@@ -184,7 +195,11 @@ describe("conversations through the compiled binary", () => {
     const { server, base } = await serve({ typing: false, delayMs: 0 }, undefined, "flows/tagged.ts");
     try {
       const api = (path: string, body: unknown, key = ADMIN_KEY) =>
-        fetch(`${base}/api/endpoints/smoke/${path}`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+        fetch(`${base}/api/endpoints/smoke/${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
       expect((await api("notify", { user_id: USER, text: "x" }, "wrong-key-0123456789")).status).toBe(401);
       expect((await api("inject", { user_id: "6301234567899999", text: "x" })).status).toBe(404); // never wrote
       await postMessage(base, "m_admin_1", "said");
@@ -209,7 +224,9 @@ describe("conversations through the compiled binary", () => {
     const [pass] = await graph.waitForCalls((c) => c.path.endsWith("/pass_thread_control"), 1, 10_000);
     expect(pass!.body).toMatchObject({ recipient: { id: USER }, target_app_id: "263902037430900", metadata: "smoke" });
     const thread = async (base: string) =>
-      (await (await fetch(`${base}/api/endpoints/smoke/users/${USER}/thread`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { state: string };
+      (await (await fetch(`${base}/api/endpoints/smoke/users/${USER}/thread`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as {
+        state: string;
+      };
     const deadline = Date.now() + 10_000; // recorded once Graph's answer is back
     while ((await thread(first.base)).state !== "handover" && Date.now() < deadline) await Bun.sleep(20);
     expect((await thread(first.base)).state).toBe("handover");

@@ -35,7 +35,15 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // This machine's network is closed: no background connections, no first-run work.
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
   });
 
@@ -69,7 +77,9 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     // (Counted by the page as it draws it: polling for a 600 ms element from outside was flaky.)
     await pane.getByTestId("reply").filter({ hasText: "You said: hello from the browser" }).waitFor();
     expect(await page.evaluate(() => (globalThis as unknown as { typingShown: number }).typingShown)).toBe(2); // Get Started's answer and this one
-    const seen = await page.evaluate(() => (globalThis as unknown as { simulatorEvents: { at: number; event: { type: string; action?: string } }[] }).simulatorEvents);
+    const seen = await page.evaluate(
+      () => (globalThis as unknown as { simulatorEvents: { at: number; event: { type: string; action?: string } }[] }).simulatorEvents,
+    );
     const typingAt = seen.filter((e) => e.event.action === "typing_on").at(-1)!.at;
     const replyAt = seen.filter((e) => e.event.type === "message").at(-1)!.at;
     expect(replyAt - typingAt).toBeGreaterThanOrEqual(500); // message_delay_ms = 600 in the demo

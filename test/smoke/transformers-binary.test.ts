@@ -39,9 +39,19 @@ function saveModule(code: string) {
 async function say(base: string, text: string, n: number): Promise<string> {
   const body = JSON.stringify({
     object: "page",
-    entry: [{ id: PAGE, time: Date.now(), messaging: [{ sender: { id: USER }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid: `m_${n}_${Date.now()}`, text } }] }],
+    entry: [
+      {
+        id: PAGE,
+        time: Date.now(),
+        messaging: [{ sender: { id: USER }, recipient: { id: PAGE }, timestamp: Date.now(), message: { mid: `m_${n}_${Date.now()}`, text } }],
+      },
+    ],
   });
-  const response = await fetch(`${base}/webhooks/smoke`, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": signBody(SECRET, body) }, body });
+  const response = await fetch(`${base}/webhooks/smoke`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": signBody(SECRET, body) },
+    body,
+  });
   expect(response.status).toBe(200);
   const sends = await graph.waitForSends(n, { recipientId: USER }, 15_000);
   return String(sends[n - 1]!.message.text);

@@ -63,6 +63,8 @@ export class Actors {
     const page = this.directory.page(pageId);
     const previous = this.directory.threadOwner(pageId, psid);
     this.directory.setThreadOwner(pageId, psid, appIdOf(page));
-    this.webhooks.emit(page, [passThreadControl(pageId, psid, appIdOf(page), metadata, { previousOwnerAppId: previous ?? PAGE_INBOX_APP_ID, timestamp: this.clock.now() })]);
+    this.webhooks.emit(page, [
+      passThreadControl(pageId, psid, appIdOf(page), metadata, { previousOwnerAppId: previous ?? PAGE_INBOX_APP_ID, timestamp: this.clock.now() }),
+    ]);
   }
 }

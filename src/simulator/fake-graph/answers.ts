@@ -51,7 +51,8 @@ const GARBLED = new WeakSet<Response>();
 
 /** A 200 that a client cannot read: HTML from a proxy, or a JSON body cut off by a closed connection. */
 export function garbledResponse(how: "not_json" | "cut_off"): Response {
-  const response = how === "not_json" ? new Response("<html><body>Bad gateway, sort of</body></html>", { status: 200, headers: { "content-type": "text/html" } }) : cutOff();
+  const response =
+    how === "not_json" ? new Response("<html><body>Bad gateway, sort of</body></html>", { status: 200, headers: { "content-type": "text/html" } }) : cutOff();
   GARBLED.add(response);
   return response;
 }

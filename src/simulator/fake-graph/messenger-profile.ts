@@ -68,7 +68,8 @@ export class MessengerProfileEdge {
         }
         const next = { ...stored };
         for (const field of fields) delete next[field];
-        if (next.persistent_menu !== undefined && next.get_started === undefined) invalid("You must delete the persistent menu before deleting the Get Started button.");
+        if (next.persistent_menu !== undefined && next.get_started === undefined)
+          invalid("You must delete the persistent menu before deleting the Get Started button.");
         this.#profiles.set(page.id, next);
         return this.answers.ok({ result: "success" });
       }
@@ -87,7 +88,11 @@ export class MessengerProfileEdge {
 /** `fields` as a list: an array, or comma-separated. */
 function fieldList(value: unknown): string[] | null {
   if (Array.isArray(value)) return value.map(String);
-  if (typeof value === "string" && value.trim() !== "") return value.split(",").map((f) => f.trim()).filter(Boolean);
+  if (typeof value === "string" && value.trim() !== "")
+    return value
+      .split(",")
+      .map((f) => f.trim())
+      .filter(Boolean);
   return null;
 }
 
@@ -119,7 +124,8 @@ function validateMessengerProfile(update: Record<string, unknown>, stored: Recor
   if (update.persistent_menu !== undefined) {
     const menu = update.persistent_menu;
     if (!Array.isArray(menu) || menu.length === 0) invalid("param persistent_menu must be a non-empty array");
-    if (update.get_started === undefined && stored.get_started === undefined) invalid("You must set a Get Started button if you also wish to use persistent menu.");
+    if (update.get_started === undefined && stored.get_started === undefined)
+      invalid("You must set a Get Started button if you also wish to use persistent menu.");
     menu.forEach((m, i) => {
       const p = `persistent_menu[${i}]`;
       if (!isObject(m) || typeof m.locale !== "string") invalid(`param ${p}[locale] is required`);

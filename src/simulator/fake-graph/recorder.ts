@@ -40,7 +40,9 @@ export class Recorder {
 
   /** Successful `POST …/messages`, in arrival order. */
   sends(filter: SendFilter = {}): RecordedSend[] {
-    return this.#sends.filter((s) => (filter.pageId === undefined || s.pageId === filter.pageId) && (filter.recipientId === undefined || s.recipientId === filter.recipientId));
+    return this.#sends.filter(
+      (s) => (filter.pageId === undefined || s.pageId === filter.pageId) && (filter.recipientId === undefined || s.recipientId === filter.recipientId),
+    );
   }
 
   /** Called with every successful Send API call. */
@@ -77,7 +79,8 @@ export class Recorder {
         return found.length >= count ? found : null;
       },
       timeoutMs,
-      () => `waited ${timeoutMs} ms for ${count} call(s); ${matching().length} matched of ${this.calls.length}: ${this.calls.map((c) => `${c.method} ${c.path} ${c.status}`).join(", ")}`,
+      () =>
+        `waited ${timeoutMs} ms for ${count} call(s); ${matching().length} matched of ${this.calls.length}: ${this.calls.map((c) => `${c.method} ${c.path} ${c.status}`).join(", ")}`,
     );
   }
 

@@ -64,7 +64,12 @@ export class GraphRouter {
     } else {
       call.status = outcome.status;
       // A garbled answer's body must reach the client as it is: reading a clone would consume it first.
-      call.response = isGarbled(outcome) ? null : await outcome.clone().json().catch(() => null);
+      call.response = isGarbled(outcome)
+        ? null
+        : await outcome
+            .clone()
+            .json()
+            .catch(() => null);
     }
     recorder.end(call);
     return request.signal.aborted ? NETWORK_ERROR : outcome;

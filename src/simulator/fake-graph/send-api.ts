@@ -71,7 +71,8 @@ export class SendApi {
     const message = isObject(params.message) ? params.message : undefined;
     const attachment = message && isObject(message.attachment) ? message.attachment : undefined;
     if (!attachment) invalid("param message[attachment] is required");
-    if (!["image", "audio", "video", "file"].includes(String(attachment.type))) invalid("param message[attachment][type] must be one of {image, audio, video, file}");
+    if (!["image", "audio", "video", "file"].includes(String(attachment.type)))
+      invalid("param message[attachment][type] must be one of {image, audio, video, file}");
     const payload = isObject(attachment.payload) ? attachment.payload : {};
     if (typeof payload.url !== "string" && params.filedata === undefined) invalid("param message[attachment][payload][url] is required");
     const id = String(1_000_000_000_000_000n + BigInt(randomBytes(6).readUIntBE(0, 6)));

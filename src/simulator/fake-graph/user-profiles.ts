@@ -24,7 +24,13 @@ export class UserProfiles {
   ) {}
 
   profile(page: FakePage, psid: string, params: Record<string, unknown>): Response {
-    const fields = typeof params.fields === "string" ? params.fields.split(",").map((f) => f.trim()).filter(Boolean) : DEFAULT_PROFILE_FIELDS;
+    const fields =
+      typeof params.fields === "string"
+        ? params.fields
+            .split(",")
+            .map((f) => f.trim())
+            .filter(Boolean)
+        : DEFAULT_PROFILE_FIELDS;
     for (const field of fields) {
       if (!PROFILE_FIELDS.includes(field)) invalid(`Tried accessing nonexisting field (${field}) on node type (User)`);
     }

@@ -15,7 +15,10 @@ const make = (tag, props = {}, ...children) => {
   return el;
 };
 const api = async (path, body) => {
-  const response = await fetch(`/simulator/api/${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await fetch(
+    `/simulator/api/${path}`,
+    body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) },
+  );
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.message || response.statusText);
   return data;
@@ -26,7 +29,9 @@ const NAMES = ["Amelie Laurent", "Jonas Weber", "Priya Shah", "Mateo Rossi", "Yu
 let setup = { endpoints: [], users: [] };
 const open = new Map();
 
-function endpoint() { return setup.endpoints.find((e) => e.id === $("#endpoint").value); }
+function endpoint() {
+  return setup.endpoints.find((e) => e.id === $("#endpoint").value);
+}
 
 function fillPages() {
   const e = endpoint();
@@ -43,7 +48,10 @@ async function load() {
 }
 
 function fillUsers() {
-  $("#users").replaceChildren(make("option", { value: "", text: "a user…" }), ...setup.users.map((u) => make("option", { value: u.user_id, text: `${u.name} (${u.endpoint_id})` })));
+  $("#users").replaceChildren(
+    make("option", { value: "", text: "a user…" }),
+    ...setup.users.map((u) => make("option", { value: u.user_id, text: `${u.name} (${u.endpoint_id})` })),
+  );
 }
 $("#users").addEventListener("change", () => {
   const user = setup.users.find((u) => u.user_id === $("#users").value);
@@ -70,34 +78,81 @@ function openPane(user, fresh) {
   const log = make("div", { class: "log", "data-testid": "log" });
   const quick = make("div", { class: "quick", "data-testid": "quick-replies" });
   const badge = make("span", { class: "thread", "data-testid": "thread", text: "bot" });
-  const done = make("button", { class: "done", "data-testid": "mark-done", text: "Mark done", title: "A person marks the conversation Done in the Page Inbox", onclick: () => api("done", ref) });
+  const done = make("button", {
+    class: "done",
+    "data-testid": "mark-done",
+    text: "Mark done",
+    title: "A person marks the conversation Done in the Page Inbox",
+    onclick: () => api("done", ref),
+  });
   const input = make("input", { placeholder: "Aa", "data-testid": "composer", autocomplete: "off" });
   const menu = make("div", { class: "menu", "data-testid": "menu" });
   for (const item of e.menu || []) {
-    menu.append(make("button", { text: item.title, onclick: () => { menu.classList.remove("open"); if (item.type === "web_url") { if (safeUrl(item.url)) window.open(safeUrl(item.url), "_blank", "noopener"); } else tap(item); } }));
+    menu.append(
+      make("button", {
+        text: item.title,
+        onclick: () => {
+          menu.classList.remove("open");
+          if (item.type === "web_url") {
+            if (safeUrl(item.url)) window.open(safeUrl(item.url), "_blank", "noopener");
+          } else tap(item);
+        },
+      }),
+    );
   }
-  const pane = make("section", { class: "pane", "data-testid": "pane", "data-user": user.user_id, "data-thread": "bot" },
-    make("div", { class: "pane-head" },
+  const pane = make(
+    "section",
+    { class: "pane", "data-testid": "pane", "data-user": user.user_id, "data-thread": "bot" },
+    make(
+      "div",
+      { class: "pane-head" },
       make("span", { class: "who", text: user.name }, make("span", { class: "psid", text: `PSID ${user.user_id} · Page ${user.page_id}` })),
-      badge, done),
-    log, quick,
-    make("div", { class: "composer" },
-      (e.menu || []).length ? make("button", { class: "menu-button", title: "Menu", "data-testid": "menu-button", text: "\u2630", onclick: () => menu.classList.toggle("open") }) : null,
-      menu, input,
-      make("button", { class: "primary", "data-testid": "send", text: "Send", onclick: () => send() })));
-  input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") send(); });
+      badge,
+      done,
+    ),
+    log,
+    quick,
+    make(
+      "div",
+      { class: "composer" },
+      (e.menu || []).length
+        ? make("button", { class: "menu-button", title: "Menu", "data-testid": "menu-button", text: "\u2630", onclick: () => menu.classList.toggle("open") })
+        : null,
+      menu,
+      input,
+      make("button", { class: "primary", "data-testid": "send", text: "Send", onclick: () => send() }),
+    ),
+  );
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") send();
+  });
   $("#panes").append(pane);
   if (e.greeting) log.append(make("div", { class: "note", text: e.greeting }));
   let start = null;
   if (e.get_started && fresh) {
-    start = make("button", { class: "primary start", "data-testid": "get-started", text: "Get Started", onclick: () => tap({ title: "Get Started", payload: e.get_started.payload }) });
+    start = make("button", {
+      class: "primary start",
+      "data-testid": "get-started",
+      text: "Get Started",
+      onclick: () => tap({ title: "Get Started", payload: e.get_started.payload }),
+    });
     log.append(start);
   }
   let thread = null;
   let typing = null;
-  const scroll = () => { log.scrollTop = log.scrollHeight; };
-  const stopTyping = () => { typing?.remove(); typing = null; };
-  const mine = (text) => { start?.remove(); start = null; log.append(make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text }))); scroll(); };
+  const scroll = () => {
+    log.scrollTop = log.scrollHeight;
+  };
+  const stopTyping = () => {
+    typing?.remove();
+    typing = null;
+  };
+  const mine = (text) => {
+    start?.remove();
+    start = null;
+    log.append(make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text })));
+    scroll();
+  };
   async function send() {
     const text = input.value.trim();
     if (!text) return;
@@ -117,23 +172,52 @@ function openPane(user, fresh) {
     mine(q.title);
     await api("send", { ...ref, quick_reply: { title: q.title, payload: q.payload } });
   }
-  const buttonsOf = (buttons) => (buttons || []).map((b) => make("button", { text: b.title, "data-testid": "template-button",
-    onclick: () => b.type === "web_url" ? (safeUrl(b.url) && window.open(safeUrl(b.url), "_blank", "noopener")) : b.type === "phone_number" ? alert(`Call ${b.payload}`) : tap(b) }));
+  const buttonsOf = (buttons) =>
+    (buttons || []).map((b) =>
+      make("button", {
+        text: b.title,
+        "data-testid": "template-button",
+        onclick: () =>
+          b.type === "web_url"
+            ? safeUrl(b.url) && window.open(safeUrl(b.url), "_blank", "noopener")
+            : b.type === "phone_number"
+              ? alert(`Call ${b.payload}`)
+              : tap(b),
+      }),
+    );
   function render(message) {
     const a = message.attachment;
     if (!a) return make("div", { class: "bubble", "data-testid": "reply", text: message.text ?? "" });
     const p = a.payload || {};
-    if (a.type === "template" && p.template_type === "button") return make("div", { class: "template", "data-testid": "button-template" }, make("div", { class: "ttext", text: p.text }), ...buttonsOf(p.buttons));
+    if (a.type === "template" && p.template_type === "button")
+      return make("div", { class: "template", "data-testid": "button-template" }, make("div", { class: "ttext", text: p.text }), ...buttonsOf(p.buttons));
     if (a.type === "template" && p.template_type === "generic") {
-      return make("div", { class: "carousel", "data-testid": "carousel" }, ...(p.elements || []).map((el) =>
-        make("div", { class: "card", "data-testid": "card" }, safeUrl(el.image_url) ? make("img", { src: safeUrl(el.image_url), alt: "" }) : null,
-          make("div", { class: "title", text: el.title }), el.subtitle ? make("div", { class: "subtitle", text: el.subtitle }) : null, ...buttonsOf(el.buttons))));
+      return make(
+        "div",
+        { class: "carousel", "data-testid": "carousel" },
+        ...(p.elements || []).map((el) =>
+          make(
+            "div",
+            { class: "card", "data-testid": "card" },
+            safeUrl(el.image_url) ? make("img", { src: safeUrl(el.image_url), alt: "" }) : null,
+            make("div", { class: "title", text: el.title }),
+            el.subtitle ? make("div", { class: "subtitle", text: el.subtitle }) : null,
+            ...buttonsOf(el.buttons),
+          ),
+        ),
+      );
     }
     const url = safeUrl(p.url);
     if (a.type === "image" && url) return make("div", { class: "media" }, make("img", { src: url, alt: "image", "data-testid": "image" }));
     if (a.type === "video" && url) return make("div", { class: "media" }, make("video", { src: url, controls: "" }));
     if (a.type === "audio" && url) return make("div", { class: "media" }, make("audio", { src: url, controls: "" }));
-    return make("div", { class: "bubble" }, url ? make("a", { href: url, target: "_blank", rel: "noopener", text: `${a.type}: ${url}` }) : make("span", { text: a.type + (p.attachment_id ? ` (attachment ${p.attachment_id})` : "") }));
+    return make(
+      "div",
+      { class: "bubble" },
+      url
+        ? make("a", { href: url, target: "_blank", rel: "noopener", text: `${a.type}: ${url}` })
+        : make("span", { text: a.type + (p.attachment_id ? ` (attachment ${p.attachment_id})` : "") }),
+    );
   }
   const events = new EventSource(`/simulator/api/events?${new URLSearchParams(ref)}`);
   events.onmessage = (ev) => {
@@ -144,7 +228,19 @@ function openPane(user, fresh) {
       badge.className = `thread ${event.state}`;
       badge.textContent = event.state === "handover" ? "with a person (Page Inbox)" : event.state === "paused" ? "paused: a person answered" : "bot";
       // A note for each change (the first event only tells the state the thread is in).
-      if (thread !== null && thread !== event.state) log.append(make("div", { class: "note", "data-testid": "thread-note", text: event.state === "bot" ? "The bot has the conversation again." : event.state === "handover" ? "The conversation is with a person in the Page Inbox." : "A person answered: the bot is paused." }));
+      if (thread !== null && thread !== event.state)
+        log.append(
+          make("div", {
+            class: "note",
+            "data-testid": "thread-note",
+            text:
+              event.state === "bot"
+                ? "The bot has the conversation again."
+                : event.state === "handover"
+                  ? "The conversation is with a person in the Page Inbox."
+                  : "A person answered: the bot is paused.",
+          }),
+        );
       thread = event.state;
     } else if (event.type === "action" && event.action === "typing_on") {
       if (!typing) {
@@ -161,13 +257,20 @@ function openPane(user, fresh) {
       stopTyping();
       log.append(make("div", { class: "row" }, render(event.message)));
       const qr = event.message.quick_replies || [];
-      quick.replaceChildren(...qr.map((q) => q.content_type === "text"
-        ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
-        // Messenger fills these from the user's account: the simulator makes one up.
-        : make("button", { text: q.content_type === "user_email" ? "Email" : "Phone", onclick: () => {
-            const value = q.content_type === "user_email" ? `${user.name.split(" ")[0].toLowerCase()}@example.com` : "+15555550100";
-            quickReply({ title: value, payload: value });
-          } })));
+      quick.replaceChildren(
+        ...qr.map((q) =>
+          q.content_type === "text"
+            ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
+            : // Messenger fills these from the user's account: the simulator makes one up.
+              make("button", {
+                text: q.content_type === "user_email" ? "Email" : "Phone",
+                onclick: () => {
+                  const value = q.content_type === "user_email" ? `${user.name.split(" ")[0].toLowerCase()}@example.com` : "+15555550100";
+                  quickReply({ title: value, payload: value });
+                },
+              }),
+        ),
+      );
     }
     scroll();
   };

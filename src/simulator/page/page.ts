@@ -23,8 +23,10 @@ export function inlinePage(html: string, css: string, js: string): string {
 
 function replaceOnce(html: string, tag: string, open: string, content: string, close: string): string {
   const parts = html.split(tag);
-  if (parts.length !== 2) throw new Error(`the simulator page must contain ${tag} exactly once (it has it ${parts.length - 1} times): see src/simulator/page/chat.html`);
-  if (content.toLowerCase().includes(close.slice(0, -1))) throw new Error(`the simulator page's inlined content must not contain ${close}: it would end the element early`);
+  if (parts.length !== 2)
+    throw new Error(`the simulator page must contain ${tag} exactly once (it has it ${parts.length - 1} times): see src/simulator/page/chat.html`);
+  if (content.toLowerCase().includes(close.slice(0, -1)))
+    throw new Error(`the simulator page's inlined content must not contain ${close}: it would end the element early`);
   return parts[0] + open + content + close + parts[1];
 }
 

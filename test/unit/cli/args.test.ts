@@ -7,7 +7,13 @@ describe("parseArgs", () => {
   });
 
   test("a command, positional arguments and --config in both spellings", () => {
-    expect(parseArgs(["backup", "out.db", "--config", "x.toml"])).toEqual({ command: "backup", explicit: true, positional: ["out.db"], config: "x.toml", help: false });
+    expect(parseArgs(["backup", "out.db", "--config", "x.toml"])).toEqual({
+      command: "backup",
+      explicit: true,
+      positional: ["out.db"],
+      config: "x.toml",
+      help: false,
+    });
     expect(parseArgs(["--config=x.toml", "check"])).toMatchObject({ command: "check", config: "x.toml" });
   });
 

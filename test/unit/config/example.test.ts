@@ -30,7 +30,7 @@ describe("examples/messenger-endpoint.toml", () => {
       expect(error).toBeInstanceOf(SettingsError);
       expect((error as SettingsError).problems.map((p) => p.path)).toEqual([
         "admin.api_keys[0]",
-        'flows.support.headers.Authorization',
+        "flows.support.headers.Authorization",
         "endpoints[0].verify_token",
         "endpoints[0].app_secret",
         "endpoints[0].pages[0].access_token",

@@ -58,10 +58,9 @@ describe("<secret>_file", () => {
   });
 
   test("api_key_file of an llm flow", () => {
-    const { run } = load(
-      `[flows.assistant]\nkind = "llm"\nurl = "http://127.0.0.1:11434/v1"\nmodel = "llama3.1"\napi_key_file = "llm.key"\n`,
-      { "conf/llm.key": "sk-llm-key-0001\n" },
-    );
+    const { run } = load(`[flows.assistant]\nkind = "llm"\nurl = "http://127.0.0.1:11434/v1"\nmodel = "llama3.1"\napi_key_file = "llm.key"\n`, {
+      "conf/llm.key": "sk-llm-key-0001\n",
+    });
     const config = run();
     expect(config.flows.assistant!.api_key).toBe("sk-llm-key-0001");
     expect(config.secrets).toContain("sk-llm-key-0001");

@@ -116,9 +116,7 @@ describe("schema problems carry their key path", () => {
   });
 
   test("wrong types", () => {
-    const problems = problemsOf(
-      `[server]\nport = "80x"\n[metrics]\nenabled = "yes"\n[admin]\napi_keys = "one-key-that-is-long"\n[graph]\ntimeout_ms = 1.5\n`,
-    );
+    const problems = problemsOf(`[server]\nport = "80x"\n[metrics]\nenabled = "yes"\n[admin]\napi_keys = "one-key-that-is-long"\n[graph]\ntimeout_ms = 1.5\n`);
     expect(problems).toContain('server.port: expected a whole number, got "80x"');
     expect(problems).toContain('metrics.enabled: expected true or false, got "yes"');
     // A secret's value is never echoed, whatever its type: test/integration/secrets.test.ts.
@@ -133,14 +131,18 @@ describe("schema problems carry their key path", () => {
   });
 
   test("an enum value", () => {
-    expect(problemsOf(`[log]\nlevel = "verbose"\n`)).toEqual([
-      'log.level: expected one of "debug", "info", "warn", "error", got "verbose"',
-    ]);
+    expect(problemsOf(`[log]\nlevel = "verbose"\n`)).toEqual(['log.level: expected one of "debug", "info", "warn", "error", got "verbose"']);
     expect(problemsOf(`[flows.x]\nkind = "grpc"\n`)).toEqual(['flows.x.kind: expected one of "http", "script", "llm", got "grpc"']);
   });
 
   test("[endpoints.handover]: defaults, fractions of minutes, and its rules", () => {
-    expect(configFromToml(MINIMAL, { dir: dir.path }).endpoints[0]!.handover).toEqual({ target: "page_inbox", timeout_minutes: 60, pause_on_human_reply: true, pause_minutes: 30, honour_requests: true });
+    expect(configFromToml(MINIMAL, { dir: dir.path }).endpoints[0]!.handover).toEqual({
+      target: "page_inbox",
+      timeout_minutes: 60,
+      pause_on_human_reply: true,
+      pause_minutes: 30,
+      honour_requests: true,
+    });
     const custom = configFromToml(`${MINIMAL}[endpoints.handover]\ntarget = "555000111"\ntimeout_minutes = 0.5\npause_minutes = 0\n`, { dir: dir.path });
     expect(custom.endpoints[0]!.handover).toMatchObject({ target: "555000111", timeout_minutes: 0.5, pause_minutes: 0 });
     expect(custom.warnings).toEqual([]);

@@ -83,9 +83,7 @@ describe("what each flow kind needs", () => {
 describe("transformers", () => {
   test("a switch without a module", () => {
     const text = HTTP_FLOW + endpoint("support", "support", `[endpoints.transformers]\ninput = true\noutput = true\n`);
-    expect(problemsOf(text)).toEqual([
-      "endpoints[0].transformers.module: missing: input, output are switched on but no transformer module is named",
-    ]);
+    expect(problemsOf(text)).toEqual(["endpoints[0].transformers.module: missing: input, output are switched on but no transformer module is named"]);
   });
 
   test("one switch without a module", () => {
@@ -140,7 +138,10 @@ describe("all cross-field problems at once", () => {
 describe("security warnings", () => {
   test("a secret shorter than 6 characters is warned about: it cannot be kept out of the logs", async () => {
     const { securityWarnings } = await import("../../../src/config/validate.ts");
-    const config = configFromToml(`${HTTP_FLOW}[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "12345"\napp_secret = "a-long-app-secret"\npages = [ ${page()} ]\n`, { dir: dir.path });
+    const config = configFromToml(
+      `${HTTP_FLOW}[[endpoints]]\nid = "s"\nflow = "support"\nverify_token = "12345"\napp_secret = "a-long-app-secret"\npages = [ ${page()} ]\n`,
+      { dir: dir.path },
+    );
     const warnings = securityWarnings(config);
     expect(warnings).toEqual([
       "endpoints[0].verify_token is only 5 characters long: a secret this short is easy to guess and cannot be kept out of the logs; use a long random value",

@@ -60,7 +60,12 @@ test("a state event that arrives just as the drain loop ends is still applied", 
 test("events committed while the engine starts are queued once and run once", async () => {
   t = await startTestApp();
   // Stored before the start: found by the start's scan and also reported by the inbox.
-  const body = JSON.stringify({ object: "page", entry: [{ id: PAGE_ID, time: 1, messaging: [{ sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 5, message: { mid: "m_early", text: "early" } }] }] });
+  const body = JSON.stringify({
+    object: "page",
+    entry: [
+      { id: PAGE_ID, time: 1, messaging: [{ sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: 5, message: { mid: "m_early", text: "early" } }] },
+    ],
+  });
   expect((await t.post("support", body)).status).toBe(200);
   await t.app.start();
   await t.app.writes.drain();

@@ -98,10 +98,7 @@ describe("inputFromEvent: messages", () => {
   });
 
   test("odd attachments: lower-case url on the attachment, no payload, no type", () => {
-    const input = inputFromEvent(
-      { message: { mid: "m_O1", attachments: [{ type: "fallback", url: "https://a.example.test/" }, { type: "file" }, {}] } },
-      ctx,
-    );
+    const input = inputFromEvent({ message: { mid: "m_O1", attachments: [{ type: "fallback", url: "https://a.example.test/" }, { type: "file" }, {}] } }, ctx);
     expect(input.data.attachments).toEqual([{ type: "fallback", url: "https://a.example.test/" }, { type: "file" }, { type: "unknown" }]);
   });
 
@@ -110,7 +107,10 @@ describe("inputFromEvent: messages", () => {
   });
 
   test("a text with attachments keeps both", () => {
-    const input = inputFromEvent({ message: { mid: "m_T1", text: "look", attachments: [{ type: "image", payload: { url: "https://i.example.test/1.png" } }] } }, ctx);
+    const input = inputFromEvent(
+      { message: { mid: "m_T1", text: "look", attachments: [{ type: "image", payload: { url: "https://i.example.test/1.png" } }] } },
+      ctx,
+    );
     expect(input.text).toBe("look");
     expect(input.data.attachments).toEqual([{ type: "image", url: "https://i.example.test/1.png" }]);
   });

@@ -34,7 +34,16 @@ function probeWhile(works: () => boolean, onProbe: () => void = () => {}) {
 
 describe("isStorageError", () => {
   test("the storage's failures, not the statement's", () => {
-    for (const code of ["SQLITE_FULL", "SQLITE_IOERR", "SQLITE_IOERR_WRITE", "SQLITE_READONLY", "SQLITE_BUSY", "SQLITE_CANTOPEN", "SERVER_ERROR", "ECONNREFUSED"]) {
+    for (const code of [
+      "SQLITE_FULL",
+      "SQLITE_IOERR",
+      "SQLITE_IOERR_WRITE",
+      "SQLITE_READONLY",
+      "SQLITE_BUSY",
+      "SQLITE_CANTOPEN",
+      "SERVER_ERROR",
+      "ECONNREFUSED",
+    ]) {
       expect({ code, storage: isStorageError({ code }) }).toEqual({ code, storage: true });
     }
     for (const code of ["SQLITE_CONSTRAINT", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_ERROR", "SQLITE_MISMATCH", "CLIENT_CLOSED", undefined, 13]) {

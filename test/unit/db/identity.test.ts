@@ -26,7 +26,9 @@ function inspection(over: Partial<Inspection> = {}): Inspection {
 
 describe("knownMigrations", () => {
   test("one per SQL file of migrations/, in journal order, with drizzle's hash (SHA-256 of the file)", () => {
-    const files = readdirSync(migrationsFolder()).filter((f) => f.endsWith(".sql")).sort();
+    const files = readdirSync(migrationsFolder())
+      .filter((f) => f.endsWith(".sql"))
+      .sort();
     expect(known.map((m) => `${m.tag}.sql`)).toEqual(files);
     for (const m of known) {
       const text = readFileSync(join(migrationsFolder(), `${m.tag}.sql`)).toString();
@@ -80,7 +82,9 @@ describe("schemaProblem", () => {
   });
 
   test("without a recorded version it says so", () => {
-    expect(schemaProblem("the database d", inspection({ applied: [...all, { hash: "f".repeat(64), createdAt: later }] }))).toContain("(written by an unknown version)");
+    expect(schemaProblem("the database d", inspection({ applied: [...all, { hash: "f".repeat(64), createdAt: later }] }))).toContain(
+      "(written by an unknown version)",
+    );
   });
 
   test("none for a usable database", () => {

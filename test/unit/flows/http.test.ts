@@ -14,7 +14,12 @@ afterEach(() => {
 });
 
 const flow = (extra: { headers?: Record<string, string>; timeout_ms?: number; url?: string } = {}) =>
-  httpFlow("agent", { kind: "http", url: extra.url ?? `${agent.url}/turn`, ...(extra.headers ? { headers: extra.headers } : {}), ...(extra.timeout_ms ? { timeout_ms: extra.timeout_ms } : {}) });
+  httpFlow("agent", {
+    kind: "http",
+    url: extra.url ?? `${agent.url}/turn`,
+    ...(extra.headers ? { headers: extra.headers } : {}),
+    ...(extra.timeout_ms ? { timeout_ms: extra.timeout_ms } : {}),
+  });
 
 describe("http flow", () => {
   test("name, kind and the default timeout", () => {

@@ -5,7 +5,8 @@ import { DEFAULT_HISTORY_TURNS, LLM_FLOW_TIMEOUT_MS, llmFlow } from "../../../sr
 import type { FlowResult } from "../../../src/flows/schema.ts";
 import { closedUrl, flowContext, never, sampleInput, startAgentServer, thrown, type AgentServer } from "./support.ts";
 
-const completion = (content: unknown) => Response.json({ id: "chatcmpl-1", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }] });
+const completion = (content: unknown) =>
+  Response.json({ id: "chatcmpl-1", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }] });
 
 let llm: AgentServer;
 beforeAll(() => {
@@ -18,7 +19,8 @@ afterEach(() => {
 });
 
 const flow = (extra: Partial<FlowSettings> = {}) => llmFlow("assistant", { kind: "llm", url: `${llm.url}/v1`, model: "test-model", ...extra });
-const sentBody = (i = 0) => JSON.parse(llm.seen[i]!.body) as { model: string; messages: { role: string; content: string }[]; temperature?: number; max_tokens?: number };
+const sentBody = (i = 0) =>
+  JSON.parse(llm.seen[i]!.body) as { model: string; messages: { role: string; content: string }[]; temperature?: number; max_tokens?: number };
 const turn = (n: number) => [
   { role: "user", content: `question ${n}` },
   { role: "assistant", content: `answer ${n}` },
@@ -126,7 +128,10 @@ describe("llm flow: the result", () => {
 
   test("the kept history is trimmed to history_turns as well", async () => {
     llm.answer = () => completion("answer 3");
-    const result = (await flow({ history_turns: 2 }).run(sampleInput({ text: "question 3", context: { history: [...turn(1), ...turn(2)] } }), flowContext())) as FlowResult;
+    const result = (await flow({ history_turns: 2 }).run(
+      sampleInput({ text: "question 3", context: { history: [...turn(1), ...turn(2)] } }),
+      flowContext(),
+    )) as FlowResult;
     expect(result.context!.history).toEqual([...turn(2), ...turn(3)]);
   });
 

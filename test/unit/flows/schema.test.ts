@@ -14,7 +14,14 @@ describe("validateFlowResult: accepted", () => {
   });
 
   test("an empty object, and each part alone", () => {
-    for (const value of [{}, { outputs: [] }, { context: {} }, { handover: {} }, { handover: { target: "page_inbox", metadata: "m" } }, { handover: { target: "263902037430900" } }]) {
+    for (const value of [
+      {},
+      { outputs: [] },
+      { context: {} },
+      { handover: {} },
+      { handover: { target: "page_inbox", metadata: "m" } },
+      { handover: { target: "263902037430900" } },
+    ]) {
       expect(validateFlowResult(value)).toEqual({ ok: true, result: value });
     }
   });
@@ -24,7 +31,12 @@ describe("validateFlowResult: accepted", () => {
       outputs: [
         {
           text: "Pick one",
-          quick_replies: [{ title: "Yes", payload: "YES" }, { type: "text", title: "No", image_url: "https://img.example.test/no.png" }, { type: "user_email" }, { type: "user_phone_number" }],
+          quick_replies: [
+            { title: "Yes", payload: "YES" },
+            { type: "text", title: "No", image_url: "https://img.example.test/no.png" },
+            { type: "user_email" },
+            { type: "user_phone_number" },
+          ],
           buttons: [
             { type: "postback", title: "Order", payload: "ORDER" },
             { type: "web_url", title: "Site", url: "https://shop.example.test/", webview_height_ratio: "compact" },
@@ -32,7 +44,12 @@ describe("validateFlowResult: accepted", () => {
           ],
         },
         { cards: [{ title: "T", subtitle: "S", image_url: "https://img.example.test/c.png", url: "https://shop.example.test/c", buttons: [] }] },
-        { image: "https://cdn.example.test/i.png", audio: "https://cdn.example.test/a.mp3", video: "https://cdn.example.test/v.mp4", file: "https://cdn.example.test/f.pdf" },
+        {
+          image: "https://cdn.example.test/i.png",
+          audio: "https://cdn.example.test/a.mp3",
+          video: "https://cdn.example.test/v.mp4",
+          file: "https://cdn.example.test/f.pdf",
+        },
         { messenger: { attachment: { type: "template", payload: { template_type: "receipt" } } } },
       ],
       context: { step: 3, nested: { list: [1, 2] } },
@@ -76,7 +93,9 @@ describe("validateFlowResult: rejected, with the path of the first problem", () 
   });
 
   test("a card without title", () => {
-    expect(problemOf({ outputs: [{ cards: [{ title: "ok" }, { subtitle: "s" }] }] })).toBe("invalid flow result at /outputs/0/cards/1/title: Expected required property");
+    expect(problemOf({ outputs: [{ cards: [{ title: "ok" }, { subtitle: "s" }] }] })).toBe(
+      "invalid flow result at /outputs/0/cards/1/title: Expected required property",
+    );
   });
 
   test("a card button without payload", () => {

@@ -76,7 +76,9 @@ async function setup(handover = "timeout_minutes = 10\npause_minutes = 5", on?: 
     async outcomes(): Promise<{ dedupKey: string; timestamp: number; event: HandoverEvent }[]> {
       await writes.drain();
       const rows = await database.db.select().from(inboxTable);
-      return rows.filter((r) => r.kind === "handover").map((r) => ({ dedupKey: r.dedupKey, timestamp: r.timestamp, event: JSON.parse(r.event) as HandoverEvent }));
+      return rows
+        .filter((r) => r.kind === "handover")
+        .map((r) => ({ dedupKey: r.dedupKey, timestamp: r.timestamp, event: JSON.parse(r.event) as HandoverEvent }));
     },
   };
 }
@@ -88,10 +90,19 @@ describe("bot → handover", () => {
     const { threads, graph, clock, left, changes, row } = await setup();
     const t0 = clock.now();
     expect(await threads.pass(key, PAGE_INBOX_APP_ID, "refund question")).toBeNull();
-    expect(graph.to("pass_thread_control").map((c) => c.body)).toEqual([{ recipient: { id: PSID }, target_app_id: PAGE_INBOX_APP_ID, metadata: "refund question" }]);
+    expect(graph.to("pass_thread_control").map((c) => c.body)).toEqual([
+      { recipient: { id: PSID }, target_app_id: PAGE_INBOX_APP_ID, metadata: "refund question" },
+    ]);
     expect(threads.floor(key)).toBe("handover");
     expect(threads.holds(key)).toBe(true);
-    expect(await threads.view(key)).toMatchObject({ state: "handover", owner_app_id: PAGE_INBOX_APP_ID, metadata: "refund question", since: iso(t0), timeout_at: iso(t0 + 10 * MINUTE), last_error: null });
+    expect(await threads.view(key)).toMatchObject({
+      state: "handover",
+      owner_app_id: PAGE_INBOX_APP_ID,
+      metadata: "refund question",
+      since: iso(t0),
+      timeout_at: iso(t0 + 10 * MINUTE),
+      last_error: null,
+    });
     expect(clock.timers).toEqual([t0 + 10 * MINUTE]);
     expect(left).toEqual([key]);
     expect(changes).toEqual(["handover"]);
@@ -364,7 +375,13 @@ describe("a flow's pass that failed for good", () => {
     const refused = new Error("(#100) Invalid app id");
     await threads.passFailed(key, OTHER_APP, "to another app", refused);
     const [told] = await outcomes();
-    expect(told!.event.handover).toEqual({ status: "error", metadata: "to another app", owner_app_id: OTHER_APP, since: null, error: { message: "(#100) Invalid app id" } });
+    expect(told!.event.handover).toEqual({
+      status: "error",
+      metadata: "to another app",
+      owner_app_id: OTHER_APP,
+      since: null,
+      error: { message: "(#100) Invalid app id" },
+    });
     expect(told!.dedupKey).toBe(`handover:error:${PAGE_ID}:${PSID}:at:${clock.now()}`);
     expect((await threads.view(key)).last_error).toBe("pass_thread_control: (#100) Invalid app id");
     await threads.handedOver(key, PAGE_INBOX_APP_ID, null, "taken_by_other", { at: clock.now() });

@@ -11,10 +11,16 @@ import { httpErrors } from "../../../src/http/error-plugin.ts";
 import { readJsonBody, requireJsonContentType } from "../../../src/http/json-body.ts";
 import { collectingLogger } from "../../helpers/log.ts";
 
-const Body = Type.Object({ name: Type.String({ minLength: 1 }), tags: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false, title: "greeting" });
+const Body = Type.Object(
+  { name: Type.String({ minLength: 1 }), tags: Type.Optional(Type.Array(Type.String())) },
+  { additionalProperties: false, title: "greeting" },
+);
 const Query = Type.Object({ limit: Type.String({ pattern: "^[0-9]+$" }) }, { additionalProperties: true });
 /** A parameter whose refusal has its own code and message. */
-const OwnQuery = Type.Object({ limit: Type.Optional(Type.String({ pattern: "^[0-9]+$", ...refusal("invalid_limit", "limit is a number") })), tag: Type.Optional(Type.String({ minLength: 1 })) });
+const OwnQuery = Type.Object({
+  limit: Type.Optional(Type.String({ pattern: "^[0-9]+$", ...refusal("invalid_limit", "limit is a number") })),
+  tag: Type.Optional(Type.String({ minLength: 1 })),
+});
 
 function app() {
   const logs = collectingLogger();
@@ -42,7 +48,10 @@ function app() {
   const server = new Elysia({ normalize: false }).use(httpErrors(logs.log)).use(plugin);
   const call = async (method: string, path: string, init: { body?: string; type?: string } = {}) => {
     const response = await server.handle(
-      new Request(`http://localhost${path}`, { method, ...(init.body === undefined ? {} : { body: init.body, headers: { "content-type": init.type ?? "application/json" } }) }),
+      new Request(`http://localhost${path}`, {
+        method,
+        ...(init.body === undefined ? {} : { body: init.body, headers: { "content-type": init.type ?? "application/json" } }),
+      }),
     );
     return { status: response.status, headers: response.headers, body: (await response.json()) as { error: string; message: string } };
   };
@@ -122,7 +131,11 @@ describe("the error plugin", () => {
   test("an HttpError's details are more fields of the answer", async () => {
     const { call } = app();
     const limited = await call("GET", "/limited");
-    expect([limited.status, limited.headers.get("retry-after"), limited.body]).toEqual([429, "60", { error: "rate_limited", message: "try again later", pages: [{ id: "1" }] } as never]);
+    expect([limited.status, limited.headers.get("retry-after"), limited.body]).toEqual([
+      429,
+      "60",
+      { error: "rate_limited", message: "try again later", pages: [{ id: "1" }] } as never,
+    ]);
   });
 
   test("an unknown path: not_found; a bug: internal_error, logged with the error", async () => {
@@ -130,6 +143,8 @@ describe("the error plugin", () => {
     expect(await call("GET", "/nothing/here")).toMatchObject({ status: 404, body: { error: "not_found", message: "no route for GET /nothing/here" } });
     const bug = await call("GET", "/bug");
     expect([bug.status, bug.body]).toEqual([500, { error: "internal_error", message: "internal error; see the server log" }]);
-    expect(logs.records()).toContainEqual(expect.objectContaining({ level: "error", msg: "unhandled error while answering a request", path: "/bug", request_id: "req-1" }));
+    expect(logs.records()).toContainEqual(
+      expect.objectContaining({ level: "error", msg: "unhandled error while answering a request", path: "/bug", request_id: "req-1" }),
+    );
   });
 });

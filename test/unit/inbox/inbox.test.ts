@@ -79,7 +79,11 @@ describe("Inbox", () => {
     expect(b.stored.map((e) => e.dedupKey)).toEqual(["message:m_2"]);
     expect(c.stored).toHaveLength(1);
     expect(await rows()).toHaveLength(3);
-    expect(commits).toEqual([["support", "message:m_1"], ["support", "message:m_2"], ["other", "message:m_1"]]);
+    expect(commits).toEqual([
+      ["support", "message:m_1"],
+      ["support", "message:m_2"],
+      ["other", "message:m_1"],
+    ]);
   });
 
   test("more rows than one statement holds are stored together", async () => {

@@ -171,7 +171,8 @@ describe("redaction", () => {
         error: new Error("fetch libsql://u:dbpass99@db.example/x?authToken=tok_abcdef123 failed"),
         target: "https://x.example/hook?api_key=k_live_4242&sig=sas-signature&token=tkn-000111",
       });
-      for (const secret of ["s3cretpass", "AzFuncKey123", "dbpass99", "tok_abcdef123", "k_live_4242", "sas-signature", "tkn-000111"]) expect(lines[0]).not.toContain(secret);
+      for (const secret of ["s3cretpass", "AzFuncKey123", "dbpass99", "tok_abcdef123", "k_live_4242", "sas-signature", "tkn-000111"])
+        expect(lines[0]).not.toContain(secret);
       expect(lines[0]).toContain("https://[redacted]@agent.example/api?code=[redacted]&page=2: refused");
     }
   });

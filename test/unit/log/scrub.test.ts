@@ -25,7 +25,11 @@ describe("urlSecrets", () => {
   test("the password and the credential-like query values, raw and decoded", () => {
     expect(urlSecrets("libsql://user:s3cretpass@127.0.0.1:9/db?authToken=tok_abcdef123")).toEqual(["s3cretpass", "tok_abcdef123"]);
     expect(urlSecrets("https://agent.example/api?code=abc%2Fdef%3D%3D&api-version=2024-06-01")).toEqual(["abc%2Fdef%3D%3D", "abc/def=="]);
-    expect(urlSecrets("https://x.example/?sig=sv-signature-value&key=apikey123456&token=t0k3n-value")).toEqual(["sv-signature-value", "apikey123456", "t0k3n-value"]);
+    expect(urlSecrets("https://x.example/?sig=sv-signature-value&key=apikey123456&token=t0k3n-value")).toEqual([
+      "sv-signature-value",
+      "apikey123456",
+      "t0k3n-value",
+    ]);
   });
 
   test("nothing from a plain URL; short values are not searched for (they would redact words)", () => {

@@ -30,8 +30,7 @@ function expectAllAccepted(messages: MessengerMessage[]): void {
   }
 }
 
-const sentences = (count: number, start = 0) =>
-  Array.from({ length: count }, (_, i) => `This is sentence number ${start + i} of a long answer.`).join(" ");
+const sentences = (count: number, start = 0) => Array.from({ length: count }, (_, i) => `This is sentence number ${start + i} of a long answer.`).join(" ");
 
 type Template = { template_type: string; text?: string; buttons?: any[]; elements?: any[] };
 const template = (m: MessengerMessage | undefined): Template => (m as any)?.attachment?.payload as Template;
@@ -121,11 +120,7 @@ describe("convertOutput: buttons", () => {
     const buttons = Array.from({ length: 7 }, (_, i) => postback(i + 1));
     const { messages } = convertOutput({ text: "Pick one", buttons });
     expect(messages.map((m) => template(m).text)).toEqual(["Pick one", "…", "…"]);
-    expect(messages.map((m) => template(m).buttons!.map((b) => b.payload))).toEqual([
-      ["OPT_1", "OPT_2", "OPT_3"],
-      ["OPT_4", "OPT_5", "OPT_6"],
-      ["OPT_7"],
-    ]);
+    expect(messages.map((m) => template(m).buttons!.map((b) => b.payload))).toEqual([["OPT_1", "OPT_2", "OPT_3"], ["OPT_4", "OPT_5", "OPT_6"], ["OPT_7"]]);
     expectAllAccepted(messages);
   });
 
@@ -189,10 +184,7 @@ describe("convertOutput: cards", () => {
 
   test("a card becomes a generic template element; url becomes default_action", () => {
     const { messages, warnings } = convertOutput({
-      cards: [
-        card(1, { image_url: "https://img.example.test/1.png", url: "https://shop.example.test/1", buttons: [postback(1)] }),
-        { title: "Bare" },
-      ],
+      cards: [card(1, { image_url: "https://img.example.test/1.png", url: "https://shop.example.test/1", buttons: [postback(1)] }), { title: "Bare" }],
     });
     expect(messages).toEqual([
       // A card with nothing but a title is not a valid element: it goes as a text.
@@ -302,8 +294,13 @@ describe("convertOutput: media", () => {
   });
 
   test("text, buttons, cards and media of one output come in that order", () => {
-    const { messages } = convertOutput({ text: "Look", buttons: [postback(1)], cards: [{ title: "C", subtitle: "c" }], image: "https://cdn.example.test/p.png" });
-    expect(messages.map((m) => (m.text ? "text" : template(m)?.template_type ?? (m.attachment as any).type))).toEqual(["button", "generic", "image"]);
+    const { messages } = convertOutput({
+      text: "Look",
+      buttons: [postback(1)],
+      cards: [{ title: "C", subtitle: "c" }],
+      image: "https://cdn.example.test/p.png",
+    });
+    expect(messages.map((m) => (m.text ? "text" : (template(m)?.template_type ?? (m.attachment as any).type)))).toEqual(["button", "generic", "image"]);
   });
 });
 
@@ -520,9 +517,7 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
         const bareTitles = cards.filter(isBare).map((c) => c.title);
         if (output.text?.trim() || bareTitles.length > 0) {
           const withTemplateText = keptButtons.length > 0 && output.text?.trim();
-          const texts = messages.flatMap((m) =>
-            typeof m.text === "string" ? [m.text] : withTemplateText && m === templates[0] ? [template(m).text!] : [],
-          );
+          const texts = messages.flatMap((m) => (typeof m.text === "string" ? [m.text] : withTemplateText && m === templates[0] ? [template(m).text!] : []));
           expect(nonWs(texts.join(""))).toBe(nonWs((output.text?.trim() ? output.text : "") + bareTitles.join("")));
         }
 
@@ -530,7 +525,9 @@ describe("convertOutput: generated outputs are never rejected for a limit", () =
         const needsWarning =
           (output.buttons ?? []).some((b) => cp(b.title) > BUTTON_TITLE_MAX || (b.type !== "web_url" && cp(b.payload) > PAYLOAD_MAX)) ||
           (output.quick_replies?.length ?? 0) > QUICK_REPLIES_MAX ||
-          (output.cards ?? []).some((c) => cp(c.title) > ELEMENT_TITLE_MAX || cp(c.subtitle ?? "") > ELEMENT_SUBTITLE_MAX || (c.buttons?.length ?? 0) > BUTTONS_MAX);
+          (output.cards ?? []).some(
+            (c) => cp(c.title) > ELEMENT_TITLE_MAX || cp(c.subtitle ?? "") > ELEMENT_SUBTITLE_MAX || (c.buttons?.length ?? 0) > BUTTONS_MAX,
+          );
         if (needsWarning) expect(warnings.length).toBeGreaterThan(0);
       } catch (error) {
         throw new Error(`output ${n}: ${(error as Error).message}\n${JSON.stringify(output).slice(0, 400)}`);
@@ -569,7 +566,10 @@ describe("empty titles", () => {
   test("buttons and cards without a title are left out with a warning", () => {
     const { messages, warnings } = convertOutput({
       text: "Pick",
-      buttons: [{ type: "postback", title: " ", payload: "A" }, { type: "postback", title: "B", payload: "B" }],
+      buttons: [
+        { type: "postback", title: " ", payload: "A" },
+        { type: "postback", title: "B", payload: "B" },
+      ],
       cards: [{ title: "" }, { title: "Card", subtitle: "x" }],
     });
     expect(messages).toHaveLength(2);

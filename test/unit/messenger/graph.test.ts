@@ -1,6 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
-import { GraphApiError, GraphClient, GraphNetworkError, GraphUnreadableAnswer, appSecretProof, isGraphError, type PageCredentials } from "../../../src/messenger/graph.ts";
+import {
+  GraphApiError,
+  GraphClient,
+  GraphNetworkError,
+  GraphUnreadableAnswer,
+  appSecretProof,
+  isGraphError,
+  type PageCredentials,
+} from "../../../src/messenger/graph.ts";
 import { FakeGraph } from "../../../src/simulator/fake-graph.ts";
 
 const PAGE = "104857600012345";
@@ -279,7 +287,8 @@ describe("GraphClient against odd answers", () => {
   });
 
   test("toJSON of both errors never carries the access token", async () => {
-    answer = () => Response.json({ error: { message: "(#190) Invalid OAuth access token.", type: "OAuthException", code: 190, fbtrace_id: "T" } }, { status: 401 });
+    answer = () =>
+      Response.json({ error: { message: "(#190) Invalid OAuth access token.", type: "OAuthException", code: 190, fbtrace_id: "T" } }, { status: 401 });
     const apiError = (await thrown(() => odd().send(pageWithSecret, textBody()))) as GraphApiError;
     expect(apiError.toJSON()).toEqual({
       kind: "graph",

@@ -25,7 +25,7 @@ export function seeded(seed: number): Random {
     int,
     between: (min, max) => min + int(max - min + 1),
     chance: (p) => next() < p,
-    pick: <T,>(items: readonly T[]) => items[int(items.length)]!,
+    pick: <T>(items: readonly T[]) => items[int(items.length)]!,
   };
 }
 

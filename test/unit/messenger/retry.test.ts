@@ -17,8 +17,10 @@ describe("classifySendError", () => {
   });
 
   test("a gateway's 500, 502 or 504 without a Graph answer is unclear; its 503 is retried; Graph's own 5xx is retried", () => {
-    const gateway = (status: number) => new GraphApiError(status, 2, undefined, undefined, undefined, `HTTP ${status} without a Graph error body`, false, false);
-    for (const status of [500, 502, 504]) expect(classifySendError(gateway(status))).toEqual({ action: "unclear", reason: `HTTP ${status} without a Graph answer` });
+    const gateway = (status: number) =>
+      new GraphApiError(status, 2, undefined, undefined, undefined, `HTTP ${status} without a Graph error body`, false, false);
+    for (const status of [500, 502, 504])
+      expect(classifySendError(gateway(status))).toEqual({ action: "unclear", reason: `HTTP ${status} without a Graph answer` });
     expect(classifySendError(gateway(503))).toMatchObject({ action: "retry", throttled: false });
     expect(classify(2, undefined, 502)).toMatchObject({ action: "retry", throttled: false });
   });

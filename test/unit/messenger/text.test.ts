@@ -138,7 +138,8 @@ function randomText(r: Random, maxLength: number, maxWord: number): string {
   let text = r.chance(0.2) ? r.pick(SEPARATORS) : "";
   while (text.length < maxLength) {
     const kind = r.int(20);
-    if (kind === 0) text += r.pick(["x", "😀", "é"]).repeat(r.between(1, 3 * maxWord)); // an unbroken run
+    if (kind === 0)
+      text += r.pick(["x", "😀", "é"]).repeat(r.between(1, 3 * maxWord)); // an unbroken run
     else text += r.pick(TOKENS);
     text += r.pick(SEPARATORS);
     if (r.chance(0.05)) break;

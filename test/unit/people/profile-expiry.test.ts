@@ -4,7 +4,10 @@ import { PROFILE_TTL, profileExpiry } from "../../../src/people/profiles.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const MINUTE = 60_000;
-const pic = (ext: number | string) => ({ first_name: "Amelie", profile_pic: `https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=1&height=50&ext=${ext}&hash=AbC` });
+const pic = (ext: number | string) => ({
+  first_name: "Amelie",
+  profile_pic: `https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=1&height=50&ext=${ext}&hash=AbC`,
+});
 
 test("the picture's ext= (epoch seconds), five minutes early", () => {
   const ext = NOW / 1000 + 3 * 3600;
@@ -18,7 +21,13 @@ test("at most a week; at least five minutes, even for a picture already expired"
 });
 
 test("a day without a usable ext=: none, not a number, zero, no picture, a picture that is not a URL", () => {
-  for (const profile of [{ first_name: "A", profile_pic: "https://x.example/p.jpg" }, pic("soon"), pic(0), { first_name: "A" }, { profile_pic: "not a url?ext=99999999999" }]) {
+  for (const profile of [
+    { first_name: "A", profile_pic: "https://x.example/p.jpg" },
+    pic("soon"),
+    pic(0),
+    { first_name: "A" },
+    { profile_pic: "not a url?ext=99999999999" },
+  ]) {
     expect(profileExpiry(profile, NOW)).toBe(NOW + PROFILE_TTL.ok);
   }
 });

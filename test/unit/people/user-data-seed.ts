@@ -14,15 +14,10 @@ const T = 1_767_225_700_000;
 
 export async function seedPeople(c: Client): Promise<void> {
   const run = (sql: string, args: (string | number | null)[] = []) => c.execute({ sql, args });
-  await run("INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES ('c_1', 'e', ?, ?, ?, ?), ('c_2', 'e', '{}', ?, ?, ?)", [
-    JSON.stringify({ first_name: "Ada", last_name: "Quill" }),
-    T,
-    T + 1,
-    T + 2,
-    T + 3,
-    T + 4,
-    T + 5,
-  ]);
+  await run(
+    "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES ('c_1', 'e', ?, ?, ?, ?), ('c_2', 'e', '{}', ?, ?, ?)",
+    [JSON.stringify({ first_name: "Ada", last_name: "Quill" }), T, T + 1, T + 2, T + 3, T + 4, T + 5],
+  );
   await run(
     "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, profile, profile_status, profile_expires_at, linked_at, first_seen_at, last_seen_at) VALUES " +
       "('e', 'p1', 'u1', 'c_1', ?, 'ok', ?, ?, ?, ?), ('e', 'p2', 'u2', 'c_1', NULL, NULL, NULL, NULL, ?, ?), ('e', 'p1', 'u3', 'c_2', NULL, 'unavailable', ?, NULL, ?, ?), ('f', 'p1', 'u1', 'c_9', NULL, NULL, NULL, NULL, ?, ?), " +
@@ -68,7 +63,10 @@ export async function seedPeople(c: Client): Promise<void> {
       "('e', 'p1', 'u1', 'handover', '263902037430900', 'to a person', ?, ?, NULL, NULL, ?), ('e', 'p2', 'u9', 'paused', NULL, NULL, ?, NULL, ?, 'refused', ?), ('e', 'p1', 'u3', 'bot', NULL, NULL, ?, NULL, NULL, NULL, ?)",
     [T + 1, T + 2, T + 3, T + 4, T + 5, T + 6, T + 7, T + 8],
   );
-  await run("INSERT INTO simulator_users (endpoint_id, page_id, user_id, name, created_at) VALUES ('e', 'p1', 'u1', 'Ada', ?), ('e', 'p2', 'u9', 'Nine', ?), ('e', 'p1', 'u3', 'Three', ?)", [T, T, T]);
+  await run(
+    "INSERT INTO simulator_users (endpoint_id, page_id, user_id, name, created_at) VALUES ('e', 'p1', 'u1', 'Ada', ?), ('e', 'p2', 'u9', 'Nine', ?), ('e', 'p1', 'u3', 'Three', ?)",
+    [T, T, T],
+  );
 }
 
 /** What is left in the tables a person's data lives in: one short name per row, in rowid order. */

@@ -46,7 +46,16 @@ beforeEach(async () => {
   const links = contactData(database);
   const events = inboxData(database);
   userData = new UserData({ contacts, writes })
-    .register(links, sessions, transcriptData(database), events, outboxData(database), transformerData({ database, writes }), threadData(database), simulatorData(database))
+    .register(
+      links,
+      sessions,
+      transcriptData(database),
+      events,
+      outboxData(database),
+      transformerData({ database, writes }),
+      threadData(database),
+      simulatorData(database),
+    )
     .locateWith(sessions, links, events);
 });
 afterAll(async () => {

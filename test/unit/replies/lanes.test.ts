@@ -66,13 +66,26 @@ async function setup(options: Options = {}) {
   const clock = options.on?.clock ?? new ManualClock();
   const logs = collectingLogger();
   // The test plays the health's probe (`health.succeeded()`): its own would come only after an hour.
-  const health = options.storage ? new StorageHealth({ clock, timers: clock, log: logs.log, probe: async () => {}, advice: "free some space", minDelayMs: 3_600_000, maxDelayMs: 3_600_000 }) : undefined;
+  const health = options.storage
+    ? new StorageHealth({ clock, timers: clock, log: logs.log, probe: async () => {}, advice: "free some space", minDelayMs: 3_600_000, maxDelayMs: 3_600_000 })
+    : undefined;
   const writes = new WriteQueue(database.client, { onCommitFailure: (error) => health?.failed(error) });
   const graph = new StubGraph();
   const metrics = new Registry();
   const pages = new PageDirectory(config, database, writes, clock, logs.log);
   const threads = options.threads
-    ? new Threads({ config, database, writes, graph: graph.client, pages, inbox: new Inbox(writes, clock, () => {}), clock, timers: clock, log: logs.log, metrics })
+    ? new Threads({
+        config,
+        database,
+        writes,
+        graph: graph.client,
+        pages,
+        inbox: new Inbox(writes, clock, () => {}),
+        clock,
+        timers: clock,
+        log: logs.log,
+        metrics,
+      })
     : undefined;
   const lanes = new ReplyLanes({
     config,
@@ -112,7 +125,13 @@ async function setup(options: Options = {}) {
     /** Commits replies (texts, or whole replies) for the user, and hands them to the lanes, as a turn does. */
     async queue(...replies: (string | Partial<NewReply>)[]) {
       const enqueued = enqueueReplies(
-        replies.map((r) => ({ endpointId: "support", pageId: PAGE_ID, userId: PSID, source: "flow" as const, ...(typeof r === "string" ? { message: { text: r } } : r) })),
+        replies.map((r) => ({
+          endpointId: "support",
+          pageId: PAGE_ID,
+          userId: PSID,
+          source: "flow" as const,
+          ...(typeof r === "string" ? { message: { text: r } } : r),
+        })),
         clock.now(),
       )!;
       const [result] = await writes.run([enqueued.statement]);

@@ -68,7 +68,12 @@ describe("User Profile", () => {
     for (const field of ["locale", "timezone", "gender"]) {
       const { status, json } = await call("GET", `/v26.0/${PSID}`, { query: { fields: `first_name,${field}` } });
       expect(status).toBe(400);
-      expect(json.error).toMatchObject({ code: 100, error_subcode: 2018247, message: "(#100) Insufficient permission to access user profile", type: "OAuthException" });
+      expect(json.error).toMatchObject({
+        code: 100,
+        error_subcode: 2018247,
+        message: "(#100) Insufficient permission to access user profile",
+        type: "OAuthException",
+      });
     }
     graph.setUser(PAGE, PSID, { permissions: ["pages_user_locale", "pages_user_timezone"] });
     const { json } = await call("GET", `/v26.0/${PSID}`, { query: { fields: "locale,timezone" } });
@@ -102,7 +107,11 @@ describe("ids_for_pages", () => {
     linkPeople();
     const missing = await call("GET", `/v26.0/${PSID}/ids_for_pages`);
     expect(missing.status).toBe(400);
-    expect(missing.json.error).toMatchObject({ code: 100, type: "GraphMethodException", message: "API calls from the server require an appsecret_proof argument" });
+    expect(missing.json.error).toMatchObject({
+      code: 100,
+      type: "GraphMethodException",
+      message: "API calls from the server require an appsecret_proof argument",
+    });
     const wrong = await call("GET", `/v26.0/${PSID}/ids_for_pages`, { query: { appsecret_proof: "00" } });
     expect(wrong.json.error.message).toBe("Invalid appsecret_proof provided in the API argument");
   });
@@ -146,7 +155,9 @@ describe("handover", () => {
     const owner = async () => (await call("GET", "/v26.0/me/thread_owner", { query: { recipient: PSID } })).json;
     expect(await owner()).toEqual({ data: [{ thread_owner: { app_id: APP_ID } }] });
 
-    const pass = await call("POST", "/v26.0/me/pass_thread_control", { body: { recipient: { id: PSID }, target_app_id: 263902037430900, metadata: "escalated" } });
+    const pass = await call("POST", "/v26.0/me/pass_thread_control", {
+      body: { recipient: { id: PSID }, target_app_id: 263902037430900, metadata: "escalated" },
+    });
     expect(pass.json).toEqual({ success: true });
     expect(await owner()).toEqual({ data: [{ thread_owner: { app_id: "263902037430900" } }] });
 
@@ -173,7 +184,10 @@ describe("handover", () => {
   });
 
   test("threadOwnerError: sends fail while another app owns the thread", async () => {
-    const g = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appId: APP_ID }], threadOwnerError: { code: 10, message: "(#10) This app is not the thread owner" } });
+    const g = await FakeGraph.start({
+      pages: [{ id: PAGE, token: TOKEN, appId: APP_ID }],
+      threadOwnerError: { code: 10, message: "(#10) This app is not the thread owner" },
+    });
     try {
       const send = () =>
         fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, {
@@ -217,7 +231,11 @@ describe("Messenger Profile", () => {
     expect(got.json).toEqual({ data: [{ get_started: profile.get_started, greeting: profile.greeting }] });
 
     expect((await call("DELETE", "/v26.0/me/messenger_profile", { body: { fields: ["persistent_menu", "greeting"] } })).json).toEqual({ result: "success" });
-    expect(graph.messengerProfile(PAGE)).toEqual({ get_started: profile.get_started, ice_breakers: profile.ice_breakers, whitelisted_domains: profile.whitelisted_domains });
+    expect(graph.messengerProfile(PAGE)).toEqual({
+      get_started: profile.get_started,
+      ice_breakers: profile.ice_breakers,
+      whitelisted_domains: profile.whitelisted_domains,
+    });
     expect((await call("GET", "/v26.0/me/messenger_profile", { query: { fields: "greeting" } })).json).toEqual({ data: [] });
   });
 
@@ -257,7 +275,9 @@ describe("Messenger Profile", () => {
 describe("other endpoints", () => {
   test("GET /me, message_attachments, reset()", async () => {
     expect((await call("GET", "/v26.0/me")).json).toEqual({ name: "Shop", id: PAGE });
-    const upload = await call("POST", "/v26.0/me/message_attachments", { body: { message: { attachment: { type: "image", payload: { url: "https://x.test/a.png", is_reusable: true } } } } });
+    const upload = await call("POST", "/v26.0/me/message_attachments", {
+      body: { message: { attachment: { type: "image", payload: { url: "https://x.test/a.png", is_reusable: true } } } },
+    });
     expect(upload.json.attachment_id).toMatch(/^\d+$/);
     expect(graph.calls).toHaveLength(2);
     graph.reset();

@@ -44,7 +44,12 @@ function post(path: string, body: unknown, init: { token?: string | null; query?
   });
 }
 
-const textBody = (text = "hello", extra: Record<string, unknown> = {}) => ({ recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text }, ...extra });
+const textBody = (text = "hello", extra: Record<string, unknown> = {}) => ({
+  recipient: { id: PSID },
+  messaging_type: "RESPONSE",
+  message: { text },
+  ...extra,
+});
 
 async function errorOf(response: Response) {
   const json = (await response.json()) as { error: Record<string, unknown> };
@@ -135,7 +140,11 @@ describe("Send API success", () => {
     await post("/v26.0/me/messages", textBody());
     await post("/v26.0/me/messages", textBody("x", { recipient: { id: "999" } }), { token: TOKEN2 });
     const inProcess = await graph.handle(
-      new Request(`http://fake/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(textBody("local")) }),
+      new Request(`http://fake/v26.0/me/messages?access_token=${TOKEN}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(textBody("local")),
+      }),
     );
     expect(inProcess.status).toBe(200);
     expect(graph.sends({ pageId: PAGE })).toHaveLength(2);
@@ -163,7 +172,11 @@ describe("validation", () => {
   test("requireMessagingType makes a missing messaging_type an error", async () => {
     const strict = await FakeGraph.start({ pages, requireMessagingType: true });
     try {
-      const r = await fetch(`${strict.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify({ recipient: { id: PSID }, message: { text: "x" } }), headers: { "content-type": "application/json" } });
+      const r = await fetch(`${strict.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+        method: "POST",
+        body: JSON.stringify({ recipient: { id: PSID }, message: { text: "x" } }),
+        headers: { "content-type": "application/json" },
+      });
       expect(r.status).toBe(400);
       expect(((await r.json()) as any).error.message).toContain("messaging_type");
     } finally {
@@ -172,7 +185,11 @@ describe("validation", () => {
   });
 
   test("a body that is not JSON", async () => {
-    const r = await fetch(`${graph.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
+    const r = await fetch(`${graph.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{nope",
+    });
     expect((await errorOf(r)).code).toBe(100);
   });
 });
@@ -195,7 +212,11 @@ describe("auth errors", () => {
   test("expired token → 190 / 463", async () => {
     const g = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, tokenExpired: true }] });
     try {
-      const r = await fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify(textBody()), headers: { "content-type": "application/json" } });
+      const r = await fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+        method: "POST",
+        body: JSON.stringify(textBody()),
+        headers: { "content-type": "application/json" },
+      });
       expect(((await r.json()) as any).error).toMatchObject({ code: 190, error_subcode: 463 });
     } finally {
       await g.stop();
@@ -205,7 +226,11 @@ describe("auth errors", () => {
   test("token without pages_messaging → 403 code 200", async () => {
     const g = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, scopes: ["pages_show_list"] }] });
     try {
-      const r = await fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify(textBody()), headers: { "content-type": "application/json" } });
+      const r = await fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+        method: "POST",
+        body: JSON.stringify(textBody()),
+        headers: { "content-type": "application/json" },
+      });
       expect(r.status).toBe(403);
       expect(((await r.json()) as any).error).toMatchObject({ code: 200, message: "(#200) Permissions error" });
     } finally {
@@ -216,13 +241,25 @@ describe("auth errors", () => {
   test("appsecret_proof: required, wrong, right", async () => {
     const g = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET, requireProof: true }] });
     const call = (query: string) =>
-      fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}${query}`, { method: "POST", body: JSON.stringify(textBody()), headers: { "content-type": "application/json" } });
+      fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}${query}`, {
+        method: "POST",
+        body: JSON.stringify(textBody()),
+        headers: { "content-type": "application/json" },
+      });
     try {
       const missing = await call("");
       expect(missing.status).toBe(400);
-      expect(((await missing.json()) as any).error).toMatchObject({ code: 100, type: "GraphMethodException", message: "API calls from the server require an appsecret_proof argument" });
+      expect(((await missing.json()) as any).error).toMatchObject({
+        code: 100,
+        type: "GraphMethodException",
+        message: "API calls from the server require an appsecret_proof argument",
+      });
       const wrong = await call(`&appsecret_proof=${"0".repeat(64)}`);
-      expect(((await wrong.json()) as any).error).toMatchObject({ code: 100, type: "GraphMethodException", message: "Invalid appsecret_proof provided in the API argument" });
+      expect(((await wrong.json()) as any).error).toMatchObject({
+        code: 100,
+        type: "GraphMethodException",
+        message: "Invalid appsecret_proof provided in the API argument",
+      });
       const right = await call("&appsecret_proof=f05e1b92713dcd54355c00f9ad26ef9b180c43d47b28ed44174ea72852ee9ee6");
       expect(right.status).toBe(200);
     } finally {
@@ -251,7 +288,12 @@ describe("user state and the messaging window", () => {
     graph.setUser(PAGE, PSID, { unavailable: true });
     const response = await post("/v26.0/me/messages", textBody());
     expect(response.status).toBe(400);
-    expect(await errorOf(response)).toMatchObject({ code: 551, error_subcode: 1545041, message: "(#551) This person isn't available right now.", type: "OAuthException" });
+    expect(await errorOf(response)).toMatchObject({
+      code: 551,
+      error_subcode: 1545041,
+      message: "(#551) This person isn't available right now.",
+      type: "OAuthException",
+    });
     expect(graph.sends()).toHaveLength(0);
   });
 
@@ -259,7 +301,11 @@ describe("user state and the messaging window", () => {
     graph.setUser(PAGE, PSID, { blockedCode2: true });
     const response = await post("/v26.0/me/messages", textBody());
     expect(response.status).toBe(400);
-    expect(await errorOf(response)).toMatchObject({ code: 2, message: "An unexpected error has occurred. Please retry your request later.", is_transient: true });
+    expect(await errorOf(response)).toMatchObject({
+      code: 2,
+      message: "An unexpected error has occurred. Please retry your request later.",
+      is_transient: true,
+    });
     graph.setUser(PAGE, PSID, { blockedStatus: 500 });
     expect((await post("/v26.0/me/messages", textBody())).status).toBe(500);
   });
@@ -269,8 +315,16 @@ describe("user state and the messaging window", () => {
     try {
       g.setUser(PAGE, "known", {});
       const send = (id: string) =>
-        fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify(textBody("x", { recipient: { id } })), headers: { "content-type": "application/json" } });
-      expect(((await (await send("stranger")).json()) as any).error).toMatchObject({ code: 100, error_subcode: 2018001, message: "(#100) No matching user found" });
+        fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+          method: "POST",
+          body: JSON.stringify(textBody("x", { recipient: { id } })),
+          headers: { "content-type": "application/json" },
+        });
+      expect(((await (await send("stranger")).json()) as any).error).toMatchObject({
+        code: 100,
+        error_subcode: 2018001,
+        message: "(#100) No matching user found",
+      });
       expect((await send("known")).status).toBe(200);
     } finally {
       await g.stop();
@@ -318,7 +372,12 @@ describe("scripted failures", () => {
       bodies.push(await r.json());
     }
     expect(statuses).toEqual([400, 400, 200]);
-    expect(bodies[0].error).toMatchObject({ code: 613, message: "(#613) Calls to this api have exceeded the rate limit.", is_transient: true, type: "OAuthException" });
+    expect(bodies[0].error).toMatchObject({
+      code: 613,
+      message: "(#613) Calls to this api have exceeded the rate limit.",
+      is_transient: true,
+      type: "OAuthException",
+    });
     expect(bodies[0].error.fbtrace_id).not.toBe(bodies[1].error.fbtrace_id);
     expect(graph.sends().map((s) => s.message.text)).toEqual(["try 2"]);
     expect(graph.calls.map((c) => c.status)).toEqual([400, 400, 200]);
@@ -330,7 +389,13 @@ describe("scripted failures", () => {
     graph.failNext({ code: 551 }, { recipientId: "other" });
     graph.failNext({ code: 100, message: "Custom thing" }, { when: (body) => body.message?.text === "special" });
     const codes: (number | null)[] = [];
-    for (const [text, id] of [["a", PSID], ["b", PSID], ["special", PSID], ["c", PSID], ["d", "other"]] as const) {
+    for (const [text, id] of [
+      ["a", PSID],
+      ["b", PSID],
+      ["special", PSID],
+      ["c", PSID],
+      ["d", "other"],
+    ] as const) {
       const r = await post("/v26.0/me/messages", textBody(text, { recipient: { id } }));
       const json = (await r.json()) as any;
       codes.push(json.error ? json.error.code : null);
@@ -343,7 +408,17 @@ describe("scripted failures", () => {
   });
 
   test("page filter, explicit subcode, type, isTransient and headers", async () => {
-    graph.failNext({ code: 80006, subcode: 2446079, type: "OAuthException", isTransient: true, message: "There have been too many messages", headers: { "x-business-use-case-usage": "{}" } }, { pageId: PAGE2 });
+    graph.failNext(
+      {
+        code: 80006,
+        subcode: 2446079,
+        type: "OAuthException",
+        isTransient: true,
+        message: "There have been too many messages",
+        headers: { "x-business-use-case-usage": "{}" },
+      },
+      { pageId: PAGE2 },
+    );
     expect((await post("/v26.0/me/messages", textBody())).status).toBe(200);
     const r = await post("/v26.0/me/messages", textBody(), { token: TOKEN2 });
     expect(r.headers.get("x-business-use-case-usage")).toBe("{}");
@@ -407,7 +482,12 @@ describe("scripted failures", () => {
 
   test("network error and timeout in process", async () => {
     const request = (signal?: AbortSignal) =>
-      new Request(`http://fake/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(textBody()), ...(signal ? { signal } : {}) });
+      new Request(`http://fake/v26.0/me/messages?access_token=${TOKEN}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(textBody()),
+        ...(signal ? { signal } : {}),
+      });
     graph.failNext({ networkError: true });
     await expect(graph.handle(request())).rejects.toBeInstanceOf(TypeError);
     graph.failNext({ timeoutMs: 60_000 });
@@ -418,7 +498,11 @@ describe("scripted failures", () => {
   test("stop() releases held answers", async () => {
     const g = await FakeGraph.start({ pages });
     g.failNext({ timeoutMs: 60_000, deliver: true });
-    const pending = fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify(textBody()), headers: { "content-type": "application/json" } }).catch((e: Error) => e);
+    const pending = fetch(`${g.url}/v26.0/me/messages?access_token=${TOKEN}`, {
+      method: "POST",
+      body: JSON.stringify(textBody()),
+      headers: { "content-type": "application/json" },
+    }).catch((e: Error) => e);
     await g.waitForSends(1); // sent; the answer is held
     const stopped = performance.now();
     await g.stop();
@@ -542,7 +626,11 @@ describe("echo, delivery and read webhooks", () => {
     await withWebhooks({ echoes: true }, async (g) => {
       await send(g, { recipient: { id: PSID }, sender_action: "typing_on" });
       await send(g, { recipient: { id: PSID }, message: { text: "" } });
-      await send(g, { recipient: { id: PSID }, messaging_type: "RESPONSE", message: { attachment: { type: "image", payload: { url: "https://x.test/a.png" } } } });
+      await send(g, {
+        recipient: { id: PSID },
+        messaging_type: "RESPONSE",
+        message: { attachment: { type: "image", payload: { url: "https://x.test/a.png" } } },
+      });
       const hooks = await receivedCount(1);
       expect(hooks[0]!.json.entry[0].messaging[0].message.attachments).toEqual([{ type: "image", payload: { url: "https://x.test/a.png" } }]);
       await g.flushWebhooks();
@@ -552,7 +640,9 @@ describe("echo, delivery and read webhooks", () => {
 
   test("echo, delivery and read arrive in order; watermark = send time", async () => {
     await withWebhooks({ echoes: true, deliveries: true, reads: true }, async (g) => {
-      const { message_id } = (await (await send(g, { recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text: "hi" } })).json()) as { message_id: string };
+      const { message_id } = (await (await send(g, { recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text: "hi" } })).json()) as {
+        message_id: string;
+      };
       const hooks = await receivedCount(3);
       const events = hooks.map((h) => h.json.entry[0].messaging[0]);
       expect(Object.keys(events[0].message)).toContain("is_echo");
@@ -607,7 +697,11 @@ describe("echo, delivery and read webhooks", () => {
       const lists = hooks.map((h) => Object.keys(h.json.entry[0]).find((k) => k === "messaging" || k === "standby"));
       expect(lists).toEqual(["messaging", "messaging", "standby", "standby"]);
       expect(hooks[0]!.json.entry[0].messaging[0]).toMatchObject({ sender: { id: PSID }, recipient: { id: PAGE }, message: { text: "hi" } });
-      expect(hooks[3]!.json.entry[0].standby[0]).toMatchObject({ sender: { id: PAGE }, recipient: { id: PSID }, message: { is_echo: true, app_id: 263902037430900, text: "yes" } });
+      expect(hooks[3]!.json.entry[0].standby[0]).toMatchObject({
+        sender: { id: PAGE },
+        recipient: { id: PSID },
+        message: { is_echo: true, app_id: 263902037430900, text: "yes" },
+      });
       expect(g.user(PAGE, PSID)?.lastInboundAt).toBe(clock.now());
     });
   });
@@ -621,7 +715,11 @@ describe("echo, delivery and read webhooks", () => {
       await g.flushWebhooks();
       expect(received).toHaveLength(2);
       expect(hooks[0]!.json.entry[0].messaging[0].request_thread_control).toEqual({ requested_owner_app_id: 263902037430900, metadata: "may I?" });
-      expect(hooks[1]!.json.entry[0].messaging[0].take_thread_control).toEqual({ previous_owner_app_id: APP_ID, new_owner_app_id: "263902037430900", metadata: "taking it" });
+      expect(hooks[1]!.json.entry[0].messaging[0].take_thread_control).toEqual({
+        previous_owner_app_id: APP_ID,
+        new_owner_app_id: "263902037430900",
+        metadata: "taking it",
+      });
       expect(g.threadOwner(PAGE, PSID)).toBe("263902037430900");
     });
   });
@@ -630,7 +728,11 @@ describe("echo, delivery and read webhooks", () => {
     await withWebhooks({}, async (g) => {
       g.failNext({ code: 100, message: "(#100) nope" }, { edge: "pass_thread_control" });
       const pass = () =>
-        fetch(`${g.url}/v26.0/me/pass_thread_control?access_token=${TOKEN}`, { method: "POST", body: JSON.stringify({ recipient: { id: PSID }, target_app_id: "263902037430900" }), headers: { "content-type": "application/json" } });
+        fetch(`${g.url}/v26.0/me/pass_thread_control?access_token=${TOKEN}`, {
+          method: "POST",
+          body: JSON.stringify({ recipient: { id: PSID }, target_app_id: "263902037430900" }),
+          headers: { "content-type": "application/json" },
+        });
       expect((await send(g, { recipient: { id: PSID }, messaging_type: "RESPONSE", message: { text: "not this one" } })).status).toBe(200);
       expect(((await (await pass()).json()) as any).error).toMatchObject({ code: 100, message: "(#100) nope" });
       expect(await (await pass()).json()).toEqual({ success: true });

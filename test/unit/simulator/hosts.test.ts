@@ -21,7 +21,8 @@ describe("hostName", () => {
   });
 
   test("anything that is not a host name is none", () => {
-    for (const value of ["", " ", "a b", "host/path", "user@host", "http://host", "[zz]", "a\\b", "h?x", "h#x"]) expect([value, hostName(value)]).toEqual([value, null]);
+    for (const value of ["", " ", "a b", "host/path", "user@host", "http://host", "[zz]", "a\\b", "h?x", "h#x"])
+      expect([value, hostName(value)]).toEqual([value, null]);
   });
 });
 
@@ -36,9 +37,12 @@ describe("AllowedHosts", () => {
 
   test("the listen address, the host of server.public_url and [simulator] allowed_hosts", () => {
     const hosts = new AllowedHosts(
-      settings('[server]\nhost = "bot-box.lan"\npublic_url = "https://Bot.Example.com:8443/messenger"\n[simulator]\nallowed_hosts = ["sim.example.test", "10.0.0.7:9000"]'),
+      settings(
+        '[server]\nhost = "bot-box.lan"\npublic_url = "https://Bot.Example.com:8443/messenger"\n[simulator]\nallowed_hosts = ["sim.example.test", "10.0.0.7:9000"]',
+      ),
     );
-    for (const host of ["bot-box.lan:8080", "bot.example.com", "BOT.example.com:443", "sim.example.test:1", "10.0.0.7"]) expect([host, allowed(hosts, host)]).toEqual([host, true]);
+    for (const host of ["bot-box.lan:8080", "bot.example.com", "BOT.example.com:443", "sim.example.test:1", "10.0.0.7"])
+      expect([host, allowed(hosts, host)]).toEqual([host, true]);
     expect(allowed(hosts, "example.com")).toBe(false);
   });
 

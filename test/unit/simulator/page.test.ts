@@ -7,7 +7,10 @@ import { SCRIPT_TAG, SIMULATOR_PAGE, STYLE_TAG, inlinePage } from "../../../src/
 
 describe("the simulator page", () => {
   test("is served as one document: the style sheet and the script inline, nothing loaded from elsewhere", async () => {
-    const [css, js] = await Promise.all([Bun.file(new URL("../../../src/simulator/page/chat.css", import.meta.url)).text(), Bun.file(new URL("../../../src/simulator/page/chat.js", import.meta.url)).text()]);
+    const [css, js] = await Promise.all([
+      Bun.file(new URL("../../../src/simulator/page/chat.css", import.meta.url)).text(),
+      Bun.file(new URL("../../../src/simulator/page/chat.js", import.meta.url)).text(),
+    ]);
     expect(SIMULATOR_PAGE).toContain(`<style>\n${css}</style>`);
     expect(SIMULATOR_PAGE).toContain(`<script>\n${js}</script>`);
     expect(SIMULATOR_PAGE).not.toContain(STYLE_TAG);

@@ -31,7 +31,9 @@ describe("metaJson", () => {
         {
           id: PAGE,
           time: 1767225600123,
-          messaging: [{ sender: { id: PSID }, recipient: { id: PAGE }, timestamp: 1767225599876, message: { mid: "m_test_0001", text: "café http://x.test/a" } }],
+          messaging: [
+            { sender: { id: PSID }, recipient: { id: PAGE }, timestamp: 1767225599876, message: { mid: "m_test_0001", text: "café http://x.test/a" } },
+          ],
         },
       ],
     };
@@ -137,7 +139,10 @@ describe("event factories", () => {
       metadata: "back to bot",
     });
     expect((takeThreadControl(PAGE, PSID, "111", "taken") as any).take_thread_control).toEqual({ previous_owner_app_id: "111", metadata: "taken" });
-    expect((requestThreadControl(PAGE, PSID, "123456789", "please") as any).request_thread_control).toEqual({ requested_owner_app_id: 123456789, metadata: "please" });
+    expect((requestThreadControl(PAGE, PSID, "123456789", "please") as any).request_thread_control).toEqual({
+      requested_owner_app_id: 123456789,
+      metadata: "please",
+    });
   });
 });
 

@@ -35,7 +35,15 @@ function host(file: string, code: string, options: { poolSize?: number; timeoutM
   const module = dir.write(file, code);
   const logs = collectingLogger();
   const storage = new SessionStorage({ endpointId: "e", database, writes, clock: systemClock });
-  const h = new TransformerHost({ endpointId: "e", module, storage, log: logs.log, watch: false, poolSize: options.poolSize ?? 1, timeoutMs: options.timeoutMs ?? 500 });
+  const h = new TransformerHost({
+    endpointId: "e",
+    module,
+    storage,
+    log: logs.log,
+    watch: false,
+    poolSize: options.poolSize ?? 1,
+    timeoutMs: options.timeoutMs ?? 500,
+  });
   hosts.push(h);
   return { h, module, logs };
 }
@@ -48,7 +56,9 @@ test("a module whose top-level code never ends fails to start within the time li
 });
 
 test("a worker that dies after its run is replaced; the next run does not wait for the time limit", async () => {
-  const { h } = host("dies.ts", "export function handleInput() { setTimeout(() => { throw new Error('later'); }, 0); return { text: 'ok' }; }", { timeoutMs: 3_000 });
+  const { h } = host("dies.ts", "export function handleInput() { setTimeout(() => { throw new Error('later'); }, 0); return { text: 'ok' }; }", {
+    timeoutMs: 3_000,
+  });
   await h.start();
   expect(await h.run("handleInput", {})).toEqual({ text: "ok" });
   await Bun.sleep(50); // the worker's uncaught error happens now

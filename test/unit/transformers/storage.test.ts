@@ -32,7 +32,10 @@ afterAll(async () => {
 
 const key = (userId: string, sessionId: string) => JSON.stringify([userId, sessionId]);
 const stored = async (endpointId: string, storageKey: string) => {
-  const result = await database.client.execute({ sql: "SELECT value FROM transformer_storage WHERE endpoint_id = ? AND storage_key = ?", args: [endpointId, storageKey] });
+  const result = await database.client.execute({
+    sql: "SELECT value FROM transformer_storage WHERE endpoint_id = ? AND storage_key = ?",
+    args: [endpointId, storageKey],
+  });
   const row = result.rows[0] as unknown as { value: string } | undefined;
   return row ? JSON.parse(row.value) : undefined;
 };
@@ -40,8 +43,15 @@ const stored = async (endpointId: string, storageKey: string) => {
 test("reading: {} for nothing stored, and for what is not a JSON object", async () => {
   const storage = new SessionStorage({ endpointId: "read", database, writes, clock });
   expect(await storage.read(key("u", "s"))).toEqual({});
-  for (const [name, value] of [["list", "[1]"], ["text", "not json"], ["number", "3"]]) {
-    await database.client.execute({ sql: "INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES ('read', ?, ?, 0)", args: [key("u", name!), value!] });
+  for (const [name, value] of [
+    ["list", "[1]"],
+    ["text", "not json"],
+    ["number", "3"],
+  ]) {
+    await database.client.execute({
+      sql: "INSERT INTO transformer_storage (endpoint_id, storage_key, value, updated_at) VALUES ('read', ?, ?, 0)",
+      args: [key("u", name!), value!],
+    });
     expect(await storage.read(key("u", name!))).toEqual({});
   }
   await storage.save(new Map(), [[key("u", "s"), { a: 1 }]]);

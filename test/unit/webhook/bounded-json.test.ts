@@ -16,7 +16,7 @@ describe("boundedJson", () => {
     const values = [
       fixtureJson("batched"),
       fixtureJson("attachments"),
-      { a: [1, "two", null, true, false, -0.5, 1e21], "": {}, "k\u0000\ud800": "\u2028 \"q\" \\ /", __proto__x: [] },
+      { a: [1, "two", null, true, false, -0.5, 1e21], "": {}, "k\u0000\ud800": '\u2028 "q" \\ /', __proto__x: [] },
       JSON.parse('{"__proto__": {"x": 1}, "n": [[], [[]], {}]}'),
       "just a string",
       42,

@@ -120,7 +120,9 @@ describe("envelope", () => {
 
   test("a malformed item is kept as kind malformed with a reason; its neighbours are kept", () => {
     const text = JSON.stringify(
-      envelope([{ messaging: [textItem("m_ok1"), { sender: { id: 123 }, recipient: { id: PAGE_ID }, message: { mid: "m_bad" } }, "junk", null, textItem("m_ok2")] }]),
+      envelope([
+        { messaging: [textItem("m_ok1"), { sender: { id: 123 }, recipient: { id: PAGE_ID }, message: { mid: "m_bad" } }, "junk", null, textItem("m_ok2")] },
+      ]),
     );
     const parsed = parse(text);
     expect(parsed.type).toBe("events");
@@ -307,11 +309,18 @@ function parsedEvents(text: string): Extract<ParsedBody, { type: "events" }> {
   return parsed;
 }
 
-const item = (extra: Record<string, unknown>, psid: unknown = PSID) => ({ sender: { id: psid }, recipient: { id: PAGE_ID }, timestamp: 1767225610000, ...extra });
+const item = (extra: Record<string, unknown>, psid: unknown = PSID) => ({
+  sender: { id: psid },
+  recipient: { id: PAGE_ID },
+  timestamp: 1767225610000,
+  ...extra,
+});
 
 describe("what cannot be understood does not fail the batch", () => {
   test('an event key that is null ("postback": null, ...) is malformed, named in the reason; its neighbours are kept', () => {
-    const bad = ["postback", "reaction", "message_edit", "message", "delivery", "pass_thread_control", "policy-enforcement"].map((key) => item({ [key]: null }));
+    const bad = ["postback", "reaction", "message_edit", "message", "delivery", "pass_thread_control", "policy-enforcement"].map((key) =>
+      item({ [key]: null }),
+    );
     const parsed = parsedEvents(JSON.stringify(envelope([{ messaging: [textItem("m_good1"), ...bad, textItem("m_good2")] }])));
     const events = parsed.entries[0]!.events;
     expect(events.map((e) => e.kind)).toEqual(["message", ...bad.map(() => "malformed" as const), "message"]);
@@ -412,8 +421,12 @@ describe("what cannot be understood does not fail the batch", () => {
   test("a handover event whose app id is not one is malformed", () => {
     expect(only(JSON.stringify(envelope([{ messaging: [item({ request_thread_control: { requested_owner_app_id: { id: 1 } } })] }]))).kind).toBe("malformed");
     expect(only(JSON.stringify(envelope([{ messaging: [item({ pass_thread_control: { new_owner_app_id: "x/y" } })] }]))).kind).toBe("malformed");
-    expect(only(JSON.stringify(envelope([{ messaging: [item({ request_thread_control: { requested_owner_app_id: 123456789 } })] }]))).kind).toBe("request_thread_control");
-    expect(only(JSON.stringify(envelope([{ messaging: [item({ pass_thread_control: { previous_owner_app_id: null, new_owner_app_id: "123" } })] }]))).kind).toBe("pass_thread_control");
+    expect(only(JSON.stringify(envelope([{ messaging: [item({ request_thread_control: { requested_owner_app_id: 123456789 } })] }]))).kind).toBe(
+      "request_thread_control",
+    );
+    expect(
+      only(JSON.stringify(envelope([{ messaging: [item({ pass_thread_control: { previous_owner_app_id: null, new_owner_app_id: "123" } })] }]))).kind,
+    ).toBe("pass_thread_control");
   });
 });
 
