@@ -33,31 +33,10 @@ import { ThreadStore, type Floor, type ThreadState } from "./store.ts";
 import { ThreadDeadlines } from "./deadlines.ts";
 import { ThreadCalls, type CallFailure } from "./calls.ts";
 import { threadView, type ThreadView } from "./view.ts";
+import { outcomeEvent, type HandoverOutcome } from "./outcome.ts";
 
 export type { Floor, ThreadState, CallFailure, ThreadView };
-
-/** The Page Inbox's app id: passing the thread to it puts the conversation in front of people. */
-export const PAGE_INBOX_APP_ID = "263902037430900";
-
-/** What the flow gets as `input.handover` when control comes back (docs/handover.md). */
-export interface HandoverOutcome {
-  status: "completed" | "timeout" | "error";
-  /** What came back with the thread (the other app's metadata), else what we sent. */
-  metadata: string | null;
-  /** The app that had the thread. */
-  owner_app_id: string | null;
-  /** When the thread left us (ISO time). */
-  since: string | null;
-  /** status "error": why the thread could not be passed. */
-  error?: { message: string; code?: number };
-}
-
-/** The synthesized inbox event (kind "handover") that gives the flow its `source: "handover"` turn. */
-export interface HandoverEvent {
-  handover: HandoverOutcome;
-  /** The Messenger event that brought the thread back (a pass_thread_control), for `data.request`. */
-  request?: unknown;
-}
+export { PAGE_INBOX_APP_ID, targetAppId, type HandoverEvent, type HandoverOutcome } from "./outcome.ts";
 
 export interface ThreadsDeps {
   config: Config;
@@ -72,9 +51,6 @@ export interface ThreadsDeps {
   log: Logger;
   metrics: Registry;
 }
-
-/** The app id a target names (`page_inbox` or an app id). */
-export const targetAppId = (target: string): string => (target === "page_inbox" ? PAGE_INBOX_APP_ID : target);
 
 /** Recently returned threads remembered (for stale events), and erased users. */
 const RECENT = 10_000;
@@ -421,18 +397,7 @@ export class Threads {
    * `timestamp` places it in the lane (default now).
    */
   async storeOutcome(key: UserKey, outcome: HandoverOutcome, unique: string, timestamp = this.deps.clock.now(), request?: unknown): Promise<void> {
-    const event: HandoverEvent = { handover: outcome, ...(request !== undefined ? { request } : {}) };
-    await this.deps.inbox.store(key.endpointId, [
-      {
-        pageId: key.pageId,
-        userId: key.userId,
-        kind: "handover",
-        standby: false,
-        dedupKey: `handover:${outcome.status}:${key.pageId}:${key.userId}:${unique}`,
-        timestamp,
-        item: event as never,
-      },
-    ]);
+    await this.deps.inbox.store(key.endpointId, [outcomeEvent(key, outcome, unique, timestamp, request)]);
   }
 
   /**
