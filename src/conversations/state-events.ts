@@ -20,6 +20,7 @@ import type { Logger } from "../log/logger.ts";
 import { messageText, transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { outboxIdFromStamp } from "../replies/outbox.ts";
+import { deliveredStatement, echoSentStatement, readStatement } from "../replies/store.ts";
 import type { EventKind } from "../inbox/events.ts";
 import type { RecentErasures } from "./erasures.ts";
 import type { ConversationStore, StateEventRow } from "./store.ts";
@@ -154,16 +155,16 @@ export class StateEventQueue {
     } else if (e.kind === "echo") {
       const id = outboxIdFromStamp(this.deps.installId, item.message?.metadata);
       if (id !== null) {
-        out.push(store.echoSent(e.key, id, String(item.message?.mid ?? ""), now));
+        out.push(echoSentStatement(e.key, id, String(item.message?.mid ?? ""), now));
         confirmed.push({ key: e.key, outboxId: id });
         const remember = this.deps.replies.ownEcho(e.key.endpointId, e.key.pageId);
         if (remember) out.push(remember);
       }
     } else if (e.kind === "delivery") {
       const mids: string[] = Array.isArray(item.delivery?.mids) ? item.delivery.mids.map(String) : [];
-      out.push(store.delivered(e.key, mids, Number(item.delivery?.watermark ?? 0), now));
+      out.push(deliveredStatement(e.key, mids, Number(item.delivery?.watermark ?? 0), now));
     } else if (e.kind === "read") {
-      out.push(store.read(e.key, Number(item.read?.watermark ?? 0), now));
+      out.push(readStatement(e.key, Number(item.read?.watermark ?? 0), now));
     }
     out.push(store.stateDone(e, now));
     return out;

@@ -1,7 +1,7 @@
 /**
- * The SQL of the conversation engine: the start-up scan of the inbox, the marks that finish an
- * event (done, failed, a failed attempt), and what echoes, deliveries and reads change in the
- * outbox. The marks and the state updates run once per message, so they are plain SQL; rows come
+ * The SQL of the conversation engine: the start-up scan of the inbox and the marks that finish an
+ * event (done, failed, a failed attempt); what echoes, deliveries and reads change in the outbox is
+ * the reply lanes' (replies/store.ts). The marks run once per message, so they are plain SQL; rows come
  * back read by column name (db/rows.ts). An error is stored scrubbed of the settings' secrets
  * (log/scrub.ts): backups of the database travel further than the log.
  */
@@ -37,21 +37,6 @@ const STATE_DONE_BY_ID_SQL = "UPDATE inbox SET status = 'done', processed_at = ?
 const STATE_DONE_BY_KEY_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE endpoint_id = ? AND dedup_key = ?";
 const FAILED_BY_ID_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE id = ?";
 const FAILED_BY_KEY_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE endpoint_id = ? AND dedup_key = ?";
-
-/**
- * Our own message came back as an echo: it is sent. Only the row of this very user, and only one
- * not yet known as sent.
- */
-const ECHO_SENT_SQL =
-  "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) " +
-  "WHERE id = ? AND endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending', 'unconfirmed')";
-const SENT_TO_USER = "endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'sent'";
-const DELIVERED_BEFORE_SQL = `UPDATE outbox SET delivered_at = ? WHERE ${SENT_TO_USER} AND delivered_at IS NULL AND sent_at <= ?`;
-/** Everything delivered before the watermark (both times are Meta's clock), or sent before it by ours. */
-const READ_SQL = `UPDATE outbox SET read_at = ? WHERE ${SENT_TO_USER} AND read_at IS NULL AND ((delivered_at IS NOT NULL AND delivered_at <= ?) OR sent_at <= ?)`;
-/** A delivery that names its messages: the statement for `count` of them. */
-const deliveredMidsSql = (count: number) =>
-  `UPDATE outbox SET delivered_at = ? WHERE ${SENT_TO_USER} AND delivered_at IS NULL AND message_id IN (${Array.from({ length: count }, () => "?").join(", ")})`;
 
 /** An echo, delivery or read event found by the start-up scan. */
 export interface ScannedStateEvent {
@@ -135,23 +120,6 @@ export class ConversationStore {
     return e.inboxId !== undefined
       ? { sql: FAILED_BY_ID_SQL, args: [now, message, e.inboxId] }
       : { sql: FAILED_BY_KEY_SQL, args: [now, message, e.key.endpointId, e.dedupKey!] };
-  }
-
-  /** Our message `outboxId` came back as an echo with this mid. */
-  echoSent(key: UserKey, outboxId: number, mid: string, now: number): InStatement {
-    return { sql: ECHO_SENT_SQL, args: [mid, now, outboxId, key.endpointId, key.pageId, key.userId] };
-  }
-
-  /** A delivery: of these messages, or (none named) of everything sent up to the watermark. */
-  delivered(key: UserKey, mids: string[], watermark: number, now: number): InStatement {
-    return mids.length > 0
-      ? { sql: deliveredMidsSql(mids.length), args: [watermark || now, key.endpointId, key.pageId, key.userId, ...mids] }
-      : { sql: DELIVERED_BEFORE_SQL, args: [watermark || now, key.endpointId, key.pageId, key.userId, watermark] };
-  }
-
-  /** A read up to the watermark. */
-  read(key: UserKey, watermark: number, now: number): InStatement {
-    return { sql: READ_SQL, args: [watermark || now, key.endpointId, key.pageId, key.userId, watermark, watermark] };
   }
 
   /** An error as stored: without the secrets a log line would lose. */

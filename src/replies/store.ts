@@ -12,6 +12,7 @@ import { columnList, rowReader } from "../db/rows.ts";
 import { meta, outbox } from "../db/schema.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { OutboxItem } from "./outbox.ts";
+import type { UserKey } from "../core/user-key.ts";
 
 const OPEN_FIELDS = ["id", "endpointId", "pageId", "userId", "kind", "body", "status", "attempts", "nextAttemptAt", "firstAttemptAt", "lastError"] as const;
 const readOpen = rowReader(outbox, OPEN_FIELDS);
@@ -42,6 +43,38 @@ const readMeta = rowReader(meta, ["key", "value"]);
 const SELECT_ECHOES_SEEN_SQL = `SELECT key, value FROM meta WHERE key LIKE '${ECHOES_SEEN_PREFIX}%'`;
 const UPSERT_META_SQL =
   "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+/**
+ * Our own message came back as an echo: it is sent. Only the row of this very user, and only one
+ * not yet known as sent.
+ */
+const ECHO_SENT_SQL =
+  "UPDATE outbox SET status = 'sent', message_id = coalesce(message_id, ?), sent_at = coalesce(sent_at, ?) " +
+  "WHERE id = ? AND endpoint_id = ? AND page_id = ? AND user_id = ? AND status IN ('pending', 'sending', 'unconfirmed')";
+const SENT_TO_USER = "endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'sent'";
+const DELIVERED_BEFORE_SQL = `UPDATE outbox SET delivered_at = ? WHERE ${SENT_TO_USER} AND delivered_at IS NULL AND sent_at <= ?`;
+/** Everything delivered before the watermark (both times are Meta's clock), or sent before it by ours. */
+const READ_SQL = `UPDATE outbox SET read_at = ? WHERE ${SENT_TO_USER} AND read_at IS NULL AND ((delivered_at IS NOT NULL AND delivered_at <= ?) OR sent_at <= ?)`;
+/** A delivery that names its messages: the statement for `count` of them. */
+const deliveredMidsSql = (count: number) =>
+  `UPDATE outbox SET delivered_at = ? WHERE ${SENT_TO_USER} AND delivered_at IS NULL AND message_id IN (${Array.from({ length: count }, () => "?").join(", ")})`;
+
+/** Our message `outboxId` came back as an echo with this mid (conversations/state-events.ts). */
+export function echoSentStatement(key: UserKey, outboxId: number, mid: string, now: number): InStatement {
+  return { sql: ECHO_SENT_SQL, args: [mid, now, outboxId, key.endpointId, key.pageId, key.userId] };
+}
+
+/** A delivery: of these messages, or (none named) of everything sent up to the watermark. */
+export function deliveredStatement(key: UserKey, mids: string[], watermark: number, now: number): InStatement {
+  return mids.length > 0
+    ? { sql: deliveredMidsSql(mids.length), args: [watermark || now, key.endpointId, key.pageId, key.userId, ...mids] }
+    : { sql: DELIVERED_BEFORE_SQL, args: [watermark || now, key.endpointId, key.pageId, key.userId, watermark] };
+}
+
+/** A read up to the watermark. */
+export function readStatement(key: UserKey, watermark: number, now: number): InStatement {
+  return { sql: READ_SQL, args: [watermark || now, key.endpointId, key.pageId, key.userId, watermark, watermark] };
+}
 
 export class ReplyStore {
   constructor(
