@@ -11,7 +11,7 @@ export class SettingsError extends Error {
     readonly problems: SettingsProblem[],
     readonly warnings: SettingsProblem[] = [],
   ) {
-    super(`${file ?? "settings"}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n` + problems.map(formatProblem).join("\n"));
+    super(`${file ?? "settings"}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n${problems.map(formatProblem).join("\n")}`);
     this.name = "SettingsError";
   }
 }

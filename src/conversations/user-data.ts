@@ -7,35 +7,27 @@
 import { and, asc, desc, eq } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { sessions } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
+import { userRows } from "../db/user-rows.ts";
 import type { UserKey } from "../core/user-key.ts";
 import { sessionView } from "../people/session-views.ts";
 
 export function sessionData(database: Database) {
   const { db } = database;
-  const ofKey = (k: UserKey) => and(eq(sessions.endpointId, k.endpointId), eq(sessions.pageId, k.pageId), eq(sessions.userId, k.userId));
+  const rows = userRows(db, sessions);
   return {
     name: "sessions",
     async export(subject: { keys: readonly UserKey[] }) {
       const out = [];
-      for (const k of subject.keys) out.push(...(await db.select().from(sessions).where(ofKey(k)).orderBy(asc(sessions.createdAt))).map(sessionView));
+      for (const k of subject.keys) out.push(...(await db.select().from(sessions).where(rows.of(k)).orderBy(asc(sessions.createdAt))).map(sessionView));
       return out;
     },
-    erase(subject: { keys: readonly UserKey[] }) {
-      return subject.keys.map((k) => statement(db.delete(sessions).where(ofKey(k))));
-    },
-    async pagesOf(endpointId: string, userId: string) {
-      const rows = await db
-        .selectDistinct({ pageId: sessions.pageId })
-        .from(sessions)
-        .where(and(eq(sessions.endpointId, endpointId), eq(sessions.userId, userId)));
-      return rows.map((r) => r.pageId);
-    },
+    erase: (subject: { keys: readonly UserKey[] }) => rows.erase(subject.keys),
+    pagesOf: rows.pagesOf,
     async latestPage(endpointId: string, userId: string, pageId?: string) {
       const [row] = await db
         .select({ pageId: sessions.pageId })
         .from(sessions)
-        .where(and(eq(sessions.endpointId, endpointId), eq(sessions.userId, userId), pageId ? eq(sessions.pageId, pageId) : undefined))
+        .where(rows.ofPsid(endpointId, userId, pageId))
         .orderBy(desc(sessions.lastActiveAt))
         .limit(1);
       return row?.pageId ?? null;

@@ -3,22 +3,21 @@
  * change — for the GDPR export and erasure: a part of the user-data registry
  * (people/user-data.ts), registered by app.ts.
  */
-import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { threads } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
+import { userRows } from "../db/user-rows.ts";
 import { isoTime, isoTimeOrNull } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
 
 export function threadData(database: Database) {
   const { db } = database;
-  const ofKey = (k: UserKey) => and(eq(threads.endpointId, k.endpointId), eq(threads.pageId, k.pageId), eq(threads.userId, k.userId));
+  const rows = userRows(db, threads);
   return {
     name: "handover",
     async export(subject: { keys: readonly UserKey[] }) {
       const out = [];
       for (const k of subject.keys) {
-        for (const r of await db.select().from(threads).where(ofKey(k))) {
+        for (const r of await db.select().from(threads).where(rows.of(k))) {
           out.push({
             page_id: r.pageId,
             state: r.state,
@@ -33,8 +32,6 @@ export function threadData(database: Database) {
       }
       return out;
     },
-    erase(subject: { keys: readonly UserKey[] }) {
-      return subject.keys.map((k) => statement(db.delete(threads).where(ofKey(k))));
-    },
+    erase: (subject: { keys: readonly UserKey[] }) => rows.erase(subject.keys),
   };
 }

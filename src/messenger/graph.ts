@@ -79,6 +79,11 @@ export class GraphUnreadableAnswer extends Error {
   }
 }
 
+/** An error answer without Graph's error envelope (a proxy or load balancer answered): 5xx counts as Meta's transient code 2. */
+function withoutEnvelope(status: number, message: string): GraphApiError {
+  return new GraphApiError(status, status >= 500 ? 2 : 1, undefined, undefined, undefined, message, false, false);
+}
+
 export type GraphError = GraphApiError | GraphNetworkError | GraphUnreadableAnswer;
 
 export function isGraphError(error: unknown): error is GraphError {
@@ -221,32 +226,14 @@ export class GraphClient {
       text = await response.text();
     } catch (error) {
       if (response.ok) throw unreadable("the answer was cut off", error);
-      throw new GraphApiError(
-        response.status,
-        response.status >= 500 ? 2 : 1,
-        undefined,
-        undefined,
-        undefined,
-        `HTTP ${response.status}, its body cut off`,
-        false,
-        false,
-      );
+      throw withoutEnvelope(response.status, `HTTP ${response.status}, its body cut off`);
     }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
       if (response.ok) throw unreadable("its body is not JSON");
-      throw new GraphApiError(
-        response.status,
-        response.status >= 500 ? 2 : 1,
-        undefined,
-        undefined,
-        undefined,
-        `HTTP ${response.status} without a Graph error body`,
-        false,
-        false,
-      );
+      throw withoutEnvelope(response.status, `HTTP ${response.status} without a Graph error body`);
     }
     const isObject = typeof json === "object" && json !== null;
     const error = isObject ? (json as { error?: Record<string, unknown> }).error : undefined;
@@ -263,16 +250,7 @@ export class GraphClient {
         );
       }
       // No Graph envelope: a proxy or load balancer answered. 5xx counts as Meta's transient code 2.
-      throw new GraphApiError(
-        response.status,
-        response.status >= 500 ? 2 : 1,
-        undefined,
-        undefined,
-        undefined,
-        `HTTP ${response.status} without a Graph error body`,
-        false,
-        false,
-      );
+      throw withoutEnvelope(response.status, `HTTP ${response.status} without a Graph error body`);
     }
     // `null`, a number or a string: not an answer Graph gives.
     if (!isObject) throw unreadable("its body is not a JSON object");

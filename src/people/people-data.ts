@@ -7,21 +7,21 @@ import { and, asc, desc, eq } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { contacts, contactUsers, transcripts } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
+import { userRows } from "../db/user-rows.ts";
 import { isoTimeOrNull, storedJson } from "../db/values.ts";
-import type { UserKey } from "../core/user-key.ts";
 import type { PartSubject, UserDataPart } from "./user-data.ts";
 import { transcriptEntry, type TranscriptEntry } from "./transcripts.ts";
 
 /** The PSIDs' links to the contact, with the Facebook profile cached for each; and the contact. */
 export function contactData(database: Database): UserDataPart {
   const { db } = database;
-  const ofKey = (k: UserKey) => and(eq(contactUsers.endpointId, k.endpointId), eq(contactUsers.pageId, k.pageId), eq(contactUsers.userId, k.userId));
+  const rows = userRows(db, contactUsers);
   return {
     name: "facebook_profiles",
     async export(subject: PartSubject) {
       const out: unknown[] = [];
       for (const k of subject.keys) {
-        for (const r of await db.select().from(contactUsers).where(ofKey(k))) {
+        for (const r of await db.select().from(contactUsers).where(rows.of(k))) {
           out.push({
             page_id: r.pageId,
             user_id: r.userId,
@@ -35,7 +35,7 @@ export function contactData(database: Database): UserDataPart {
       return out;
     },
     erase(subject: PartSubject) {
-      const statements = subject.keys.map((k) => statement(db.delete(contactUsers).where(ofKey(k))));
+      const statements = rows.erase(subject.keys);
       if (subject.contact) statements.push(statement(db.delete(contacts).where(eq(contacts.id, subject.contact.id))));
       return statements;
     },
@@ -43,7 +43,7 @@ export function contactData(database: Database): UserDataPart {
       const [row] = await db
         .select({ pageId: contactUsers.pageId })
         .from(contactUsers)
-        .where(and(eq(contactUsers.endpointId, endpointId), eq(contactUsers.userId, userId), pageId ? eq(contactUsers.pageId, pageId) : undefined))
+        .where(rows.ofPsid(endpointId, userId, pageId))
         .orderBy(desc(contactUsers.lastSeenAt))
         .limit(1);
       return row?.pageId ?? null;
@@ -65,25 +65,19 @@ export function contactData(database: Database): UserDataPart {
  */
 export function transcriptData(database: Database): UserDataPart {
   const { db } = database;
-  const ofKey = (k: UserKey) => and(eq(transcripts.endpointId, k.endpointId), eq(transcripts.pageId, k.pageId), eq(transcripts.userId, k.userId));
+  const rows = userRows(db, transcripts);
   return {
     name: "transcript",
     async export(subject: PartSubject) {
       const out: TranscriptEntry[] = [];
-      for (const k of subject.keys) out.push(...(await db.select().from(transcripts).where(ofKey(k)).orderBy(asc(transcripts.id))).map(transcriptEntry));
+      for (const k of subject.keys) out.push(...(await db.select().from(transcripts).where(rows.of(k)).orderBy(asc(transcripts.id))).map(transcriptEntry));
       return out;
     },
     erase(subject: PartSubject) {
-      const statements = subject.keys.map((k) => statement(db.delete(transcripts).where(ofKey(k))));
+      const statements = rows.erase(subject.keys);
       if (subject.contact) statements.push(statement(db.delete(transcripts).where(eq(transcripts.contactId, subject.contact.id))));
       return statements;
     },
-    async pagesOf(endpointId: string, userId: string) {
-      const rows = await db
-        .selectDistinct({ pageId: transcripts.pageId })
-        .from(transcripts)
-        .where(and(eq(transcripts.userId, userId), eq(transcripts.endpointId, endpointId)));
-      return rows.map((r) => r.pageId);
-    },
+    pagesOf: rows.pagesOf,
   };
 }

@@ -3,22 +3,22 @@
  * GDPR export and erasure: a part of the user-data registry (people/user-data.ts), registered by
  * app.ts.
  */
-import { and, asc, eq } from "drizzle-orm";
+import { asc } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { outbox } from "../db/schema.ts";
-import { statement } from "../db/statement.ts";
+import { userRows } from "../db/user-rows.ts";
 import { isoTime, isoTimeOrNull, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
 
 export function outboxData(database: Database) {
   const { db } = database;
-  const ofKey = (k: UserKey) => and(eq(outbox.endpointId, k.endpointId), eq(outbox.pageId, k.pageId), eq(outbox.userId, k.userId));
+  const rows = userRows(db, outbox);
   return {
     name: "messages_sent",
     async export(subject: { keys: readonly UserKey[] }) {
       const out = [];
       for (const k of subject.keys) {
-        const rows = await db
+        const found = await db
           .select({
             pageId: outbox.pageId,
             source: outbox.source,
@@ -28,9 +28,9 @@ export function outboxData(database: Database) {
             sentAt: outbox.sentAt,
           })
           .from(outbox)
-          .where(ofKey(k))
+          .where(rows.of(k))
           .orderBy(asc(outbox.id));
-        for (const r of rows)
+        for (const r of found)
           out.push({
             page_id: r.pageId,
             source: r.source,
@@ -42,15 +42,7 @@ export function outboxData(database: Database) {
       }
       return out;
     },
-    erase(subject: { keys: readonly UserKey[] }) {
-      return subject.keys.map((k) => statement(db.delete(outbox).where(ofKey(k))));
-    },
-    async pagesOf(endpointId: string, userId: string) {
-      const rows = await db
-        .selectDistinct({ pageId: outbox.pageId })
-        .from(outbox)
-        .where(and(eq(outbox.endpointId, endpointId), eq(outbox.userId, userId)));
-      return rows.map((r) => r.pageId);
-    },
+    erase: (subject: { keys: readonly UserKey[] }) => rows.erase(subject.keys),
+    pagesOf: rows.pagesOf,
   };
 }
