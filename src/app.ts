@@ -1,5 +1,5 @@
 /**
- * The application, built from its dependencies (`{ config, db, graph, clock }`) so that every
+ * The application, built from its dependencies (`{ config, db, graph, clock, timers }`) so that every
  * test can have its own database, fake Graph API, clock and log, and run in parallel.
  *
  *   webhook → inbox (durable) → conversation engine (flows) → reply lanes → Graph API
@@ -58,7 +58,7 @@ export interface AppDeps {
   /** Flows by name; by default loaded from `[flows]` of the settings. */
   flows?: FlowRegistry;
   /** Tuning for tests: see ReplyLanes. */
-  lanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
+  replyLanes?: { echoGraceMs?: number; minRetryDelayMs?: number };
   /** Tuning for tests: the transformer worker pool and time limit. */
   transformers?: { poolSize?: number; timeoutMs?: number };
   /** How long shutdown waits for turns in progress. */
@@ -171,7 +171,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     installId: install,
     health,
     failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
-    ...deps.lanes,
+    ...deps.replyLanes,
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
@@ -207,7 +207,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       transcriptData(db),
       inboxPart,
       outboxData(db),
-      transformerData({ database: db, writes }),
+      // Its second delete keeps no process alive: real timers unless a test passes its own.
+      transformerData({ database: db, writes, ...(deps.timers ? { timers: deps.timers } : {}) }),
       threadData(db),
       simulatorData(db),
     )

@@ -42,8 +42,12 @@ export class AppliedControlEvents {
   /** The event's turn in the user's lane: applied unless that happened on arrival. */
   async inLane(endpoint: EndpointSettings, key: UserKey, event: ControlEvent, log: Logger): Promise<void> {
     const early = this.#byRow.get(event.id);
-    if (!(early && (await early.applied))) await applyControl(this.threads, endpoint, key, event, log);
-    this.#byRow.delete(event.id);
+    try {
+      if (!(early && (await early.applied))) await applyControl(this.threads, endpoint, key, event, log);
+    } finally {
+      // Also when it fails: a retry applies it again anyway, and an event set aside must not stay here.
+      this.#byRow.delete(event.id);
+    }
   }
 
   /** The person was erased: their events will not come to their lane. */

@@ -98,7 +98,7 @@ export class ConversationEngine {
     // both are merged, so an event seen by both is queued once (by its row) and run once.
     const state = await this.#store.pendingStateEvents();
     // Everything else that was stored and not finished, into the users' work lists.
-    const waiting = await this.#store.pendingLaneEvents();
+    const waiting = await this.#store.pendingInboundEvents();
     for (const { key, event } of waiting) this.#pending.add(key, event);
     // State updates are idempotent: an event in both the scan and #early may be applied twice.
     this.#started = true;

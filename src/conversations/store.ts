@@ -29,7 +29,7 @@ const stateKindList = [...STATE_KINDS].map((kind) => `'${kind}'`).join(", ");
 const PENDING_STATE_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE status = 'pending' AND kind IN (${stateKindList}) ORDER BY id`;
 
 /** Everything else stored and not finished, in each user's order (Facebook's timestamp, then arrival). */
-const PENDING_LANE_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE status = 'pending' AND kind NOT IN (${stateKindList}) ORDER BY timestamp, id`;
+const PENDING_INBOUND_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE status = 'pending' AND kind NOT IN (${stateKindList}) ORDER BY timestamp, id`;
 
 const DONE_SQL = "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?";
 /** A state event as the inbox reported it after its commit has no row id in hand: found by its dedup key. */
@@ -77,8 +77,8 @@ export class ConversationStore {
   }
 
   /** The start-up scan, second half: every other unfinished event, for its user's work list. */
-  async pendingLaneEvents(): Promise<{ key: UserKey; event: PendingEvent }[]> {
-    const result = await this.database.client.execute(PENDING_LANE_SQL);
+  async pendingInboundEvents(): Promise<{ key: UserKey; event: PendingEvent }[]> {
+    const result = await this.database.client.execute(PENDING_INBOUND_SQL);
     return result.rows.map((raw) => {
       const row = readScanned(raw);
       return {

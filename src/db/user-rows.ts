@@ -25,7 +25,8 @@ export interface UserRows {
 
 export function userRows(db: Db, table: PersonTable): UserRows {
   const ofPsid = (endpointId: string, userId: string, pageId?: string) =>
-    and(eq(table.endpointId, endpointId), eq(table.userId, userId), pageId === undefined ? undefined : eq(table.pageId, pageId))!;
+    // An empty page_id (`?page_id=`) names no Page, as an absent one.
+    and(eq(table.endpointId, endpointId), eq(table.userId, userId), pageId ? eq(table.pageId, pageId) : undefined)!;
   return {
     of: (k) => and(eq(table.endpointId, k.endpointId), eq(table.pageId, k.pageId), eq(table.userId, k.userId))!,
     ofPsid,

@@ -133,7 +133,7 @@ ${options.endpointToml ?? ""}
     config,
     db: database,
     log: logs.log,
-    lanes: options.lanes,
+    replyLanes: options.lanes,
     clock: options.clock,
     timers: options.timers,
     shutdownGraceMs: 2_000,

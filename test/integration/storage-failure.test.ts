@@ -9,6 +9,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { PAGE_ID, PAGE_TOKEN, PSID, PSID_2 } from "../helpers/config.ts";
 import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 import { countingFlow } from "../helpers/counting-flow.ts";
+import { WITH_KEYS, api } from "../helpers/admin.ts";
+import { PAGE_INBOX_APP_ID } from "../../src/handover/threads.ts";
+import { echo } from "../../src/simulator/webhook-driver.ts";
 import { failingStorage } from "../helpers/failing-storage.ts";
 import { ManualClock } from "../helpers/manual-clock.ts";
 
@@ -137,6 +140,30 @@ describe("an unclear Send API answer while writes fail", () => {
     expect(await c.post([userText("third")])).toBe(200);
     await c.graph.waitForSends(3, { recipientId: PSID });
     expect(c.graph.calls.filter((call) => (call.body as { message?: { text?: string } })?.message?.text === "re: second")).toHaveLength(1);
+  });
+});
+
+describe("a person erased while their state events wait for the database", () => {
+  test("the round that waited is not written back for them once writes work again", async () => {
+    const storage = failingStorage();
+    const agent = countingFlow();
+    const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap, ...WITH_KEYS });
+    expect(await c.post([userText("hello")])).toBe(200);
+    await c.graph.waitForSends(1, { recipientId: PSID });
+    // A person answers from the Page Inbox; its transcript line cannot be written: the round waits.
+    storage.fail((sql) => sql.startsWith("INSERT INTO transcripts"));
+    expect(await c.post([echo(PAGE_ID, PSID, { appId: PAGE_INBOX_APP_ID, text: "a person here" })], { standby: true })).toBe(200);
+    await until(() => c.app.health.failedWrites > 0);
+    // The operator erases the person meanwhile (deletes still work).
+    expect((await api(c, "DELETE", `/api/endpoints/support/users/${PSID}`)).status).toBe(200);
+    storage.fail(false);
+    // A later state event of someone else goes through the same rounds, after the one that waited.
+    const later = { sender: { id: PSID_2 }, recipient: { id: PAGE_ID }, timestamp: Date.now(), read: { watermark: Date.now() } };
+    expect(await c.post([later])).toBe(200);
+    await until(async () => (await c.database.client.execute("SELECT status FROM inbox WHERE kind = 'read'")).rows[0]?.status === "done");
+    await c.app.writes.drain();
+    const left = await c.database.client.execute({ sql: "SELECT count(*) AS n FROM transcripts WHERE user_id = ?", args: [PSID] });
+    expect(Number(left.rows[0]!.n)).toBe(0);
   });
 });
 

@@ -359,6 +359,7 @@ describe("POST: refusals", () => {
     const big = textBody("m_big", { text: "x".repeat(2000) });
     const res = await post(t, big);
     expect(res.status).toBe(413);
+    expect(JSON.parse(res.text)).toMatchObject({ error: "too_large" });
     expect(await t.inboxRows()).toEqual([]);
   });
 

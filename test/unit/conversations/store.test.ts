@@ -63,13 +63,13 @@ describe("ConversationStore", () => {
     ]);
     expect(state[0]!.key).toEqual({ endpointId: "support", pageId: PAGE_ID, userId: PSID });
 
-    const lanes = await store.pendingLaneEvents();
-    expect(lanes.map(({ key, event }) => [key.userId, event.item.key, event.timestamp])).toEqual([
+    const inbound = await store.pendingInboundEvents();
+    expect(inbound.map(({ key, event }) => [key.userId, event.item.key, event.timestamp])).toEqual([
       [PSID_2, "m1", 100],
       [PSID, "p2", 200],
       [PSID, "m3", 300],
     ]);
-    expect(lanes[0]!.event).toMatchObject({ kind: "message", standby: false, attempts: 0 });
+    expect(inbound[0]!.event).toMatchObject({ kind: "message", standby: false, attempts: 0 });
   });
 
   test("marks: done with the flow's error, a failed attempt, set aside; errors stored without secrets", async () => {
@@ -99,7 +99,7 @@ describe("ConversationStore", () => {
     expect(byRow.get(c)).toMatchObject({ status: "failed", attempts: 5 });
     expect(byRow.get(c)!.lastError).not.toContain(SECRET);
     // Neither of the finished ones is found by the next start's scan; the pending one is.
-    const pending = (await store.pendingLaneEvents()).map(({ event }) => event.id);
+    const pending = (await store.pendingInboundEvents()).map(({ event }) => event.id);
     expect(pending).toContain(b);
     expect(pending).not.toContain(a);
     expect(pending).not.toContain(c);

@@ -302,6 +302,44 @@ describe("bot → paused → bot", () => {
   });
 });
 
+describe("paused → handover, and the operator's take of a paused thread", () => {
+  test("another app takes the thread while the bot is paused: handed over, the pause's deadline gives way to the timeout", async () => {
+    const { threads, clock, released } = await setup();
+    const answered = clock.now();
+    await threads.humanReplied(key, answered, PAGE_INBOX_APP_ID, false);
+    expect(threads.floor(key)).toBe("paused");
+    await clock.advance(MINUTE);
+    const takenAt = clock.now();
+    expect(await threads.handedOver(key, OTHER_APP, null, "taken_by_other", { at: takenAt })).toBe(true);
+    expect(threads.floor(key)).toBe("handover");
+    expect(threads.current(key)).toMatchObject({ state: "handover", ownerAppId: OTHER_APP, pausedUntil: null });
+    // One deadline: the timeout from the take, not the end of the pause any more.
+    expect(clock.timers).toEqual([takenAt + 10 * MINUTE]);
+    await clock.advance(5 * MINUTE);
+    expect(threads.floor(key)).toBe("handover");
+    expect(released).toEqual([]);
+  });
+
+  test("a standby message while the bot is paused: another app has the thread (owner unknown), no deadline", async () => {
+    const { threads, clock } = await setup();
+    await threads.humanReplied(key, clock.now(), PAGE_INBOX_APP_ID, false);
+    await clock.advance(MINUTE);
+    expect(await threads.userSpoke(key, clock.now(), true)).toBeNull();
+    expect(threads.current(key)).toMatchObject({ state: "handover", ownerAppId: null });
+    expect(clock.timers).toEqual([]);
+  });
+
+  test("the operator's take of a paused thread ends the pause without asking Graph (the bot owns the thread)", async () => {
+    const { threads, clock, graph, released } = await setup();
+    await threads.humanReplied(key, clock.now(), PAGE_INBOX_APP_ID, false);
+    expect(await threads.take(key, "operator")).toBeNull();
+    expect(graph.to("take_thread_control")).toEqual([]);
+    expect(threads.floor(key)).toBe("bot");
+    expect(released).toHaveLength(1);
+    expect(clock.timers).toEqual([]);
+  });
+});
+
 describe("stale events change nothing", () => {
   test("a Done older than the take that followed it", async () => {
     const { threads, clock } = await setup();
