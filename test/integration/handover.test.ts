@@ -657,6 +657,8 @@ describe("admin API: a user's thread", () => {
     await say(c, "hello", 1);
     await until(async () => (await thread(c)).waiting_messages === 0);
     expect(await thread(c)).toMatchObject({ endpoint_id: "support", page_id: PAGE_ID, user_id: PSID, state: "bot", owner_app_id: null, timeout_at: null });
+    // An empty ?page_id= names no Page: the user's own Page, as without it.
+    expect((await api(c, "GET", `${threadPath()}?page_id=`)).body).toMatchObject({ page_id: PAGE_ID, state: "bot" });
 
     const passed = await api(c, "POST", threadPath(), { body: { action: "pass", metadata: "from the operator" } });
     expect(passed.status).toBe(200);
