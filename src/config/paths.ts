@@ -2,7 +2,7 @@
 import { isAbsolute, resolve } from "node:path";
 import type { Settings } from "./schema.ts";
 
-/** The flows' and transformers' modules (not the built-in flows) and a `file:` storage URL, made absolute. */
+/** The flows', transformers' and NLU scripts' modules (not the built-in flows) and a `file:` storage URL, made absolute. */
 export function makePathsAbsolute(settings: Settings, dir: string): Settings {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
   const flows = Object.fromEntries(
@@ -11,9 +11,11 @@ export function makePathsAbsolute(settings: Settings, dir: string): Settings {
       flow.module && !flow.module.startsWith("builtin:") ? { ...flow, module: abs(flow.module) } : flow,
     ]),
   );
-  const endpoints = settings.endpoints.map((e) =>
-    e.transformers.module ? { ...e, transformers: { ...e.transformers, module: abs(e.transformers.module) } } : e,
-  );
+  const endpoints = settings.endpoints.map((e) => ({
+    ...e,
+    transformers: e.transformers.module ? { ...e.transformers, module: abs(e.transformers.module) } : e.transformers,
+    nlu: e.nlu.module ? { ...e.nlu, module: abs(e.nlu.module) } : e.nlu,
+  }));
   return { ...settings, storage: { ...settings.storage, url: absoluteStorageUrl(settings.storage.url, dir) }, flows, endpoints };
 }
 

@@ -101,6 +101,10 @@ export const DataProtectionSettings = Type.Object({
   mask_logging: Type.Boolean({ default: false }),
   mask_analytics: Type.Boolean({ default: false }),
   retention_days: Type.Integer({ minimum: 0, maximum: 3650, default: 30 }),
+  /** Strip HTML from the user's text after the input transformer (and before NLU and the flow). */
+  sanitize_input: Type.Boolean({ default: false }),
+  /** In transcripts, links and images of user inputs kept as text, never as references to follow. */
+  hide_external_references: Type.Boolean({ default: false }),
 });
 
 export const TransformerSettings = Type.Object({
@@ -111,6 +115,84 @@ export const TransformerSettings = Type.Object({
   execution_finished: Type.Boolean({ default: false }),
   inject: Type.Boolean({ default: false }),
   notify: Type.Boolean({ default: false }),
+  /** handlePreNlu({ text, data, language }) → { text, data }, before the NLU connector (docs/nlu.md). */
+  pre_nlu: Type.Boolean({ default: false }),
+  /** handlePostNlu({ text, data, nluResult, connectorOutput }) → { data, nluResult }, after it. */
+  post_nlu: Type.Boolean({ default: false }),
+});
+
+/** An intent or entity the operator declares for the `llm` NLU connector. */
+const NluLabel = Type.Union([
+  Type.String({ minLength: 1, maxLength: 100 }),
+  Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), description: Type.Optional(Type.String({ maxLength: 1000 })) }),
+]);
+
+/** The NLU connector (src/nlu/, docs/nlu.md): intent and entities in `input.nlu` before the flow runs. */
+export const NluSettings = Type.Object({
+  kind: Type.Union([Type.Literal("none"), Type.Literal("http"), Type.Literal("rasa"), Type.Literal("llm"), Type.Literal("script")], { default: "none" }),
+  /** http: the NLU service; rasa: the Rasa server (POST {url}/model/parse); llm: the chat completions API's base URL. */
+  url: Type.Optional(Type.String({ pattern: "^https?://" })),
+  /** http: sent as `Authorization: Bearer`; rasa: the server's `?token=`; llm: the API key. */
+  api_key: Type.Optional(Type.String({ minLength: 1 })),
+  /** http: extra request headers. */
+  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /** llm: the model. */
+  model: Type.Optional(Type.String({ minLength: 1 })),
+  /** llm: the intents the model may choose from (a name, or { name, description }). */
+  intents: Type.Array(NluLabel, { default: [] }),
+  /** llm: the entity types the model may extract. */
+  entities: Type.Array(NluLabel, { default: [] }),
+  /** script: a module exporting getNluResult({ text, data, language }). */
+  module: Type.Optional(Type.String({ minLength: 1 })),
+  timeout_ms: Type.Integer({ minimum: 100, maximum: 60_000, default: 3000 }),
+  /** Tries after the first, for a 5xx or a timeout. */
+  retries: Type.Integer({ minimum: 0, maximum: 5, default: 1 }),
+  /** An intent scored below this is no intent (`input.nlu.intent` null; the ranking keeps it). */
+  min_score: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  /** Run NLU on payloads (buttons, quick replies) too; by default their payload says it all. */
+  nlu_payloads: Type.Boolean({ default: false }),
+  /** When the NLU call fails: run the flow with `input.nlu = null` and `input.nlu_error` (continue), or not at all (skip_turn). */
+  on_error: Type.Union([Type.Literal("continue"), Type.Literal("skip_turn")], { default: "continue" }),
+});
+
+/** Real-time translation (src/translation/, docs/translation.md): the user's language in, the flow's language out. */
+export const TranslationSettings = Type.Object({
+  provider: Type.Union(
+    [Type.Literal("none"), Type.Literal("deepl"), Type.Literal("google"), Type.Literal("microsoft"), Type.Literal("libretranslate"), Type.Literal("llm")],
+    { default: "none" },
+  ),
+  /** Another base URL than the provider's own (DeepL's free host, a LibreTranslate server, an LLM API). */
+  url: Type.Optional(Type.String({ pattern: "^https?://" })),
+  api_key: Type.Optional(Type.String({ minLength: 1 })),
+  /** microsoft: the resource's region (Ocp-Apim-Subscription-Region). */
+  region: Type.Optional(Type.String({ minLength: 1 })),
+  /** llm: the model. */
+  model: Type.Optional(Type.String({ minLength: 1 })),
+  timeout_ms: Type.Integer({ minimum: 100, maximum: 60_000, default: 3000 }),
+  /** Tries after the first, for a 5xx, a 429 or a timeout. */
+  retries: Type.Integer({ minimum: 0, maximum: 5, default: 1 }),
+  /** The language the flow is written in (default: the endpoint's locale). */
+  flow_language: Type.Optional(Type.String({ pattern: "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$" })),
+  /** The user's language: fixed, or `auto` (detected from their first inputs, then locked). */
+  user_language: Type.String({ default: "auto", pattern: "^(auto|[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?)$" }),
+  /** With `auto`: after this many inputs the detected language is locked for the user. */
+  lock_after: Type.Integer({ minimum: 1, maximum: 5, default: 3 }),
+  /** Text between two markers is not translated, and the markers are removed. */
+  marker: Type.String({ default: "**", minLength: 1, maxLength: 10 }),
+  /** Remove the markers from every output, also where nothing is translated. */
+  always_remove_markers: Type.Boolean({ default: false }),
+  /** Translate payloads (buttons, quick replies) too. */
+  translate_payloads: Type.Boolean({ default: false }),
+  /** deepl: the glossary for the user's text (into the flow's language). */
+  glossary_input: Type.Optional(Type.String({ minLength: 1 })),
+  /** deepl: the glossary for the flow's replies. */
+  glossary_output: Type.Optional(Type.String({ minLength: 1 })),
+  /** deepl: the formality of the replies. */
+  formality: Type.Optional(
+    Type.Union([Type.Literal("default"), Type.Literal("more"), Type.Literal("less"), Type.Literal("prefer_more"), Type.Literal("prefer_less")]),
+  ),
+  /** Translations kept in the database this long (0: not kept). */
+  cache_hours: Type.Number({ minimum: 0, maximum: 24 * 365, default: 24 }),
 });
 
 /** Handing a conversation to people (src/handover/). */
@@ -179,6 +261,8 @@ export const EndpointSettings = Type.Object({
   data_protection: Type.Object(DataProtectionSettings.properties, { default: {} }),
   transformers: Type.Object(TransformerSettings.properties, { default: {} }),
   handover: Type.Object(HandoverSettings.properties, { default: {} }),
+  nlu: Type.Object(NluSettings.properties, { default: {} }),
+  translation: Type.Object(TranslationSettings.properties, { default: {} }),
   messenger_profile: Type.Optional(MessengerProfileSettings),
 });
 
@@ -200,6 +284,8 @@ export type EndpointSettings = Static<typeof EndpointSettings>;
 export type PageSettings = Static<typeof PageSettings>;
 export type MessengerProfileSettings = Static<typeof MessengerProfileSettings>;
 export type HandoverSettings = Static<typeof HandoverSettings>;
+export type NluSettings = Static<typeof NluSettings>;
+export type TranslationSettings = Static<typeof TranslationSettings>;
 
 /** Keys whose values are secrets: they may be given as `<key>_file`, and never reach a log line. */
 export const SECRET_KEYS = ["app_secret", "access_token", "verify_token", "api_key", "api_keys", "auth_token"] as const;

@@ -20,6 +20,10 @@ export function collectSecrets(settings: Settings): string[] {
     add(endpoint.app_secret);
     add(endpoint.verify_token);
     for (const page of endpoint.pages) add(page.access_token);
+    // The NLU connector and the translation provider: keys, credential headers, URL passwords.
+    for (const s of flowSecrets(endpoint.nlu)) add(s);
+    add(endpoint.translation.api_key);
+    if (endpoint.translation.url) for (const s of urlSecrets(endpoint.translation.url)) add(s);
   }
   return [...secrets];
 }
@@ -28,7 +32,7 @@ export function collectSecrets(settings: Settings): string[] {
 const SECRET_HEADER = /authorization|token|key|secret/i;
 
 /** A flow's secrets: its `api_key`, the values of headers that carry credentials, its URL's password and keys. */
-export function flowSecrets(flow: FlowSettings): string[] {
+export function flowSecrets(flow: Pick<FlowSettings, "api_key" | "headers" | "url">): string[] {
   const found: string[] = [];
   if (flow.api_key) found.push(flow.api_key);
   for (const [name, header] of Object.entries(flow.headers ?? {})) {

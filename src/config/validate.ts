@@ -65,13 +65,55 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
     }
 
     const t = endpoint.transformers;
-    const switchedOn = (["input", "output", "execution_finished", "inject", "notify"] as const).filter((k) => t[k]);
+    const switchedOn = (["input", "output", "execution_finished", "inject", "notify", "pre_nlu", "post_nlu"] as const).filter((k) => t[k]);
     if (t.module) fileMustExist(at("transformers", "module"), t.module);
     else if (switchedOn.length > 0)
       problem(
         at("transformers", "module"),
         `missing: ${switchedOn.join(", ")} ${switchedOn.length === 1 ? "is" : "are"} switched on but no transformer module is named`,
       );
+    if ((t.pre_nlu || t.post_nlu) && endpoint.nlu.kind === "none") {
+      problem(
+        at("nlu", "kind"),
+        `pre_nlu / post_nlu are switched on in [endpoints.transformers] but no NLU connector is set: set kind ("http", "rasa", "llm" or "script")`,
+      );
+    }
+
+    // The NLU connector (docs/nlu.md): what each kind needs.
+    const nlu = endpoint.nlu;
+    const nluNeeds = (key: "url" | "model" | "module") => {
+      if (!nlu[key]) problem(at("nlu", key), `missing (required for kind "${nlu.kind}")`);
+    };
+    if (nlu.kind === "http" || nlu.kind === "rasa" || nlu.kind === "llm") nluNeeds("url");
+    if (nlu.kind === "llm") {
+      nluNeeds("model");
+      if (nlu.intents.length === 0) problem(at("nlu", "intents"), 'needs at least one intent for kind "llm": the model chooses among them');
+    }
+    if (nlu.kind === "script") {
+      nluNeeds("module");
+      if (nlu.module) fileMustExist(at("nlu", "module"), nlu.module);
+    }
+    if (nlu.kind !== "llm" && (nlu.model || nlu.intents.length > 0 || nlu.entities.length > 0)) {
+      problem(at("nlu", nlu.model ? "model" : nlu.intents.length > 0 ? "intents" : "entities"), `only for kind "llm" (the connector is "${nlu.kind}")`);
+    }
+
+    // The translation provider (docs/translation.md): what each needs.
+    const tr = endpoint.translation;
+    if ((tr.provider === "deepl" || tr.provider === "google" || tr.provider === "microsoft") && !tr.api_key) {
+      problem(at("translation", "api_key"), `missing (required for provider "${tr.provider}"): its API key, or api_key_file`);
+    }
+    if (tr.provider === "llm") {
+      if (!tr.url) problem(at("translation", "url"), 'missing (required for provider "llm"): the chat completions API\'s base URL');
+      if (!tr.model) problem(at("translation", "model"), 'missing (required for provider "llm")');
+    }
+    for (const key of ["glossary_input", "glossary_output", "formality"] as const) {
+      if (tr[key] !== undefined && tr.provider !== "deepl") problem(at("translation", key), `only for provider "deepl" (the provider is "${tr.provider}")`);
+    }
+    if (tr.region !== undefined && tr.provider !== "microsoft")
+      problem(at("translation", "region"), `only for provider "microsoft" (the provider is "${tr.provider}")`);
+    if (tr.glossary_input !== undefined && tr.user_language === "auto") {
+      problem(at("translation", "glossary_input"), "a glossary needs a fixed user_language: DeepL's glossaries have one source language");
+    }
   });
 
   return problems;

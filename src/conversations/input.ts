@@ -82,6 +82,7 @@ export function inputFromEvent(event: Record<string, any>, ctx: InputContext): F
     context: ctx.context,
     contact: ctx.contact,
     locale: ctx.locale,
+    language: ctx.locale,
     nlu: null,
     handover: null,
   };

@@ -32,6 +32,7 @@ import { handoverInput, inputFromEvent, injectedInput, type InjectedInput } from
 import type { PendingEvent } from "./pending.ts";
 import type { SessionStore } from "./sessions.ts";
 import type { ConversationStore } from "./store.ts";
+import type { TurnContext, TurnTranslation, TurnUnderstanding } from "./language.ts";
 
 /** The server stops: the turn is abandoned, its event stays pending and runs again after the restart. */
 export class ShutdownAbort extends Error {}
@@ -52,6 +53,10 @@ export interface TurnDeps {
   metrics: Registry;
   /** Aborted when the engine stops: a commit that waits for the database gives up. */
   stopping: AbortSignal;
+  /** Real-time translation, when an endpoint has it (src/translation/). */
+  translation?: TurnTranslation;
+  /** The NLU connector, when an endpoint has one (src/nlu/). */
+  understanding?: TurnUnderstanding;
 }
 
 /** The turns in progress (their flows' controllers: a stop past its grace abandons them), and what runs one. */
@@ -116,10 +121,17 @@ export class FlowTurns {
     if (returned) input.handover = returned;
     const transformInput = !injected && !handover && transformers?.enabled(key.endpointId, "handleInput") === true;
     if (transformInput && !(await this.#transformInput(row, key, endpoint, input, turnLog))) return;
+    // Language: the user's text into the flow's language, then what it means (docs/translation.md, docs/nlu.md).
+    const language: TurnContext = { log: turnLog, isPayload: typeof input.data.payload === "string", signal: this.deps.stopping };
+    if (!handover) await this.deps.translation?.toFlow(endpoint, key, input, language);
+    if (!handover && this.deps.understanding && !(await this.deps.understanding.understand(endpoint, key, input, language))) {
+      await writes.run([store.done(row.id, input.nlu_error ? `NLU failed (on_error = "skip_turn"): ${input.nlu_error}` : null)], { durable: false });
+      return;
+    }
 
     const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging);
     const now = clock.now();
-    const replies = outcome.ok ? await this.#replies(outcome.result, row, key, endpoint, flow, input, session.id, handover, turnLog) : [];
+    const replies = outcome.ok ? await this.#replies(outcome.result, row, key, endpoint, flow, input, session.id, handover, language) : [];
     const context = (outcome.ok && outcome.result.context) || session.context;
     const error = outcome.ok ? null : outcome.error;
     if (erasures.since(key, erasuresAtStart)) {
@@ -194,8 +206,9 @@ export class FlowTurns {
     input: FlowInput,
     sessionId: string,
     handover: HandoverOutcome | undefined,
-    log: Logger,
+    language: TurnContext,
   ): Promise<NewReply[]> {
+    const { log } = language;
     const transformers = this.deps.transformers;
     const mask = endpoint.data_protection.mask_logging;
     const source = row.kind === "inject" ? "inject" : "flow";
@@ -219,7 +232,10 @@ export class FlowTurns {
         }
         messages.push(sent);
       }
-      if (!stopped) for (const message of messages) replies.push({ ...key, source, inboxId: row.id, sessionId, message });
+      if (stopped) continue;
+      // What the user will read, in their language (docs/translation.md).
+      const toSend = this.deps.translation ? await this.deps.translation.toUser(endpoint, key, input, messages, language) : messages;
+      for (const message of toSend) replies.push({ ...key, source, inboxId: row.id, sessionId, message });
     }
     const wanted = result.handover;
     if (wanted && handover?.status === "error") {

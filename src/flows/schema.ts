@@ -105,6 +105,11 @@ export interface FlowInput {
   context: Record<string, unknown>;
   contact: Record<string, unknown>;
   locale: string;
+  /** The user's language: the endpoint's locale, or what translation detected or was told (docs/translation.md). */
+  language: string;
+  /** What the NLU connector understood (docs/nlu.md), or null. */
   nlu: unknown;
+  /** Why the NLU call failed, when it did (the flow runs with `nlu: null`). */
+  nlu_error?: string;
   handover: unknown;
 }

@@ -21,6 +21,7 @@ function input(text: string, extra: Partial<FlowInput> = {}): FlowInput {
     context: {},
     contact: {},
     locale: "en",
+    language: "en",
     nlu: null,
     handover: null,
     ...extra,

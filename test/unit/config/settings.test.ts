@@ -48,12 +48,16 @@ describe("defaults", () => {
       mask_logging: false,
       mask_analytics: false,
       retention_days: 30,
+      sanitize_input: false,
+      hide_external_references: false,
     });
     expect(e.transformers).toEqual({
       abort_on_error: false,
       input: false,
       output: false,
       execution_finished: false,
+      pre_nlu: false,
+      post_nlu: false,
       inject: false,
       notify: false,
     });

@@ -148,3 +148,69 @@ describe("security warnings", () => {
     ]);
   });
 });
+
+describe("NLU and translation", () => {
+  const endpointWith = (tables: string) => `${HTTP_FLOW}${endpoint("support", "support")}${tables}`;
+  /** The problems, or none when the settings are accepted. */
+  const problemsOrNone = (text: string): string[] => {
+    try {
+      configFromToml(text, { dir: dir.path });
+      return [];
+    } catch {
+      return problemsOf(text);
+    }
+  };
+
+  test("each NLU kind names what it needs", () => {
+    expect(problemsOrNone(endpointWith('[endpoints.nlu]\nkind = "http"\n'))).toEqual(['endpoints[0].nlu.url: missing (required for kind "http")']);
+    expect(problemsOrNone(endpointWith('[endpoints.nlu]\nkind = "llm"\n'))).toEqual([
+      'endpoints[0].nlu.url: missing (required for kind "llm")',
+      'endpoints[0].nlu.model: missing (required for kind "llm")',
+      'endpoints[0].nlu.intents: needs at least one intent for kind "llm": the model chooses among them',
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.nlu]\nkind = "script"\nmodule = "nlu/missing.ts"\n'))).toEqual([
+      `endpoints[0].nlu.module: file not found: ${dir.join("nlu/missing.ts")}`,
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.nlu]\nkind = "rasa"\nurl = "http://127.0.0.1:5005"\nintents = ["order"]\n'))).toEqual([
+      'endpoints[0].nlu.intents: only for kind "llm" (the connector is "rasa")',
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.nlu]\nkind = "bert"\n'))[0]).toStartWith("endpoints[0].nlu.kind: expected one of");
+  });
+
+  test("NLU hooks need a connector; a valid llm connector passes", () => {
+    const hooks = '[endpoints.transformers]\nmodule = "transformers/support.ts"\npre_nlu = true\n';
+    expect(problemsOrNone(endpointWith(hooks))).toEqual([
+      'endpoints[0].nlu.kind: pre_nlu / post_nlu are switched on in [endpoints.transformers] but no NLU connector is set: set kind ("http", "rasa", "llm" or "script")',
+    ]);
+    const llm =
+      '[endpoints.nlu]\nkind = "llm"\nurl = "http://127.0.0.1:9/v1"\nmodel = "m"\nintents = ["order", { name = "refund", description = "money back" }]\n';
+    expect(problemsOrNone(endpointWith(hooks + llm))).toEqual([]);
+  });
+
+  test("each translation provider names what it needs, and provider-only keys are refused elsewhere", () => {
+    expect(problemsOrNone(endpointWith('[endpoints.translation]\nprovider = "deepl"\n'))).toEqual([
+      'endpoints[0].translation.api_key: missing (required for provider "deepl"): its API key, or api_key_file',
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.translation]\nprovider = "llm"\n'))).toEqual([
+      `endpoints[0].translation.url: missing (required for provider "llm"): the chat completions API's base URL`,
+      'endpoints[0].translation.model: missing (required for provider "llm")',
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.translation]\nprovider = "google"\napi_key = "k-123456"\nformality = "less"\nregion = "eu"\n'))).toEqual([
+      'endpoints[0].translation.formality: only for provider "deepl" (the provider is "google")',
+      'endpoints[0].translation.region: only for provider "microsoft" (the provider is "google")',
+    ]);
+    expect(problemsOrNone(endpointWith('[endpoints.translation]\nprovider = "deepl"\napi_key = "k-123456"\nglossary_input = "g1"\n'))).toEqual([
+      "endpoints[0].translation.glossary_input: a glossary needs a fixed user_language: DeepL's glossaries have one source language",
+    ]);
+    const limits = problemsOrNone(endpointWith('[endpoints.translation]\nprovider = "libretranslate"\nlock_after = 6\nuser_language = "german"\n'));
+    expect(limits.map((p) => p.split(":")[0])).toEqual(["endpoints[0].translation.user_language", "endpoints[0].translation.lock_after"]);
+    expect(limits[1]).toBe("endpoints[0].translation.lock_after: must be at most 5, got 6");
+    expect(
+      problemsOrNone(
+        endpointWith(
+          '[endpoints.translation]\nprovider = "microsoft"\napi_key = "k-123456"\nregion = "westeurope"\nuser_language = "de"\nflow_language = "en"\n',
+        ),
+      ),
+    ).toEqual([]);
+  });
+});

@@ -33,6 +33,7 @@ describe("inputFromEvent: the fields around the event", () => {
       context: { count: 2, history: [] },
       contact: { first_name: "Ann", last_name: "Lee" },
       locale: "fr",
+      language: "fr",
       nlu: null,
       handover: null,
     });

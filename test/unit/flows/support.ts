@@ -85,6 +85,7 @@ export function sampleInput(overrides: Partial<FlowInput> = {}): FlowInput {
     context: {},
     contact: {},
     locale: "en",
+    language: "en",
     nlu: null,
     handover: null,
     ...overrides,
