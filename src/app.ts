@@ -32,6 +32,8 @@ import { outboxData } from "./replies/user-data.ts";
 import { transformerData } from "./transformers/user-data.ts";
 import { threadData } from "./handover/user-data.ts";
 import { simulatorData } from "./simulator/user-data.ts";
+import { Translation } from "./translation/translation.ts";
+import { translationData } from "./translation/user-data.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
@@ -175,6 +177,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
+  const translation = new Translation({ config, database: db, writes, clock, timers, log, metrics });
   const engine = new ConversationEngine({
     config,
     database: db,
@@ -191,6 +194,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     transformers,
     threads,
     health,
+    ...(translation.active ? { translation } : {}),
   });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
@@ -211,6 +215,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       transformerData({ database: db, writes, ...(deps.timers ? { timers: deps.timers } : {}) }),
       threadData(db),
       simulatorData(db),
+      translationData(translation),
     )
     .locateWith(sessionPart, contactPart, inboxPart);
   const analytics = new Analytics(db);
@@ -236,7 +241,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       sessions.forgetAll();
       contacts.forgetAll();
     },
-  });
+  }).addPurge("translation", (endpoint, now) => translation.purge(endpoint, now));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
   readiness.add("database", async () => {

@@ -28,6 +28,7 @@ import type { Contacts } from "../people/contacts.ts";
 import { transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { Transformers } from "../transformers/transformers.ts";
+import type { TurnTranslation } from "./language.ts";
 import { HANDOVER_KINDS, STATE_KINDS, USER_INPUT_KINDS, isUnsent } from "../inbox/events.ts";
 import { AppliedControlEvents } from "./control.ts";
 import { RecentErasures } from "./erasures.ts";
@@ -65,6 +66,8 @@ export interface EngineDeps {
   threads?: Threads;
   /** Whether the database takes writes: while it does not, no turn starts (db/health.ts). */
   health?: StorageHealth;
+  /** Real-time translation (translation/), when an endpoint has it: the turns use it. */
+  translation?: TurnTranslation;
 }
 
 export class ConversationEngine {

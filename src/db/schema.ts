@@ -291,3 +291,53 @@ export const simulatorUsers = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("simulator_users_user").on(t.userId)],
 );
+
+/**
+ * Real-time translation (src/translation/): each user's language with `user_language = "auto"`,
+ * detected from their first inputs and locked after `lock_after` of them. Purged by retention
+ * with the idle users; erased with the person.
+ */
+export const translationUsers = sqliteTable(
+  "translation_users",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** The language detected most often so far (a BCP 47 tag such as `de` or `pt-BR`). */
+    language: text("language").notNull(),
+    /** JSON: how often each language was detected, `{ "de": 2, "en": 1 }`. */
+    votes: text("votes").notNull(),
+    /** The inputs detected so far; at `lock_after` the language is locked. */
+    inputs: integer("inputs").notNull(),
+    /** When the language was locked (ms); null while it is still being detected. */
+    lockedAt: integer("locked_at"),
+    /** The last input counted (its message id): a turn run again after a crash is not counted twice. */
+    lastMid: text("last_mid"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.pageId, t.userId] }), index("translation_users_age").on(t.endpointId, t.updatedAt)],
+);
+
+/**
+ * Translations already paid for (`cache_hours`). `key` is a hash of the provider's settings, the
+ * languages and the text — and, for a user's own text, of that user: their text is used for them
+ * only. The user columns name the person whose turn stored the row (erased with them); the
+ * flow's texts (`kind = "bot"`) are found by anyone's turn.
+ */
+export const translationCache = sqliteTable(
+  "translation_cache",
+  {
+    key: text("key").primaryKey(),
+    endpointId: text("endpoint_id").notNull(),
+    pageId: text("page_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** user (the person's own text) | bot (a text of the flow) */
+    kind: text("kind").notNull(),
+    translation: text("translation").notNull(),
+    /** The language the provider detected, when it was asked to (the user's text with `auto`). */
+    detected: text("detected"),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("translation_cache_expiry").on(t.endpointId, t.expiresAt), index("translation_cache_user").on(t.userId, t.endpointId)],
+);

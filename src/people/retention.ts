@@ -8,9 +8,14 @@
  * purged. Tables whose ids grow with time (inbox, outbox, transcripts) are walked in id ranges
  * from the oldest row and the walk stops at the first young range, so an hourly run over a big
  * table that has nothing to purge costs one indexed lookup, not a scan.
+ *
+ * A feature with rows of its own to purge (translation/: its expired cache) registers a purge
+ * with `addPurge`, wired in app.ts; it runs for every endpoint at each run, also with
+ * `retention_days = 0` (the feature decides what is old), so this file need not know its tables.
  */
 import type { Row } from "@libsql/client";
 import type { Config } from "../config/load.ts";
+import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import { rowReader } from "../db/rows.ts";
@@ -62,11 +67,21 @@ export interface RetentionDeps {
   forgetAll(): void;
 }
 
+/** A feature's purge for one endpoint at `now`: resolves with the rows deleted per table. */
+export type FeaturePurge = (endpoint: EndpointSettings, now: number) => Promise<Record<string, number>>;
+
 export class Retention {
   #timer: Timer | null = null;
   #running: Promise<void> | null = null;
+  readonly #purges: { name: string; purge: FeaturePurge }[] = [];
 
   constructor(private readonly deps: RetentionDeps) {}
+
+  /** Runs `purge` for each endpoint at every run, after the tables of this file. */
+  addPurge(name: string, purge: FeaturePurge): this {
+    this.#purges.push({ name, purge });
+    return this;
+  }
 
   start(intervalMs = PURGE_INTERVAL_MS): void {
     const tick = () => {
@@ -92,12 +107,18 @@ export class Retention {
     let any = false;
     for (const endpoint of this.deps.config.endpoints) {
       const days = endpoint.data_protection.retention_days;
-      if (days <= 0) continue;
-      const counts = await purge(this.deps.database, this.deps.writes, endpoint.id, this.deps.clock.now() - days * 86_400_000);
-      out[endpoint.id] = counts;
-      if (Object.values(counts).some((n) => n > 0)) {
-        any = true;
-        this.deps.log.info(`retention: deleted what is older than ${days} days`, { endpoint: endpoint.id, ...counts });
+      if (days > 0) {
+        const counts = await purge(this.deps.database, this.deps.writes, endpoint.id, this.deps.clock.now() - days * 86_400_000);
+        out[endpoint.id] = counts;
+        if (Object.values(counts).some((n) => n > 0)) {
+          any = true;
+          this.deps.log.info(`retention: deleted what is older than ${days} days`, { endpoint: endpoint.id, ...counts });
+        }
+      }
+      for (const { name, purge: featurePurge } of this.#purges) {
+        const counts = await featurePurge(endpoint, this.deps.clock.now());
+        out[endpoint.id] = { ...out[endpoint.id], ...counts };
+        if (Object.values(counts).some((n) => n > 0)) this.deps.log.info(`retention: ${name} purged`, { endpoint: endpoint.id, ...counts });
       }
     }
     if (any) this.deps.forgetAll();

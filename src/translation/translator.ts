@@ -1,0 +1,172 @@
+/**
+ * Translating some texts of one turn: what the cache has costs nothing; the rest goes to the
+ * provider in as few requests as its limits allow (one, for the texts of one message), the texts
+ * with markers in its HTML mode (markers.ts); what came back is cached, counted and timed.
+ * Never throws: a failure is an answer (`ok: false`) that the caller turns into an untranslated
+ * message.
+ */
+import { createHash } from "node:crypto";
+import type { TranslationSettings } from "../config/schema.ts";
+import type { Clock } from "../core/clock.ts";
+import type { RecentErasures } from "../core/recent-erasures.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Counter, Histogram, Registry } from "../metrics/registry.ts";
+import { fromMarkup, segments, toMarkup } from "./markers.ts";
+import { ProviderError, type CallResult, type Provider } from "./providers/index.ts";
+import type { CachedTranslation, TranslationStore } from "./store.ts";
+
+export type Direction = "to_flow" | "to_user";
+
+export interface TranslateOptions {
+  /** The texts' language, or null: the provider detects it. */
+  source: string | null;
+  target: string;
+  direction: Direction;
+  /** The user's own text (cached for them only) or the flow's (found by anyone's turn). */
+  kind: "user" | "bot";
+  glossary?: string;
+  formality?: string;
+}
+
+export type Translated = { ok: true; texts: string[]; detected: (string | null)[] } | { ok: false; error: string; result: CallResult };
+
+/** The translation's metrics, shared by every endpoint. */
+export class TranslationMetrics {
+  readonly requests: Counter;
+  readonly seconds: Histogram;
+  readonly characters: Counter;
+  readonly cacheHits: Counter;
+
+  constructor(registry: Registry) {
+    this.requests = registry.counter(
+      "messenger_translation_requests_total",
+      "Requests to translation providers by endpoint, provider, direction (to_flow, to_user) and result (ok, timeout, network_error, rate_limited, quota_exceeded, refused, server_error, unreadable_answer).",
+    );
+    this.seconds = registry.histogram(
+      "messenger_translation_request_seconds",
+      "Translation provider request latency (with its retries) by endpoint and provider.",
+    );
+    this.characters = registry.counter(
+      "messenger_translation_characters_total",
+      "Characters sent to translation providers (what they bill) by endpoint, provider and direction.",
+    );
+    this.cacheHits = registry.counter(
+      "messenger_translation_cache_hits_total",
+      "Texts translated from the cache, without a provider request, by endpoint and direction.",
+    );
+  }
+}
+
+export interface TranslatorDeps {
+  endpointId: string;
+  settings: TranslationSettings;
+  provider: Provider;
+  store: TranslationStore;
+  writes: WriteQueue;
+  clock: Clock;
+  metrics: TranslationMetrics;
+  erasures: RecentErasures;
+}
+
+export class Translator {
+  /** What identifies the provider's translations in the cache: another provider, host or model translates anew. */
+  readonly #fingerprint: string;
+
+  constructor(private readonly deps: TranslatorDeps) {
+    const s = deps.settings;
+    this.#fingerprint = JSON.stringify([s.provider, s.url ?? "", s.model ?? ""]);
+  }
+
+  async translate(key: UserKey, texts: readonly string[], options: TranslateOptions, log: Logger, stopping?: AbortSignal): Promise<Translated> {
+    const { settings, store, clock, metrics, endpointId } = this.deps;
+    const mark = this.deps.erasures.mark();
+    const unique = [...new Set(texts)];
+    const parts = unique.map((t) => segments(t, settings.marker));
+    const keys = unique.map((t) => this.#cacheKey(key, t, options));
+    const out: (string | undefined)[] = unique.map(() => undefined);
+    const detected: (string | null)[] = unique.map(() => null);
+    const caching = settings.cache_hours > 0;
+    if (caching) {
+      const cached = await store.cached(keys, clock.now()).catch((error): Map<string, CachedTranslation> => {
+        log.warn("could not read the translation cache; the provider is asked", { error });
+        return new Map();
+      });
+      let hits = 0;
+      keys.forEach((k, i) => {
+        const hit = cached.get(k);
+        if (!hit) return;
+        out[i] = hit.translation;
+        detected[i] = hit.detected;
+        hits++;
+      });
+      if (hits > 0) metrics.cacheHits.inc({ endpoint: endpointId, direction: options.direction }, hits);
+    }
+    const misses = unique.flatMap((_, i) => (out[i] === undefined ? [i] : []));
+    if (misses.length > 0) {
+      const markup = misses.some((i) => parts[i]!.some((s) => s.keep));
+      const sent = misses.map((i) => (markup ? toMarkup(parts[i]!) : unique[i]!));
+      for (const chunk of this.#chunks(misses, sent)) {
+        const answer = await this.#request(chunk.texts, options, markup, stopping);
+        if (!answer.ok) return answer;
+        chunk.indexes.forEach((i, j) => {
+          out[i] = markup ? fromMarkup(answer.texts[j]!, parts[i]!) : answer.texts[j]!;
+          detected[i] = answer.detected[j] ?? null;
+        });
+      }
+      // Not for a person erased meanwhile: the erasure's deletes are queued, and this would come after them.
+      if (caching && !this.deps.erasures.since(key, mark)) {
+        const entries = misses.map((i) => ({ key: keys[i]!, kind: options.kind, translation: out[i]!, detected: detected[i]! }));
+        this.deps.writes
+          .run(store.put(key, entries, clock.now(), settings.cache_hours), { durable: false })
+          .catch((error) => log.warn("could not store translations in the cache", { error }));
+      }
+    }
+    const byText = new Map(unique.map((t, i) => [t, i]));
+    return { ok: true, texts: texts.map((t) => out[byText.get(t)!]!), detected: texts.map((t) => detected[byText.get(t)!]!) };
+  }
+
+  async #request(texts: string[], options: TranslateOptions, markup: boolean, stopping?: AbortSignal): Promise<Translated> {
+    const { provider, metrics, endpointId } = this.deps;
+    const labels = { endpoint: endpointId, provider: provider.name, direction: options.direction };
+    metrics.characters.inc(
+      labels,
+      texts.reduce((n, t) => n + t.length, 0),
+    );
+    const started = performance.now();
+    let result: CallResult = "ok";
+    try {
+      const request = { texts, source: options.source, target: options.target, markup, glossary: options.glossary, formality: options.formality };
+      const answer = await provider.translate(request, stopping);
+      return { ok: true, texts: answer.texts, detected: answer.detected };
+    } catch (error) {
+      result = error instanceof ProviderError ? error.result : "unreadable_answer";
+      return { ok: false, result, error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      metrics.requests.inc({ ...labels, result });
+      metrics.seconds.observe({ endpoint: endpointId, provider: provider.name }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** The texts in requests within the provider's limits (at least one text each). */
+  #chunks(indexes: number[], texts: string[]): { indexes: number[]; texts: string[] }[] {
+    const { maxBatch, maxChars } = this.deps.provider;
+    const chunks: { indexes: number[]; texts: string[]; chars: number }[] = [];
+    texts.forEach((text, j) => {
+      const last = chunks.at(-1);
+      if (last && last.texts.length < maxBatch && last.chars + text.length <= maxChars) {
+        last.indexes.push(indexes[j]!);
+        last.texts.push(text);
+        last.chars += text.length;
+      } else chunks.push({ indexes: [indexes[j]!], texts: [text], chars: text.length });
+    });
+    return chunks;
+  }
+
+  #cacheKey(key: UserKey, text: string, options: TranslateOptions): string {
+    const owner = options.kind === "user" ? userKeyId(key) : "";
+    const parts = [this.#fingerprint, owner, options.source ?? "auto", options.target, options.glossary ?? "", options.formality ?? "", text];
+    return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+  }
+}
