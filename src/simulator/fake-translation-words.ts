@@ -32,6 +32,7 @@ const WORDS: Record<string, [string, string, string]> = {
   and: ["und", "et", "y"],
   with: ["mit", "avec", "con"],
   for: ["für", "pour", "para"],
+  from: ["von", "de", "de"],
   of: ["von", "de", "de"],
   to: ["zu", "à", "a"],
   not: ["nicht", "pas", "nada"],

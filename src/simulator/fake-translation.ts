@@ -63,6 +63,7 @@ export class FakeTranslation {
   readonly glossaries = new Map<string, string>();
   #failures: (TranslationFailure & { left: number })[] = [];
   #gate: Promise<void> | null = null;
+  #held: (call: RecordedTranslationCall) => boolean = () => true;
   #open = () => {};
   #waiting = 0;
   #server: Server<undefined> | null = null;
@@ -103,8 +104,9 @@ export class FakeTranslation {
     this.#failures.push({ ...failure, left: failure.times ?? 1 });
   }
 
-  /** Holds every answer until `release()`; `waiting` tells how many requests are held. */
-  hold(): void {
+  /** Holds the answers (to the requests `which` picks, by default all) until `release()`; `waiting` tells how many are held. */
+  hold(which: (call: RecordedTranslationCall) => boolean = () => true): void {
+    this.#held = which;
     this.#gate ??= new Promise((resolve) => (this.#open = resolve));
   }
 
@@ -145,8 +147,9 @@ export class FakeTranslation {
     request.headers.forEach((value, name) => {
       headers[name] = value;
     });
-    this.calls.push({ provider, path, query: Object.fromEntries(url.searchParams), headers, body });
-    if (this.#gate) {
+    const call = { provider, path, query: Object.fromEntries(url.searchParams), headers, body };
+    this.calls.push(call);
+    if (this.#gate && this.#held(call)) {
       this.#waiting++;
       await this.#gate;
       this.#waiting--;

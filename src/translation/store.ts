@@ -33,7 +33,7 @@ const PURGE_USERS_SQL = "DELETE FROM translation_users WHERE rowid IN (SELECT ro
 const EXPORT_USER_SQL = "SELECT language, votes, inputs, locked_at, updated_at FROM translation_users WHERE endpoint_id = ? AND page_id = ? AND user_id = ?";
 const readExportedUser = rowReader(translationUsers, ["language", "votes", "inputs", "lockedAt", "updatedAt"]);
 const EXPORT_CACHE_SQL =
-  "SELECT kind, translation, detected, created_at, expires_at FROM translation_cache WHERE user_id = ? AND endpoint_id = ? AND page_id = ? ORDER BY created_at, key";
+  "SELECT kind, translation, detected, created_at, expires_at FROM translation_cache WHERE user_id = ? AND endpoint_id = ? AND page_id = ? ORDER BY created_at, rowid";
 const readExportedCache = rowReader(translationCache, ["kind", "translation", "detected", "createdAt", "expiresAt"]);
 
 export interface CachedTranslation {

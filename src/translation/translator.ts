@@ -112,7 +112,8 @@ export class Translator {
         if (!answer.ok) return answer;
         chunk.indexes.forEach((i, j) => {
           out[i] = markup ? fromMarkup(answer.texts[j]!, parts[i]!) : answer.texts[j]!;
-          detected[i] = answer.detected[j] ?? null;
+          // Only what was detected: with a given source, providers repeat it (DeepL's detected_source_language).
+          detected[i] = options.source === null ? (answer.detected[j] ?? null) : null;
         });
       }
       // Not for a person erased meanwhile: the erasure's deletes are queued, and this would come after them.
