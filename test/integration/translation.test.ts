@@ -152,9 +152,13 @@ test("the detected language, locked, survives a restart", async () => {
   }
 });
 
-test("export shows the language and the cached translations; the erasure leaves none; retention purges expired cache rows", async () => {
+test("export shows the language and the cached translations; the erasure leaves none; retention purges expired cache rows (also with retention_days = 0)", async () => {
   let offset = 0;
-  const { c } = await conversation("deepl", "cache_hours = 1", { clock: { now: () => Date.now() + offset } });
+  // retention_days = 0 keeps everything of the person; expired translations go all the same.
+  const { c } = await conversation("deepl", "cache_hours = 1", {
+    clock: { now: () => Date.now() + offset },
+    endpointToml: "[endpoints.data_protection]\nretention_days = 0",
+  });
   try {
     await c.post([userText("Hallo, ich brauche Hilfe")]);
     await c.post([userText("Danke", { psid: PSID_2 })]);
