@@ -10,8 +10,9 @@ import { rowReader } from "../db/rows.ts";
 import { translationCache, translationUsers } from "../db/schema.ts";
 import { userRows } from "../db/user-rows.ts";
 
-const CACHED_SQL = (n: number) => `SELECT key, translation, detected FROM translation_cache WHERE key IN (${Array(n).fill("?").join(", ")}) AND expires_at > ?`;
-const readCached = rowReader(translationCache, ["key", "translation", "detected"]);
+const CACHED_SQL = (n: number) =>
+  `SELECT key, translation, detected, expires_at FROM translation_cache WHERE key IN (${Array(n).fill("?").join(", ")}) AND expires_at > ?`;
+const readCached = rowReader(translationCache, ["key", "translation", "detected", "expiresAt"]);
 
 /** A new row, or one in place of an expired one; a live row stays (another turn stored the same translation). */
 const CACHE_PUT_SQL =
@@ -39,9 +40,10 @@ const readExportedCache = rowReader(translationCache, ["kind", "translation", "d
 export interface CachedTranslation {
   translation: string;
   detected: string | null;
+  expiresAt: number;
 }
 
-export interface NewCacheEntry extends CachedTranslation {
+export interface NewCacheEntry extends Omit<CachedTranslation, "expiresAt"> {
   key: string;
   kind: "user" | "bot";
 }
@@ -69,7 +71,7 @@ export class TranslationStore {
     const found = new Map<string, CachedTranslation>();
     if (keys.length === 0) return found;
     const result = await this.database.client.execute({ sql: CACHED_SQL(keys.length), args: [...keys, now] });
-    for (const row of result.rows.map(readCached)) found.set(row.key, { translation: row.translation, detected: row.detected });
+    for (const row of result.rows.map(readCached)) found.set(row.key, { translation: row.translation, detected: row.detected, expiresAt: row.expiresAt });
     return found;
   }
 

@@ -33,7 +33,7 @@ import { needsTranslation, segments, withoutMarkers } from "./markers.ts";
 import { fitted, slotsOf, type Message } from "./messages.ts";
 import { createProvider } from "./providers/index.ts";
 import { TranslationStore } from "./store.ts";
-import { TranslationMetrics, Translator } from "./translator.ts";
+import { RecentTranslations, TranslationMetrics, Translator } from "./translator.ts";
 import { UserLanguages, withDetection } from "./user-language.ts";
 
 /** What the turn tells (conversations/language.ts `TurnContext`). */
@@ -67,6 +67,7 @@ export class Translation {
   readonly store: TranslationStore;
   readonly #languages: UserLanguages;
   readonly #erasures = new RecentErasures();
+  readonly #recent = new RecentTranslations();
   readonly #endpoints = new Map<string, EndpointTranslation>();
 
   constructor(private readonly deps: TranslationDeps) {
@@ -88,6 +89,7 @@ export class Translation {
             clock: deps.clock,
             metrics,
             erasures: this.#erasures,
+            recent: this.#recent,
           })
         : null;
       const flowLanguage = normalizeLanguage(settings.flow_language ?? endpoint.locale) ?? "en";
@@ -106,7 +108,7 @@ export class Translation {
     const { settings, flowLanguage, translator } = et;
     const auto = settings.user_language === "auto";
     const original = input.text;
-    let state = auto ? await this.#languages.get(key).catch((error) => this.#unreadable(ctx.log, error)) : null;
+    const state = auto ? await this.#languages.get(key).catch((error) => this.#unreadable(ctx.log, error)) : null;
     let language = this.#language(et, state, input);
     let error: string | undefined;
     const typed = input.source === "user" && !ctx.isPayload;
@@ -132,7 +134,6 @@ export class Translation {
                 .run([this.store.saveLanguage(key, next, this.deps.clock.now())], { durable: false })
                 .catch((e) => ctx.log.warn("could not store the user's language; it is detected again after a restart", { error: e }));
             }
-            state = next;
             language = next.language;
           }
         } else {
@@ -195,6 +196,7 @@ export class Translation {
   forgetUser(key: UserKey): void {
     this.#erasures.add(key);
     this.#languages.forget(key);
+    this.#recent.clear(); // which rows were theirs, memory does not know: all go (the database has the others)
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { TranslationSettings } from "../config/schema.ts";
+import { setNewest } from "../core/bounded.ts";
 import type { Clock } from "../core/clock.ts";
 import type { RecentErasures } from "../core/recent-erasures.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
@@ -59,6 +60,32 @@ export class TranslationMetrics {
   }
 }
 
+/** Cache rows kept in memory as well. */
+const RECENT = 10_000;
+
+/**
+ * The cache rows read or stored lately, in memory as well, so that a repeated text costs no
+ * query either (the database stays the truth, read when memory has nothing). Cleared at every
+ * erasure: it never holds what an erasure removed.
+ */
+export class RecentTranslations {
+  readonly #entries = new Map<string, CachedTranslation>();
+
+  get(key: string, now: number): CachedTranslation | undefined {
+    const entry = this.#entries.get(key);
+    if (entry && entry.expiresAt <= now) this.#entries.delete(key);
+    return entry && entry.expiresAt > now ? entry : undefined;
+  }
+
+  set(key: string, entry: CachedTranslation): void {
+    setNewest(this.#entries, key, entry, RECENT);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
 export interface TranslatorDeps {
   endpointId: string;
   settings: TranslationSettings;
@@ -68,6 +95,7 @@ export interface TranslatorDeps {
   clock: Clock;
   metrics: TranslationMetrics;
   erasures: RecentErasures;
+  recent: RecentTranslations;
 }
 
 export class Translator {
@@ -89,18 +117,31 @@ export class Translator {
     const detected: (string | null)[] = unique.map(() => null);
     const caching = settings.cache_hours > 0;
     if (caching) {
-      const cached = await store.cached(keys, clock.now()).catch((error): Map<string, CachedTranslation> => {
-        log.warn("could not read the translation cache; the provider is asked", { error });
-        return new Map();
-      });
-      let hits = 0;
+      const { recent } = this.deps;
+      const now = clock.now();
+      const hit = (i: number, entry: CachedTranslation) => {
+        out[i] = entry.translation;
+        detected[i] = entry.detected;
+      };
       keys.forEach((k, i) => {
-        const hit = cached.get(k);
-        if (!hit) return;
-        out[i] = hit.translation;
-        detected[i] = hit.detected;
-        hits++;
+        const entry = recent.get(k, now);
+        if (entry) hit(i, entry);
       });
+      const unknown = keys.filter((_, i) => out[i] === undefined);
+      const cached =
+        unknown.length === 0
+          ? new Map<string, CachedTranslation>()
+          : await store.cached(unknown, now).catch((error): Map<string, CachedTranslation> => {
+              log.warn("could not read the translation cache; the provider is asked", { error });
+              return new Map();
+            });
+      keys.forEach((k, i) => {
+        const entry = cached.get(k);
+        if (!entry) return;
+        hit(i, entry);
+        if (!this.deps.erasures.since(key, mark)) recent.set(k, entry);
+      });
+      const hits = out.filter((t) => t !== undefined).length;
       if (hits > 0) metrics.cacheHits.inc({ endpoint: endpointId, direction: options.direction }, hits);
     }
     const misses = unique.flatMap((_, i) => (out[i] === undefined ? [i] : []));
@@ -118,9 +159,12 @@ export class Translator {
       }
       // Not for a person erased meanwhile: the erasure's deletes are queued, and this would come after them.
       if (caching && !this.deps.erasures.since(key, mark)) {
+        const now = clock.now();
         const entries = misses.map((i) => ({ key: keys[i]!, kind: options.kind, translation: out[i]!, detected: detected[i]! }));
+        const expiresAt = now + Math.round(settings.cache_hours * 3_600_000);
+        for (const e of entries) this.deps.recent.set(e.key, { translation: e.translation, detected: e.detected, expiresAt });
         this.deps.writes
-          .run(store.put(key, entries, clock.now(), settings.cache_hours), { durable: false })
+          .run(store.put(key, entries, now, settings.cache_hours), { durable: false })
           .catch((error) => log.warn("could not store translations in the cache", { error }));
       }
     }

@@ -38,6 +38,8 @@ export interface CallOptions {
   advice?(status: number, body: string): string | undefined;
   /** Whether a 4xx says the quota is used up (DeepL's 456 always does). */
   quota?(status: number, body: string): boolean;
+  /** Whether a 4xx other than 429 says "too many requests" (Google's 403 rateLimitExceeded): tried again. */
+  rateLimited?(status: number, body: string): boolean;
 }
 
 /** Waits before another try: 250 ms, 500 ms, 1 s … at most 2 s. */
@@ -107,7 +109,7 @@ async function once(options: CallOptions, { url, init }: { url: string; init: Re
     const said = scrub(options.errorText(status, body), options.secrets).slice(0, 300);
     const advice = options.advice?.(status, body);
     const message = `${provider} answered HTTP ${status}${said ? `: ${said}` : ""}${advice ? ` — ${advice}` : ""}`;
-    if (status === 429) throw new RateLimited(message, retryAfter(response.headers.get("retry-after")));
+    if (status === 429 || options.rateLimited?.(status, body)) throw new RateLimited(message, retryAfter(response.headers.get("retry-after")));
     if (status >= 500) throw new ProviderError("server_error", message, status);
     throw new ProviderError(status === 456 || options.quota?.(status, body) ? "quota_exceeded" : "refused", message, status);
   } finally {

@@ -12,6 +12,10 @@ import { baseUrl, callOptions, shapeError, type Provider, type ProviderDeps } fr
 
 export const GOOGLE_URL = "https://translation.googleapis.com";
 
+/** 403 reasons: a quota used up for the day (not tried again), or too many requests (tried again). */
+const QUOTA = /dailyLimitExceeded|quotaExceeded|"RESOURCE_EXHAUSTED"/;
+const RATE = /userRateLimitExceeded|rateLimitExceeded/;
+
 /** Google's codes: the language, but Chinese by script (`zh-CN`, `zh-TW`) and European Portuguese (`pt-PT`). */
 export function googleLanguage(tag: string): string {
   const base = baseLanguage(tag);
@@ -25,12 +29,13 @@ export function googleProvider(settings: TranslationSettings, deps: ProviderDeps
   const options = callOptions(settings, deps, {
     provider: "google",
     errorText: (_, body) => errorMessage(body),
-    quota: (status, body) => status === 403 && /LimitExceeded|quota/i.test(body),
+    quota: (status, body) => status === 403 && QUOTA.test(body),
+    rateLimited: (status, body) => status === 403 && RATE.test(body),
     advice: (status, body) =>
       status === 400 && /key/i.test(body)
         ? "the key was refused: check api_key (an API key of a Google Cloud project with the Cloud Translation API enabled)"
         : status === 403
-          ? /LimitExceeded|quota/i.test(body)
+          ? QUOTA.test(body)
             ? "a quota of the Google Cloud project is used up: raise it in the Cloud console (IAM & Admin → Quotas), or wait"
             : "the key may not call the Cloud Translation API: enable the API for the key's project, and check the key's API restrictions"
           : undefined,

@@ -48,7 +48,7 @@ export interface ProviderDeps {
 export function callOptions(
   settings: TranslationSettings,
   deps: ProviderDeps,
-  specific: Pick<CallOptions, "provider" | "errorText" | "advice" | "quota">,
+  specific: Pick<CallOptions, "provider" | "errorText" | "advice" | "quota" | "rateLimited">,
 ): Omit<CallOptions, "stopping"> {
   const secrets = [settings.api_key, ...(settings.url ? urlSecrets(settings.url) : [])].filter((s): s is string => !!s);
   return { ...specific, timeoutMs: settings.timeout_ms, retries: settings.retries, timers: deps.timers, fetch: deps.fetch, secrets };

@@ -156,6 +156,15 @@ describe("google: POST /language/translate/v2?key=", () => {
     expect(e1.message).toContain("Cloud Translation API");
     const quota = stub(Response.json({ error: { code: 403, message: "Daily Limit Exceeded", errors: [{ reason: "dailyLimitExceeded" }] } }, { status: 403 }));
     expect((await failure(provider({ provider: "google", api_key: "k" }, quota.fetch).translate(request()))).result).toBe("quota_exceeded");
+    // Google's 403 for too many requests per user and minute passes: tried again.
+    const rate = stub(() =>
+      Response.json({ error: { code: 403, message: "User Rate Limit Exceeded", errors: [{ reason: "userRateLimitExceeded" }] } }, { status: 403 }),
+    );
+    const clock = new ManualClock();
+    const outcome = failure(provider({ provider: "google", api_key: "k", retries: 1 }, rate.fetch, clock).translate(request()));
+    await clock.advance(250);
+    expect((await outcome).result).toBe("rate_limited");
+    expect(rate.seen).toHaveLength(2);
   });
 });
 

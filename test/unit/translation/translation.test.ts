@@ -347,9 +347,12 @@ describe("erasure and retention", () => {
     expect(await count(s, "translation_users")).toBe(1);
     expect(await count(s, "translation_cache")).toBe(1); // the other user's
     expect(await part.export({ keys: [key] })).toEqual([]);
-    // Forgotten in memory too: the next input is detected afresh.
-    await toFlow(s, input("Hello"));
+    // Forgotten in memory too: the next input is detected afresh, the reply asked again (not from memory).
+    const calls = s.fake.calls.length;
+    const again = await toFlow(s, input("Hallo, ich brauche Hilfe"));
     expect(deeplBodies(s).at(-1)!.source_lang).toBeUndefined();
+    await toUser(s, again, [{ text: "Welcome" }]);
+    expect(s.fake.calls.length).toBe(calls + 2);
   });
 
   test("a turn in flight when the person is erased stores nothing of theirs afterwards", async () => {
