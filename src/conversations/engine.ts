@@ -258,6 +258,7 @@ export class ConversationEngine {
       session.isNew ? null : session.id,
       [{ direction: "in", source: row.standby ? "standby" : "held", text: input.text, data }],
       now,
+      { hideExternalReferences: endpoint.data_protection.hide_external_references },
     );
   }
 
