@@ -8,7 +8,7 @@
  */
 import type { NluSettings } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
-import { TransformerError, TransformerHost } from "../transformers/host.ts";
+import { TRANSFORMER_TIMEOUT_MS, TransformerError, TransformerHost } from "../transformers/host.ts";
 import type { SessionStorage } from "../transformers/storage.ts";
 import { NluFailure } from "./call.ts";
 import type { Connector } from "./connector.ts";
@@ -34,6 +34,8 @@ export async function scriptConnector(settings: NluSettings, options: ScriptConn
     log: options.log.child({ nlu: "script" }),
     poolSize: options.poolSize,
     timeoutMs: settings.timeout_ms,
+    // A run may be limited to 100 ms; loading the module (and what it imports) gets the transformers' 5 s at least.
+    loadTimeoutMs: Math.max(settings.timeout_ms, TRANSFORMER_TIMEOUT_MS),
   });
   await host.start();
   if (!host.has("getNluResult")) {

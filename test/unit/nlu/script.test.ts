@@ -101,6 +101,16 @@ describe('kind = "script"', () => {
     expect(s.metrics.counter("messenger_nlu_retries_total", "").get({ endpoint: "support" })).toBe(1);
   });
 
+  test("a run limited to 100 ms still gets seconds to load the module", async () => {
+    const s = await script(
+      `const until = Date.now() + 300; while (Date.now() < until) {}\nexport function getNluResult() { return { intent: "loaded" }; }`,
+      "timeout_ms = 100",
+    );
+    const input = textInput("hello");
+    await s.run(input);
+    expect(input.nlu).toMatchObject({ intent: "loaded" });
+  });
+
   test("a module without getNluResult stops the start", async () => {
     const module = dir.write("no-fn.ts", "export function somethingElse() {}");
     await expect(
