@@ -1,7 +1,9 @@
 /**
  * One NLU call: tries of a connector, each with the time limit `timeout_ms` armed on the passed-in
  * timers, and more tries (`retries`) after a 5xx, a network error or a time limit — never after a
- * 4xx or an answer that is not valid: asking again would get the same. Failures are NluFailures,
+ * 4xx or an answer that is not valid: asking again would get the same. A stop of the server does
+ * not cut a call short: like the input transformer's run, it ends by its own time limit, and the
+ * turn it belongs to finishes within the stop's grace. Failures are NluFailures,
  * whose messages show URLs in their display form and quote answers without secrets (log/scrub.ts):
  * they become `input.nlu_error` and log lines.
  */
@@ -9,7 +11,7 @@ import { sleep, type Timers } from "../core/clock.ts";
 import { scrub } from "../log/scrub.ts";
 
 /** How a call ended, the `result` label of `messenger_nlu_requests_total`. */
-export type NluOutcome = "ok" | "http_error" | "network_error" | "timeout" | "invalid_answer" | "script_error" | "stopped";
+export type NluOutcome = "ok" | "http_error" | "network_error" | "timeout" | "invalid_answer" | "script_error";
 
 export class NluFailure extends Error {
   constructor(
@@ -31,8 +33,6 @@ export interface TryOptions {
   timeoutMs: number;
   retries: number;
   timers: Timers;
-  /** Aborted when the server stops: the call ends at once, without more tries. */
-  signal: AbortSignal;
   /** The connector keeps its own time limit (a script's worker): none is armed here. */
   ownTimeLimit?: boolean;
   /** Told before each further try. */
@@ -41,19 +41,15 @@ export interface TryOptions {
 
 /** Runs `attempt` until it succeeds, fails for good, or the tries are used up; rejects with the last NluFailure. */
 export async function withRetries<T>(attempt: (signal: AbortSignal) => Promise<T>, options: TryOptions): Promise<T> {
-  const { what, timeoutMs, retries, timers, signal } = options;
+  const { what, timeoutMs, retries, timers } = options;
   for (let tried = 1; ; tried++) {
     const controller = new AbortController();
     const cancel = options.ownTimeLimit
       ? () => {}
       : timers.after(timeoutMs, () => controller.abort(new NluFailure(`${what} did not answer within ${timeoutMs} ms`, "timeout", true)));
-    const onStop = () => controller.abort(new NluFailure("the server is stopping", "stopped", false));
-    if (signal.aborted) onStop();
-    else signal.addEventListener("abort", onStop, { once: true });
-    // Whatever the attempt does with its signal, an abort ends the wait.
+    // Whatever the attempt does with its signal, the time limit ends the wait.
     const aborted = new Promise<never>((_, reject) => {
-      if (controller.signal.aborted) reject(controller.signal.reason);
-      else controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
+      controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
     });
     aborted.catch(() => {});
     let failure: NluFailure;
@@ -68,14 +64,13 @@ export async function withRetries<T>(attempt: (signal: AbortSignal) => Promise<T
             : new NluFailure(`${what} failed: ${(error as Error)?.message ?? String(error)}`, "network_error", false);
     } finally {
       cancel();
-      signal.removeEventListener("abort", onStop);
     }
-    if (!failure.retryable || tried > retries || signal.aborted) {
+    if (!failure.retryable || tried > retries) {
       if (tried > 1) failure.message += ` (${tried} tries)`;
       throw failure;
     }
     options.onRetry?.(failure);
-    if (!(await sleep(timers, RETRY_PAUSE_MS * tried, signal))) throw new NluFailure("the server is stopping", "stopped", false);
+    await sleep(timers, RETRY_PAUSE_MS * tried);
   }
 }
 

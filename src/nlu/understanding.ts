@@ -47,13 +47,13 @@ const PreNluReturn = Type.Object({ text: Type.Optional(Type.String({ maxLength: 
 /** What `handlePostNlu` may return (`nluResult` is checked as a result: result.ts). */
 const PostNluReturn = Type.Object({ data: Type.Optional(Type.Record(Type.String(), Type.Unknown())), nluResult: Type.Optional(Type.Unknown()) });
 
-/** The turn's context (conversations/language.ts `TurnContext`). */
+/** What understand() reads of the turn's context (conversations/language.ts `TurnContext`). */
 export interface NluContext {
   log: Logger;
   /** The input came as a payload (a button, a quick reply, a postback). */
   isPayload: boolean;
-  /** Aborted when the server stops. */
-  signal: AbortSignal;
+  // Not the turn's stop signal: a call in progress ends by its own time limit (call.ts), so that
+  // the turn finishes with what the NLU said rather than run the flow without it.
 }
 
 export interface UnderstandingDeps {
@@ -84,7 +84,7 @@ export class Understanding {
     const { metrics } = deps;
     this.#requests = metrics.counter(
       "messenger_nlu_requests_total",
-      "NLU calls by endpoint and result (ok, http_error, network_error, timeout, invalid_answer, script_error, stopped).",
+      "NLU calls by endpoint and result (ok, http_error, network_error, timeout, invalid_answer, script_error).",
     );
     this.#seconds = metrics.histogram("messenger_nlu_request_seconds", "Time an NLU call took, its tries included, by endpoint.");
     this.#retries = metrics.counter("messenger_nlu_retries_total", "Further tries of NLU calls (after a 5xx, a network error or a time limit), by endpoint.");
@@ -162,7 +162,6 @@ export class Understanding {
         timeoutMs: settings.timeout_ms,
         retries: settings.retries,
         timers: this.deps.timers,
-        signal: ctx.signal,
         ownTimeLimit: connector.ownTimeLimit,
         onRetry: (failure) => {
           this.#retries.inc(labels);

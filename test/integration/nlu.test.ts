@@ -137,6 +137,26 @@ describe("NLU in a turn", () => {
   );
 
   test(
+    "a stop while the NLU answers slowly does not cut the call short: the turn finishes with what it said",
+    async () => {
+      const c = await conversation("timeout_ms = 5000\nretries = 0");
+      fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
+      const mid = nextMid();
+      const arrived = fake.nextRequest();
+      await c.post([userText("hello", { mid })]);
+      await arrived;
+      const stopped = c.app.shutdown(); // its grace for turns in progress: 2 s (test/helpers/conversation.ts)
+      fake.releaseHeld();
+      await stopped;
+      const [event] = await rows(c, "SELECT status, last_error FROM inbox WHERE json_extract(event, '$.message.mid') = ?", [mid]);
+      expect(event).toMatchObject({ status: "done", last_error: null });
+      const [reply] = await rows(c, "SELECT body FROM outbox WHERE source = 'flow'");
+      expect(JSON.parse(JSON.parse(String(reply!.body)).message.text).nlu.intent).toBe("greet");
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
     "a script connector with handlePreNlu and handlePostNlu switched on (and nothing else of the transformer module)",
     async () => {
       const c = await startConversation({

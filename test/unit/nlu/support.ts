@@ -25,7 +25,7 @@ export interface NluSetup {
   logs: CollectingLogger;
   metrics: Registry;
   /** understand() with a user's input; `payload`: the input came as a payload. */
-  run(input: FlowInput, options?: { payload?: boolean; key?: UserKey; signal?: AbortSignal }): Promise<boolean>;
+  run(input: FlowInput, options?: { payload?: boolean; key?: UserKey }): Promise<boolean>;
   /** `messenger_nlu_requests_total` for a result. */
   requests(result: string): number;
   stop(): Promise<void>;
@@ -60,11 +60,7 @@ export async function nluSetup(
     logs,
     metrics,
     run: (input, runOptions = {}) =>
-      understanding.understand(endpoint, runOptions.key ?? KEY, input, {
-        log: logs.log,
-        isPayload: runOptions.payload ?? false,
-        signal: runOptions.signal ?? new AbortController().signal,
-      }),
+      understanding.understand(endpoint, runOptions.key ?? KEY, input, { log: logs.log, isPayload: runOptions.payload ?? false }),
     requests: (result) => metrics.counter("messenger_nlu_requests_total", "").get({ endpoint: "support", result }),
     stop: () => understanding.stop(),
   };

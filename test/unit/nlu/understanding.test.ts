@@ -206,20 +206,6 @@ describe("time limit and retries (manual clock)", () => {
     expect(fake.requests).toHaveLength(2);
     expect(s.requests("invalid_answer")).toBe(2);
   });
-
-  test("the server stopping ends a call at once, without more tries", async () => {
-    const s = await rasa("retries = 3");
-    fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
-    const stopping = new AbortController();
-    const input = textInput("hello");
-    const arrived = fake.nextRequest();
-    const done = s.run(input, { signal: stopping.signal });
-    await arrived;
-    stopping.abort();
-    expect(await done).toBe(true);
-    expect(input.nlu_error).toBe("the server is stopping");
-    expect(fake.requests).toHaveLength(1);
-  });
 });
 
 describe("on_error", () => {
