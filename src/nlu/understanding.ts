@@ -21,7 +21,6 @@
 import { Type } from "@sinclair/typebox";
 import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
-import { flowSecrets } from "../config/secrets.ts";
 import { checkValue, type Checked } from "../core/checks.ts";
 import type { Clock, Timers } from "../core/clock.ts";
 import type { UserKey } from "../core/user-key.ts";
@@ -57,7 +56,8 @@ export interface NluContext {
 }
 
 export interface UnderstandingDeps {
-  config: Pick<Config, "endpoints">;
+  /** The endpoints, and every secret of the settings (kept out of `nlu_error`). */
+  config: Pick<Config, "endpoints" | "secrets">;
   /** For a `script` connector's `getSessionStorage` (the transformers' storage of the endpoint). */
   database: Database;
   writes: WriteQueue;
@@ -75,7 +75,6 @@ export interface UnderstandingDeps {
 
 export class Understanding {
   readonly #connectors = new Map<string, Connector>();
-  readonly #secrets = new Map<string, string[]>();
   readonly #requests;
   readonly #seconds;
   readonly #retries;
@@ -108,7 +107,6 @@ export class Understanding {
         }
         if (!connector) continue;
         understanding.#connectors.set(endpoint.id, connector);
-        understanding.#secrets.set(endpoint.id, flowSecrets(nlu));
       }
     } catch (error) {
       await understanding.stop();
@@ -141,6 +139,7 @@ export class Understanding {
       if (verdict.action === "abort") return this.#failed(endpoint, input, `the pre-NLU transformer failed: ${verdict.reason}`, ctx.log);
       if (verdict.value?.text !== undefined) input.text = verdict.value.text;
       if (verdict.value?.data !== undefined) replaceData(input, verdict.value.data);
+      if (input.text.trim() === "") return true; // nothing left to understand
     }
 
     const query: NluQuery = {
@@ -210,7 +209,7 @@ export class Understanding {
 
   /** A failed NLU call: `nlu` null, `nlu_error` said; whether the flow runs (`on_error`). */
   #failed(endpoint: EndpointSettings, input: FlowInput, reason: string, log: Logger): boolean {
-    const said = scrub(reason, this.#secrets.get(endpoint.id) ?? []);
+    const said = scrub(reason, this.deps.config.secrets);
     input.nlu = null;
     input.nlu_error = said;
     const skip = endpoint.nlu.on_error === "skip_turn";

@@ -8,7 +8,7 @@ import { systemClock } from "../../../src/core/clock.ts";
 import type { NluResult } from "../../../src/nlu/result.ts";
 import { FakeNlu } from "../../../src/simulator/fake-nlu/fake-nlu.ts";
 import { Transformers } from "../../../src/transformers/transformers.ts";
-import { configFromToml, settingsToml } from "../../helpers/config.ts";
+import { PAGE_TOKEN, configFromToml, settingsToml } from "../../helpers/config.ts";
 import { collectingLogger } from "../../helpers/log.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { nluSetup, scratchDatabase, textInput, type NluSetup } from "./support.ts";
@@ -51,6 +51,7 @@ const PRE = `
 export function handlePreNlu({ text, data, language }) {
   if (text === "skip") return null;
   if (text === "boom") throw new Error("boom");
+  if (text === "leak") throw new Error("the token is ${PAGE_TOKEN}");
   if (text === "bad") return { text: 42 };
   return { text: text.toLowerCase().replace(/pls/g, "please"), data: { ...data, pre: { language, had: Object.keys(data).sort() } } };
 }`;
@@ -108,6 +109,11 @@ describe("handlePreNlu({ text, data, language }) → { text, data }", () => {
     const invalid = textInput("bad");
     await s.run(invalid);
     expect(invalid.nlu_error).toBe("the pre-NLU transformer failed: invalid return value: /text: Expected string");
+
+    // No secret of the settings (here a Page's token) reaches nlu_error.
+    const leaking = textInput("leak");
+    await s.run(leaking);
+    expect(leaking.nlu_error).toBe("the pre-NLU transformer failed: handlePreNlu threw: the token is [redacted]");
 
     const skipping = await hooks(PRE, { pre_nlu: true, abort_on_error: true }, 'on_error = "skip_turn"');
     expect(await skipping.run(textInput("boom"))).toBe(false);
