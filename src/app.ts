@@ -34,6 +34,7 @@ import { threadData } from "./handover/user-data.ts";
 import { simulatorData } from "./simulator/user-data.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
+import { Understanding } from "./nlu/understanding.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
 import { PAGE_INBOX_APP_ID, Threads } from "./handover/threads.ts";
 import { Simulator } from "./simulator/simulator.ts";
@@ -80,6 +81,8 @@ export interface App {
   readonly userData: UserData;
   readonly retention: Retention;
   readonly transformers: Transformers;
+  /** The endpoints' NLU connectors (docs/nlu.md). */
+  readonly understanding: Understanding;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
   /** The simulator (docs/simulator.md): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
@@ -175,6 +178,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
+  // An NLU script that does not load stops the start, as a transformer module does.
+  const understanding = await Understanding.start({
+    config,
+    database: db,
+    writes,
+    clock,
+    timers,
+    log,
+    metrics,
+    transformers,
+    poolSize: deps.transformers?.poolSize,
+  }).catch(async (error) => {
+    await transformers.stop();
+    throw error;
+  });
   const engine = new ConversationEngine({
     config,
     database: db,
@@ -191,6 +209,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     transformers,
     threads,
     health,
+    understanding,
   });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
@@ -295,6 +314,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     userData,
     retention,
     transformers,
+    understanding,
     profiles,
     threads,
     simulator,
@@ -329,6 +349,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await engine.stop(deps.shutdownGraceMs);
       await replies.stop();
       await transformers.stop();
+      await understanding.stop();
       await simulator.stop();
       await writes.drain();
     },

@@ -37,6 +37,7 @@ import type { SessionStore } from "./sessions.ts";
 import { StateEventQueue } from "./state-events.ts";
 import { ConversationStore } from "./store.ts";
 import { FlowTurns, ShutdownAbort } from "./turn.ts";
+import type { TurnUnderstanding } from "./language.ts";
 
 /** admin/ stores injected inputs in this shape. */
 export type { InjectedInput } from "./input.ts";
@@ -65,6 +66,8 @@ export interface EngineDeps {
   threads?: Threads;
   /** Whether the database takes writes: while it does not, no turn starts (db/health.ts). */
   health?: StorageHealth;
+  /** The NLU connectors (src/nlu/), handed to the turns. */
+  understanding?: TurnUnderstanding;
 }
 
 export class ConversationEngine {

@@ -18,6 +18,8 @@ const LEVELS: Record<string, number> = {
   ops: 10,
   conversations: 9,
   replies: 8,
+  nlu: 8,
+  translation: 8,
   handover: 7,
   people: 7,
   transformers: 7,
