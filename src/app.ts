@@ -36,6 +36,7 @@ import { Translation } from "./translation/translation.ts";
 import { translationData } from "./translation/user-data.ts";
 import { adminRoutes } from "./admin/routes.ts";
 import { Transformers } from "./transformers/transformers.ts";
+import { Understanding } from "./nlu/understanding.ts";
 import { MessengerProfiles } from "./messenger/profile.ts";
 import { PAGE_INBOX_APP_ID, Threads } from "./handover/threads.ts";
 import { Simulator } from "./simulator/simulator.ts";
@@ -82,6 +83,8 @@ export interface App {
   readonly userData: UserData;
   readonly retention: Retention;
   readonly transformers: Transformers;
+  /** The endpoints' NLU connectors (docs/nlu.md). */
+  readonly understanding: Understanding;
   readonly profiles: MessengerProfiles;
   readonly threads: Threads;
   /** The simulator (docs/simulator.md): its page and stand-in when `[simulator] enabled`; always the refusal of Graph calls about its users. */
@@ -178,6 +181,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
   const translation = new Translation({ config, database: db, writes, clock, timers, log, metrics });
+  // An NLU script that does not load stops the start, as a transformer module does.
+  const understanding = await Understanding.start({
+    config,
+    database: db,
+    writes,
+    clock,
+    timers,
+    log,
+    metrics,
+    transformers,
+    poolSize: deps.transformers?.poolSize,
+  }).catch(async (error) => {
+    await transformers.stop();
+    throw error;
+  });
   const engine = new ConversationEngine({
     config,
     database: db,
@@ -195,6 +213,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     threads,
     health,
     ...(translation.active ? { translation } : {}),
+    understanding,
   });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
@@ -300,6 +319,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     userData,
     retention,
     transformers,
+    understanding,
     profiles,
     threads,
     simulator,
@@ -334,6 +354,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await engine.stop(deps.shutdownGraceMs);
       await replies.stop();
       await transformers.stop();
+      await understanding.stop();
       await simulator.stop();
       await writes.drain();
     },

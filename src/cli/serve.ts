@@ -45,7 +45,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     throw error;
   }
 
-  // Transformer modules are watched; SIGHUP reloads them too (e.g. where file events do not
+  // Transformer modules (and NLU scripts) are watched; SIGHUP reloads them too (e.g. where file events do not
   // arrive). Taken from the start, so that an early SIGHUP does not end the process.
   let reloadTransformers: (() => Promise<void>) | null = null;
   process.on("SIGHUP", () => {
@@ -62,7 +62,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     // restart recover from what is really on disk (nothing unsynced was acknowledged).
     onDurabilityFailure: () => process.exit(2),
   });
-  reloadTransformers = () => app.transformers.reload();
+  reloadTransformers = () => Promise.all([app.transformers.reload(), app.understanding.reload()]).then(() => {});
 
   // The signals are taken before the server listens: a SIGTERM that comes while it starts (a
   // supervisor's stop right after the port opened) stops it cleanly once the start is done,

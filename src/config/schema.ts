@@ -134,7 +134,7 @@ export const NluSettings = Type.Object({
   url: Type.Optional(Type.String({ pattern: "^https?://" })),
   /** http: sent as `Authorization: Bearer`; rasa: the server's `?token=`; llm: the API key. */
   api_key: Type.Optional(Type.String({ minLength: 1 })),
-  /** http: extra request headers. */
+  /** http, rasa: extra request headers. */
   headers: Type.Optional(Type.Record(Type.String(), Type.String())),
   /** llm: the model. */
   model: Type.Optional(Type.String({ minLength: 1 })),

@@ -28,7 +28,6 @@ import type { Contacts } from "../people/contacts.ts";
 import { transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
 import type { Transformers } from "../transformers/transformers.ts";
-import type { TurnTranslation } from "./language.ts";
 import { HANDOVER_KINDS, STATE_KINDS, USER_INPUT_KINDS, isUnsent } from "../inbox/events.ts";
 import { AppliedControlEvents } from "./control.ts";
 import { RecentErasures } from "./erasures.ts";
@@ -38,6 +37,7 @@ import type { SessionStore } from "./sessions.ts";
 import { StateEventQueue } from "./state-events.ts";
 import { ConversationStore } from "./store.ts";
 import { FlowTurns, ShutdownAbort } from "./turn.ts";
+import type { TurnTranslation, TurnUnderstanding } from "./language.ts";
 
 /** admin/ stores injected inputs in this shape. */
 export type { InjectedInput } from "./input.ts";
@@ -66,6 +66,8 @@ export interface EngineDeps {
   threads?: Threads;
   /** Whether the database takes writes: while it does not, no turn starts (db/health.ts). */
   health?: StorageHealth;
+  /** The NLU connectors (src/nlu/), handed to the turns. */
+  understanding?: TurnUnderstanding;
   /** Real-time translation (translation/), when an endpoint has it: the turns use it. */
   translation?: TurnTranslation;
 }
@@ -261,6 +263,7 @@ export class ConversationEngine {
       session.isNew ? null : session.id,
       [{ direction: "in", source: row.standby ? "standby" : "held", text: input.text, data }],
       now,
+      { hideExternalReferences: endpoint.data_protection.hide_external_references },
     );
   }
 

@@ -26,6 +26,7 @@ import { messageText, transcriptInsert, type TranscriptLine } from "../people/tr
 import type { ReplyLanes } from "../replies/lanes.ts";
 import { enqueueReplies, type NewReply } from "../replies/outbox.ts";
 import { isUserRef } from "../core/user-key.ts";
+import { stripHtml } from "../core/html.ts";
 import type { Transformers } from "../transformers/transformers.ts";
 import type { RecentErasures } from "./erasures.ts";
 import { handoverInput, inputFromEvent, injectedInput, type InjectedInput } from "./input.ts";
@@ -121,6 +122,8 @@ export class FlowTurns {
     if (returned) input.handover = returned;
     const transformInput = !injected && !handover && transformers?.enabled(key.endpointId, "handleInput") === true;
     if (transformInput && !(await this.#transformInput(row, key, endpoint, input, turnLog))) return;
+    // After the input transformer, before anything reads the text (docs/people.md, sanitize_input).
+    if (endpoint.data_protection.sanitize_input) sanitizeInput(input);
     // Language: the user's text into the flow's language, then what it means (docs/translation.md, docs/nlu.md).
     const language: TurnContext = { log: turnLog, isPayload: typeof input.data.payload === "string", signal: this.deps.stopping };
     if (!handover) await this.deps.translation?.toFlow(endpoint, key, input, language);
@@ -143,7 +146,8 @@ export class FlowTurns {
     const saved = this.deps.sessions.save(key, session, context, now);
     const statements: InStatement[] = [...saved.statements, ...person.statements];
     const protection = endpoint.data_protection;
-    if (protection.collect_conversations) statements.push(transcriptOf(key, person.contactId, session.id, input, replies, now));
+    if (protection.collect_conversations)
+      statements.push(transcriptOf(key, person.contactId, session.id, input, replies, now, protection.hide_external_references));
     if (protection.collect_analytics) {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);
       statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: messageCount, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
@@ -323,7 +327,15 @@ export class FlowTurns {
 }
 
 /** The turn's lines of the transcript, in one multi-row INSERT: the input, then each message it queued. */
-function transcriptOf(key: UserKey, contactId: string | null, sessionId: string, input: FlowInput, replies: NewReply[], now: number): InStatement {
+function transcriptOf(
+  key: UserKey,
+  contactId: string | null,
+  sessionId: string,
+  input: FlowInput,
+  replies: NewReply[],
+  now: number,
+  hideExternalReferences: boolean,
+): InStatement {
   const { request: _raw, ...data } = input.data;
   const lines: TranscriptLine[] = [{ direction: "in", source: input.source, text: input.text, data }];
   for (const reply of replies) {
@@ -336,5 +348,20 @@ function transcriptOf(key: UserKey, contactId: string | null, sessionId: string,
       });
     else lines.push({ direction: "out", source: reply.source, text: messageText(reply.message), data: reply.message });
   }
-  return transcriptInsert(key, contactId, sessionId, lines, now);
+  return transcriptInsert(key, contactId, sessionId, lines, now, { hideExternalReferences });
+}
+
+/**
+ * `sanitize_input`: HTML removed from the user's text and from the strings of the input's data,
+ * but for `data.request`, the event as Facebook sent it (core/html.ts).
+ */
+function sanitizeInput(input: FlowInput): void {
+  input.text = stripHtml(input.text);
+  const clean = (value: unknown): unknown => {
+    if (typeof value === "string") return stripHtml(value);
+    if (Array.isArray(value)) return value.map(clean);
+    if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]));
+    return value;
+  };
+  for (const [name, value] of Object.entries(input.data)) if (name !== "request") input.data[name] = clean(value);
 }

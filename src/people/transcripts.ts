@@ -9,6 +9,7 @@ import { columnList, rowReader } from "../db/rows.ts";
 import { transcripts } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
+import { referencesAsText } from "../core/html.ts";
 
 export interface TranscriptLine {
   direction: "in" | "out";
@@ -37,7 +38,15 @@ const INSERT_SQL = "INSERT INTO transcripts (endpoint_id, page_id, user_id, cont
 const INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /** One INSERT for transcript lines of one user (kept with the work that produced them). */
-export function transcriptInsert(key: UserKey, contactId: string | null, sessionId: string | null, lines: TranscriptLine[], now: number): InStatement {
+export function transcriptInsert(
+  key: UserKey,
+  contactId: string | null,
+  sessionId: string | null,
+  given: TranscriptLine[],
+  now: number,
+  options: { hideExternalReferences?: boolean } = {},
+): InStatement {
+  const lines = options.hideExternalReferences ? given.map((l) => (l.direction === "in" ? withReferencesAsText(l) : l)) : given;
   return {
     sql: INSERT_SQL + lines.map(() => INSERT_ROW).join(", "),
     args: lines.flatMap((l) => [
@@ -52,6 +61,27 @@ export function transcriptInsert(key: UserKey, contactId: string | null, session
       l.data === undefined ? null : JSON.stringify(l.data),
       now,
     ]),
+  };
+}
+
+/**
+ * `hide_external_references`: a user input's links and images kept as text — `<a>`/`<img>` tags
+ * in its text escaped, and its attachments' `url` given as `reference` — so that a transcript
+ * viewer neither loads nor links them.
+ */
+function withReferencesAsText(line: TranscriptLine): TranscriptLine {
+  const data = line.data as { attachments?: unknown } | null | undefined;
+  const attachments = Array.isArray(data?.attachments)
+    ? data.attachments.map((a) => {
+        if (typeof a !== "object" || a === null || !("url" in a)) return a;
+        const { url, ...rest } = a as Record<string, unknown>;
+        return { ...rest, reference: url };
+      })
+    : undefined;
+  return {
+    ...line,
+    text: line.text === null ? null : referencesAsText(line.text),
+    data: attachments ? { ...(data as Record<string, unknown>), attachments } : line.data,
   };
 }
 

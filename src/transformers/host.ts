@@ -65,6 +65,8 @@ export interface TransformerHostOptions {
   log: Logger;
   poolSize?: number;
   timeoutMs?: number;
+  /** How long a worker may take to load the module (default: `timeoutMs`); an NLU script's runs may be limited to less. */
+  loadTimeoutMs?: number;
   /** Watch the module file and reload on change (default true). */
   watch?: boolean;
 }
@@ -90,11 +92,13 @@ export class TransformerHost {
   readonly #loading = new Set<Worker>();
   #refill: Timer | null = null;
   readonly #timeoutMs: number;
+  readonly #loadTimeoutMs: number;
   readonly #size: number;
   readonly #log: Logger;
 
   constructor(private readonly options: TransformerHostOptions) {
     this.#timeoutMs = options.timeoutMs ?? TRANSFORMER_TIMEOUT_MS;
+    this.#loadTimeoutMs = options.loadTimeoutMs ?? this.#timeoutMs;
     this.#size = options.poolSize ?? DEFAULT_POOL_SIZE;
     this.#log = options.log.child({ endpoint: options.endpointId, transformer: options.module });
   }
@@ -222,8 +226,8 @@ export class TransformerHost {
         reject(new TransformerError(reason));
       };
       const loadTimer = setTimeout(
-        () => fail(`the transformer module ${this.options.module} did not load within ${this.#timeoutMs} ms (top-level code that never ends?)`),
-        this.#timeoutMs,
+        () => fail(`the transformer module ${this.options.module} did not load within ${this.#loadTimeoutMs} ms (top-level code that never ends?)`),
+        this.#loadTimeoutMs,
       );
       worker.onmessage = (event) => {
         const message = event.data as Record<string, any>;

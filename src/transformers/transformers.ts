@@ -9,6 +9,7 @@
  * - `handleExecutionFinished({ endpoint, userId, sessionId })` after each turn; its return is ignored.
  * - `handleInject` / `handleNotify({ endpoint, request })` map a body posted to
  *   `/webhooks/{endpoint}/inject` or `/notify` into `{ user_id, session_id?, text?, data? }`.
+ * - `handlePreNlu` / `handlePostNlu` around the NLU connector (`nluHook`; docs/nlu.md).
  *
  * Each function runs only when switched on, in a worker, stopped after 5 s (host.ts). Return
  * values are checked (ids ≤ 256 characters, text ≤ 10,000, data an object). An error or an invalid
@@ -22,7 +23,7 @@ import type { Database } from "../db/client.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
-import { checkValue } from "../core/checks.ts";
+import { checkValue, type Checked } from "../core/checks.ts";
 import { TransformerError, TransformerHost } from "./host.ts";
 import { SessionStorage } from "./storage.ts";
 import { maskMessage } from "../log/mask.ts";
@@ -47,13 +48,17 @@ export interface InputChanges {
  */
 export type Verdict<T> = { action: "continue"; value: T | null } | { action: "drop" } | { action: "abort"; reason: string; unavailable: boolean };
 
-type Fn = "handleInput" | "handleOutput" | "handleExecutionFinished" | "handleInject" | "handleNotify";
+type Fn = "handleInput" | "handleOutput" | "handleExecutionFinished" | "handleInject" | "handleNotify" | NluHook;
+/** The hooks around the NLU connector (docs/nlu.md); their returns are checked by the connector (src/nlu/). */
+export type NluHook = "handlePreNlu" | "handlePostNlu";
 const SWITCH: Record<Fn, keyof EndpointSettings["transformers"]> = {
   handleInput: "input",
   handleOutput: "output",
   handleExecutionFinished: "execution_finished",
   handleInject: "inject",
   handleNotify: "notify",
+  handlePreNlu: "pre_nlu",
+  handlePostNlu: "post_nlu",
 };
 
 export interface TransformersDeps {
@@ -146,6 +151,25 @@ export class Transformers {
       log.warn(`transformer handleExecutionFinished failed: ${maskMessage(outcome.failed, endpoint.data_protection.mask_logging)}`, {
         function: "handleExecutionFinished",
       });
+  }
+
+  /**
+   * `handlePreNlu` / `handlePostNlu`: the return, checked by `check` (the NLU connector knows its
+   * shape); a falsy return is "drop", and a failure follows the rules of the other functions.
+   */
+  async nluHook<T>(
+    endpoint: EndpointSettings,
+    fn: NluHook,
+    args: Record<string, unknown>,
+    log: Logger,
+    check: (value: unknown) => Checked<T>,
+  ): Promise<Verdict<T>> {
+    const outcome = await this.#call(endpoint, fn, args);
+    if ("failed" in outcome) return this.#failed(endpoint, fn, outcome.failed, log, outcome.unavailable);
+    if (!outcome.value) return { action: "drop" };
+    const checked = check(outcome.value);
+    if (!checked.ok) return this.#failed(endpoint, fn, `invalid return value: ${checked.problem}`, log);
+    return { action: "continue", value: checked.value };
   }
 
   /** Reloads every endpoint's module (SIGHUP). */

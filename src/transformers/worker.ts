@@ -6,7 +6,8 @@
  *
  * The module may export the functions (`export function handleInput(...)`, or a default export
  * object with them), or call the global `createWebhookTransformer({ handleInput, ... })` as
- * Cognigy's transformers do. Every function gets, as globals:
+ * Cognigy's transformers do (`createNluTransformer({ preNlu, postNlu })` and
+ * `createNluCodeTransformer({ getNluResult })` for the NLU functions). Every function gets, as globals:
  * - `httpRequest(options)`: one outbound HTTP request per execution (a second call fails);
  *   `options` as npm `request`'s: `uri`/`url`, `method`, `headers`, `body`, `json`.
  * - `getSessionStorage(userId, sessionId)`: a plain object kept in the database for that pair;
@@ -21,7 +22,17 @@ type Message =
   | { type: "run"; id: number; fn: string; args: unknown }
   | { type: "storage"; id: number; key: string; value: Record<string, unknown> | null; error?: string };
 
-const FUNCTIONS = ["handleInput", "handleOutput", "handleExecutionFinished", "handleInject", "handleNotify"] as const;
+const FUNCTIONS = [
+  "handleInput",
+  "handleOutput",
+  "handleExecutionFinished",
+  "handleInject",
+  "handleNotify",
+  // The NLU hooks, and the NLU of a `script` connector (docs/nlu.md).
+  "handlePreNlu",
+  "handlePostNlu",
+  "getNluResult",
+] as const;
 
 let functions: Record<string, (args: unknown) => unknown> = {};
 /** The execution running now (one at a time per worker). */
@@ -67,6 +78,19 @@ globals.console = {
 };
 globals.createWebhookTransformer = (given: Record<string, unknown>) => {
   for (const name of FUNCTIONS) if (typeof given?.[name] === "function") functions[name] = given[name] as (args: unknown) => unknown;
+};
+// Cognigy's NLU transformers name the hooks preNlu / postNlu.
+globals.createNluTransformer = (given: Record<string, unknown>) => {
+  for (const [name, as] of [
+    ["preNlu", "handlePreNlu"],
+    ["postNlu", "handlePostNlu"],
+    ["handlePreNlu", "handlePreNlu"],
+    ["handlePostNlu", "handlePostNlu"],
+  ] as const)
+    if (typeof given?.[name] === "function") functions[as] = given[name] as (args: unknown) => unknown;
+};
+globals.createNluCodeTransformer = (given: Record<string, unknown>) => {
+  if (typeof given?.getNluResult === "function") functions.getNluResult = given.getNluResult as (args: unknown) => unknown;
 };
 // The one request per execution is the only way out: the worker's own fetch is taken away.
 const outboundFetch = globalThis.fetch;

@@ -331,6 +331,47 @@ describe("transcripts, analytics, masking", () => {
   });
 });
 
+describe("sanitize_input and hide_external_references", () => {
+  test("sanitize_input: the flow gets the user's text without HTML; off, it gets it as typed", async () => {
+    const on = await conversation({ endpointToml: "[endpoints.data_protection]\nsanitize_input = true" });
+    expect((await say(on, 'Hi <b>there</b><script>alert("x")</script>')).text).toBe("Hi there");
+    const off = await conversation({});
+    expect((await say(off, "Hi <b>there</b>")).text).toBe("Hi <b>there</b>");
+  });
+
+  test("hide_external_references: a user's links and images are kept as text in the transcript; off, as they came", async () => {
+    const image = (psid: string) => ({
+      sender: { id: psid },
+      recipient: { id: PAGE_ID },
+      timestamp: Date.now(),
+      message: {
+        mid: `m_img_${psid}`,
+        text: 'look <img src="https://t.example/p.gif">',
+        attachments: [{ type: "image", payload: { url: "https://cdn.example/photo.jpg" } }],
+      },
+    });
+    const transcriptIn = async (c: Conversation) => {
+      const [line] = await rows(c, "SELECT text, data FROM transcripts WHERE direction = 'in'");
+      return { text: line!.text, data: JSON.parse(String(line!.data)) };
+    };
+    const on = await conversation({ endpointToml: "[endpoints.data_protection]\nhide_external_references = true" });
+    expect(await on.post([image(PSID)])).toBe(200);
+    await on.graph.waitForSends(1, { recipientId: PSID });
+    await until(async () => (await rows(on, "SELECT 1 FROM transcripts WHERE direction = 'in'")).length > 0);
+    const hidden = await transcriptIn(on);
+    expect(hidden.text).toBe('look &lt;img src="https://t.example/p.gif"&gt;');
+    expect(hidden.data.attachments).toEqual([{ type: "image", reference: "https://cdn.example/photo.jpg" }]);
+
+    const off = await conversation({});
+    expect(await off.post([image(PSID)])).toBe(200);
+    await off.graph.waitForSends(1, { recipientId: PSID });
+    await until(async () => (await rows(off, "SELECT 1 FROM transcripts WHERE direction = 'in'")).length > 0);
+    const shown = await transcriptIn(off);
+    expect(shown.text).toBe('look <img src="https://t.example/p.gif">');
+    expect(shown.data.attachments).toEqual([{ type: "image", url: "https://cdn.example/photo.jpg" }]);
+  });
+});
+
 describe("retention", () => {
   test("retention_days purges old transcripts, idle contacts, ended sessions and finished events; recent ones stay", async () => {
     let offset = 0;
