@@ -28,6 +28,9 @@ const USER_PUT_SQL =
   "ON CONFLICT (endpoint_id, page_id, user_id) DO UPDATE SET language = excluded.language, votes = excluded.votes, inputs = excluded.inputs, " +
   "locked_at = excluded.locked_at, last_mid = excluded.last_mid, updated_at = excluded.updated_at";
 
+/** Whether there is anything to purge (an indexed look, no write when there is nothing). */
+const ANY_EXPIRED_SQL = "SELECT 1 AS found FROM translation_cache WHERE endpoint_id = ? AND expires_at <= ? LIMIT 1";
+const ANY_IDLE_SQL = "SELECT 1 AS found FROM translation_users WHERE endpoint_id = ? AND updated_at < ? LIMIT 1";
 const PURGE_CACHE_SQL = "DELETE FROM translation_cache WHERE rowid IN (SELECT rowid FROM translation_cache WHERE endpoint_id = ? AND expires_at <= ? LIMIT ?)";
 const PURGE_USERS_SQL = "DELETE FROM translation_users WHERE rowid IN (SELECT rowid FROM translation_users WHERE endpoint_id = ? AND updated_at < ? LIMIT ?)";
 
@@ -105,6 +108,14 @@ export class TranslationStore {
   }
   purgeUsers(endpointId: string, idleBefore: number, batch: number): InStatement {
     return { sql: PURGE_USERS_SQL, args: [endpointId, idleBefore, batch] };
+  }
+
+  /** Whether the endpoint has expired cache rows, or users' languages idle since `idleBefore`. */
+  async anyExpired(endpointId: string, now: number): Promise<boolean> {
+    return (await this.database.client.execute({ sql: ANY_EXPIRED_SQL, args: [endpointId, now] })).rows.length > 0;
+  }
+  async anyIdle(endpointId: string, idleBefore: number): Promise<boolean> {
+    return (await this.database.client.execute({ sql: ANY_IDLE_SQL, args: [endpointId, idleBefore] })).rows.length > 0;
   }
 
   /** Everything stored about these people: their languages and the cache rows their turns stored. */

@@ -205,9 +205,13 @@ export class Translation {
    */
   async purge(endpoint: EndpointSettings, now: number): Promise<Record<string, number>> {
     const counts = { translation_cache: 0, translation_users: 0 };
-    counts.translation_cache = await this.#purgeAll(() => this.store.purgeCache(endpoint.id, now, PURGE_BATCH));
+    // An hourly run with nothing to purge costs two indexed looks, no commit.
+    if (await this.store.anyExpired(endpoint.id, now))
+      counts.translation_cache = await this.#purgeAll(() => this.store.purgeCache(endpoint.id, now, PURGE_BATCH));
     const days = endpoint.data_protection.retention_days;
-    if (days > 0) counts.translation_users = await this.#purgeAll(() => this.store.purgeUsers(endpoint.id, now - days * 86_400_000, PURGE_BATCH));
+    const idleBefore = now - days * 86_400_000;
+    if (days > 0 && (await this.store.anyIdle(endpoint.id, idleBefore)))
+      counts.translation_users = await this.#purgeAll(() => this.store.purgeUsers(endpoint.id, idleBefore, PURGE_BATCH));
     if (counts.translation_users > 0) this.#languages.forgetAll();
     return counts;
   }
