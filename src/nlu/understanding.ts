@@ -219,9 +219,13 @@ export class Understanding {
   }
 }
 
-/** The language of the text the connector reads: the flow's when translation translated it, else the input's. */
-function nluLanguage(input: FlowInput): string {
-  const translation = input.data.translation as { flow_language?: unknown } | undefined;
+/**
+ * The language of the text the connector reads: the flow's when translation translated it; the
+ * user's when translation failed (the text is still as the user wrote it) or is off.
+ */
+export function nluLanguage(input: FlowInput): string {
+  const translation = input.data.translation as { flow_language?: unknown; user_language?: unknown; error?: unknown } | undefined;
+  if (translation?.error !== undefined) return typeof translation.user_language === "string" ? translation.user_language : input.language;
   return typeof translation?.flow_language === "string" ? translation.flow_language : input.language;
 }
 

@@ -289,3 +289,16 @@ test("the latency histogram counts each call, its tries included", async () => {
   expect(s.metrics.histogram("messenger_nlu_request_seconds", "").count({ endpoint: "support" })).toBe(2);
   expect(s.metrics.render()).toContain('messenger_nlu_requests_total{endpoint="support",result="ok"} 2');
 });
+
+describe("the language the connector is told", () => {
+  test("the flow's after a translation, the user's when translation failed or is off", async () => {
+    const { nluLanguage } = await import("../../../src/nlu/understanding.ts");
+    const input = textInput("hallo");
+    input.language = "de";
+    expect(nluLanguage(input)).toBe("de");
+    input.data.translation = { user_language: "de", flow_language: "en", original_text: "hallo" };
+    expect(nluLanguage(input)).toBe("en");
+    input.data.translation = { user_language: "de", flow_language: "en", original_text: "hallo", error: "the provider is down" };
+    expect(nluLanguage(input)).toBe("de");
+  });
+});
