@@ -41,6 +41,7 @@ import { MessengerProfiles } from "./messenger/profile.ts";
 import { PAGE_INBOX_APP_ID, Threads } from "./handover/threads.ts";
 import { Simulator } from "./simulator/simulator.ts";
 import { simulatorRoutes } from "./simulator/routes.ts";
+import { standInFetch } from "./simulator/stand-ins.ts";
 import { ReplyLanes } from "./replies/lanes.ts";
 import { PageDirectory } from "./messenger/pages.ts";
 import { installId } from "./replies/outbox.ts";
@@ -180,7 +181,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
-  const translation = new Translation({ config, database: db, writes, clock, timers, log, metrics });
+  // While the simulator is on, its stand-ins for a translation provider and an NLU service answer at
+  // http://stand-in.simulator, in process (the demo uses them: config/demo.ts).
+  const serviceFetch = config.simulator.enabled ? standInFetch(fetch) : fetch;
+  const translation = new Translation({ config, database: db, writes, clock, timers, log, metrics, fetch: serviceFetch });
   // An NLU script that does not load stops the start, as a transformer module does.
   const understanding = await Understanding.start({
     config,
@@ -192,6 +196,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     metrics,
     transformers,
     poolSize: deps.transformers?.poolSize,
+    fetch: serviceFetch,
   }).catch(async (error) => {
     await transformers.stop();
     throw error;

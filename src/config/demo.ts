@@ -2,10 +2,15 @@
  * The built-in demo: what `serve` runs when there is no settings file. One endpoint `demo` on the
  * built-in echo flow, the simulator switched on, the database in ./data/. The verify token and
  * app secret are random per start: the demo is for trying the product on this machine, not for
- * connecting a real Facebook App.
+ * connecting a real Facebook App. Real-time translation and an NLU connector are on, pointed at
+ * the simulator's stand-ins (simulator/stand-ins.ts): write in German, French or Spanish and the
+ * agent gets English, understands a few shop intents, and answers in your language.
  */
 import { randomBytes } from "node:crypto";
 import { resolveSettings, type Config, type Env } from "./load.ts";
+
+/** The simulator's stand-ins' made-up host (simulator/stand-ins.ts answers it in process). */
+export const STAND_IN_ORIGIN = "http://stand-in.simulator";
 
 export const DEMO_PAGE_ID = "100000000000001";
 
@@ -25,10 +30,19 @@ export function demoConfig(cwd: string, env: Env = process.env): Config {
           app_secret: secret("demo-secret"),
           pages: [{ id: DEMO_PAGE_ID, name: "Demo Page", access_token: secret("demo-page-token") }],
           messenger: { typing_indicators: true, message_delay_ms: 600 },
+          // The simulator's stand-ins, in process (no account, no network): a small dictionary and rules.
+          translation: {
+            provider: "libretranslate",
+            url: `${STAND_IN_ORIGIN}/translation/libretranslate`,
+            flow_language: "en",
+            user_language: "auto",
+            lock_after: 2,
+          },
+          nlu: { kind: "http", url: `${STAND_IN_ORIGIN}/nlu/parse`, min_score: 0.5 },
           // Shown by the simulator as Messenger would (and applied to the stand-in's Page).
           messenger_profile: {
             get_started_payload: "HELLO",
-            greeting: { default: "Hi! This is the built-in demo agent: it echoes what you say." },
+            greeting: { default: "Hi! This is the built-in demo agent: it echoes what you say, in English, German, French or Spanish." },
             persistent_menu: [
               {
                 locale: "default",

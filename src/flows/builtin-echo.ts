@@ -1,7 +1,8 @@
 /**
  * `builtin:echo`, the demo agent shipped in the binary. It repeats what it gets and shows what
  * the product can render: quick replies on every answer, "Buttons" answers with a button
- * template, "Cards" with a carousel, attachments are described.
+ * template, "Cards" with a carousel, attachments are described; with an NLU connector it names
+ * the intent it was given, and with translation the language the user wrote in.
  */
 import type { FlowInput, FlowResult, Output } from "./schema.ts";
 
@@ -60,6 +61,16 @@ export async function echoFlow(input: FlowInput): Promise<FlowResult> {
     outputs.push({ text: `You tapped ${payload}.` });
   } else {
     outputs.push({ text: `You said: ${input.text}` });
+    // What the endpoint understood before the flow ran (docs/nlu.md, docs/translation.md).
+    const nlu = input.nlu as { intent?: unknown } | null;
+    const translation = input.data.translation as { user_language?: unknown; original_text?: unknown } | undefined;
+    const notes: string[] = [];
+    // With translation on, **…** keeps a name as it is (the no-translation marker, removed on the way out).
+    const name = (s: string) => (translation ? `**${s}**` : s);
+    if (typeof nlu?.intent === "string") notes.push(`I understood: ${name(nlu.intent)}.`);
+    if (typeof translation?.user_language === "string" && translation.original_text !== input.text)
+      notes.push(`(You wrote in ${name(translation.user_language)}.)`);
+    if (notes.length > 0) outputs.push({ text: notes.join(" ") });
   }
   outputs[outputs.length - 1]!.quick_replies = MENU;
   return { context, outputs };

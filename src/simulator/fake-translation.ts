@@ -68,6 +68,12 @@ export class FakeTranslation {
   #waiting = 0;
   #server: Server<undefined> | null = null;
   #url = "";
+  /** Keep every request in `calls` (the demo's in-process stand-in keeps none). */
+  readonly #record: boolean;
+
+  constructor(options: { record?: boolean } = {}) {
+    this.#record = options.record !== false;
+  }
 
   static async start(): Promise<FakeTranslation> {
     const fake = new FakeTranslation();
@@ -148,7 +154,7 @@ export class FakeTranslation {
       headers[name] = value;
     });
     const call = { provider, path, query: Object.fromEntries(url.searchParams), headers, body };
-    this.calls.push(call);
+    if (this.#record) this.calls.push(call);
     if (this.#gate && this.#held(call)) {
       this.#waiting++;
       await this.#gate;

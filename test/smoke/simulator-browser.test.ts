@@ -76,7 +76,9 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     // The demo waits 600 ms after typing_on: the indicator is drawn, then the echo replaces it.
     // (Counted by the page as it draws it: polling for a 600 ms element from outside was flaky.)
     await pane.getByTestId("reply").filter({ hasText: "You said: hello from the browser" }).waitFor();
-    expect(await page.evaluate(() => (globalThis as unknown as { typingShown: number }).typingShown)).toBe(2); // Get Started's answer and this one
+    // The demo's NLU stand-in found an intent; the echo names it in a second answer (its own typing).
+    await pane.getByTestId("reply").filter({ hasText: "I understood: greet." }).waitFor();
+    expect(await page.evaluate(() => (globalThis as unknown as { typingShown: number }).typingShown)).toBe(3); // Get Started's answer and these two
     const seen = await page.evaluate(
       () => (globalThis as unknown as { simulatorEvents: { at: number; event: { type: string; action?: string } }[] }).simulatorEvents,
     );
@@ -98,9 +100,13 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     // A second user beside the first: users do not wait for each other.
     await page.getByTestId("add-user").click();
     const second = page.getByTestId("pane").nth(1);
-    await second.getByTestId("composer").fill("Is anyone there?");
+    // Written in German: the demo's translation stand-in gives the agent English, and its answers come
+    // back in German; the intent and the language code stay as they are (the no-translation marker).
+    await second.getByTestId("composer").fill("Hallo, wo ist meine Bestellung?");
     await second.getByTestId("send").click();
-    await second.getByTestId("reply").filter({ hasText: "You said: Is anyone there?" }).waitFor();
+    await second.getByTestId("reply").filter({ hasText: "hallo, wo ist meine bestellung?" }).waitFor();
+    await second.getByTestId("reply").filter({ hasText: "order_status. (Du schrieb in de.)" }).waitFor();
+    expect(await second.getByTestId("reply").allTextContents()).not.toContainEqual(expect.stringContaining("**"));
     await pane.getByTestId("reply").filter({ hasText: "Swipe to see them all." }).waitFor();
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "simulator.png") });

@@ -28,6 +28,8 @@ export interface FakeNluOptions {
   token?: string;
   /** response_format types the chat completions refuse with a 400, as servers without them do. */
   refuse?: ("json_schema" | "json_object")[];
+  /** Keep every request in `requests` (default true; the demo's in-process stand-in keeps none). */
+  record?: boolean;
 }
 
 export type FakeNluFailure =
@@ -62,6 +64,16 @@ export class FakeNlu {
 
   private constructor(options: FakeNluOptions) {
     this.#options = options;
+  }
+
+  /** The same answers in process, without a socket (the demo's stand-in: simulator/stand-ins.ts). */
+  static inProcess(options: FakeNluOptions = {}): FakeNlu {
+    return new FakeNlu(options);
+  }
+
+  /** Answers one request in process. */
+  handle(request: Request): Promise<Response> {
+    return this.#answer(request);
   }
 
   static start(options: FakeNluOptions = {}): FakeNlu {
@@ -111,7 +123,7 @@ export class FakeNlu {
       // recorded as the text it was
     }
     const seen = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: Object.fromEntries(request.headers), body };
-    this.requests.push(seen);
+    if (this.#options.record !== false) this.requests.push(seen);
     for (const resolve of this.#waiting.splice(0)) resolve(seen);
     const shape: Shape | null =
       request.method !== "POST"
