@@ -61,6 +61,8 @@ export class FakeTranslation {
   readonly calls: RecordedTranslationCall[] = [];
   /** DeepL glossaries the fake knows: id → its language pair (`EN>DE`). */
   readonly glossaries = new Map<string, string>();
+  /** Every answer this much later, as a provider across the internet would be (the benchmark's). */
+  latencyMs = 0;
   #failures: (TranslationFailure & { left: number })[] = [];
   #gate: Promise<void> | null = null;
   #held: (call: RecordedTranslationCall) => boolean = () => true;
@@ -155,6 +157,7 @@ export class FakeTranslation {
     });
     const call = { provider, path, query: Object.fromEntries(url.searchParams), headers, body };
     if (this.#record) this.calls.push(call);
+    if (this.latencyMs > 0) await Bun.sleep(this.latencyMs);
     if (this.#gate && this.#held(call)) {
       this.#waiting++;
       await this.#gate;

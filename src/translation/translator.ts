@@ -98,9 +98,26 @@ export interface TranslatorDeps {
   recent: RecentTranslations;
 }
 
+/** A text's answer that turns asking for the same text await (null: the request failed). */
+type InFlight = { translation: string; detected: string | null } | null;
+
+/** One translate call's texts and what is known of them, as #fetch fills it in. */
+interface FetchState {
+  unique: string[];
+  parts: ReturnType<typeof segments>[];
+  keys: string[];
+  out: (string | undefined)[];
+  detected: (string | null)[];
+  options: TranslateOptions;
+  stopping?: AbortSignal;
+  announce: boolean;
+}
+
 export class Translator {
   /** What identifies the provider's translations in the cache: another provider, host or model translates anew. */
   readonly #fingerprint: string;
+  /** Texts being asked for right now, by cache key. */
+  readonly #inFlight = new Map<string, Promise<InFlight>>();
 
   constructor(private readonly deps: TranslatorDeps) {
     const s = deps.settings;
@@ -146,30 +163,84 @@ export class Translator {
     }
     const misses = unique.flatMap((_, i) => (out[i] === undefined ? [i] : []));
     if (misses.length > 0) {
-      const markup = misses.some((i) => parts[i]!.some((s) => s.keep));
-      const sent = misses.map((i) => (markup ? toMarkup(parts[i]!) : unique[i]!));
-      for (const chunk of this.#chunks(misses, sent)) {
-        const answer = await this.#request(chunk.texts, options, markup, stopping);
-        if (!answer.ok) return answer;
-        chunk.indexes.forEach((i, j) => {
-          out[i] = markup ? fromMarkup(answer.texts[j]!, parts[i]!) : answer.texts[j]!;
-          // Only what was detected: with a given source, providers repeat it (DeepL's detected_source_language).
-          detected[i] = options.source === null ? (answer.detected[j] ?? null) : null;
-        });
-      }
+      // A text another turn is asking the provider for right now (many users getting the same
+      // answer at once): its answer is awaited instead of asking again. What that fails to bring
+      // is asked for below, after this turn's own.
+      const joined: Promise<void>[] = [];
+      const own = caching
+        ? misses.filter((i) => {
+            const pending = this.#inFlight.get(keys[i]!);
+            if (pending)
+              joined.push(
+                pending.then((found) => {
+                  if (found) [out[i], detected[i]] = [found.translation, found.detected];
+                }),
+              );
+            return !pending;
+          })
+        : misses;
+      const failed = await this.#fetch(own, { unique, parts, keys, out, detected, options, stopping, announce: caching });
+      if (failed) return failed;
+      await Promise.all(joined);
+      const rest = misses.filter((i) => out[i] === undefined);
+      const failedAgain = await this.#fetch(rest, { unique, parts, keys, out, detected, options, stopping, announce: false });
+      if (failedAgain) return failedAgain;
       // Not for a person erased meanwhile: the erasure's deletes are queued, and this would come after them.
       if (caching && !this.deps.erasures.since(key, mark)) {
         const now = clock.now();
-        const entries = misses.map((i) => ({ key: keys[i]!, kind: options.kind, translation: out[i]!, detected: detected[i]! }));
+        const fetched = [...own, ...rest];
+        const entries = fetched.map((i) => ({ key: keys[i]!, kind: options.kind, translation: out[i]!, detected: detected[i]! }));
         const expiresAt = now + Math.round(settings.cache_hours * 3_600_000);
         for (const e of entries) this.deps.recent.set(e.key, { translation: e.translation, detected: e.detected, expiresAt });
-        this.deps.writes
-          .run(store.put(key, entries, now, settings.cache_hours), { durable: false })
-          .catch((error) => log.warn("could not store translations in the cache", { error }));
+        if (entries.length > 0)
+          this.deps.writes
+            .run(store.put(key, entries, now, settings.cache_hours), { durable: false })
+            .catch((error) => log.warn("could not store translations in the cache", { error }));
       }
     }
     const byText = new Map(unique.map((t, i) => [t, i]));
     return { ok: true, texts: texts.map((t) => out[byText.get(t)!]!), detected: texts.map((t) => detected[byText.get(t)!]!) };
+  }
+
+  /**
+   * Asks the provider for the texts `indexes` (in as few requests as its limits allow) and fills
+   * `out` and `detected`; a failure is returned. With `announce`, other turns find these texts in
+   * flight until the answer is in (null for them when it failed).
+   */
+  async #fetch(indexes: number[], t: FetchState): Promise<Translated | null> {
+    if (indexes.length === 0) return null;
+    const answers = new Map<string, (found: InFlight) => void>();
+    if (t.announce)
+      for (const i of indexes) {
+        const k = t.keys[i]!;
+        this.#inFlight.set(k, new Promise<InFlight>((resolve) => answers.set(k, resolve)));
+      }
+    let failed: Translated | null = null;
+    try {
+      const markup = indexes.some((i) => t.parts[i]!.some((s) => s.keep));
+      const sent = indexes.map((i) => (markup ? toMarkup(t.parts[i]!) : t.unique[i]!));
+      for (const chunk of this.#chunks(indexes, sent)) {
+        const answer = await this.#request(chunk.texts, t.options, markup, t.stopping);
+        if (!answer.ok) {
+          failed = answer;
+          break;
+        }
+        chunk.indexes.forEach((i, j) => {
+          t.out[i] = markup ? fromMarkup(answer.texts[j]!, t.parts[i]!) : answer.texts[j]!;
+          // Only what was detected: with a given source, providers repeat it (DeepL's detected_source_language).
+          t.detected[i] = t.options.source === null ? (answer.detected[j] ?? null) : null;
+        });
+      }
+    } finally {
+      for (const i of indexes) {
+        const k = t.keys[i]!;
+        const resolve = answers.get(k);
+        if (!resolve) continue;
+        this.#inFlight.delete(k);
+        resolve(failed || t.out[i] === undefined ? null : { translation: t.out[i]!, detected: t.detected[i]! });
+      }
+    }
+    return failed;
   }
 
   async #request(texts: string[], options: TranslateOptions, markup: boolean, stopping?: AbortSignal): Promise<Translated> {

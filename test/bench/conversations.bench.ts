@@ -13,18 +13,22 @@
  *    the Send API call carrying its reply.
  * Baseline, same run: the same POSTs to a bare Bun.serve that answers 200 (requests/s).
  * Run once with typing indicators off and once on (each reply is then two Send API calls).
+ * 3. NLU and translation on vs off (language.ts), the same throughput phase with stand-ins of an
+ *    NLU service and a translation provider; BENCH_LANGUAGE=0 leaves it out.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { binaryUnderTest, start, type Running } from "../smoke/binary-helpers.ts";
-import { benchSettings, fmt, limiter, messagesArrived, peakRssMb, percentile, post, signedMessage } from "./load.ts";
+import { languagePhases } from "./language.ts";
+import { benchSettings, fmt, limiter, messagesArrived, openLoop, peakRssMb, percentile, post, replies, signedMessage, throughput } from "./load.ts";
 
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const LANGUAGE = process.env.BENCH_LANGUAGE !== "0";
 const IN_FLIGHT = 64;
 const SECRET = "bench-app-secret-0123456789";
 const PAGE = "104857600012345";
@@ -34,60 +38,16 @@ const TOKEN = "bench-page-token";
 let run = 0;
 const psid = (u: number) => String(6300000000000000 + run * 1_000_000 + u);
 
-async function throughput(url: string, graph: FakeGraph): Promise<{ turnsPerSecond: number; seconds: number; orderOk: boolean; replies: number }> {
-  run++;
-  const limit = limiter(IN_FLIGHT);
-  const before = graph.sends().filter((s) => s.type === "message").length;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: USERS }, async (_, u) => {
-      for (let m = 1; m <= MESSAGES; m++) await limit(() => post(request(url, psid(u), `${m}`)));
-    }),
-  );
-  await messagesArrived(graph, before + USERS * MESSAGES, 300_000);
-  const all = graph.sends().filter((s) => s.type === "message");
-  const seconds = (Math.max(...all.slice(before).map((s) => s.at)) - started) / 1000;
-  // Per-user order: replies of user u say "You said: 1" … "You said: M", in that order.
-  let orderOk = true;
-  const byUser = new Map<string, string[]>();
-  for (const s of all.slice(before)) {
-    const list = byUser.get(s.recipientId) ?? [];
-    list.push(String(s.message.text));
-    byUser.set(s.recipientId, list);
-  }
-  for (let u = 0; u < USERS; u++) {
-    const got = byUser.get(psid(u)) ?? [];
-    const want = Array.from({ length: MESSAGES }, (_, i) => `You said: ${i + 1}`);
-    if (JSON.stringify(got) !== JSON.stringify(want)) orderOk = false;
-  }
-  return { turnsPerSecond: (all.length - before) / seconds, seconds, orderOk, replies: all.length - before };
-}
-
 async function latencyAtRate(url: string, graph: FakeGraph): Promise<{ p50: number; p99: number; max: number; lost: number }> {
   run++;
   const total = Math.round(RATE * SECONDS);
-  const postStarts = new Map<string, number>();
-  const before = graph.sends().filter((s) => s.type === "message").length;
-  const started = performance.now();
-  const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < total; ) {
-    const due = started + (i * 1000) / RATE;
-    if (due > performance.now()) {
-      await Bun.sleep(Math.min(5, due - performance.now()));
-      continue;
-    }
-    while (i < total && started + (i * 1000) / RATE <= performance.now()) {
-      const user = psid(i % 1000);
-      const text = `r${i}`;
-      postStarts.set(`${user} You said: ${text}`, started + (i * 1000) / RATE);
-      inFlight.push(post(request(url, user, text)));
-      i++;
-    }
-  }
-  await Promise.all(inFlight);
+  const user = (i: number) => psid(i % 1000);
+  const before = replies(graph).length;
+  const starts = await openLoop(RATE, total, (i) => post(request(url, user(i), `r${i}`)));
   await messagesArrived(graph, before + total, 120_000);
+  const postStarts = new Map(starts.map((t0, i) => [`${user(i)} You said: r${i}`, t0]));
   const latencies: number[] = [];
-  for (const s of graph.sends()) {
+  for (const s of replies(graph).slice(before)) {
     const t0 = postStarts.get(`${s.recipientId} ${s.message?.text}`);
     if (t0 !== undefined) latencies.push(s.at - t0);
   }
@@ -129,7 +89,8 @@ try {
   for (const typing of [false, true]) {
     const graph = await FakeGraph.start({ pages: [{ id: PAGE, token: TOKEN, appSecret: SECRET }] });
     const app = await startBinary(dir, graph.url, typing);
-    const t = await throughput(app.url, graph);
+    run++;
+    const t = await throughput({ url: app.url, graph, users: USERS, messages: MESSAGES, inFlight: IN_FLIGHT, psid, request });
     const l = await latencyAtRate(app.url, graph);
     const rss = peakRssMb(app.server.proc.pid);
     app.server.proc.kill("SIGTERM");
@@ -144,6 +105,20 @@ try {
   console.log(`| typing indicators | turns/s | of baseline | replies | per-user order | p50 ms at ${RATE}/s | p99 ms | max ms | lost | peak RSS MB |`);
   console.log(`|---|---:|---:|---:|---|---:|---:|---:|---:|---:|`);
   console.log(lines.join("\n"));
+  if (LANGUAGE) {
+    const language = await languagePhases({
+      bin: await binaryUnderTest(),
+      dir,
+      users: USERS,
+      messages: MESSAGES,
+      inFlight: IN_FLIGHT,
+      psid: (r, u) => String(6300000000000000 + r * 1_000_000 + u),
+      nextRun: () => ++run,
+    });
+    console.log(`\nNLU and translation, ${USERS} users × ${MESSAGES} messages, typing off (stand-ins on loopback, in this process):\n`);
+    console.log(language.lines.join("\n"));
+    if (!language.ok) process.exitCode = 1;
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

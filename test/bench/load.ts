@@ -99,13 +99,17 @@ export async function throughput(o: {
   request(url: string, user: string, text: string): { url: string; body: string; signature: string };
   /** The reply text the flow gives to message `m` (default: builtin:echo's "You said: m"). */
   expected?(m: number): string;
+  /** What user `u` writes as message `m` (default: "m"). */
+  text?(u: number, m: number): string;
+  /** Whether `reply` answers message `m` (default: it is `expected(m)`); for replies a benchmark cannot spell out, such as translated ones. */
+  answers?(reply: string, m: number): boolean;
 }): Promise<Throughput> {
   const limit = limiter(o.inFlight);
   const before = replies(o.graph).length;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: o.users }, async (_, u) => {
-      for (let m = 1; m <= o.messages; m++) await limit(() => post(o.request(o.url, o.psid(u), `${m}`)));
+      for (let m = 1; m <= o.messages; m++) await limit(() => post(o.request(o.url, o.psid(u), o.text ? o.text(u, m) : `${m}`)));
     }),
   );
   await messagesArrived(o.graph, before + o.users * o.messages, 300_000);
@@ -119,8 +123,11 @@ export async function throughput(o: {
     byUser.set(s.recipientId, list);
   }
   const expected = o.expected ?? ((m: number) => `You said: ${m}`);
-  const want = JSON.stringify(Array.from({ length: o.messages }, (_, i) => expected(i + 1)));
-  for (let u = 0; u < o.users; u++) if (JSON.stringify(byUser.get(o.psid(u)) ?? []) !== want) orderOk = false;
+  const answers = o.answers ?? ((reply: string, m: number) => reply === expected(m));
+  for (let u = 0; u < o.users; u++) {
+    const got = byUser.get(o.psid(u)) ?? [];
+    if (got.length !== o.messages || got.some((reply, i) => !answers(reply, i + 1))) orderOk = false;
+  }
   return { turnsPerSecond: all.length / seconds, seconds, orderOk, replies: all.length, lost: Math.max(0, o.users * o.messages - all.length) };
 }
 
@@ -128,10 +135,10 @@ export async function throughput(o: {
 export const BENCH = { page: "104857600012345", token: "bench-page-token", secret: "bench-app-secret-0123456789", endpoint: "bench" } as const;
 
 /**
- * Settings for the binary under benchmark: one endpoint `bench` with builtin:echo on the bench
- * Page; `top` goes before the endpoint (e.g. `[admin]`), `endpoint` after it (its own tables).
+ * Settings for the binary under benchmark: one endpoint `bench` with builtin:echo (or the script
+ * flow `flowModule`) on the bench Page; `top` goes before the endpoint (e.g. `[admin]`), `endpoint` after it (its own tables).
  */
-export function benchSettings(o: { db: string; graphUrl: string; top?: string; endpoint?: string }): string {
+export function benchSettings(o: { db: string; graphUrl: string; top?: string; endpoint?: string; flowModule?: string }): string {
   return `[server]
 port = 0
 [storage]
@@ -143,7 +150,7 @@ url = "${o.graphUrl}"
 ${o.top ?? ""}
 [flows.echo]
 kind = "script"
-module = "builtin:echo"
+module = "${o.flowModule ?? "builtin:echo"}"
 [[endpoints]]
 id = "${BENCH.endpoint}"
 flow = "echo"
@@ -152,4 +159,23 @@ app_secret = "${BENCH.secret}"
 pages = [ { id = "${BENCH.page}", access_token = "${BENCH.token}" } ]
 ${o.endpoint ?? ""}
 `;
+}
+
+/**
+ * Calls `send(i)` for i = 0 … total − 1 at `rate` per second, not waiting for answers (open loop);
+ * resolves when every call has, with each call's planned start (performance.now() time).
+ */
+export async function openLoop(rate: number, total: number, send: (i: number) => Promise<void>): Promise<number[]> {
+  const started = performance.now();
+  const due = (i: number) => started + (i * 1000) / rate;
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; ) {
+    if (due(i) > performance.now()) {
+      await Bun.sleep(Math.min(5, due(i) - performance.now()));
+      continue;
+    }
+    while (i < total && due(i) <= performance.now()) inFlight.push(send(i++));
+  }
+  await Promise.all(inFlight);
+  return Array.from({ length: total }, (_, i) => due(i));
 }

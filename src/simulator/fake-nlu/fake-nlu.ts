@@ -55,6 +55,8 @@ type Shape = "http" | "rasa" | "chat";
 
 export class FakeNlu {
   readonly requests: FakeNluRequest[] = [];
+  /** Every answer this much later, as a service across the internet would be (the benchmark's). */
+  latencyMs = 0;
   readonly #options: FakeNluOptions;
   #failures: { failure: FakeNluFailure; shape?: Shape; remaining: number }[] = [];
   readonly #waiting: ((r: FakeNluRequest) => void)[] = [];
@@ -125,6 +127,7 @@ export class FakeNlu {
     const seen = { path: url.pathname, query: Object.fromEntries(url.searchParams), headers: Object.fromEntries(request.headers), body };
     if (this.#options.record !== false) this.requests.push(seen);
     for (const resolve of this.#waiting.splice(0)) resolve(seen);
+    if (this.latencyMs > 0) await Bun.sleep(this.latencyMs);
     const shape: Shape | null =
       request.method !== "POST"
         ? null

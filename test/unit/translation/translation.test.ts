@@ -228,6 +228,36 @@ describe("the cache", () => {
     ]);
   });
 
+  test("the same reply to many users at once: one request; the others await its answer", async () => {
+    const s = await setup(`${DEEPL}\nuser_language = "de"`);
+    const i = await toFlow(s, input("Danke"));
+    const before = s.fake.calls.length;
+    s.fake.hold();
+    const to = (userId: string) => s.translation.toUser(config(s), { ...key, userId }, i, [{ text: "Anything else?" }], ctx(s));
+    const first = to(PSID);
+    while (s.fake.waiting < 1) await Bun.sleep(1); // the first request is at the provider
+    const others = [to(PSID_2), to("7300000000000003")];
+    s.fake.release();
+    for (const answer of await Promise.all([first, ...others])) expect(answer).toEqual([{ text: "Etwas sonst?" }]);
+    expect(s.fake.calls.length).toBe(before + 1);
+  });
+
+  test("when the request they awaited fails, each asks for itself", async () => {
+    const s = await setup(`${DEEPL}\nuser_language = "de"\nretries = 0`);
+    const i = await toFlow(s, input("Danke"));
+    const before = s.fake.calls.length;
+    s.fake.fail({ status: 456 });
+    s.fake.hold();
+    const to = (userId: string) => s.translation.toUser(config(s), { ...key, userId }, i, [{ text: "Anything else?" }], ctx(s));
+    const first = to(PSID);
+    while (s.fake.waiting < 1) await Bun.sleep(1);
+    const second = to(PSID_2);
+    s.fake.release();
+    expect(await first).toEqual([{ text: "Anything else?" }]); // untranslated: its request failed
+    expect(await second).toEqual([{ text: "Etwas sonst?" }]);
+    expect(s.fake.calls.length).toBe(before + 2);
+  });
+
   test("cache_hours = 0: nothing kept, every reply asked", async () => {
     const s = await setup(`${DEEPL}\nuser_language = "de"\ncache_hours = 0`);
     const i = await toFlow(s, input("Danke"));
