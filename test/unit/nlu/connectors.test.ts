@@ -2,28 +2,18 @@
  * The `http` and `rasa` connectors against their request and answer shapes (src/nlu/http.ts,
  * rasa.ts): what is sent, how the answer maps into `input.nlu`, what is refused as invalid.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { NluResult } from "../../../src/nlu/result.ts";
 import { rasaParseUrl } from "../../../src/nlu/rasa.ts";
-import { FakeNlu } from "../../../src/simulator/fake-nlu/fake-nlu.ts";
 import { PSID } from "../../helpers/config.ts";
-import { nluSetup, textInput, type NluSetup } from "./support.ts";
+import { nluSetup, textInput, type NluSetup, useFakeNlu } from "./support.ts";
 
 const TOKEN = "connector-key-0123456789";
-let fake: FakeNlu;
-const setups: NluSetup[] = [];
-beforeAll(() => {
-  fake = FakeNlu.start({ token: TOKEN });
-});
-afterAll(() => fake.stop());
-afterEach(async () => {
-  for (const s of setups.splice(0)) await s.stop();
-  fake.reset();
-});
+const nlu = useFakeNlu(TOKEN);
 
 async function setup(lines: string) {
   const s = await nluSetup(lines);
-  setups.push(s);
+  nlu.track(s);
   return s;
 }
 
@@ -35,14 +25,14 @@ async function understood(s: NluSetup, text: string, overrides = {}) {
 }
 
 describe('kind = "http"', () => {
-  const http = (more = "") => setup(`kind = "http"\nurl = "${fake.url}/parse"\napi_key = "${TOKEN}"\n${more}`);
+  const http = (more = "") => setup(`kind = "http"\nurl = "${nlu.fake.url}/parse"\napi_key = "${TOKEN}"\n${more}`);
 
   test("POSTs { text, language, user_id, endpoint_id, session_id, data } with the Bearer key and the extra headers", async () => {
     const s = await http('headers = { "X-Tenant" = "shop-7" }');
     await understood(s, "where is my order", {
       data: { request: { message: { mid: "m_1", text: "where is my order" } }, profile: { first_name: "Ada" }, channel_hint: "ads", payload: undefined },
     });
-    const request = fake.requests[0]!;
+    const request = nlu.fake.requests[0]!;
     expect(request.path).toBe("/parse");
     expect(request.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(request.headers["x-tenant"]).toBe("shop-7");
@@ -61,7 +51,7 @@ describe('kind = "http"', () => {
   test("api_key wins over an Authorization header of `headers`", async () => {
     const s = await http('headers = { "Authorization" = "Bearer other-value" }');
     await understood(s, "hello");
-    expect(fake.requests[0]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(nlu.fake.requests[0]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
   test("the answer is the result; raw is the whole answer", async () => {
@@ -76,7 +66,7 @@ describe('kind = "http"', () => {
       ],
       model: "shop-v3",
     };
-    fake.failNext({ answer });
+    nlu.fake.failNext({ answer });
     const input = await understood(s, "order 12345?");
     // Properties of its own (the service's model name) are in raw only.
     const { model: _model, ...result } = answer;
@@ -85,9 +75,9 @@ describe('kind = "http"', () => {
 
   test("only the intent is required: the score is 1 with an intent, 0 without; no ranking unless given", async () => {
     const s = await http();
-    fake.failNext({ answer: { intent: "greet" } });
+    nlu.fake.failNext({ answer: { intent: "greet" } });
     expect((await understood(s, "hi")).nlu).toEqual({ intent: "greet", score: 1, entities: [], raw: { intent: "greet" } });
-    fake.failNext({ answer: { intent: null } });
+    nlu.fake.failNext({ answer: { intent: null } });
     expect((await understood(s, "hm")).nlu).toEqual({ intent: null, score: 0, entities: [], raw: { intent: null } });
   });
 
@@ -99,10 +89,10 @@ describe('kind = "http"', () => {
       [{ intent: "x", entities: [{ type: "t" }] }, "/entities/0/value: Expected required property"],
       [[1, 2], "/: Expected object"],
     ] as const) {
-      fake.failNext({ answer });
+      nlu.fake.failNext({ answer });
       const input = await understood(s, "x");
       expect(input.nlu).toBeNull();
-      expect(input.nlu_error).toBe(`the NLU service at ${fake.url}/parse answered with an invalid result: ${problem}`);
+      expect(input.nlu_error).toBe(`the NLU service at ${nlu.fake.url}/parse answered with an invalid result: ${problem}`);
     }
   });
 
@@ -120,13 +110,13 @@ describe('kind = "http"', () => {
 });
 
 describe('kind = "rasa"', () => {
-  const rasa = (more = "") => setup(`kind = "rasa"\nurl = "${fake.url}"\napi_key = "${TOKEN}"\n${more}`);
+  const rasa = (more = "") => setup(`kind = "rasa"\nurl = "${nlu.fake.url}"\napi_key = "${TOKEN}"\n${more}`);
 
   test("POST {url}/model/parse?token= with { text, message_id }", async () => {
     const s = await rasa();
     await understood(s, "hello");
-    expect(fake.requests[0]).toMatchObject({ path: "/model/parse", query: { token: TOKEN }, body: { text: "hello", message_id: "m_abc" } });
-    expect(fake.requests[0]!.headers.authorization).toBeUndefined();
+    expect(nlu.fake.requests[0]).toMatchObject({ path: "/model/parse", query: { token: TOKEN }, body: { text: "hello", message_id: "m_abc" } });
+    expect(nlu.fake.requests[0]!.headers.authorization).toBeUndefined();
   });
 
   test("the URL: a path prefix and other query parameters stay; no token without api_key", () => {
@@ -138,7 +128,7 @@ describe('kind = "rasa"', () => {
   test("no message id (an injected input): only the text", async () => {
     const s = await rasa();
     await understood(s, "hello", { data: {} });
-    expect(fake.requests[0]!.body).toEqual({ text: "hello" });
+    expect(nlu.fake.requests[0]!.body).toEqual({ text: "hello" });
   });
 
   test("Rasa's answer maps: intent.name/confidence, entities (entity, value, start, end, confidence_entity, extractor), intent_ranking", async () => {
@@ -157,7 +147,7 @@ describe('kind = "rasa"', () => {
       ],
       response_selector: { all_retrieval_intents: [] },
     };
-    fake.failNext({ answer });
+    nlu.fake.failNext({ answer });
     const input = await understood(s, answer.text);
     expect(input.nlu).toEqual({
       intent: "book_table",
@@ -177,9 +167,9 @@ describe('kind = "rasa"', () => {
 
   test("no intent (name null, or no intent at all): intent null, score 0", async () => {
     const s = await rasa();
-    fake.failNext({ answer: { text: "", intent: { name: null, confidence: 0.0 }, entities: [] } });
+    nlu.fake.failNext({ answer: { text: "", intent: { name: null, confidence: 0.0 }, entities: [] } });
     expect((await understood(s, "…")).nlu).toMatchObject({ intent: null, score: 0, entities: [] });
-    fake.failNext({ answer: { text: "x" } });
+    nlu.fake.failNext({ answer: { text: "x" } });
     expect((await understood(s, "x")).nlu).toMatchObject({ intent: null, score: 0, entities: [] });
   });
 

@@ -1,5 +1,6 @@
 /** An endpoint with an NLU connector, its Understanding on a manual clock, and inputs to give it. */
 import { tmpdir } from "node:os";
+import { afterAll, afterEach, beforeAll } from "bun:test";
 import type { Config } from "../../../src/config/load.ts";
 import type { EndpointSettings } from "../../../src/config/schema.ts";
 import type { Timers } from "../../../src/core/clock.ts";
@@ -10,6 +11,7 @@ import { WriteQueue } from "../../../src/db/write-queue.ts";
 import type { FlowInput } from "../../../src/flows/schema.ts";
 import { Registry } from "../../../src/metrics/registry.ts";
 import { Understanding, type UnderstandingDeps } from "../../../src/nlu/understanding.ts";
+import { FakeNlu } from "../../../src/simulator/fake-nlu/fake-nlu.ts";
 import { PAGE_ID, PSID, configFromToml, settingsToml } from "../../helpers/config.ts";
 import { collectingLogger, type CollectingLogger } from "../../helpers/log.ts";
 import { ManualClock } from "../../helpers/manual-clock.ts";
@@ -89,4 +91,28 @@ export async function scratchDatabase(dir: string): Promise<{ database: Database
       database.close();
     },
   };
+}
+
+/**
+ * A fake NLU for a test file: started before its tests, reset after each, stopped at the end;
+ * `track` a setup to have it stopped after the test.
+ */
+export function useFakeNlu(token: string) {
+  const setups: NluSetup[] = [];
+  const used = {
+    fake: undefined as unknown as FakeNlu,
+    track(s: NluSetup): NluSetup {
+      setups.push(s);
+      return s;
+    },
+  };
+  beforeAll(() => {
+    used.fake = FakeNlu.start({ token });
+  });
+  afterAll(() => used.fake.stop());
+  afterEach(async () => {
+    for (const s of setups.splice(0)) await s.stop();
+    used.fake.reset();
+  });
+  return used;
 }

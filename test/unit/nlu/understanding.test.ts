@@ -5,31 +5,21 @@
  * log, and one user's slow NLU beside another's quick one. The connector is the real Rasa one,
  * against the fake NLU (src/simulator/fake-nlu/).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { FakeNlu } from "../../../src/simulator/fake-nlu/fake-nlu.ts";
+import { describe, expect, test } from "bun:test";
 import type { NluResult } from "../../../src/nlu/result.ts";
 import { RETRY_PAUSE_MS } from "../../../src/nlu/call.ts";
 import { until } from "../../helpers/conversation.ts";
 import { closedUrl } from "../flows/support.ts";
-import { KEY, nluSetup, payloadInput, textInput, type NluSetup } from "./support.ts";
+import { KEY, nluSetup, payloadInput, textInput, useFakeNlu } from "./support.ts";
 
 const TOKEN = "nlu-secret-key-0123456789";
-let fake: FakeNlu;
-const setups: NluSetup[] = [];
-beforeAll(() => {
-  fake = FakeNlu.start({ token: TOKEN });
-});
-afterAll(() => fake.stop());
-afterEach(async () => {
-  for (const s of setups.splice(0)) await s.stop();
-  fake.reset();
-});
+const nlu = useFakeNlu(TOKEN);
 
 /** A Rasa connector to the fake; `timeout_ms` 500 unless `lines` set it. */
 async function rasa(lines = "", more = "") {
   const timeout = lines.includes("timeout_ms") ? "" : "timeout_ms = 500";
-  const s = await nluSetup(`kind = "rasa"\nurl = "${fake.url}"\napi_key = "${TOKEN}"\n${timeout}\n${lines}`, { more });
-  setups.push(s);
+  const s = await nluSetup(`kind = "rasa"\nurl = "${nlu.fake.url}"\napi_key = "${TOKEN}"\n${timeout}\n${lines}`, { more });
+  nlu.track(s);
   return s;
 }
 
@@ -47,7 +37,7 @@ describe("which inputs go to the NLU", () => {
       ranking: [{ intent: "order_status", score: 0.86 }],
     });
     expect(input.nlu_error).toBeUndefined();
-    expect(fake.requests[0]!.body).toEqual({ text: "where is my order 123456", message_id: "m_abc" });
+    expect(nlu.fake.requests[0]!.body).toEqual({ text: "where is my order 123456", message_id: "m_abc" });
     expect(s.requests("ok")).toBe(1);
   });
 
@@ -56,13 +46,13 @@ describe("which inputs go to the NLU", () => {
     const input = payloadInput("CANCEL");
     expect(await off.run(input, { payload: true })).toBe(true);
     expect(input.nlu).toBeNull();
-    expect(fake.requests).toHaveLength(0);
+    expect(nlu.fake.requests).toHaveLength(0);
 
     const on = await rasa("nlu_payloads = true");
     const sent = payloadInput("cancel");
     expect(await on.run(sent, { payload: true })).toBe(true);
     expect(nluOf(sent).intent).toBe("cancel_order");
-    expect(fake.requests).toHaveLength(1);
+    expect(nlu.fake.requests).toHaveLength(1);
   });
 
   test("an input without text (a sticker, a location) skips NLU", async () => {
@@ -70,12 +60,12 @@ describe("which inputs go to the NLU", () => {
     const input = textInput("   ", { data: { attachments: [{ type: "image", url: "https://example.com/x.png" }] } });
     expect(await s.run(input)).toBe(true);
     expect(input.nlu).toBeNull();
-    expect(fake.requests).toHaveLength(0);
+    expect(nlu.fake.requests).toHaveLength(0);
   });
 
   test("an endpoint without a connector is left alone", async () => {
     const s = await nluSetup('kind = "none"');
-    setups.push(s);
+    nlu.track(s);
     const input = textInput("hello");
     expect(await s.run(input)).toBe(true);
     expect(input.nlu).toBeNull();
@@ -83,14 +73,14 @@ describe("which inputs go to the NLU", () => {
   });
 
   test("after real-time translation the connector reads the flow's language", async () => {
-    const s = await nluSetup(`kind = "http"\nurl = "${fake.url}/parse"\napi_key = "${TOKEN}"`);
-    setups.push(s);
+    const s = await nluSetup(`kind = "http"\nurl = "${nlu.fake.url}/parse"\napi_key = "${TOKEN}"`);
+    nlu.track(s);
     const input = textInput("where is my order", {
       language: "de",
       data: { translation: { user_language: "de", flow_language: "en", original_text: "wo ist meine Bestellung" } },
     });
     await s.run(input);
-    expect((fake.requests[0]!.body as { language: string }).language).toBe("en");
+    expect((nlu.fake.requests[0]!.body as { language: string }).language).toBe("en");
   });
 });
 
@@ -115,7 +105,7 @@ describe("min_score and the ranking", () => {
 
   test("without a ranking from the connector, the intent that min_score removed is the ranking", async () => {
     const s = await rasa("min_score = 0.5");
-    fake.failNext({ answer: { text: "x", intent: { name: "greet", confidence: 0.4 }, entities: [] } });
+    nlu.fake.failNext({ answer: { text: "x", intent: { name: "greet", confidence: 0.4 }, entities: [] } });
     const input = textInput("x");
     await s.run(input);
     expect(nluOf(input)).toMatchObject({ intent: null, score: 0.4, ranking: [{ intent: "greet", score: 0.4 }] });
@@ -125,14 +115,14 @@ describe("min_score and the ranking", () => {
 describe("time limit and retries (manual clock)", () => {
   test("a try that takes longer than timeout_ms is abandoned and tried again after a pause", async () => {
     const s = await rasa("retries = 1");
-    fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
+    nlu.fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
     const input = textInput("hello");
-    const first = fake.nextRequest();
+    const first = nlu.fake.nextRequest();
     const done = s.run(input);
     await first;
-    const second = fake.nextRequest();
+    const second = nlu.fake.nextRequest();
     await s.clock.advance(500); // the time limit: the try is abandoned, the pause before the next armed
-    expect(fake.requests).toHaveLength(1);
+    expect(nlu.fake.requests).toHaveLength(1);
     await s.clock.advance(100); // the pause
     await second;
     expect(await done).toBe(true);
@@ -144,18 +134,18 @@ describe("time limit and retries (manual clock)", () => {
 
   test("every try too slow: nlu null, nlu_error says so, counted as a timeout; the flow runs", async () => {
     const s = await rasa("retries = 1");
-    fake.failNext({ delayMs: Number.POSITIVE_INFINITY }, { times: 2 });
+    nlu.fake.failNext({ delayMs: Number.POSITIVE_INFINITY }, { times: 2 });
     const input = textInput("hello");
-    const first = fake.nextRequest();
+    const first = nlu.fake.nextRequest();
     const done = s.run(input);
     await first;
-    const second = fake.nextRequest();
+    const second = nlu.fake.nextRequest();
     await s.clock.advance(600);
     await second;
     await s.clock.advance(500);
     expect(await done).toBe(true);
     expect(input.nlu).toBeNull();
-    expect(input.nlu_error).toBe(`the Rasa server at ${fake.url}/model/parse did not answer within 500 ms (2 tries)`);
+    expect(input.nlu_error).toBe(`the Rasa server at ${nlu.fake.url}/model/parse did not answer within 500 ms (2 tries)`);
     expect(s.requests("timeout")).toBe(1);
     const warning = s.logs.records().find((r) => r.level === "warn")!;
     expect(warning.msg).toBe(`NLU failed; the flow runs with input.nlu = null: ${input.nlu_error}`);
@@ -163,7 +153,7 @@ describe("time limit and retries (manual clock)", () => {
 
   test("a 5xx is tried again; a 4xx is not", async () => {
     const s = await rasa("retries = 2");
-    fake.failNext({ status: 500 });
+    nlu.fake.failNext({ status: 500 });
     const input = textInput("thanks");
     const done = s.run(input);
     // The 500 comes over a real socket: the pause before the next try is armed once it is read.
@@ -171,39 +161,39 @@ describe("time limit and retries (manual clock)", () => {
     await s.clock.advance(RETRY_PAUSE_MS);
     expect(await done).toBe(true);
     expect(nluOf(input).intent).toBe("thanks");
-    expect(fake.requests).toHaveLength(2);
+    expect(nlu.fake.requests).toHaveLength(2);
 
-    fake.reset();
-    fake.failNext({ status: 409 });
+    nlu.fake.reset();
+    nlu.fake.failNext({ status: 409 });
     const refused = textInput("thanks");
     expect(await s.run(refused)).toBe(true);
-    expect(fake.requests).toHaveLength(1);
+    expect(nlu.fake.requests).toHaveLength(1);
     expect(refused.nlu_error).toBe(
-      `the Rasa server at ${fake.url}/model/parse answered HTTP 409 Conflict: No agent loaded. To continue processing, a model of a trained agent needs to be loaded.`,
+      `the Rasa server at ${nlu.fake.url}/model/parse answered HTTP 409 Conflict: No agent loaded. To continue processing, a model of a trained agent needs to be loaded.`,
     );
     expect(s.requests("http_error")).toBe(1);
   });
 
   test("retries = 0: one try", async () => {
     const s = await rasa("retries = 0");
-    fake.failNext({ status: 503 });
+    nlu.fake.failNext({ status: 503 });
     const input = textInput("hello");
     expect(await s.run(input)).toBe(true);
-    expect(fake.requests).toHaveLength(1);
-    expect(input.nlu_error).toStartWith(`the Rasa server at ${fake.url}/model/parse answered HTTP 503 ParsingError:`);
+    expect(nlu.fake.requests).toHaveLength(1);
+    expect(input.nlu_error).toStartWith(`the Rasa server at ${nlu.fake.url}/model/parse answered HTTP 503 ParsingError:`);
   });
 
   test("a body that is not JSON, or not a parse result, fails at once", async () => {
     const s = await rasa("retries = 3");
-    fake.failNext({ malformed: true });
+    nlu.fake.failNext({ malformed: true });
     const broken = textInput("hello");
     await s.run(broken);
-    expect(broken.nlu_error).toBe(`the Rasa server at ${fake.url}/model/parse answered with a body that is not JSON: {"intent": "gre`);
-    fake.failNext({ answer: { intent: { name: "greet", confidence: "high" } } });
+    expect(broken.nlu_error).toBe(`the Rasa server at ${nlu.fake.url}/model/parse answered with a body that is not JSON: {"intent": "gre`);
+    nlu.fake.failNext({ answer: { intent: { name: "greet", confidence: "high" } } });
     const wrong = textInput("hello");
     await s.run(wrong);
-    expect(wrong.nlu_error).toStartWith(`the Rasa server at ${fake.url}/model/parse answered with an invalid parse result: /intent`);
-    expect(fake.requests).toHaveLength(2);
+    expect(wrong.nlu_error).toStartWith(`the Rasa server at ${nlu.fake.url}/model/parse answered with an invalid parse result: /intent`);
+    expect(nlu.fake.requests).toHaveLength(2);
     expect(s.requests("invalid_answer")).toBe(2);
   });
 });
@@ -211,7 +201,7 @@ describe("time limit and retries (manual clock)", () => {
 describe("on_error", () => {
   test('"continue" (the default): the flow runs with nlu null and nlu_error', async () => {
     const s = await nluSetup(`kind = "rasa"\nurl = "${closedUrl()}"\nretries = 0`);
-    setups.push(s);
+    nlu.track(s);
     const input = textInput("hello");
     expect(await s.run(input)).toBe(true);
     expect(input.nlu).toBeNull();
@@ -221,10 +211,10 @@ describe("on_error", () => {
 
   test('"skip_turn": understand resolves false, and says why', async () => {
     const s = await rasa('on_error = "skip_turn"\nretries = 0');
-    fake.failNext({ status: 500 });
+    nlu.fake.failNext({ status: 500 });
     const input = textInput("hello");
     expect(await s.run(input)).toBe(false);
-    expect(input.nlu_error).toStartWith(`the Rasa server at ${fake.url}/model/parse answered HTTP 500 ParsingError`);
+    expect(input.nlu_error).toStartWith(`the Rasa server at ${nlu.fake.url}/model/parse answered HTTP 500 ParsingError`);
     expect(s.logs.records().some((r) => r.msg.startsWith('NLU failed; the flow does not run for this input (on_error = "skip_turn")'))).toBe(true);
   });
 });
@@ -233,19 +223,19 @@ describe("secrets", () => {
   const KEY_VALUE = TOKEN;
 
   test("the api_key is never in nlu_error or the log, even when the service quotes it", async () => {
-    const s = await nluSetup(`kind = "http"\nurl = "${fake.url}/parse"\napi_key = "${KEY_VALUE}"\nretries = 0`);
-    setups.push(s);
-    fake.failNext({ status: 403, body: { error: `key ${KEY_VALUE} is not allowed` } });
+    const s = await nluSetup(`kind = "http"\nurl = "${nlu.fake.url}/parse"\napi_key = "${KEY_VALUE}"\nretries = 0`);
+    nlu.track(s);
+    nlu.fake.failNext({ status: 403, body: { error: `key ${KEY_VALUE} is not allowed` } });
     const input = textInput("hello");
     await s.run(input);
-    expect(input.nlu_error).toBe(`the NLU service at ${fake.url}/parse answered HTTP 403: {"error":"key [redacted] is not allowed"}`);
+    expect(input.nlu_error).toBe(`the NLU service at ${nlu.fake.url}/parse answered HTTP 403: {"error":"key [redacted] is not allowed"}`);
     expect(s.logs.lines.join("\n")).not.toContain(KEY_VALUE);
   });
 
   test("Rasa's token rides in the URL's query: not in nlu_error or the log when the server cannot be reached", async () => {
     const url = closedUrl();
     const s = await nluSetup(`kind = "rasa"\nurl = "${url}"\napi_key = "${KEY_VALUE}"\nretries = 0`);
-    setups.push(s);
+    nlu.track(s);
     const input = textInput("hello");
     await s.run(input);
     expect(input.nlu_error).toStartWith(`cannot reach the Rasa server at ${url}/model/parse`);
@@ -254,23 +244,23 @@ describe("secrets", () => {
   });
 
   test("a wrong token: Rasa's 401, with a hint", async () => {
-    const s = await nluSetup(`kind = "rasa"\nurl = "${fake.url}"\napi_key = "wrong-token-0123456789"`);
-    setups.push(s);
+    const s = await nluSetup(`kind = "rasa"\nurl = "${nlu.fake.url}"\napi_key = "wrong-token-0123456789"`);
+    nlu.track(s);
     const input = textInput("hello");
     await s.run(input);
     expect(input.nlu_error).toBe(
-      `the Rasa server at ${fake.url}/model/parse answered HTTP 401 NotAuthenticated: User is not authenticated. (check api_key: the server's --auth-token)`,
+      `the Rasa server at ${nlu.fake.url}/model/parse answered HTTP 401 NotAuthenticated: User is not authenticated. (check api_key: the server's --auth-token)`,
     );
-    expect(fake.requests[0]!.query).toEqual({ token: "wrong-token-0123456789" });
-    expect(fake.requests).toHaveLength(1);
+    expect(nlu.fake.requests[0]!.query).toEqual({ token: "wrong-token-0123456789" });
+    expect(nlu.fake.requests).toHaveLength(1);
   });
 });
 
 test("one user's slow NLU does not hold up another user's", async () => {
   const s = await rasa("timeout_ms = 3000");
-  fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
+  nlu.fake.failNext({ delayMs: Number.POSITIVE_INFINITY });
   const slow = textInput("hello");
-  const arrived = fake.nextRequest();
+  const arrived = nlu.fake.nextRequest();
   const slowDone = s.run(slow, { key: { ...KEY, userId: "slow-user" } });
   await arrived;
   const quick = textInput("thanks");
