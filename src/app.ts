@@ -49,6 +49,10 @@ import { Readiness } from "./ops/readiness.ts";
 import { opsRoutes } from "./ops/routes.ts";
 import { Inbox } from "./inbox/inbox.ts";
 import { webhookRoutes } from "./webhook/routes.ts";
+import { Leases } from "./cluster/leases.ts";
+import { soleOwner, type Ownership } from "./cluster/ownership.ts";
+import { Poller } from "./cluster/poller.ts";
+import { VERSION } from "./version.ts";
 
 export interface AppDeps {
   config: Config;
@@ -71,6 +75,8 @@ export interface AppDeps {
   onDurabilityFailure?: (error: unknown) => void;
   /** Tuning for tests: the database probe's delays while writes fail (db/health.ts). */
   storageHealth?: { minDelayMs?: number; maxDelayMs?: number };
+  /** With `[cluster] enabled`: what this instance says of itself in the instances table (serve passes its port). */
+  instanceAbout?: string;
 }
 
 export interface App {
@@ -97,6 +103,8 @@ export interface App {
   readonly readiness: Readiness;
   /** Whether the database takes writes; processing pauses while it does not. */
   readonly health: StorageHealth;
+  /** The partitions' leases, with `[cluster] enabled` (docs/scale-out.md); null for one instance. */
+  readonly leases: Leases | null;
   readonly log: Logger;
   /** Starts processing: resumes what was stored and not finished, then takes new work. */
   start(): Promise<void>;
@@ -155,6 +163,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
     graphCalls.inc({ operation: call.operation, result: call.result });
     graphSeconds.observe({ operation: call.operation }, call.seconds);
   });
+  // Several instances on one database (docs/scale-out.md): each runs the users of the partitions it leases.
+  const leases = config.cluster.enabled
+    ? new Leases({
+        settings: config.cluster,
+        about: deps.instanceAbout ?? JSON.stringify({ version: VERSION, pid: process.pid }),
+        database: db,
+        writes,
+        clock,
+        timers,
+        log,
+        metrics,
+      })
+    : null;
+  const ownership: Ownership = leases ?? soleOwner;
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
@@ -177,6 +199,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     installId: install,
     health,
     failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
+    ownership,
     ...deps.replyLanes,
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
@@ -219,6 +242,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     health,
     ...(translation.active ? { translation } : {}),
     understanding,
+    ownership,
   });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
@@ -265,6 +289,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       sessions.forgetAll();
       contacts.forgetAll();
     },
+    // With several instances, the holder of partition 0 purges for all.
+    runsHere: () => leases?.holds(0) ?? true,
   }).addPurge("translation", (endpoint, now) => translation.purge(endpoint, now));
 
   readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
@@ -314,6 +340,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     );
   if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));
 
+  let poller: Poller | null = null;
   return {
     http: { handle: (request) => server.handle(request) },
     server,
@@ -335,9 +362,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
     readiness,
     health,
     log,
+    leases,
     async start() {
+      await leases?.start(); // the partitions this instance runs, before anything is read for them
       await pages.load(); // paused Pages first: a take that is due at once must know
-      await threads.load(); // before the lanes: what they hold depends on it
+      await threads.load((key) => ownership.owns(key)); // before the lanes: what they hold depends on it
       simulator.syncOwners((u) => {
         const open = threads.current({ endpointId: u.endpoint_id, pageId: u.page_id, userId: u.user_id });
         return open?.state === "handover" ? (open.ownerAppId ?? PAGE_INBOX_APP_ID) : undefined;
@@ -347,17 +376,44 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await health.check();
       await replies.start();
       await engine.start();
+      if (leases) {
+        // Partitions that move: their users' work is dropped here or read afresh (threads before
+        // the lanes, as at start); the caches of sessions, contacts and languages are read again.
+        let moving: Promise<void> = Promise.resolve();
+        leases.onLost((lost) => {
+          engine.lost(lost);
+          replies.lost(lost);
+          threads.lost(lost);
+        });
+        leases.onGained((gained) => {
+          moving = moving
+            .then(async () => {
+              sessions.forgetAll();
+              contacts.forgetAll();
+              translation.forgetLanguages();
+              await threads.gained((key) => gained(key) && ownership.owns(key));
+              await replies.gained(gained);
+              await engine.gained(gained);
+            })
+            .catch((error) => log.error("could not take up the work of the partitions this instance took; it is taken up at the next change", { error }));
+        });
+        leases.run();
+        poller = new Poller(timers, config.cluster.poll_ms, [() => engine.pickUp(), () => replies.pickUp()], log);
+        poller.start();
+      }
       retention.start();
       // In the background: the bot works while Meta is asked, and a failure is only reported.
       void profiles.applyAll(config.endpoints).catch((error) => log.error("applying the Messenger profiles failed", { error }));
     },
     async shutdown() {
       readiness.markStopping();
+      await poller?.stop();
       health.stop(); // lanes waiting for the database end; what they hold stays pending
       await retention.stop();
       threads.stop();
       await engine.stop(deps.shutdownGraceMs);
       await replies.stop();
+      await leases?.stop(); // after the lanes: what they had under way commits under the lease
       await transformers.stop();
       await understanding.stop();
       await simulator.stop();

@@ -36,8 +36,12 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: overrides.adopt ?? false });
   let lock: InstanceLock | null = null;
   try {
-    if (database.file) lock = await acquireInstanceLock(database.file, `serve pid ${process.pid}`);
-    const migrations = await applyMigrations(database);
+    // With [cluster] enabled several instances share the file, and the leases say who runs what
+    // (docs/scale-out.md); otherwise one server per file.
+    if (database.file && !config.cluster.enabled) lock = await acquireInstanceLock(database.file, `serve pid ${process.pid}`);
+    // Two instances starting together may both find a migration to apply: the second to try
+    // fails on what the first created, and finds nothing left to apply when it looks again.
+    const migrations = await applyMigrations(database).catch((error) => (config.cluster.enabled ? applyMigrations(database) : Promise.reject(error)));
     if (migrations.applied > 0) log.info("database migrated", { applied: migrations.applied, total: migrations.total });
   } catch (error) {
     lock?.release();
@@ -58,6 +62,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     config,
     db: database,
     log,
+    instanceAbout: JSON.stringify({ version: VERSION, pid: process.pid, port: overrides.port ?? config.server.port }),
     // After a failed fsync the kernel may have dropped the unwritten pages: stop, and let the
     // restart recover from what is really on disk (nothing unsynced was acknowledged).
     onDurabilityFailure: () => process.exit(2),
@@ -83,7 +88,8 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
       app.simulator.closeStreams(); // an open simulator page must not hold the stop
       await app.server.stop();
       await app.shutdown();
-      await database.checkpoint();
+      // Another instance may be using the file (docs/scale-out.md): then the WAL stays for it.
+      if (!config.cluster.enabled) await database.checkpoint();
       database.close();
       lock?.release();
       log.info("stopped");

@@ -57,6 +57,22 @@ export const SimulatorSettings = Type.Object({
   allowed_hosts: Type.Array(Type.String({ pattern: "^[^\\s/?#@\\\\]+$" }), { default: [] }),
 });
 
+/**
+ * Scale-out (docs/scale-out.md): several instances on one database, the users split into
+ * `partitions`, each leased by one instance for `lease_seconds` at a time and renewed.
+ */
+export const ClusterSettings = Type.Object({
+  enabled: Type.Boolean({ default: false }),
+  /** How many parts the users are split into: every instance must use the same number. */
+  partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
+  /** How long a lease lasts without renewal: how soon a dead instance's users are taken over. */
+  lease_seconds: Type.Integer({ minimum: 3, maximum: 600, default: 15 }),
+  /** This instance's name in the lease table (default: host name and process id). */
+  instance_id: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" })),
+  /** How often an instance looks for work other instances stored for its users (milliseconds). */
+  poll_ms: Type.Integer({ minimum: 10, maximum: 10_000, default: 200 }),
+});
+
 /** One flow = one AI agent. Which fields apply depends on `kind`; see validate.ts. */
 export const FlowSettings = Type.Object({
   kind: Type.Union([Type.Literal("http"), Type.Literal("script"), Type.Literal("llm")]),
@@ -274,6 +290,7 @@ export const Settings = Type.Object({
   log: Type.Object(LogSettings.properties, { default: {} }),
   metrics: Type.Object(MetricsSettings.properties, { default: {} }),
   simulator: Type.Object(SimulatorSettings.properties, { default: {} }),
+  cluster: Type.Object(ClusterSettings.properties, { default: {} }),
   flows: Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]+$" }), FlowSettings, { default: {}, additionalProperties: false }),
   endpoints: Type.Array(EndpointSettings, { default: [] }),
 });
@@ -281,6 +298,7 @@ export const Settings = Type.Object({
 export type Settings = Static<typeof Settings>;
 export type FlowSettings = Static<typeof FlowSettings>;
 export type EndpointSettings = Static<typeof EndpointSettings>;
+export type ClusterSettings = Static<typeof ClusterSettings>;
 export type PageSettings = Static<typeof PageSettings>;
 export type MessengerProfileSettings = Static<typeof MessengerProfileSettings>;
 export type HandoverSettings = Static<typeof HandoverSettings>;

@@ -38,6 +38,8 @@ import { StateEventQueue } from "./state-events.ts";
 import { ConversationStore } from "./store.ts";
 import { FlowTurns, ShutdownAbort } from "./turn.ts";
 import type { TurnTranslation, TurnUnderstanding } from "./language.ts";
+import { isFenced, soleOwner, type Ownership } from "../cluster/ownership.ts";
+import { RecentIds } from "../core/recent-ids.ts";
 
 /** admin/ stores injected inputs in this shape. */
 export type { InjectedInput } from "./input.ts";
@@ -70,6 +72,8 @@ export interface EngineDeps {
   understanding?: TurnUnderstanding;
   /** Real-time translation (translation/), when an endpoint has it: the turns use it. */
   translation?: TurnTranslation;
+  /** Whose turns this instance runs (cluster/): everyone's, unless `[cluster] enabled`. */
+  ownership?: Ownership;
 }
 
 export class ConversationEngine {
@@ -87,11 +91,21 @@ export class ConversationEngine {
   /** Until start() has scanned the inbox, new events wait in `#early` (and in the inbox). */
   #started = false;
   #early: { endpointId: string; events: StoredEvent[] }[] = [];
+  readonly #ownership: Ownership;
+  /** Scale-out: the newest inbox row looked at (pickUp), and the rows this instance already took. */
+  #cursor = 0;
+  readonly #taken = new RecentIds(100_000);
+  readonly #pickupSeconds;
 
   constructor(private readonly deps: EngineDeps) {
     const { config, database, clock } = deps;
     this.#endpoints = new Map(config.endpoints.map((e) => [e.id, e]));
-    this.#store = new ConversationStore(database, clock, config.secrets);
+    this.#ownership = deps.ownership ?? soleOwner;
+    this.#store = new ConversationStore(database, clock, config.secrets, this.#ownership);
+    this.#pickupSeconds = deps.metrics.histogram(
+      "messenger_cluster_pickup_seconds",
+      "With several instances: from an event stored by another instance to its owner taking it up (docs/scale-out.md).",
+    );
     this.#turns = new FlowTurns({ ...deps, store: this.#store, erasures: this.#erasures, stopping: this.#stopping.signal });
     this.#stateEvents = new StateEventQueue({ ...deps, endpoints: this.#endpoints, store: this.#store, erasures: this.#erasures });
     this.#controls = new AppliedControlEvents(deps.threads);
@@ -101,9 +115,12 @@ export class ConversationEngine {
   async start(): Promise<void> {
     // Events the inbox commits while the scans below run wait in #early; no lane runs before
     // both are merged, so an event seen by both is queued once (by its row) and run once.
-    const state = await this.#store.pendingStateEvents();
+    // With several instances, rows stored after this point are found by pickUp().
+    if (this.#ownership.clustered) this.#cursor = await this.#store.maxInboxId();
+    const owned = this.#ownedKnown();
+    const state = (await this.#store.pendingStateEvents()).filter((e) => this.#endpoints.has(e.key.endpointId) && owned(e.key, e.inboxId));
     // Everything else that was stored and not finished, into the users' work lists.
-    const waiting = await this.#store.pendingInboundEvents();
+    const waiting = (await this.#store.pendingInboundEvents()).filter((e) => this.#endpoints.has(e.key.endpointId) && owned(e.key, e.event.id));
     for (const { key, event } of waiting) this.#pending.add(key, event);
     // State updates are idempotent: an event in both the scan and #early may be applied twice.
     this.#started = true;
@@ -112,11 +129,67 @@ export class ConversationEngine {
     for (const { key } of waiting) this.notify(key);
   }
 
+  /**
+   * Scale-out: takes up the pending rows other instances stored since the last look, for the users
+   * this instance owns (the owner learns of them here; `[cluster] poll_ms`).
+   */
+  async pickUp(): Promise<void> {
+    if (!this.#started) return;
+    const upTo = await this.#store.maxInboxId();
+    if (upTo <= this.#cursor) return;
+    const rows = await this.#store.pendingBetween(this.#cursor, upTo);
+    this.#cursor = upTo;
+    const now = this.deps.clock.now();
+    const owned = this.#ownedKnown();
+    for (const row of rows) {
+      if (!this.#endpoints.has(row.key.endpointId) || !owned(row.key, row.event.id)) continue;
+      this.#pickupSeconds.observe({}, Math.max(0, now - (row.receivedAt ?? now)) / 1000);
+      this.#takeUp(row.key, row.event);
+    }
+  }
+
+  /** This instance took these users' partitions: their pending events join its work lists. */
+  async gained(test: (key: UserKey) => boolean): Promise<void> {
+    if (!this.#started) return;
+    // Not filtered by what was taken before: these users' work lists were emptied when they went.
+    const picks = (key: UserKey) => this.#endpoints.has(key.endpointId) && test(key) && this.#ownership.owns(key);
+    for (const e of await this.#store.pendingStateEvents()) if (picks(e.key)) this.#takeUp(e.key, { ...e, id: e.inboxId, timestamp: 0, attempts: 0 });
+    for (const { key, event } of await this.#store.pendingInboundEvents()) if (picks(key)) this.#takeUp(key, event);
+  }
+
+  /** These users' partitions went to another instance: their events are its to run. */
+  lost(test: (key: UserKey) => boolean): void {
+    this.#pending.dropWhere(test);
+  }
+
+  /** Owned and not taken yet by this instance (a row it has taken is remembered, so it runs once). */
+  #ownedKnown(): (key: UserKey, id: number) => boolean {
+    return (key, id) => this.#ownership.owns(key) && !this.#taken.has(id);
+  }
+
+  /** A pending row found in the database: applied (state events) or queued in its user's lane. */
+  #takeUp(key: UserKey, event: PendingEvent): void {
+    this.#taken.add(event.id);
+    if (STATE_KINDS.has(event.kind)) {
+      this.#stateEvents.add([{ key, kind: event.kind, standby: event.standby, item: event.item, inboxId: event.id }]);
+      return;
+    }
+    const endpoint = this.#endpoints.get(key.endpointId);
+    if (endpoint && HANDOVER_KINDS.has(event.kind)) this.#controls.onArrival(endpoint, key, event, this.#log(key, endpoint));
+    this.#pending.add(key, event);
+    this.notify(key);
+  }
+
   /** The inbox committed these events: apply state events, queue the others in their users' lanes. */
   accept(endpointId: string, events: StoredEvent[]): void {
     if (!this.#started) {
       this.#early.push({ endpointId, events });
       return;
+    }
+    if (this.#ownership.clustered) {
+      // Another instance's users are its to run (it finds the rows with pickUp).
+      events = events.filter((e) => this.#ownership.owns({ endpointId, pageId: e.pageId, userId: e.userId }));
+      for (const e of events) this.#taken.add(e.inboxId);
     }
     const state = events.filter((e) => STATE_KINDS.has(e.kind));
     if (state.length > 0) {
@@ -175,6 +248,7 @@ export class ConversationEngine {
     const health = this.deps.health;
     // While the database refuses writes no turn starts: its outcome could not be stored.
     if (health && !health.healthy && !(await health.waitHealthy())) return "idle";
+    if (this.#ownership.clustered && !(await this.#stillOwned(key))) return "idle";
     const { event, more } = this.#pending.next(key);
     if (!event) return "idle";
     const log = this.#log(key, this.#endpoints.get(key.endpointId));
@@ -182,6 +256,13 @@ export class ConversationEngine {
       await this.#process(event, key, log);
     } catch (error) {
       if (error instanceof ShutdownAbort) return "idle"; // left pending for the restart
+      if (isFenced(error)) {
+        // The partition moved to another instance, or the event was finished there: nothing of
+        // this turn was committed, and it is not this instance's to run again.
+        log.info("a turn was not committed: its user's partition moved to another instance, or the event was finished there", { inbox_id: event.id });
+        this.#pending.remove(key, event.id);
+        return "more";
+      }
       if (isStorageError(error)) {
         // Not the event's fault, and nothing of it was committed: not counted as an attempt. The
         // lanes wait until writes work again (db/health.ts logs it, at a bounded rate).
@@ -196,13 +277,30 @@ export class ConversationEngine {
     return more ? "more" : "idle";
   }
 
+  /**
+   * Scale-out, before each step: whether this instance still runs the user, and the user's events
+   * other instances stored meanwhile (so that the order is the user's, whichever instance got
+   * which message).
+   */
+  async #stillOwned(key: UserKey): Promise<boolean> {
+    if (!this.#ownership.owns(key)) {
+      this.#pending.drop(key);
+      return false;
+    }
+    for (const { event } of await this.#store.pendingOfUser(key)) {
+      this.#taken.add(event.id);
+      this.#pending.add(key, event);
+    }
+    return true;
+  }
+
   /** What one event does: a flow turn, a handover event applied, or only its "done" mark. */
   async #process(row: PendingEvent, key: UserKey, log: Logger): Promise<void> {
     const { threads, replies, writes } = this.deps;
     const endpoint = this.#endpoints.get(key.endpointId);
     if (endpoint && HANDOVER_KINDS.has(row.kind)) {
       await this.#controls.inLane(endpoint, key, row, log);
-      await writes.run([this.#store.done(row.id, null)], { durable: false });
+      await writes.run(this.#store.finish(key, row.id, null), { durable: false });
       return;
     }
     if (endpoint && row.kind === "handover") {
@@ -210,7 +308,7 @@ export class ConversationEngine {
       if (outcome.status !== "error" && threads?.floor(key) === "handover") {
         // The thread left again before this turn ran (a take right after the "Done"): not now.
         log.info(`the thread came back (${outcome.status}) and left again before the flow heard it; the flow is not run`);
-        await writes.run([this.#store.done(row.id, null)], { durable: false });
+        await writes.run(this.#store.finish(key, row.id, null), { durable: false });
         return;
       }
       return this.#turns.run(row, key, endpoint, log, outcome);
@@ -238,7 +336,7 @@ export class ConversationEngine {
     if (endpoint && (row.kind === "inject" || (userInput && !held))) return this.#turns.run(row, key, endpoint, log);
     // Not for the flow: reactions, edits, app_roles ... (or an endpoint removed from the
     // settings). Recorded as done.
-    const statements = [this.#store.done(row.id, null)];
+    const statements = this.#store.finish(key, row.id, null);
     if (endpoint && held && endpoint.data_protection.collect_conversations) statements.push(await this.#heldTranscript(row, key, endpoint));
     await writes.run(statements, { durable: false });
   }

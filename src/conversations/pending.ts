@@ -9,7 +9,7 @@
  * an event redelivered late with an older timestamp goes before the ones still waiting.
  */
 import type { EventKind } from "../inbox/events.ts";
-import { userKeyId, type UserKey } from "../core/user-key.ts";
+import { userKeyFromId, userKeyId, type UserKey } from "../core/user-key.ts";
 
 export interface PendingEvent {
   /** The inbox row. */
@@ -56,6 +56,11 @@ export class PendingEvents {
   /** Forgets every event of this user (their inbox rows are gone: an erasure). */
   drop(key: UserKey): void {
     this.#byUser.delete(userKeyId(key));
+  }
+
+  /** Forgets the events of every user that `test` picks (their partition went to another instance). */
+  dropWhere(test: (key: UserKey) => boolean): void {
+    for (const [id, list] of this.#byUser) if (list.length > 0 && test(userKeyFromId(id))) this.#byUser.delete(id);
   }
 
   /** Events waiting, per endpoint. */

@@ -5,17 +5,18 @@
  * back read by column name (db/rows.ts). An error is stored scrubbed of the settings' secrets
  * (log/scrub.ts): backups of the database travel further than the log.
  */
-import type { InStatement } from "@libsql/client";
+import type { InStatement, Row } from "@libsql/client";
 import { eq } from "drizzle-orm";
 import type { Clock } from "../core/clock.ts";
 import type { UserKey } from "../core/user-key.ts";
 import type { Database } from "../db/client.ts";
-import { columnList, rowReader } from "../db/rows.ts";
+import { column, columnList, rowReader } from "../db/rows.ts";
 import { inbox } from "../db/schema.ts";
 import { statement } from "../db/statement.ts";
 import { scrub } from "../log/scrub.ts";
 import { STATE_KINDS, type EventKind } from "../inbox/events.ts";
 import type { PendingEvent } from "./pending.ts";
+import { soleOwner, type Ownership } from "../cluster/ownership.ts";
 
 /** An inbox row as the engine reads it. */
 const SCANNED = ["id", "endpointId", "pageId", "userId", "kind", "standby", "timestamp", "event", "attempts"] as const;
@@ -31,12 +32,32 @@ const PENDING_STATE_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE
 /** Everything else stored and not finished, in each user's order (Facebook's timestamp, then arrival). */
 const PENDING_INBOUND_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE status = 'pending' AND kind NOT IN (${stateKindList}) ORDER BY timestamp, id`;
 
+/** Scale-out (docs/scale-out.md): the newest row, the rows stored since the last look, one user's pending rows. */
+const MAX_ID_SQL = "SELECT max(id) AS id FROM inbox";
+const PENDING_BETWEEN_SQL = `SELECT ${columnList(inbox, SCANNED)}, received_at FROM inbox WHERE id > ? AND id <= ? AND status = 'pending' ORDER BY id`;
+const PENDING_OF_USER_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'pending' AND kind NOT IN (${stateKindList}) ORDER BY timestamp, id`;
+
 const DONE_SQL = "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?";
 /** A state event as the inbox reported it after its commit has no row id in hand: found by its dedup key. */
 const STATE_DONE_BY_ID_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE id = ?";
 const STATE_DONE_BY_KEY_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE endpoint_id = ? AND dedup_key = ?";
 const FAILED_BY_ID_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE id = ?";
 const FAILED_BY_KEY_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE endpoint_id = ? AND dedup_key = ?";
+
+/** A pending inbox row, read back. */
+export interface ScannedEvent {
+  key: UserKey;
+  event: PendingEvent;
+  receivedAt?: number;
+}
+
+function scanned(raw: Row): ScannedEvent {
+  const row = readScanned(raw);
+  return {
+    key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId },
+    event: { id: row.id, kind: row.kind as EventKind, standby: row.standby, timestamp: row.timestamp, item: JSON.parse(row.event), attempts: row.attempts },
+  };
+}
 
 /** An echo, delivery or read event found by the start-up scan. */
 export interface ScannedStateEvent {
@@ -59,6 +80,7 @@ export class ConversationStore {
     private readonly database: Database,
     private readonly clock: Clock,
     private readonly secrets: readonly string[],
+    private readonly ownership: Ownership = soleOwner,
   ) {}
 
   /** The start-up scan, first half: echoes, deliveries and reads to apply. */
@@ -76,16 +98,43 @@ export class ConversationStore {
     });
   }
 
+  /** The id of the newest inbox row (0 when none). */
+  async maxInboxId(): Promise<number> {
+    const result = await this.database.client.execute(MAX_ID_SQL);
+    return Number(column(result.rows[0], "id") ?? 0);
+  }
+
+  /** Pending rows stored after `after` up to `upTo` (ids), by any instance, in arrival order. */
+  async pendingBetween(after: number, upTo: number): Promise<ScannedEvent[]> {
+    const result = await this.database.client.execute({ sql: PENDING_BETWEEN_SQL, args: [after, upTo] });
+    return result.rows.map((raw) => ({ ...scanned(raw), receivedAt: Number(column(raw, "received_at")) }));
+  }
+
+  /** One user's pending rows, in their order. */
+  async pendingOfUser(key: UserKey): Promise<ScannedEvent[]> {
+    const result = await this.database.client.execute({ sql: PENDING_OF_USER_SQL, args: [key.endpointId, key.pageId, key.userId] });
+    return result.rows.map(scanned);
+  }
+
   /** The start-up scan, second half: every other unfinished event, for its user's work list. */
   async pendingInboundEvents(): Promise<{ key: UserKey; event: PendingEvent }[]> {
     const result = await this.database.client.execute(PENDING_INBOUND_SQL);
-    return result.rows.map((raw) => {
-      const row = readScanned(raw);
-      return {
-        key: { endpointId: row.endpointId, pageId: row.pageId, userId: row.userId },
-        event: { id: row.id, kind: row.kind as EventKind, standby: row.standby, timestamp: row.timestamp, item: JSON.parse(row.event), attempts: row.attempts },
-      };
-    });
+    return result.rows.map(scanned);
+  }
+
+  /**
+   * The event is finished, as one group to commit: with several instances (docs/scale-out.md), the
+   * fence first, so that the mark commits only while this instance holds the user's partition and
+   * the event is still pending.
+   */
+  finish(key: UserKey, inboxId: number, error: string | null): InStatement[] {
+    const fence = this.fence(key, inboxId);
+    return fence ? [fence, this.done(inboxId, error)] : [this.done(inboxId, error)];
+  }
+
+  /** The fence for a turn's commit that finishes this event (null with one instance). */
+  fence(key: UserKey, inboxId: number): InStatement | null {
+    return this.ownership.fence(key, { inboxId });
   }
 
   /** The event is finished (with the flow's error, if it failed). */

@@ -128,7 +128,7 @@ export class FlowTurns {
     const language: TurnContext = { log: turnLog, isPayload: typeof input.data.payload === "string", signal: this.deps.stopping };
     if (!handover) await this.deps.translation?.toFlow(endpoint, key, input, language);
     if (!handover && this.deps.understanding && !(await this.deps.understanding.understand(endpoint, key, input, language))) {
-      await writes.run([store.done(row.id, input.nlu_error ? `NLU failed (on_error = "skip_turn"): ${input.nlu_error}` : null)], { durable: false });
+      await writes.run(store.finish(key, row.id, input.nlu_error ? `NLU failed (on_error = "skip_turn"): ${input.nlu_error}` : null), { durable: false });
       return;
     }
 
@@ -139,7 +139,7 @@ export class FlowTurns {
     const error = outcome.ok ? null : outcome.error;
     if (erasures.since(key, erasuresAtStart)) {
       // The person was erased while the flow ran: nothing of this turn is kept or sent.
-      await writes.run([store.done(row.id, error)], { durable: false });
+      await writes.run(store.finish(key, row.id, error), { durable: false });
       return;
     }
     const messageCount = replies.filter((r) => !r.passThread).length;
@@ -180,7 +180,7 @@ export class FlowTurns {
     const verdict = await this.deps.transformers!.input(endpoint, { request, event: row.item }, log);
     if (verdict.action !== "continue") {
       log.debug(verdict.action === "drop" ? "input dropped by the input transformer" : "input stopped: the input transformer failed (abort_on_error)");
-      await this.deps.writes.run([this.deps.store.done(row.id, verdict.action === "abort" ? `input transformer failed: ${verdict.reason}` : null)], {
+      await this.deps.writes.run(this.deps.store.finish(key, row.id, verdict.action === "abort" ? `input transformer failed: ${verdict.reason}` : null), {
         durable: false,
       });
       return false;
@@ -305,12 +305,15 @@ export class FlowTurns {
     let waited = false;
     for (;;) {
       if (waited && this.deps.erasures.since(key, erasuresAtStart)) {
-        await writes.run([this.deps.store.done(row.id, null)], { durable: false });
+        await writes.run(this.deps.store.finish(key, row.id, null), { durable: false });
         return null;
       }
       try {
         // Nothing leaves the process before the lane's fsynced "sending" mark, which covers this too.
-        return await writes.run(statements, { durable: false });
+        // With several instances, the fence first: nothing commits once the partition moved on.
+        const fence = this.deps.store.fence(key, row.id);
+        if (!fence) return await writes.run(statements, { durable: false });
+        return (await writes.run([fence, ...statements], { durable: false })).slice(1);
       } catch (error) {
         if (!isStorageError(error)) throw error;
         health?.failed(error);

@@ -18,6 +18,12 @@ export function userKeyId(key: UserKey): string {
   return `${key.endpointId}\u0000${key.pageId}\u0000${key.userId}`;
 }
 
+/** The key back from its `userKeyId`. */
+export function userKeyFromId(id: string): UserKey {
+  const [endpointId = "", pageId = "", userId = ""] = id.split("\u0000");
+  return { endpointId, pageId, userId };
+}
+
 /** Just the three fields of a key (a larger object, a row, carries more). */
 export function userKeyOf(value: UserKey): UserKey {
   return { endpointId: value.endpointId, pageId: value.pageId, userId: value.userId };

@@ -341,3 +341,40 @@ export const translationCache = sqliteTable(
   },
   (t) => [index("translation_cache_expiry").on(t.endpointId, t.expiresAt), index("translation_cache_user").on(t.userId, t.endpointId)],
 );
+
+/**
+ * Scale-out (`[cluster] enabled`, docs/scale-out.md): the partitions of the users, each leased by
+ * one instance at a time. `epoch` grows by one whenever another instance takes the lease: a write
+ * that carries an older epoch is refused (see `clusterFence`).
+ */
+export const clusterLeases = sqliteTable("cluster_leases", {
+  partition: integer("partition").primaryKey(),
+  /** The instance holding it ('' when nobody has yet). */
+  owner: text("owner").notNull(),
+  epoch: integer("epoch").notNull(),
+  /** Until when (ms since epoch, the owner's clock); renewed by the owner, 0 when released. */
+  expiresAt: integer("expires_at").notNull(),
+});
+
+/** The instances alive (each renews its row with its leases): the partitions are spread among them. */
+export const clusterMembers = sqliteTable("cluster_members", {
+  instanceId: text("instance_id").primaryKey(),
+  startedAt: integer("started_at").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+  /** What the instance says of itself (version, pid, port) for the admin API and the logs. */
+  about: text("about").notNull(),
+});
+
+/**
+ * The fence: never holds a row. Inserting into it is how a turn's commit or a send's mark says
+ * "only if this instance still holds the partition at this epoch (and the row is still open)";
+ * a trigger (migration 0007) ignores the insert when that holds and aborts the transaction
+ * with "fenced: …" when it does not.
+ */
+export const clusterFence = sqliteTable("cluster_fence", {
+  partition: integer("partition").notNull(),
+  owner: text("owner").notNull(),
+  epoch: integer("epoch").notNull(),
+  inboxId: integer("inbox_id"),
+  outboxId: integer("outbox_id"),
+});

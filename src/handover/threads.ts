@@ -32,7 +32,7 @@ import type { Inbox } from "../inbox/inbox.ts";
 import { ThreadStore, type Floor, type ThreadState } from "./store.ts";
 import { ThreadDeadlines } from "./deadlines.ts";
 import { ThreadCalls, type CallFailure } from "./calls.ts";
-import { threadView, type ThreadView } from "./view.ts";
+import { threadCounts, threadView, type ThreadView } from "./view.ts";
 import { outcomeEvent, type HandoverOutcome } from "./outcome.ts";
 
 export type { Floor, ThreadState, CallFailure, ThreadView };
@@ -114,18 +114,29 @@ export class Threads {
     });
   }
 
-  /** Reads the threads the bot does not own and arms their deadlines. */
-  async load(): Promise<void> {
-    for (const { key, state } of await this.#store.open()) {
-      this.#open.set(userKeyId(key), { key, state });
-      this.#deadlines.arm(key, state);
-    }
+  /** Reads the threads the bot does not own (of the users this instance runs) and arms their deadlines. */
+  async load(owns: (key: UserKey) => boolean = () => true): Promise<void> {
+    await this.gained(owns);
     // When the latest threads came back: a redelivered event from before that stays stale.
     for (const { key, since } of await this.#store.recentlyReturned(RECENT)) setNewest(this.#eventAt, userKeyId(key), since, RECENT);
   }
 
   stop(): void {
     this.#deadlines.stop();
+  }
+
+  /** Scale-out: these users are this instance's (again): their threads are read afresh. */
+  async gained(test: (key: UserKey) => boolean): Promise<void> {
+    this.lost(test);
+    const open = (await this.#store.open()).filter(({ key }) => test(key));
+    for (const { key, state } of open) this.#open.set(userKeyId(key), { key, state });
+    for (const { key, state } of open) this.#deadlines.arm(key, state);
+  }
+
+  /** Scale-out: these users went to another instance: their threads and deadlines are its now. */
+  lost(test: (key: UserKey) => boolean): void {
+    const going = [...this.#open].filter(([, { key }]) => test(key));
+    for (const [id, { key }] of going) this.#open.delete(id) && this.#deadlines.cancel(key);
   }
 
   /** Called when the bot has the floor again: the reply lane sends what it held. */
@@ -164,14 +175,7 @@ export class Threads {
 
   /** Users not in state bot, per endpoint. */
   counts(): Map<string, { handover: number; paused: number }> {
-    const counts = new Map<string, { handover: number; paused: number }>();
-    for (const { key, state } of this.#open.values()) {
-      const c = counts.get(key.endpointId) ?? { handover: 0, paused: 0 };
-      if (state.state === "handover") c.handover++;
-      else if (state.state === "paused") c.paused++;
-      counts.set(key.endpointId, c);
-    }
-    return counts;
+    return threadCounts(this.#open.values());
   }
 
   /** The thread as the admin API shows it (a user never handed over: bot). */

@@ -39,3 +39,15 @@ export function threadView(key: UserKey, floor: Floor, stored: ThreadState | nul
     last_error: stored?.lastError ?? null,
   };
 }
+
+/** Users not in state bot, per endpoint, from the threads held in memory. */
+export function threadCounts(open: Iterable<{ key: UserKey; state: ThreadState }>): Map<string, { handover: number; paused: number }> {
+  const counts = new Map<string, { handover: number; paused: number }>();
+  for (const { key, state } of open) {
+    const c = counts.get(key.endpointId) ?? { handover: 0, paused: 0 };
+    if (state.state === "handover") c.handover++;
+    else if (state.state === "paused") c.paused++;
+    counts.set(key.endpointId, c);
+  }
+  return counts;
+}

@@ -65,6 +65,8 @@ export interface RetentionDeps {
   log: Logger;
   /** Clears the caches of what the purge may have deleted. */
   forgetAll(): void;
+  /** Whether this instance runs the purge now (with several instances, one of them does: app.ts). */
+  runsHere?: () => boolean;
 }
 
 /** A feature's purge for one endpoint at `now`: resolves with the rows deleted per table. */
@@ -85,6 +87,7 @@ export class Retention {
 
   start(intervalMs = PURGE_INTERVAL_MS): void {
     const tick = () => {
+      if (this.deps.runsHere && !this.deps.runsHere()) return;
       this.#running ??= this.runOnce()
         .then(() => undefined)
         .catch((error) => this.deps.log.error("retention purge failed; tried again at the next run", { error }))

@@ -40,6 +40,8 @@ export interface DeliveryDeps {
   sendSeconds: Histogram;
   /** Resolves true after `ms`, false at once when the lanes stop. */
   sleep(ms: number): Promise<boolean>;
+  /** Whether this instance may send to the user now (cluster/ownership.ts). */
+  ownsNow(key: UserKey): boolean;
 }
 
 export class Delivery {
@@ -88,11 +90,17 @@ export class Delivery {
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const interrupted = item.status === "sending";
     const now = this.deps.clock.now();
-    if (!(await this.deps.store.markSending(item.id, item.attempts + 1, item.firstAttemptAt ?? now))) return "settled"; // its echo arrived meanwhile: already sent
+    if (!(await this.deps.store.markSending(key, item.id, item.attempts + 1, item.firstAttemptAt ?? now))) return "settled"; // its echo arrived meanwhile: already sent
     item.status = "sending";
     item.attempts += 1;
     item.firstAttemptAt ??= now;
 
+    // With several instances: not once this instance's lease may have expired in the others' eyes
+    // (the item stays "sending"; whoever holds the user next treats it as interrupted).
+    if (!this.deps.ownsNow(key)) {
+      await this.deps.sleep(250);
+      return "open";
+    }
     if (item.kind === "control") return this.deps.control.pass(item, key, body as unknown as ControlBody, log, interrupted);
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };

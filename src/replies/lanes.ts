@@ -43,6 +43,8 @@ import { OpenItems } from "./open-items.ts";
 import type { OutboxItem } from "./outbox.ts";
 import { Outcomes, type Settled } from "./outcomes.ts";
 import { ReplyStore } from "./store.ts";
+import { isFenced, soleOwner, type Ownership } from "../cluster/ownership.ts";
+import { RecentIds } from "../core/recent-ids.ts";
 
 export interface ReplyLanesDeps {
   config: Config;
@@ -67,6 +69,8 @@ export interface ReplyLanesDeps {
   health?: StorageHealth;
   /** The statement that counts a message given up in the day's analytics (committed with its outcome). */
   failedSendCount?: (endpointId: string, at: number) => InStatement;
+  /** Whose lanes this instance runs (cluster/): everyone's, unless `[cluster] enabled`. */
+  ownership?: Ownership;
 }
 
 export class ReplyLanes {
@@ -87,6 +91,10 @@ export class ReplyLanes {
   readonly #echoWaits = new Map<string, () => void>();
   #stopped = false;
   #startedAt = 0;
+  readonly #ownership: Ownership;
+  /** Scale-out: the newest outbox row looked at (pickUp), and the items this instance already took. */
+  #cursor = 0;
+  readonly #taken = new RecentIds(100_000);
 
   constructor(private readonly deps: ReplyLanesDeps) {
     this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
@@ -101,7 +109,8 @@ export class ReplyLanes {
     });
 
     const { config, clock, pages, graph, threads } = deps;
-    const store = (this.#store = new ReplyStore(deps.database, deps.writes));
+    const ownership = (this.#ownership = deps.ownership ?? soleOwner);
+    const store = (this.#store = new ReplyStore(deps.database, deps.writes, ownership));
     this.#echoes = new EchoProof(clock, store);
     const outcomes = (this.#outcomes = new Outcomes({ config, endpoints: this.#endpoints, store, clock, sends, failedSendCount: deps.failedSendCount }));
     this.#failures = new SendFailures({
@@ -132,6 +141,7 @@ export class ReplyLanes {
       sends,
       sendSeconds,
       sleep: (ms) => this.#sleep(ms),
+      ownsNow: (key) => ownership.ownsNow(key),
     });
 
     pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
@@ -143,19 +153,60 @@ export class ReplyLanes {
   async start(): Promise<void> {
     this.#startedAt = this.deps.clock.now(); // the Pages' pauses are loaded first (app.ts)
     await this.#echoes.load();
-    const open = await this.#store.openItems();
-    this.accept(
-      open.map(({ item, unclear }) => {
-        // Marked unclear (store.ts markUnclear): its answer was unclear when the server stopped.
-        if (unclear) item.unclearSince = this.#startedAt;
-        return item;
-      }),
-    );
+    // With several instances, rows stored after this point are found by pickUp().
+    if (this.#ownership.clustered) this.#cursor = await this.#store.maxOutboxId();
+    this.#takeUp(await this.#store.openItems(), () => true, false);
+  }
+
+  /**
+   * Scale-out: takes up the open items other instances stored since the last look (an operator's
+   * notify sent to another instance), for the users this instance owns.
+   */
+  async pickUp(): Promise<void> {
+    if (this.#startedAt === 0 || this.#stopped) return;
+    const upTo = await this.#store.maxOutboxId();
+    if (upTo <= this.#cursor) return;
+    const open = await this.#store.openItemsBetween(this.#cursor, upTo);
+    this.#cursor = upTo;
+    this.#takeUp(open, () => true, true);
+  }
+
+  /**
+   * This instance took these users' partitions: their open items join its lanes. One found
+   * "sending" was interrupted at the instance that held it: its echo gets the usual time.
+   */
+  async gained(test: (key: UserKey) => boolean): Promise<void> {
+    if (this.#startedAt === 0 || this.#stopped) return;
+    this.#startedAt = this.deps.clock.now();
+    // Not filtered by what was taken before: the lanes of these users were emptied when they went.
+    this.#takeUp(await this.#store.openItems(), test, false);
+  }
+
+  /** These users' partitions went to another instance: their lanes are its to run. */
+  lost(test: (key: UserKey) => boolean): void {
+    for (const list of [...this.#items.lanes()]) {
+      const head = list[0];
+      if (head && test(head)) this.#items.forget(head);
+    }
+  }
+
+  /** Open items read from the database, for the lanes of the users this instance owns and `test` picks. */
+  #takeUp(open: { item: OutboxItem; unclear: boolean }[], test: (key: UserKey) => boolean, fresh: boolean): void {
+    const items: OutboxItem[] = [];
+    for (const { item, unclear } of open) {
+      // An endpoint that is not in the settings keeps its items for when it comes back.
+      if (!this.#endpoints.has(item.endpointId) || !test(item) || !this.#ownership.owns(item) || (fresh && this.#taken.has(item.id))) continue;
+      // Marked unclear (store.ts markUnclear): its answer was unclear when the server stopped.
+      if (unclear) item.unclearSince = this.#startedAt;
+      items.push(item);
+    }
+    this.accept(items);
   }
 
   /** New items were committed (replies/outbox.ts enqueueReplies): add them to their lanes, in order, and run the lanes. */
   accept(items: OutboxItem[]): void {
     for (const item of items) {
+      if (this.#ownership.clustered && this.#ownership.owns(item)) this.#taken.add(item.id);
       this.#items.add(item);
       this.#workers.notify({ endpointId: item.endpointId, pageId: item.pageId, userId: item.userId });
     }
@@ -232,6 +283,10 @@ export class ReplyLanes {
     const list = this.#items.of(key);
     const item = list?.[0];
     if (!item) return "idle";
+    if (!this.#ownership.owns(key)) {
+      this.#items.forget(key); // another instance runs this lane now
+      return "idle";
+    }
     const more = list!.length > 1;
     const log = this.deps.log.child(userFields(key, this.#endpoints.get(key.endpointId)?.data_protection.mask_logging ?? false));
     const health = this.deps.health;
@@ -248,6 +303,12 @@ export class ReplyLanes {
         if (!more) return "idle";
       }
     } catch (error) {
+      if (isFenced(error)) {
+        // The partition moved to another instance, or the item was finished there: not ours to send.
+        log.info("a send was not started: its user's partition moved to another instance, or the item was finished there", { outbox_id: item.id });
+        this.#items.remove(key, item);
+        return "more";
+      }
       if (isStorageError(error)) {
         // The database failed (db/health.ts logs it, at a bounded rate): wait until it takes
         // writes again. What Graph already took is kept in `item.accepted` and not sent again.

@@ -5,10 +5,11 @@
  * hot path), with the status values as literals so that SQLite uses the partial index over open
  * items. Enqueueing is in outbox.ts.
  */
-import type { InStatement } from "@libsql/client";
+import type { InStatement, Row } from "@libsql/client";
 import { count, sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
-import { columnList, rowReader } from "../db/rows.ts";
+import { column, columnList, rowReader } from "../db/rows.ts";
+import { soleOwner, type Ownership } from "../cluster/ownership.ts";
 import { meta, outbox } from "../db/schema.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { OutboxItem } from "./outbox.ts";
@@ -20,6 +21,8 @@ const SELECT_OPEN_SQL = `SELECT ${columnList(outbox, OPEN_FIELDS)} FROM outbox W
 
 // An echo may have marked the item sent since the lane looked at it (a late answer, a send
 // interrupted by a crash): then nothing is to be sent, and the guard makes that visible.
+const MAX_ID_SQL = "SELECT max(id) AS id FROM outbox";
+const SELECT_OPEN_BETWEEN_SQL = `SELECT ${columnList(outbox, OPEN_FIELDS)} FROM outbox WHERE id > ? AND id <= ? AND status IN ('pending', 'sending') ORDER BY id`;
 const MARK_SENDING_SQL = "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
 // Both only touch an item that is still open: an echo that marked it sent wins over a late error.
@@ -80,18 +83,25 @@ export class ReplyStore {
   constructor(
     private readonly database: Database,
     private readonly writes: WriteQueue,
+    private readonly ownership: Ownership = soleOwner,
   ) {}
 
   /** Every open item (pending or sending), in `id` order; `unclear`: marked by `markUnclear` before the server stopped. */
   async openItems(): Promise<{ item: OutboxItem; unclear: boolean }[]> {
     const result = await this.database.client.execute(SELECT_OPEN_SQL);
-    return result.rows.map((row) => {
-      const { lastError, ...item } = readOpen(row);
-      return {
-        item: { ...item, status: item.status as OutboxItem["status"] },
-        unclear: item.status === "sending" && lastError !== null && lastError.includes(UNCLEAR_MARK),
-      };
-    });
+    return result.rows.map(readOpenItem);
+  }
+
+  /** The id of the newest outbox row (0 when none). */
+  async maxOutboxId(): Promise<number> {
+    const result = await this.database.client.execute(MAX_ID_SQL);
+    return Number(column(result.rows[0], "id") ?? 0);
+  }
+
+  /** Open items stored after `after` up to `upTo` (ids), by any instance (scale-out: docs/scale-out.md). */
+  async openItemsBetween(after: number, upTo: number): Promise<{ item: OutboxItem; unclear: boolean }[]> {
+    const result = await this.database.client.execute({ sql: SELECT_OPEN_BETWEEN_SQL, args: [after, upTo] });
+    return result.rows.map(readOpenItem);
   }
 
   /** Items waiting in open lanes, per endpoint. (The literal statuses keep to the partial index.) */
@@ -131,9 +141,12 @@ export class ReplyStore {
    * Marks the item "sending" before the call (durably, so a crash in between is recognised at the
    * next start). False when it was closed meanwhile (its echo marked it sent): nothing to send.
    */
-  async markSending(id: number, attempts: number, firstAttemptAt: number): Promise<boolean> {
-    const [marked] = await this.writes.run([{ sql: MARK_SENDING_SQL, args: [attempts, firstAttemptAt, id] }]);
-    return marked!.rowsAffected > 0;
+  async markSending(key: UserKey, id: number, attempts: number, firstAttemptAt: number): Promise<boolean> {
+    const mark = { sql: MARK_SENDING_SQL, args: [attempts, firstAttemptAt, id] };
+    // With several instances the fence goes first (docs/scale-out.md): only the partition's holder marks a send.
+    const fence = this.ownership.fence(key, { outboxId: id });
+    const results = await this.writes.run(fence ? [fence, mark] : [mark]);
+    return results[results.length - 1]!.rowsAffected > 0;
   }
 
   /** The "sent" mark, to commit with something else (a handover's new state). */
@@ -165,4 +178,12 @@ export class ReplyStore {
   finish(items: { id: number; status: "failed" | "dropped"; error: string }[], extra: InStatement[] = []): Promise<unknown> {
     return this.writes.run([...items.map((i) => ({ sql: FINISH_SQL, args: [i.status, i.error, i.id] })), ...extra], { durable: false });
   }
+}
+
+function readOpenItem(row: Row): { item: OutboxItem; unclear: boolean } {
+  const { lastError, ...item } = readOpen(row);
+  return {
+    item: { ...item, status: item.status as OutboxItem["status"] },
+    unclear: item.status === "sending" && lastError !== null && lastError.includes(UNCLEAR_MARK),
+  };
 }

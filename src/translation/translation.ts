@@ -216,6 +216,11 @@ export class Translation {
     return counts;
   }
 
+  /** Scale-out: another instance may have changed what users' languages are; read them again when needed. */
+  forgetLanguages(): void {
+    this.#languages.forgetAll();
+  }
+
   async #purgeAll(statement: () => ReturnType<TranslationStore["purgeCache"]>): Promise<number> {
     let deleted = 0;
     for (;;) {

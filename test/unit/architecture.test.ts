@@ -27,6 +27,7 @@ const LEVELS: Record<string, number> = {
   inbox: 5,
   messenger: 4,
   flows: 3,
+  cluster: 3,
   config: 2,
   db: 2,
   http: 2,

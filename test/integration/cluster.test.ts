@@ -1,0 +1,119 @@
+/**
+ * Scale-out in process (docs/scale-out.md): two apps on one database file, each with its own
+ * connection, leases and lanes, behind a "load balancer" that spreads each user's messages over
+ * both. Every message is answered once, in each user's order; an instance that stops hands its
+ * users over; rows of endpoints an instance does not serve are left alone.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { PAGE_ID } from "../helpers/config.ts";
+import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+
+const CLUSTER = `
+[cluster]
+enabled = true
+lease_seconds = 3
+poll_ms = 20
+`;
+
+const open: Conversation[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0).reverse()) await c.close({ keepGraph: false }).catch(() => {});
+});
+
+async function cluster(n: number, extra = ""): Promise<Conversation[]> {
+  const first = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n${extra}` });
+  const all = [first];
+  for (let i = 1; i < n; i++) all.push(await startConversation({ dir: first.dir, graph: first.graph, extra: `${CLUSTER}\ninstance_id = "i${i}"\n${extra}` }));
+  // Closing: the others first, keeping the folder and the fake Graph API for the first.
+  open.push(...all);
+  for (const c of all.slice(1)) {
+    const close = c.close.bind(c);
+    c.close = () => close({ keepDir: true, keepGraph: true });
+  }
+  // Every partition held by someone, and by one instance only.
+  await until(async () => (await rows(first, "SELECT count(*) AS n FROM cluster_leases WHERE expires_at > 0"))[0]!.n === 16, 10_000);
+  await until(() => all.every((c) => c.app.leases!.held().length > 0) && all.reduce((sum, c) => sum + c.app.leases!.held().length, 0) === 16, 10_000);
+  return all;
+}
+
+const psid = (u: number) => String(6301234567000000 + u);
+
+/** Each user's messages one after the other (each POST waits for its 200), message i to instance i % n. */
+async function converse(all: Conversation[], users: number, messages: number, tag: string) {
+  await Promise.all(
+    Array.from({ length: users }, async (_, u) => {
+      for (let m = 1; m <= messages; m++) {
+        const target = all[(u + m) % all.length]!;
+        expect(await target.post([userText(`${tag} ${m}`, { psid: psid(u), timestamp: Date.now() })])).toBe(200);
+      }
+    }),
+  );
+}
+
+function expectAnswered(c: Conversation, users: number, messages: number, tag: string) {
+  for (let u = 0; u < users; u++) {
+    const texts = messageTexts(c.graph.sends({ recipientId: psid(u) })).filter((t) => t.includes(tag));
+    expect(texts).toEqual(Array.from({ length: messages }, (_, i) => `You said: ${tag} ${i + 1}`));
+  }
+}
+
+describe("two instances on one database file", () => {
+  test("every user's messages, spread over both, are answered once and in order", async () => {
+    const all = await cluster(2);
+    expect(all[0]!.app.leases!.held().length).toBeGreaterThan(0);
+    expect(all[1]!.app.leases!.held().length).toBeGreaterThan(0);
+    await converse(all, 20, 5, "hello");
+    await until(() => all[0]!.graph.sends().length >= 100, 15_000);
+    expectAnswered(all[0]!, 20, 5, "hello");
+    // Each user's turns ran on one instance only: its transcript holds each input once.
+    const inputs = await rows(all[0]!, "SELECT count(*) AS n FROM inbox WHERE kind = 'message' AND status = 'done'");
+    expect(inputs[0]!.n).toBe(100);
+  });
+
+  test("an instance that stops hands its users over: their next messages are answered by the other", async () => {
+    const all = await cluster(2);
+    await converse(all, 10, 2, "before");
+    await until(() => all[0]!.graph.sends().length >= 20, 15_000);
+    await all[1]!.close();
+    await until(() => all[0]!.app.leases!.held().length === 16, 10_000);
+    await converse([all[0]!], 10, 2, "after");
+    await until(() => all[0]!.graph.sends().length >= 40, 15_000);
+    expectAnswered(all[0]!, 10, 2, "after");
+  });
+
+  test("messages stored by the instance that does not run the user reach its owner (the delay is in /metrics)", async () => {
+    const all = await cluster(2);
+    const [a, b] = all as [Conversation, Conversation];
+    const u = Array.from({ length: 50 }, (_, i) => i).find((i) => a.app.leases!.owns({ endpointId: "support", pageId: PAGE_ID, userId: psid(i) }))!;
+    expect(await b.post([userText("via b", { psid: psid(u) })])).toBe(200);
+    await a.graph.waitForSends(1, { recipientId: psid(u) });
+    expect(messageTexts(a.graph.sends({ recipientId: psid(u) }))).toEqual(["You said: via b"]);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toMatch(/messenger_cluster_pickup_seconds_count(\{[^}]*\})? [1-9]/);
+  });
+});
+
+describe("one instance", () => {
+  test("rows of an endpoint it does not serve stay as they are (another instance's work)", async () => {
+    const c = await startConversation();
+    open.push(c);
+    await c.app.writes.run([
+      {
+        sql: "INSERT INTO inbox (endpoint_id, page_id, user_id, kind, dedup_key, timestamp, received_at, event, status) VALUES ('sales', ?, '6301', 'message', 'm_other', 1, 1, '{}', 'pending')",
+        args: [PAGE_ID],
+      },
+      {
+        sql: "INSERT INTO outbox (endpoint_id, page_id, user_id, source, kind, body, status, created_at) VALUES ('sales', ?, '6301', 'flow', 'message', '{}', 'pending', 1)",
+        args: [PAGE_ID],
+      },
+    ]);
+    // A restart reads both tables: the rows of "sales" are not this instance's to finish.
+    const again = await startConversation({ dir: c.dir, graph: c.graph });
+    await c.close({ keepDir: true, keepGraph: true });
+    open.splice(open.indexOf(c), 1, again);
+    expect(await again.post([userText("hello")])).toBe(200);
+    await again.graph.waitForSends(1);
+    expect((await rows(again, "SELECT status FROM inbox WHERE endpoint_id = 'sales'")).map((r) => r.status)).toEqual(["pending"]);
+    expect((await rows(again, "SELECT status FROM outbox WHERE endpoint_id = 'sales'")).map((r) => r.status)).toEqual(["pending"]);
+  });
+});
