@@ -52,6 +52,7 @@ import { webhookRoutes } from "./webhook/routes.ts";
 import { Leases } from "./cluster/leases.ts";
 import { soleOwner, type Ownership } from "./cluster/ownership.ts";
 import { Poller } from "./cluster/poller.ts";
+import { erasureNotices } from "./conversations/erasure-notices.ts";
 import { VERSION } from "./version.ts";
 
 export interface AppDeps {
@@ -266,6 +267,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       translationData(translation),
     )
     .locateWith(sessionPart, contactPart, inboxPart);
+  // With several instances, the erasure's commit also tells the instance that runs the person.
+  if (leases) userData.register(erasureNotices(clock));
   const analytics = new Analytics(db);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
   const today = metrics.gauge(
@@ -380,6 +383,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
         // Partitions that move: their users' work is dropped here or read afresh (threads before
         // the lanes, as at start); the caches of sessions, contacts and languages are read again.
         let moving: Promise<void> = Promise.resolve();
+        engine.onErasedElsewhere((key) => {
+          engine.forgetUser(key);
+          replies.forgetUser(key);
+          threads.forgetUser(key);
+          sessions.forget(key);
+          contacts.forget(key);
+          translation.forgetUser(key);
+        });
         leases.onLost((lost) => {
           engine.lost(lost);
           replies.lost(lost);

@@ -96,6 +96,7 @@ export class ConversationEngine {
   #cursor = 0;
   readonly #taken = new RecentIds(100_000);
   readonly #pickupSeconds;
+  readonly #erasedListeners: ((key: UserKey) => void)[] = [];
 
   constructor(private readonly deps: EngineDeps) {
     const { config, database, clock } = deps;
@@ -157,6 +158,11 @@ export class ConversationEngine {
     for (const { key, event } of await this.#store.pendingInboundEvents()) if (picks(key)) this.#takeUp(key, event);
   }
 
+  /** Called when another instance erased a person this instance runs (erasure-notices.ts). */
+  onErasedElsewhere(listener: (key: UserKey) => void): void {
+    this.#erasedListeners.push(listener);
+  }
+
   /** These users' partitions went to another instance: their events are its to run. */
   lost(test: (key: UserKey) => boolean): void {
     this.#pending.dropWhere(test);
@@ -170,6 +176,14 @@ export class ConversationEngine {
   /** A pending row found in the database: applied (state events) or queued in its user's lane. */
   #takeUp(key: UserKey, event: PendingEvent): void {
     this.#taken.add(event.id);
+    if (event.kind === "erased") {
+      // Another instance erased this person (erasure-notices.ts): what this one holds of them goes too.
+      for (const listener of this.#erasedListeners) listener(key);
+      void this.deps.writes
+        .run([this.#store.done(event.id, null)], { durable: false })
+        .catch((error) => this.deps.log.warn("could not mark an erasure notice done; it is read again at the next start", { error }));
+      return;
+    }
     if (STATE_KINDS.has(event.kind)) {
       this.#stateEvents.add([{ key, kind: event.kind, standby: event.standby, item: event.item, inboxId: event.id }]);
       return;

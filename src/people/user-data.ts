@@ -35,6 +35,8 @@ export interface UserDataPart {
   export?(subject: PartSubject): Promise<unknown[]>;
   /** The statements that delete what is stored about the subject: committed with every other part's, in one commit. */
   erase(subject: PartSubject): InStatement[];
+  /** False for a part whose statements delete nothing (a notice written with the erasure): not in the count of rows deleted. */
+  readonly counted?: boolean;
   /** After the erasure is committed (a later second delete, say). Must not throw. */
   erased?(subject: PartSubject, log: Logger): void;
   /** The Pages the PSID has rows of this part on: whom a request by PSID is about when the PSID has no contact. */
@@ -107,10 +109,16 @@ export class UserData {
    * first (a turn in flight then keeps nothing) and clears the caches after.
    */
   async erase(subject: Subject, log: Logger): Promise<number> {
-    const statements = this.#parts.flatMap((part) => part.erase(subject));
-    const results = await this.deps.writes.run(statements);
+    const statements = this.#parts.map((part) => part.erase(subject));
+    const results = await this.deps.writes.run(statements.flat());
     for (const part of this.#parts) part.erased?.(subject, log);
-    return results.reduce((n, r) => n + r.rowsAffected, 0);
+    let deleted = 0;
+    let at = 0;
+    this.#parts.forEach((part, i) => {
+      const own = results.slice(at, (at += statements[i]!.length));
+      if (part.counted !== false) deleted += own.reduce((n, r) => n + r.rowsAffected, 0);
+    });
+    return deleted;
   }
 
   /** The Page a PSID talks to on this endpoint (its latest), or null when the endpoint never saw it there. */

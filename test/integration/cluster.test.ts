@@ -5,6 +5,7 @@
  * users over; rows of endpoints an instance does not serve are left alone.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { KEY, api } from "../helpers/admin.ts";
 import { PAGE_ID } from "../helpers/config.ts";
 import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 
@@ -90,6 +91,41 @@ describe("two instances on one database file", () => {
     expect(messageTexts(a.graph.sends({ recipientId: psid(u) }))).toEqual(["You said: via b"]);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     expect(metrics).toMatch(/messenger_cluster_pickup_seconds_count(\{[^}]*\})? [1-9]/);
+  });
+});
+
+describe("the admin API on any instance", () => {
+  const ADMIN = `[admin]\napi_keys = ["${KEY}"]`;
+  /** A user of the instance `owner` runs. */
+  const ownedBy = (owner: Conversation) =>
+    psid(Array.from({ length: 200 }, (_, i) => i).find((i) => owner.app.leases!.owns({ endpointId: "support", pageId: PAGE_ID, userId: psid(i) }))!);
+
+  test("inject and notify sent to the other instance are run and sent by the owner", async () => {
+    const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
+    const user = ownedBy(a);
+    expect(await a.post([userText("hi", { psid: user })])).toBe(200); // the admin API injects only to users it knows
+    await a.graph.waitForSends(1, { recipientId: user });
+    expect((await api(b, "POST", "/api/endpoints/support/inject", { body: { user_id: user, text: "injected" } })).status).toBe(202);
+    await a.graph.waitForSends(2, { recipientId: user });
+    expect((await api(b, "POST", "/api/endpoints/support/notify", { body: { user_id: user, text: "a notice" } })).status).toBe(202);
+    await a.graph.waitForSends(3, { recipientId: user });
+    expect(messageTexts(a.graph.sends({ recipientId: user }))).toEqual(["You said: hi", "You said: injected", "a notice"]);
+  });
+
+  test("an erasure run by the other instance reaches the owner: it forgets the person's session (a cached one would come back with the next turn)", async () => {
+    const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
+    const user = ownedBy(a);
+    expect(await a.post([userText("remember me", { psid: user })])).toBe(200);
+    await a.graph.waitForSends(1, { recipientId: user });
+    const [before] = await rows(a, "SELECT id FROM sessions WHERE user_id = ?", [user]);
+    expect((await api(b, "DELETE", `/api/endpoints/support/users/${user}`)).status).toBe(200);
+    // The owner took the notice up (and marked it done).
+    await until(async () => (await rows(a, "SELECT count(*) AS n FROM inbox WHERE kind = 'erased' AND status = 'done'"))[0]!.n === 1);
+    expect(await a.post([userText("who am I", { psid: user })])).toBe(200);
+    await a.graph.waitForSends(2, { recipientId: user });
+    const after = await rows(a, "SELECT id FROM sessions WHERE user_id = ?", [user]);
+    expect(after).toHaveLength(1);
+    expect(after[0]!.id).not.toBe(before!.id);
   });
 });
 
