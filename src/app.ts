@@ -51,7 +51,8 @@ import { Inbox } from "./inbox/inbox.ts";
 import { webhookRoutes } from "./webhook/routes.ts";
 import { Leases } from "./cluster/leases.ts";
 import { soleOwner, type Ownership } from "./cluster/ownership.ts";
-import { Poller } from "./cluster/poller.ts";
+import type { Poller } from "./cluster/poller.ts";
+import { runScaleOut } from "./conversations/scale-out.ts";
 import { erasureNotices } from "./conversations/erasure-notices.ts";
 import { VERSION } from "./version.ts";
 
@@ -380,37 +381,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await replies.start();
       await engine.start();
       if (leases) {
-        // Partitions that move: their users' work is dropped here or read afresh (threads before
-        // the lanes, as at start); the caches of sessions, contacts and languages are read again.
-        let moving: Promise<void> = Promise.resolve();
-        engine.onErasedElsewhere((key) => {
-          engine.forgetUser(key);
-          replies.forgetUser(key);
-          threads.forgetUser(key);
-          sessions.forget(key);
-          contacts.forget(key);
-          translation.forgetUser(key);
-        });
-        leases.onLost((lost) => {
-          engine.lost(lost);
-          replies.lost(lost);
-          threads.lost(lost);
-        });
-        leases.onGained((gained) => {
-          moving = moving
-            .then(async () => {
-              sessions.forgetAll();
-              contacts.forgetAll();
-              translation.forgetLanguages();
-              await threads.gained((key) => gained(key) && ownership.owns(key));
-              await replies.gained(gained);
-              await engine.gained(gained);
-            })
-            .catch((error) => log.error("could not take up the work of the partitions this instance took; it is taken up at the next change", { error }));
-        });
-        leases.run();
-        poller = new Poller(timers, config.cluster.poll_ms, [() => engine.pickUp(), () => replies.pickUp()], log);
-        poller.start();
+        poller = runScaleOut({ leases, engine, replies, threads, sessions, contacts, translation, timers, pollMs: config.cluster.poll_ms, log });
       }
       retention.start();
       // In the background: the bot works while Meta is asked, and a failure is only reported.
