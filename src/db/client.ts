@@ -10,7 +10,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { createClient, type Client } from "@libsql/client";
+import type { Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
@@ -19,6 +19,7 @@ import { column } from "./rows.ts";
 import { displayUrl, scrub, urlSecrets } from "../log/scrub.ts";
 import { createPrivate } from "./private-file.ts";
 import { APPLICATION_ID, foreignMessage, identify, inspectDatabase, schemaProblem } from "./identity.ts";
+import { remoteAdvice, remoteClient } from "./remote.ts";
 
 export type Db = LibSQLDatabase<typeof schema>;
 
@@ -43,6 +44,8 @@ export interface OpenOptions {
   authToken?: string;
   /** Milliseconds a statement waits for a lock held by another process (a backup, say). */
   busyTimeoutMs?: number;
+  /** A libSQL server: milliseconds a request may take before it counts as failed (remote.ts). */
+  requestTimeoutMs?: number;
   /** Use a database another program made (`--adopt`): our tables are added beside its own. */
   adopt?: boolean;
 }
@@ -70,8 +73,10 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   let client: Client | undefined;
   try {
     // A local file: our own client with cached prepared statements (local-client.ts). Anything
-    // else (libsql://, http:// for sqld or Turso): @libsql/client.
-    client = file ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 }) : createClient({ url, authToken: options.authToken, concurrency: 1 });
+    // else (libsql://, http:// for sqld or Turso): @libsql/client's, with a time limit (remote.ts).
+    client = file
+      ? new LocalClient(file, { timeoutMs: options.busyTimeoutMs ?? 5000 })
+      : remoteClient(url, { authToken: options.authToken, timeoutMs: options.requestTimeoutMs ?? 15_000 });
     // Whose file is it, and can this binary use it? Read before anything below writes to it
     // (the switch to WAL already does). See identity.ts.
     const subject = `the database ${file ?? displayUrl(url)}`;
@@ -105,7 +110,8 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     if (file && (error as { code?: string }).code === "SQLITE_NOTADB") throw notSqlite(file);
     // A remote URL may carry a password or `?authToken=`, and the driver's text may quote either.
     const reason = scrub(String((error as Error)?.message), [options.authToken, ...urlSecrets(url)]);
-    throw new DatabaseError(`cannot open the database ${file ?? displayUrl(url)}: ${reason}`, { cause: error });
+    const advice = file ? null : remoteAdvice(error);
+    throw new DatabaseError(`cannot open the database ${file ?? displayUrl(url)}: ${advice ? `${advice} (${reason})` : reason}`, { cause: error });
   }
   const db = drizzle(client, { schema });
   const wal = file ? new WalSync(`${file}-wal`, file) : null;

@@ -19,9 +19,12 @@ import type { Logger } from "../log/logger.ts";
 /** SQLite result codes that say the storage failed, not the statement (constraint, SQL error). */
 const STORAGE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOMEM|CORRUPT|NOTADB|PROTOCOL|NOLFS)/;
 
-/** A remote libSQL server that cannot be reached or failed (its client's codes, and fetch's). */
+/**
+ * A remote libSQL server that cannot be reached, failed, or answered nonsense (its client's codes,
+ * fetch's, and remote.ts's for a server that did not answer in time or not in JSON).
+ */
 const TRANSPORT_CODES =
-  /^(SERVER_ERROR|HRANA_WEBSOCKET_ERROR|HRANA_CLOSED_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|EPIPE)$/;
+  /^(SERVER_ERROR|HRANA_WEBSOCKET_ERROR|HRANA_CLOSED_ERROR|HRANA_PROTO_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|EPIPE)$/;
 
 /**
  * True for errors of the storage rather than of the statement: the same statements may well
@@ -110,7 +113,7 @@ export class StorageHealth {
       if (starting) {
         this.#announced = true;
         this.#options.log.error(
-          `writes to the database fail (${this.#lastError}): ${this.#options.advice}. Processing is paused — no agent is called and nothing is sent — and resumes by itself once a write succeeds; webhooks that cannot be stored are answered 500, so Facebook sends them again`,
+          `writes to the database fail (${this.#lastError}): ${this.#options.advice}. Processing is paused — no agent is called and nothing is sent — and resumes by itself once a write succeeds; webhooks that cannot be stored are answered 503, so Facebook sends them again`,
         );
       } else {
         this.#options.log.warn(

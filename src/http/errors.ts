@@ -30,8 +30,10 @@ export const ERROR_STATUS = {
   // The webhook (webhook/routes.ts).
   verification_failed: 403,
   signature_mismatch: 401,
-  /** The events could not be stored: Facebook retries. */
+  /** The events could not be stored (not for a reason of the storage): Facebook retries. */
   storage_failed: 500,
+  /** The database does not take writes now (a full disk, a libSQL server that cannot be reached): Facebook retries. */
+  storage_unavailable: 503,
 
   // Things named in a path, query or body that do not exist.
   unknown_endpoint: 404,

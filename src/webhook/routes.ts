@@ -154,11 +154,13 @@ export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDep
           if (result.duplicates > 0) eventsCounter.inc({ endpoint: id, kind: "any", result: "duplicate" }, result.duplicates);
           if (l.enabled("debug")) l.debug("webhook stored", { stored: result.stored.length, duplicates: result.duplicates });
         } catch (error) {
-          // Not stored, so not acknowledged: Facebook retries. A failing disk is logged by
+          // Not stored, so not acknowledged: Facebook retries. A failing storage (503) is logged by
           // db/health.ts at a bounded rate; a line per webhook would only fill it further.
-          if (isStorageError(error)) l.debug(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
+          const unavailable = isStorageError(error);
+          if (unavailable) l.debug(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
           else l.error(`could not store webhook events on endpoint ${id}; Facebook will retry`, { error });
-          return done(errorResponse("storage_failed", "the events could not be stored; retry later", requestId), "storage_failed");
+          const code = unavailable ? "storage_unavailable" : "storage_failed";
+          return done(errorResponse(code, "the events could not be stored; retry later", requestId), "storage_failed");
         }
         return done(textResponse(200, "EVENT_RECEIVED", requestId), "stored");
       },

@@ -55,6 +55,8 @@ export interface ConversationOptions {
   wrapDatabase?: (database: Database) => Database;
   /** The database probe's delays while writes fail (db/health.ts). */
   storageHealth?: { minDelayMs?: number; maxDelayMs?: number };
+  /** Another database than the folder's file: a libSQL server (`storage.url`, its token, its request time limit). */
+  storage?: { url: string; authToken?: string; requestTimeoutMs?: number };
 }
 
 export interface Conversation {
@@ -98,7 +100,8 @@ export async function startConversation(options: ConversationOptions = {}): Prom
   const m = options.messenger ?? {};
   const toml = `
 [storage]
-url = "file:data/conversation.db"
+url = "${options.storage?.url ?? "file:data/conversation.db"}"
+${options.storage?.authToken ? `auth_token = "${options.storage.authToken}"` : ""}
 [log]
 level = "debug"
 [graph]
@@ -125,7 +128,7 @@ expiration_minutes = ${options.expirationMinutes ?? 30}
 ${options.endpointToml ?? ""}
 `;
   const config = configFromToml(toml, { dir: dir.path });
-  const opened = await openDatabase(config.storage.url);
+  const opened = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, requestTimeoutMs: options.storage?.requestTimeoutMs });
   await applyMigrations(opened);
   const database = options.wrapDatabase ? options.wrapDatabase(opened) : opened;
   const logs = collectingLogger();

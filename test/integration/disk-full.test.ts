@@ -8,7 +8,7 @@
  *
  * What must hold: no 200 for an event that was not stored; no loop (the agent is asked once per
  * input, the log stays short); no reply sent twice; everything acknowledged processed once after
- * the space comes back, including what Facebook sends again after a 500.
+ * the space comes back, including what Facebook sends again after a 503.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { rmSync, writeSync, openSync, closeSync } from "node:fs";
@@ -84,7 +84,7 @@ describe(`disk-full drill (${mounted ? "a real 8 MiB tmpfs, filled with a file" 
       const status = await conversation.post([item]);
       if (status === 200) acknowledged.add(item.message.text);
       else {
-        expect(status).toBe(500); // "retry later", never a 4xx that Facebook would not retry
+        expect(status).toBe(503); // "retry later", never a 4xx that Facebook would not retry
         refused.push(item);
       }
     };

@@ -61,7 +61,7 @@ describe("a turn whose outcome cannot be stored", () => {
     expect(c.logs.records().some((r) => r.level === "info" && r.msg.startsWith("writes to the database work again"))).toBe(true);
   });
 
-  test("while writes fail no turn starts; a webhook that cannot be stored gets 500, and is processed once when Facebook sends it again", async () => {
+  test("while writes fail no turn starts; a webhook that cannot be stored gets 503, and is processed once when Facebook sends it again", async () => {
     const storage = failingStorage();
     const agent = countingFlow();
     const c = await conversation({ flows: agent.flows, wrapDatabase: storage.wrap });
@@ -69,7 +69,7 @@ describe("a turn whose outcome cannot be stored", () => {
     await c.graph.waitForSends(1, { recipientId: PSID });
     storage.fail(true);
     const again = userText("second", { psid: PSID_2 });
-    expect(await c.post([again])).toBe(500); // not stored, so not acknowledged
+    expect(await c.post([again])).toBe(503); // not stored, so not acknowledged
     expect(agent.calls.has("second")).toBe(false);
     storage.fail(false);
     expect(await c.post([again])).toBe(200); // Facebook's redelivery
@@ -111,7 +111,7 @@ describe("a turn whose outcome cannot be stored", () => {
 });
 
 describe("an unclear Send API answer while writes fail", () => {
-  test("the echo Facebook could not deliver (our webhook answered 500) is no proof: the message is not sent again", async () => {
+  test("the echo Facebook could not deliver (our webhook answered 503) is no proof: the message is not sent again", async () => {
     const storage = failingStorage();
     const agent = countingFlow();
     // Echoes are known to arrive ("re: first" proves it); "re: second" gets no answer in time.
@@ -127,7 +127,7 @@ describe("an unclear Send API answer while writes fail", () => {
     await c.graph.flushWebhooks();
     await until(async () => (await c.database.client.execute("SELECT 1 FROM outbox WHERE status = 'sent'")).rows.length === 1);
     c.graph.failNext({ timeoutMs: 2_000, deliver: true }, { when: (body) => body.message?.text === "re: second" });
-    // The disk fills as Graph takes it: its echo is refused (500), for longer than the echo wait.
+    // The disk fills as Graph takes it: its echo is refused (503), for longer than the echo wait.
     c.graph.onSend((send) => {
       if (send.message?.text === "re: second") storage.fail(true);
     });
