@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { KEY, api } from "../helpers/admin.ts";
 import { PAGE_ID } from "../helpers/config.ts";
+import { libsqlTarget } from "../helpers/libsql-target.ts";
 import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 
 const CLUSTER = `
@@ -21,10 +22,10 @@ afterEach(async () => {
   for (const c of open.splice(0).reverse()) await c.close({ keepGraph: false }).catch(() => {});
 });
 
-async function cluster(n: number, extra = ""): Promise<Conversation[]> {
-  const first = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n${extra}` });
+async function cluster(n: number, extra = "", storage?: { url: string; authToken?: string }): Promise<Conversation[]> {
+  const first = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n${extra}`, storage });
   const all = [first];
-  for (let i = 1; i < n; i++) all.push(await startConversation({ dir: first.dir, graph: first.graph, extra: `${CLUSTER}\ninstance_id = "i${i}"\n${extra}` }));
+  for (let i = 1; i < n; i++) all.push(await startConversation({ dir: first.dir, graph: first.graph, storage, extra: `${CLUSTER}\ninstance_id = "i${i}"\n${extra}` }));
   // Closing: the others first, keeping the folder and the fake Graph API for the first.
   open.push(...all);
   for (const c of all.slice(1)) {
@@ -91,6 +92,26 @@ describe("two instances on one database file", () => {
     expect(messageTexts(a.graph.sends({ recipientId: psid(u) }))).toEqual(["You said: via b"]);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     expect(metrics).toMatch(/messenger_cluster_pickup_seconds_count(\{[^}]*\})? [1-9]/);
+  });
+});
+
+describe("two instances on a libSQL server (the stand-in of test/helpers/hrana-server.ts, or LIBSQL_TEST_URL)", () => {
+  test("every user's messages, spread over both, are answered once and in order; a stop hands the users over", async () => {
+    const target = await libsqlTarget();
+    try {
+      const all = await cluster(2, "", { url: target.url, authToken: target.authToken });
+      await converse(all, 10, 4, "remote");
+      await until(() => all[0]!.graph.sends().length >= 40, 20_000);
+      expectAnswered(all[0]!, 10, 4, "remote");
+      await all[1]!.close();
+      await until(() => all[0]!.app.leases!.held().length === 16, 10_000);
+      await converse([all[0]!], 10, 1, "alone");
+      await until(() => all[0]!.graph.sends().length >= 50, 20_000);
+      expectAnswered(all[0]!, 10, 1, "alone");
+    } finally {
+      for (const c of open.splice(0).reverse()) await c.close().catch(() => {});
+      await target.close();
+    }
   });
 });
 
