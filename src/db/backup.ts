@@ -147,6 +147,15 @@ export async function restoreDatabase(databaseFile: string, backupFile: string, 
       // Fold the WAL into the main file so the safety copy is one self-contained file.
       const current = createClient({ url: `file:${databaseFile}`, concurrency: 1 });
       try {
+        // With [cluster] enabled the servers hold no lock on the file: their leases say they run.
+        const running = await current
+          .execute({ sql: "SELECT instance_id FROM cluster_members WHERE expires_at > ?", args: [now.getTime()] })
+          .then((r) => r.rows.map((row) => String(column(row, "instance_id"))))
+          .catch(() => [] as string[]); // a database from before scale-out has no such table
+        if (running.length > 0) {
+          rmSync(incoming, { force: true });
+          throw new BackupError(`instances are running on ${databaseFile} (${running.join(", ")}); stop every instance of the cluster and retry`);
+        }
         const result = await current.execute("PRAGMA wal_checkpoint(TRUNCATE)");
         // `busy` is 1 when a reader or writer kept the checkpoint from finishing.
         if (Number(column(result.rows[0], "busy")) !== 0) {

@@ -227,6 +227,24 @@ describe("restore", () => {
     expect(await keysIn(other.join("data/bot.db"))).toEqual(["alpha"]);
   });
 
+  test("fails with exit 2 while instances of a cluster run on the database (they hold no lock: their member rows say so); nothing changes", async () => {
+    const { dir, dbFile } = await site(["alpha"]);
+    expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);
+    await addKeys(dbFile, ["beta"]);
+    const database = await openDatabase(`file:${dbFile}`);
+    await database.client.execute({
+      sql: "INSERT INTO cluster_members (instance_id, started_at, expires_at, about) VALUES ('vm-1:4242', ?, ?, '{}')",
+      args: [Date.now(), Date.now() + 15_000],
+    });
+    database.close();
+    const { code, io } = await cli(["restore", dir.join("b.db")], dir.path);
+    expect(code).toBe(2);
+    expect(io.stderr.join("\n")).toContain("instances are running on");
+    expect(io.stderr.join("\n")).toContain("vm-1:4242");
+    expect(await keysIn(dbFile)).toEqual(["alpha", "beta"]);
+    expect(safetyCopies(dbFile, dir.join("data"))).toEqual([]);
+  });
+
   test("fails with exit 2 while a server in this process holds the lock; nothing changes", async () => {
     const { dir, dbFile } = await site(["alpha"]);
     expect((await cli(["backup", dir.join("b.db")], dir.path)).code).toBe(0);

@@ -25,7 +25,8 @@ afterEach(async () => {
 async function cluster(n: number, extra = "", storage?: { url: string; authToken?: string }): Promise<Conversation[]> {
   const first = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n${extra}`, storage });
   const all = [first];
-  for (let i = 1; i < n; i++) all.push(await startConversation({ dir: first.dir, graph: first.graph, storage, extra: `${CLUSTER}\ninstance_id = "i${i}"\n${extra}` }));
+  for (let i = 1; i < n; i++)
+    all.push(await startConversation({ dir: first.dir, graph: first.graph, storage, extra: `${CLUSTER}\ninstance_id = "i${i}"\n${extra}` }));
   // Closing: the others first, keeping the folder and the fake Graph API for the first.
   open.push(...all);
   for (const c of all.slice(1)) {
