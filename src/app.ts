@@ -50,7 +50,7 @@ import { opsRoutes } from "./ops/routes.ts";
 import { Inbox } from "./inbox/inbox.ts";
 import { webhookRoutes } from "./webhook/routes.ts";
 import { Leases } from "./cluster/leases.ts";
-import { soleOwner, type Ownership } from "./cluster/ownership.ts";
+import { soleOwner, soleRemoteOwner, type Ownership } from "./cluster/ownership.ts";
 import type { Poller } from "./cluster/poller.ts";
 import { runScaleOut } from "./conversations/scale-out.ts";
 import { erasureNotices } from "./conversations/erasure-notices.ts";
@@ -178,7 +178,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         metrics,
       })
     : null;
-  const ownership: Ownership = leases ?? soleOwner;
+  const ownership: Ownership = leases ?? (db.file ? soleOwner : soleRemoteOwner);
   const inbox = new Inbox(writes, clock, (error) => log.error("inbox listener failed", { error }));
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);

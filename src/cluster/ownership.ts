@@ -38,6 +38,21 @@ export const soleOwner: Ownership = {
   onLost: () => {},
 };
 
+/**
+ * One instance on a libSQL server: no lease, but a turn's commit or a send's mark still checks
+ * that its row is open. A commit whose answer was lost (a timeout, a dropped connection) may have
+ * been committed, and is tried again: the guard makes the second try fail instead of queueing the
+ * turn's replies twice (the engine then reads the user's replies from the database).
+ */
+export const soleRemoteOwner: Ownership = {
+  ...soleOwner,
+  fence: (_key, row = {}) =>
+    row.inboxId === undefined && row.outboxId === undefined ? null : { sql: FENCE_SQL, args: [-1, "", 0, row.inboxId ?? null, row.outboxId ?? null] },
+};
+
+/** The fence's insert (migration 0007's trigger decides): partition, owner, epoch, inbox id, outbox id. */
+export const FENCE_SQL = "INSERT INTO cluster_fence (partition, owner, epoch, inbox_id, outbox_id) VALUES (?, ?, ?, ?, ?)";
+
 /** The message of the fence's refusal (migration 0007's trigger). */
 export const FENCED = "fenced:";
 

@@ -2,6 +2,7 @@
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { column } from "../db/rows.ts";
+import { FENCE_SQL } from "./ownership.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 
 const JOIN_SQL =
@@ -17,7 +18,6 @@ const TAKE_SQL = "UPDATE cluster_leases SET owner = ?, epoch = epoch + 1, expire
 const RELEASE_SQL = "UPDATE cluster_leases SET expires_at = 0 WHERE partition = ? AND owner = ?";
 const MEMBERS_SQL = "SELECT instance_id, expires_at, about FROM cluster_members ORDER BY instance_id";
 const LEASES_SQL = "SELECT partition, owner, epoch, expires_at FROM cluster_leases ORDER BY partition";
-const FENCE_SQL = "INSERT INTO cluster_fence (partition, owner, epoch, inbox_id, outbox_id) VALUES (?, ?, ?, ?, ?)";
 
 export interface LeaseRow {
   partition: number;

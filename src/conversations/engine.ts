@@ -14,7 +14,7 @@ import type { Config } from "../config/load.ts";
 import type { EndpointSettings } from "../config/schema.ts";
 import { sleep, type Clock, type Timers } from "../core/clock.ts";
 import { UserWorkers, type StepResult } from "../core/user-workers.ts";
-import type { UserKey } from "../core/user-key.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 import type { Database } from "../db/client.ts";
 import { isStorageError, type StorageHealth } from "../db/health.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
@@ -275,6 +275,8 @@ export class ConversationEngine {
         // this turn was committed, and it is not this instance's to run again.
         log.info("a turn was not committed: its user's partition moved to another instance, or the event was finished there", { inbox_id: event.id });
         this.#pending.remove(key, event.id);
+        // Finished by an earlier try whose answer was lost: its replies are in the database, not yet in the lane.
+        if (!this.#ownership.clustered && this.#ownership.owns(key)) void this.deps.replies.gained((k) => userKeyId(k) === userKeyId(key));
         return "more";
       }
       if (isStorageError(error)) {

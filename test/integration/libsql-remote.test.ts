@@ -246,6 +246,27 @@ describe("an app on a libSQL server", () => {
     await until(async () => (await t.client.execute("SELECT status FROM outbox")).rows.every((r) => r.status === "sent"));
   });
 
+  standInTest("a turn whose commit timed out but went through on the server is not committed twice: its reply is sent once", async () => {
+    const t = await target();
+    const agent = countingFlow();
+    const c = await conversation(t, { flows: agent.flows, storage: { url: t.url, authToken: t.authToken, requestTimeoutMs: 300 } });
+    agent.hold();
+    expect(await c.post([userText("first")])).toBe(200);
+    await until(() => agent.calls.get("first") === 1);
+    // The turn's commit reaches the server but its answer does not come in time.
+    t.standIn!.fail({ kind: "hold" });
+    agent.release();
+    await until(() => t.standIn!.held >= 1);
+    await until(() => c.app.health.failedWrites >= 1);
+    await t.standIn!.heal(); // the held commit runs now: the turn is committed, the app does not know
+    expect(messageTexts(await c.graph.waitForSends(1, { recipientId: PSID }))).toEqual(["re: first"]);
+    await until(async () => (await t.client.execute("SELECT count(*) AS n FROM outbox WHERE status IN ('pending', 'sending')")).rows[0]!.n === 0);
+    await c.app.writes.drain();
+    expect(messageTexts(c.sends(PSID))).toEqual(["re: first"]);
+    expect((await t.client.execute("SELECT count(*) AS n FROM outbox WHERE kind = 'message'")).rows[0]!.n).toBe(1);
+    expect(agent.calls.get("first")).toBe(1);
+  });
+
   standInTest("while the server is down webhooks are answered 503 and the lanes wait; once it is back the pending work goes through, once", async () => {
     const t = await target();
     const agent = countingFlow();
