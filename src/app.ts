@@ -53,7 +53,7 @@ import { Leases } from "./cluster/leases.ts";
 import { soleOwner, soleRemoteOwner, type Ownership } from "./cluster/ownership.ts";
 import type { Poller } from "./cluster/poller.ts";
 import { runScaleOut } from "./conversations/scale-out.ts";
-import { erasureNotices } from "./conversations/erasure-notices.ts";
+import { erasureNotices } from "./conversations/notices.ts";
 import { VERSION } from "./version.ts";
 
 export interface AppDeps {
@@ -340,6 +340,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         transformers,
         profiles,
         threads,
+        ownership,
       }),
     );
   if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));

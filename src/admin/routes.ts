@@ -49,6 +49,7 @@ import { sessionRoutes } from "./sessions.ts";
 import { threadRoutes } from "./thread.ts";
 import { userRoutes } from "./users.ts";
 
+import type { Ownership } from "../cluster/ownership.ts";
 export interface AdminDeps {
   config: Config;
   inbox: Inbox;
@@ -68,6 +69,8 @@ export interface AdminDeps {
   transformers: Transformers;
   profiles: MessengerProfiles;
   threads: Threads;
+  /** Who runs which users (cluster/): with several instances, a thread changed here is announced to its owner. */
+  ownership: Ownership;
 }
 
 export function adminRoutes(deps: AdminDeps) {

@@ -5,7 +5,12 @@
  *   POST /api/endpoints/{id}/users/{userId}/thread    take, pass, pause, resume
  */
 import { Elysia } from "elysia";
-import type { UserKey } from "../core/user-key.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Ownership } from "../cluster/ownership.ts";
+import type { EndpointSettings } from "../config/schema.ts";
+import { noticeStatement } from "../conversations/notices.ts";
+import type { WriteQueue } from "../db/write-queue.ts";
 import { targetAppId, type CallFailure, type Threads } from "../handover/threads.ts";
 import { HttpError } from "../http/errors.ts";
 import { jsonResponse } from "../http/responses.ts";
@@ -14,7 +19,7 @@ import type { ReplyLanes } from "../replies/lanes.ts";
 import type { AdminGuard } from "./guard.ts";
 import { endpointNamed, userOn, type Endpoints } from "./lookup.ts";
 import { answer, errorAnswer } from "./openapi.ts";
-import { EndpointUserParams, ThreadBody, ThreadQuery } from "./schemas.ts";
+import { EndpointUserParams, ThreadBody, ThreadQuery, type ThreadBody as ThreadChange } from "./schemas.ts";
 
 export interface ThreadRouteDeps {
   guard: AdminGuard;
@@ -22,9 +27,12 @@ export interface ThreadRouteDeps {
   userData: UserData;
   threads: Threads;
   replies: ReplyLanes;
+  ownership: Ownership;
+  writes: WriteQueue;
+  clock: Clock;
 }
 
-export function threadRoutes({ guard, endpoints, userData, threads, replies }: ThreadRouteDeps) {
+export function threadRoutes({ guard, endpoints, userData, threads, replies, ownership, writes, clock }: ThreadRouteDeps) {
   const view = async (key: UserKey) => ({ ...(await threads.view(key)), waiting_messages: replies.waiting(key) });
   const conflict = (message: string) => new HttpError("conflict", message);
   /** Meta refused the handover call (502), or the Page is paused and nothing can be asked of Meta for it (503). */
@@ -54,30 +62,21 @@ export function threadRoutes({ guard, endpoints, userData, threads, replies }: T
       async ({ params, body, requestId, log }) => {
         const endpoint = endpointNamed(endpoints, params.id);
         const key = await userOn(userData, endpoint, params.userId, body.page_id);
-        const handedOver = threads.floor(key) === "handover";
-        switch (body.action) {
-          case "take": {
-            const failed = await threads.take(key, "operator");
-            if (failed) throw refused(failed);
-            break;
+        // With several instances another one may run this user (docs/scale-out.md): the thread is
+        // read afresh here, changed, and its owner told to read it again (conversations/notices.ts).
+        const elsewhere = !ownership.owns(key);
+        const same = (k: UserKey) => userKeyId(k) === userKeyId(key);
+        if (elsewhere) await threads.gained(same);
+        try {
+          await change(endpoint, key, body);
+          log.info(`thread ${body.action} by the operator`, { endpoint: endpoint.id });
+          return jsonResponse(200, await view(key), requestId);
+        } finally {
+          if (elsewhere) {
+            threads.lost(same);
+            await writes.run([noticeStatement("thread_changed", key, clock)]);
           }
-          case "pass": {
-            if (handedOver) throw conflict("another app owns the thread already; take it first");
-            const failed = await threads.pass(key, targetAppId(body.target ?? endpoint.handover.target), body.metadata ?? null);
-            if (failed) throw refused(failed);
-            break;
-          }
-          case "pause":
-            if (handedOver) throw conflict("another app owns the thread; the bot is silent already");
-            await threads.pause(key, body.minutes ?? endpoint.handover.pause_minutes);
-            break;
-          case "resume":
-            if (handedOver) throw conflict("another app owns the thread: use action take to have it back");
-            await threads.returned(key, "resumed");
-            break;
         }
-        log.info(`thread ${body.action} by the operator`, { endpoint: endpoint.id });
-        return jsonResponse(200, await view(key), requestId);
       },
       {
         params: EndpointUserParams,
@@ -94,4 +93,29 @@ export function threadRoutes({ guard, endpoints, userData, threads, replies }: T
         },
       },
     );
+
+  async function change(endpoint: EndpointSettings, key: UserKey, body: ThreadChange): Promise<void> {
+    const handedOver = threads.floor(key) === "handover";
+    switch (body.action) {
+      case "take": {
+        const failed = await threads.take(key, "operator");
+        if (failed) throw refused(failed);
+        return;
+      }
+      case "pass": {
+        if (handedOver) throw conflict("another app owns the thread already; take it first");
+        const failed = await threads.pass(key, targetAppId(body.target ?? endpoint.handover.target), body.metadata ?? null);
+        if (failed) throw refused(failed);
+        return;
+      }
+      case "pause":
+        if (handedOver) throw conflict("another app owns the thread; the bot is silent already");
+        await threads.pause(key, body.minutes ?? endpoint.handover.pause_minutes);
+        return;
+      case "resume":
+        if (handedOver) throw conflict("another app owns the thread: use action take to have it back");
+        await threads.returned(key, "resumed");
+        return;
+    }
+  }
 }

@@ -96,7 +96,7 @@ export class ConversationEngine {
   #cursor = 0;
   readonly #taken = new RecentIds(100_000);
   readonly #pickupSeconds;
-  readonly #erasedListeners: ((key: UserKey) => void)[] = [];
+  readonly #noticeListeners: ((kind: "erased" | "thread_changed", key: UserKey) => void)[] = [];
 
   constructor(private readonly deps: EngineDeps) {
     const { config, database, clock } = deps;
@@ -158,9 +158,9 @@ export class ConversationEngine {
     for (const { key, event } of await this.#store.pendingInboundEvents()) if (picks(key)) this.#takeUp(key, event);
   }
 
-  /** Called when another instance erased a person this instance runs (erasure-notices.ts). */
-  onErasedElsewhere(listener: (key: UserKey) => void): void {
-    this.#erasedListeners.push(listener);
+  /** Called when another instance erased a person this instance runs, or changed their thread (notices.ts). */
+  onNotice(listener: (kind: "erased" | "thread_changed", key: UserKey) => void): void {
+    this.#noticeListeners.push(listener);
   }
 
   /** These users' partitions went to another instance: their events are its to run. */
@@ -176,9 +176,9 @@ export class ConversationEngine {
   /** A pending row found in the database: applied (state events) or queued in its user's lane. */
   #takeUp(key: UserKey, event: PendingEvent): void {
     this.#taken.add(event.id);
-    if (event.kind === "erased") {
-      // Another instance erased this person (erasure-notices.ts): what this one holds of them goes too.
-      for (const listener of this.#erasedListeners) listener(key);
+    if (event.kind === "erased" || event.kind === "thread_changed") {
+      // Another instance changed what this one holds of the person (notices.ts).
+      for (const listener of this.#noticeListeners) listener(event.kind, key);
       void this.deps.writes
         .run([this.#store.done(event.id, null)], { durable: false })
         .catch((error) => this.deps.log.warn("could not mark an erasure notice done; it is read again at the next start", { error }));

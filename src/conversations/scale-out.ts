@@ -7,6 +7,7 @@
 import type { Leases } from "../cluster/leases.ts";
 import { Poller } from "../cluster/poller.ts";
 import type { Timers } from "../core/clock.ts";
+import { userKeyId, type UserKey } from "../core/user-key.ts";
 import type { Threads } from "../handover/threads.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Contacts } from "../people/contacts.ts";
@@ -31,7 +32,16 @@ export interface ScaleOutDeps {
 /** Starts the renewals and the look for work; returns the poller to stop at shutdown. */
 export function runScaleOut(deps: ScaleOutDeps): Poller {
   const { leases, engine, replies, threads, sessions, contacts, translation, log } = deps;
-  engine.onErasedElsewhere((key) => {
+  engine.onNotice((kind, key) => {
+    if (kind === "thread_changed") {
+      // An operator changed the thread through another instance: read it afresh, and let the lane look again.
+      const same = (k: UserKey) => userKeyId(k) === userKeyId(key);
+      void threads
+        .gained(same)
+        .then(() => replies.gained(same))
+        .catch((error) => log.error("could not read a thread another instance changed", { error }));
+      return;
+    }
     engine.forgetUser(key);
     replies.forgetUser(key);
     threads.forgetUser(key);

@@ -26,10 +26,10 @@ export const EVENT_KINDS = [
 /**
  * Not from Facebook, stored in the inbox like the rest: `inject`, an input given through the admin
  * API; `handover`, the thread came back on a timeout or a handover failed (src/handover/threads.ts);
- * `erased`, with several instances, the notice that another instance erased the person
- * (src/conversations/erasure-notices.ts).
+ * `erased` and `thread_changed`, with several instances, notices to the instance that runs the
+ * person (src/conversations/notices.ts).
  */
-export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject" | "handover" | "erased";
+export type EventKind = (typeof EVENT_KINDS)[number] | "unknown" | "malformed" | "inject" | "handover" | "erased" | "thread_changed";
 
 /** Handover protocol events (messaging_handovers), handled by the engine with src/handover/. */
 export const HANDOVER_KINDS: ReadonlySet<EventKind> = new Set(["pass_thread_control", "take_thread_control", "request_thread_control"]);

@@ -134,6 +134,24 @@ describe("the admin API on any instance", () => {
     expect(messageTexts(a.graph.sends({ recipientId: user }))).toEqual(["You said: hi", "You said: injected", "a notice"]);
   });
 
+  test("a thread passed and taken back through the other instance: the owner holds the user meanwhile, and answers again after", async () => {
+    const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
+    const user = ownedBy(a);
+    const key = { endpointId: "support", pageId: PAGE_ID, userId: user };
+    expect(await a.post([userText("hi", { psid: user })])).toBe(200);
+    await a.graph.waitForSends(1, { recipientId: user });
+    const passed = await api(b, "POST", `/api/endpoints/support/users/${user}/thread`, { body: { action: "pass" } });
+    expect(passed.status).toBe(200);
+    expect(passed.body.state).toBe("handover");
+    await until(() => a.app.threads.floor(key) === "handover");
+    expect(b.app.threads.floor(key)).toBe("bot"); // b does not run the user: it keeps nothing of them
+    const taken = await api(b, "POST", `/api/endpoints/support/users/${user}/thread`, { body: { action: "take" } });
+    expect(taken.status).toBe(200);
+    await until(() => a.app.threads.floor(key) === "bot");
+    expect(await a.post([userText("back", { psid: user })])).toBe(200);
+    await until(() => messageTexts(a.graph.sends({ recipientId: user })).includes("You said: back"));
+  });
+
   test("an erasure run by the other instance reaches the owner: it forgets the person's session (a cached one would come back with the next turn)", async () => {
     const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
     const user = ownedBy(a);
