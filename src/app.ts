@@ -341,6 +341,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         profiles,
         threads,
         ownership,
+        leases,
       }),
     );
   if (simulator.enabled) server.use(simulatorRoutes({ simulator, threads, log, maxBodyBytes: config.server.max_body_bytes }));

@@ -50,6 +50,8 @@ import { threadRoutes } from "./thread.ts";
 import { userRoutes } from "./users.ts";
 
 import type { Ownership } from "../cluster/ownership.ts";
+import type { Leases } from "../cluster/leases.ts";
+import { clusterRoutes } from "./cluster.ts";
 export interface AdminDeps {
   config: Config;
   inbox: Inbox;
@@ -71,6 +73,8 @@ export interface AdminDeps {
   threads: Threads;
   /** Who runs which users (cluster/): with several instances, a thread changed here is announced to its owner. */
   ownership: Ownership;
+  /** The leases with `[cluster] enabled`, else null (GET /api/cluster). */
+  leases: Leases | null;
 }
 
 export function adminRoutes(deps: AdminDeps) {
@@ -87,7 +91,8 @@ export function adminRoutes(deps: AdminDeps) {
     .use(sessionRoutes(shared))
     .use(conversationRoutes(shared))
     .use(endpointRoutes(shared))
-    .use(analyticsRoutes(shared));
+    .use(analyticsRoutes(shared))
+    .use(clusterRoutes(shared));
 
   // Made from the routes above at the first request for it (the admin API's routes are all known by then).
   let document: Record<string, unknown> | undefined;

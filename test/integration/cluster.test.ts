@@ -122,6 +122,22 @@ describe("the admin API on any instance", () => {
   const ownedBy = (owner: Conversation) =>
     psid(Array.from({ length: 200 }, (_, i) => i).find((i) => owner.app.leases!.owns({ endpointId: "support", pageId: PAGE_ID, userId: psid(i) }))!);
 
+  test("GET /api/cluster on any instance: the live instances, every lease, the partitions this one runs", async () => {
+    const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
+    const answer = await api(b, "GET", "/api/cluster");
+    expect(answer.status).toBe(200);
+    expect(answer.body.enabled).toBe(true);
+    expect(answer.body.instance).toBe("i1");
+    expect(answer.body.members.map((m: { instance_id: string; alive: boolean }) => [m.instance_id, m.alive])).toEqual([
+      ["i0", true],
+      ["i1", true],
+    ]);
+    expect(answer.body.leases).toHaveLength(16);
+    expect(answer.body.held).toEqual(b.app.leases!.held());
+    for (const lease of answer.body.leases) expect(lease.owner).toBe(a.app.leases!.held().includes(lease.partition) ? "i0" : "i1");
+    expect((await api(b, "GET", "/api/cluster", { key: null })).status).toBe(401);
+  });
+
   test("inject and notify sent to the other instance are run and sent by the owner", async () => {
     const [a, b] = (await cluster(2, ADMIN)) as [Conversation, Conversation];
     const user = ownedBy(a);
