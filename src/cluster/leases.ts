@@ -24,6 +24,7 @@ import type { Registry } from "../metrics/registry.ts";
 import type { FencedRow, Ownership } from "./ownership.ts";
 import { partitionOf, preferredOwner } from "./partitions.ts";
 import { ClusterStore } from "./store.ts";
+import { repeat, type Repeating } from "./repeat.ts";
 
 export interface LeasesDeps {
   settings: ClusterSettings;
@@ -63,9 +64,8 @@ export class Leases implements Ownership {
   #validUntil = 0;
   readonly #gainedListeners: ((gained: (key: UserKey) => boolean) => void)[] = [];
   readonly #lostListeners: ((lost: (key: UserKey) => boolean) => void)[] = [];
-  #cancelTick: (() => void) | null = null;
+  #renewals: Repeating | null = null;
   #cancelLapse: (() => void) | null = null;
-  #ticking: Promise<void> | null = null;
   #stopped = false;
   readonly #heldGauge;
   readonly #moves;
@@ -94,26 +94,17 @@ export class Leases implements Ownership {
 
   /** Renews on a timer from now on. */
   run(): void {
-    if (this.#stopped || this.#cancelTick) return;
-    const next = () => {
-      this.#cancelTick = this.deps.timers.after(this.renewEveryMs, () => {
-        this.#ticking = this.tick()
-          .catch((error) => this.deps.log.warn("could not renew the cluster leases; retrying", { error, instance: this.instanceId }))
-          .finally(() => {
-            this.#ticking = null;
-            if (!this.#stopped) next();
-          });
-      });
-    };
-    next();
+    if (this.#stopped || this.#renewals) return;
+    this.#renewals = repeat(this.deps.timers, this.renewEveryMs, () =>
+      this.tick().catch((error) => this.deps.log.warn("could not renew the cluster leases; retrying", { error, instance: this.instanceId })),
+    );
   }
 
   /** Leaves: every lease released at once, so that the others take the users over at their next renewal. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#cancelTick?.();
     this.#cancelLapse?.();
-    await this.#ticking;
+    await this.#renewals?.stop();
     const held = [...this.#held.keys()];
     this.#lose(held, "released");
     await this.#store

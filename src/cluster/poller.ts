@@ -6,11 +6,10 @@
  */
 import type { Timers } from "../core/clock.ts";
 import type { Logger } from "../log/logger.ts";
+import { repeat, type Repeating } from "./repeat.ts";
 
 export class Poller {
-  #cancel: (() => void) | null = null;
-  #running: Promise<void> | null = null;
-  #stopped = false;
+  #looks: Repeating | null = null;
   #failing = false;
 
   constructor(
@@ -21,22 +20,11 @@ export class Poller {
   ) {}
 
   start(): void {
-    if (this.#stopped || this.#cancel) return;
-    const next = () => {
-      this.#cancel = this.timers.after(this.everyMs, () => {
-        this.#running = this.#look().finally(() => {
-          this.#running = null;
-          if (!this.#stopped) next();
-        });
-      });
-    };
-    next();
+    this.#looks ??= repeat(this.timers, this.everyMs, () => this.#look());
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#cancel?.();
-    await this.#running;
+    await this.#looks?.stop();
   }
 
   async #look(): Promise<void> {
