@@ -6,7 +6,10 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { PAGE_ID } from "../helpers/config.ts";
+import type { Database } from "../../src/db/client.ts";
+import { api, KEY } from "../helpers/admin.ts";
 import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+import { countingFlow } from "../helpers/counting-flow.ts";
 
 const CLUSTER = `
 [cluster]
@@ -90,6 +93,54 @@ describe("two instances on one database file", () => {
     expect(messageTexts(a.graph.sends({ recipientId: psid(u) }))).toEqual(["You said: via b"]);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     expect(metrics).toMatch(/messenger_cluster_pickup_seconds_count(\{[^}]*\})? [1-9]/);
+  });
+});
+
+/** The fsync that makes a commit durable takes 150 ms: what this instance stores is in the table well before the inbox (or the admin API) reports it. */
+const slowFsync = (database: Database): Database => ({
+  ...database,
+  durable: async () => {
+    await database.durable?.();
+    await Bun.sleep(150);
+  },
+});
+
+describe("work this instance stored, found by its own poller first", () => {
+  test("an event the poller took up before the inbox reported it runs once", async () => {
+    const counting = countingFlow();
+    const c = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n`, flows: counting.flows, wrapDatabase: slowFsync });
+    open.push(c);
+    await until(() => c.app.leases!.held().length === 16, 10_000);
+    // One user's messages one after the other: each is committed, found by the poller (every 20
+    // ms) and answered while its fsync runs, and then reported by the inbox.
+    for (let m = 1; m <= 5; m++) expect(await c.post([userText(`fsync ${m}`, { psid: psid(0), timestamp: Date.now() + m })])).toBe(200);
+    expect(await c.post([userText("last", { psid: psid(0), timestamp: Date.now() + 10 })])).toBe(200);
+    // The lane runs in timestamp order: once "last" is answered, whatever was queued before it has run.
+    await until(() => messageTexts(c.graph.sends()).includes("re: last"), 10_000);
+    expect(Array.from({ length: 5 }, (_, i) => counting.calls.get(`fsync ${i + 1}`))).toEqual([1, 1, 1, 1, 1]);
+    expect(c.logs.records().filter((r) => String(r.msg).startsWith("a turn was not committed"))).toEqual([]);
+    expect(messageTexts(c.graph.sends())).toEqual(["re: fsync 1", "re: fsync 2", "re: fsync 3", "re: fsync 4", "re: fsync 5", "re: last"]);
+  });
+
+  test("a notify the poller took up before the admin API reported it is sent once, without a second try", async () => {
+    const c = await startConversation({
+      extra: `${CLUSTER}\ninstance_id = "i0"\n[admin]\napi_keys = ["${KEY}"]\n`,
+      messenger: { typing: true },
+      wrapDatabase: slowFsync,
+    });
+    open.push(c);
+    await until(() => c.app.leases!.held().length === 16, 10_000);
+    expect(await c.post([userText("hello", { psid: psid(0) })])).toBe(200);
+    await until(() => c.sends(psid(0)).length >= 2, 10_000); // typing, "You said: hello"
+    for (let n = 1; n <= 3; n++) {
+      expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: psid(0), text: `notice ${n}` } })).status).toBe(202);
+    }
+    expect(await c.post([userText("again", { psid: psid(0) })])).toBe(200);
+    await until(() => messageTexts(c.sends(psid(0))).includes("You said: again"), 10_000);
+    // Each notice sent once, after one typing indicator; no item taken up twice.
+    expect(messageTexts(c.sends(psid(0)))).toEqual(["You said: hello", "notice 1", "notice 2", "notice 3", "You said: again"]);
+    expect(c.sends(psid(0)).filter((s) => s.type === "action").length).toBe(5);
+    expect(c.logs.records().filter((r) => String(r.msg).startsWith("a send was not started"))).toEqual([]);
   });
 });
 
