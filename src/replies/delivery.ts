@@ -87,6 +87,12 @@ export class Delivery {
 
     // The thread may have left us during the typing delay (another app took it, a person answered).
     if (this.deps.threads?.holds(key)) return "open";
+    // With several instances, the user's partition may have moved on during the delay: not marked
+    // then (an item left "sending" would make the next holder wait for an echo that cannot come).
+    if (!this.deps.ownsNow(key)) {
+      await this.deps.sleep(250);
+      return "open";
+    }
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const interrupted = item.status === "sending";
     const now = this.deps.clock.now();
