@@ -201,8 +201,10 @@ export class ConversationEngine {
       return;
     }
     if (this.#ownership.clustered) {
-      // Another instance's users are its to run (it finds the rows with pickUp).
-      events = events.filter((e) => this.#ownership.owns({ endpointId, pageId: e.pageId, userId: e.userId }));
+      // Another instance's users are its to run (it finds the rows with pickUp). A row this
+      // instance's poller or a lane's look (#stillOwned) took up while the commit waited for its
+      // fsync is queued already, and may be done: not again.
+      events = events.filter((e) => this.#ownership.owns({ endpointId, pageId: e.pageId, userId: e.userId }) && !this.#taken.has(e.inboxId));
       for (const e of events) this.#taken.add(e.inboxId);
     }
     const state = events.filter((e) => STATE_KINDS.has(e.kind));

@@ -56,6 +56,12 @@ export class Delivery {
       await outcomes.finish(item, "failed", { reason: "the endpoint or Page is no longer in the settings" });
       return "settled";
     }
+    // With several instances: nothing for the user, not even a typing indicator, once this
+    // instance's lease may have lapsed (it is let go or renewed within a renewal).
+    if (!this.deps.ownsNow(key)) {
+      await this.deps.sleep(250);
+      return "open";
+    }
     const body = JSON.parse(item.body) as Record<string, unknown>;
     const recipient = recipientOf(key.userId);
     const refused = "user_ref" in recipient ? await userRefRefusal(this.deps.store, item) : null;
@@ -87,6 +93,12 @@ export class Delivery {
 
     // The thread may have left us during the typing delay (another app took it, a person answered).
     if (this.deps.threads?.holds(key)) return "open";
+    // With several instances, the user's partition may have moved on during the delay: not marked
+    // then (an item left "sending" would make the next holder wait for an echo that cannot come).
+    if (!this.deps.ownsNow(key)) {
+      await this.deps.sleep(250);
+      return "open";
+    }
     // Mark "sending" before the call, so a crash in between is recognised at the next start.
     const interrupted = item.status === "sending";
     const now = this.deps.clock.now();

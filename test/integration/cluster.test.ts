@@ -8,7 +8,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { KEY, api } from "../helpers/admin.ts";
 import { PAGE_ID } from "../helpers/config.ts";
 import { libsqlTarget } from "../helpers/libsql-target.ts";
+import { partitionOf, preferredOwner } from "../../src/cluster/partitions.ts";
+import type { Database } from "../../src/db/client.ts";
 import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+import { countingFlow } from "../helpers/counting-flow.ts";
+import { ManualClock } from "../helpers/manual-clock.ts";
 
 const CLUSTER = `
 [cluster]
@@ -182,6 +186,99 @@ describe("the admin API on any instance", () => {
     const after = await rows(a, "SELECT id FROM sessions WHERE user_id = ?", [user]);
     expect(after).toHaveLength(1);
     expect(after[0]!.id).not.toBe(before!.id);
+  });
+});
+
+/** The fsync that makes a commit durable takes 150 ms: what this instance stores is in the table well before the inbox (or the admin API) reports it. */
+const slowFsync = (database: Database): Database => ({
+  ...database,
+  durable: async () => {
+    await database.durable?.();
+    await Bun.sleep(150);
+  },
+});
+
+describe("work this instance stored, found by its own poller first", () => {
+  test("an event the poller took up before the inbox reported it runs once", async () => {
+    const counting = countingFlow();
+    const c = await startConversation({ extra: `${CLUSTER}\ninstance_id = "i0"\n`, flows: counting.flows, wrapDatabase: slowFsync });
+    open.push(c);
+    await until(() => c.app.leases!.held().length === 16, 10_000);
+    // One user's messages one after the other: each is committed, found by the poller (every 20
+    // ms) and answered while its fsync runs, and then reported by the inbox.
+    for (let m = 1; m <= 5; m++) expect(await c.post([userText(`fsync ${m}`, { psid: psid(0), timestamp: Date.now() + m })])).toBe(200);
+    expect(await c.post([userText("last", { psid: psid(0), timestamp: Date.now() + 10 })])).toBe(200);
+    // The lane runs in timestamp order: once "last" is answered, whatever was queued before it has run.
+    await until(() => messageTexts(c.graph.sends()).includes("re: last"), 10_000);
+    expect(Array.from({ length: 5 }, (_, i) => counting.calls.get(`fsync ${i + 1}`))).toEqual([1, 1, 1, 1, 1]);
+    expect(c.logs.records().filter((r) => String(r.msg).startsWith("a turn was not committed"))).toEqual([]);
+    expect(messageTexts(c.graph.sends())).toEqual(["re: fsync 1", "re: fsync 2", "re: fsync 3", "re: fsync 4", "re: fsync 5", "re: last"]);
+  });
+
+  test("a notify the poller took up before the admin API reported it is sent once, without a second try", async () => {
+    const c = await startConversation({
+      extra: `${CLUSTER}\ninstance_id = "i0"\n[admin]\napi_keys = ["${KEY}"]\n`,
+      messenger: { typing: true },
+      wrapDatabase: slowFsync,
+    });
+    open.push(c);
+    await until(() => c.app.leases!.held().length === 16, 10_000);
+    expect(await c.post([userText("hello", { psid: psid(0) })])).toBe(200);
+    await until(() => c.sends(psid(0)).length >= 2, 10_000); // typing, "You said: hello"
+    for (let n = 1; n <= 3; n++) {
+      expect((await api(c, "POST", "/api/endpoints/support/notify", { body: { user_id: psid(0), text: `notice ${n}` } })).status).toBe(202);
+    }
+    expect(await c.post([userText("again", { psid: psid(0) })])).toBe(200);
+    await until(() => messageTexts(c.sends(psid(0))).includes("You said: again"), 10_000);
+    // Each notice sent once, after one typing indicator; no item taken up twice.
+    expect(messageTexts(c.sends(psid(0)))).toEqual(["You said: hello", "notice 1", "notice 2", "notice 3", "You said: again"]);
+    expect(c.sends(psid(0)).filter((s) => s.type === "action").length).toBe(5);
+    expect(c.logs.records().filter((r) => String(r.msg).startsWith("a send was not started"))).toEqual([]);
+  });
+});
+
+describe("a partition given up while a reply waits out its typing delay", () => {
+  test("the reply is not marked as being sent: when the partition comes back it is sent at once, without waiting for an echo", async () => {
+    // Time moves by hand: the renewals (every second), the typing delay and the echo wait.
+    const clock = new ManualClock(Date.now());
+    const c = await startConversation({
+      extra: `${CLUSTER}\ninstance_id = "i0"\n`,
+      messenger: { typing: true, delayMs: 1_500 },
+      lanes: { echoGraceMs: 1_000 },
+      clock,
+      timers: clock,
+    });
+    open.push(c);
+    const owns = (key: { endpointId: string; pageId: string; userId: string }) => c.app.leases!.owns(key);
+    // A user whose partition an instance "i1" would be preferred for.
+    const u = Array.from({ length: 100 }, (_, i) => i).find(
+      (i) => preferredOwner(partitionOf({ endpointId: "support", pageId: PAGE_ID, userId: psid(i) }, 16), ["i0", "i1"]) === "i1",
+    )!;
+    const key = { endpointId: "support", pageId: PAGE_ID, userId: psid(u) };
+    expect(owns(key)).toBe(true);
+    expect(await c.post([userText("moving", { psid: psid(u) })])).toBe(200);
+    await c.graph.waitForSends(1, { recipientId: psid(u) }); // typing_on: the delay runs
+    // "i1" joins (its row only): at the next renewal i0 gives the partition up (its lease still held, for one more renewal).
+    await c.app.writes.run([
+      { sql: "INSERT INTO cluster_members (instance_id, started_at, expires_at, about) VALUES ('i1', 0, ?, '{}')", args: [clock.now() + 600_000] },
+    ]);
+    await clock.advance(1_000);
+    await until(() => !owns(key), 5_000);
+    // The delay ends now, while the lease is still i0's but the user is not.
+    await clock.advance(500);
+    await clock.advance(250);
+    // "i1" is gone again: i0 releases the partition at the next renewal and takes it back.
+    await c.app.writes.run([{ sql: "DELETE FROM cluster_members WHERE instance_id = 'i1'" }]);
+    await clock.advance(1_000);
+    await until(() => owns(key), 5_000);
+    // Its typing delay once more (and an echo wait, if it had been marked), then the send.
+    for (let i = 0; i < 20 && messageTexts(c.sends(psid(u))).length === 0; i++) {
+      await c.app.writes.drain();
+      await clock.advance(250);
+    }
+    await until(() => messageTexts(c.sends(psid(u))).length === 1, 5_000);
+    expect(c.logs.records().filter((r) => String(r.msg).startsWith("resending a message whose send was interrupted"))).toEqual([]);
+    expect((await rows(c, "SELECT attempts FROM outbox WHERE user_id = ?", [psid(u)])).map((r) => r.attempts)).toEqual([1]);
   });
 });
 

@@ -63,6 +63,8 @@ describe("a person known only by a user_ref (checkbox plugin)", () => {
     const c = await conversation();
     expect(await c.post([checkboxOptin("ur_7", "handover")])).toBe(200);
     await until(async () => (await rows(c, "SELECT 1 FROM outbox WHERE user_id = 'user_ref:ur_7' AND kind = 'control' AND status = 'dropped'")).length > 0);
+    // The flow hears of it through an event stored after the drop's own commit: nothing is pending in between.
+    await until(async () => (await rows(c, "SELECT 1 FROM inbox WHERE user_id = 'user_ref:ur_7' AND kind = 'handover'")).length > 0);
     await settled(c);
     expect(c.graph.calls.filter((call) => call.path.endsWith("/pass_thread_control"))).toEqual([]);
     const [control] = await rows(c, "SELECT last_error FROM outbox WHERE user_id = 'user_ref:ur_7' AND kind = 'control'");
