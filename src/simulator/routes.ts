@@ -2,6 +2,7 @@
  * `/simulator`: the chat page and its small API. Only mounted when `[simulator] enabled` (on in
  * the demo); otherwise these paths do not exist (404 like any unknown path).
  *
+ *   GET  /                           302 to /simulator (without the simulator, / stays unknown: 404)
  *   GET  /simulator                  the page (embedded in the binary; no CDN)
  *   GET  /simulator/api/setup        endpoints, their Pages, persistent menus; the simulated users
  *   POST /simulator/api/users        {endpoint_id, page_id, name} → a new simulated user (201)
@@ -69,6 +70,8 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
   // The hooks are local to this plugin: the routes below, and nothing else of the server.
   return (
     new Elysia({ name: "simulator" })
+      // The server's root leads a newcomer to the page (before the hooks: a redirect to a path of its own tells nothing).
+      .get("/", () => new Response(null, { status: 302, headers: { location: "/simulator", "cache-control": "no-store" } }))
       // A body is parsed before anything else runs (transform, validation): its checks come first.
       .onParse(async ({ request }) => {
         refuseOtherHosts(simulator.hosts, request);

@@ -332,4 +332,37 @@ describe("simulator", () => {
     expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(user.user_id))).toEqual([]);
     await stream.close();
   });
+
+  test("after a restart on the same database, the users keep talking: new message ids, answered (an old user and a new one)", async () => {
+    const first = await startConversation({ extra: "[simulator]\nenabled = true" });
+    const old = await newUser(first, "Eve");
+    const before = await events(first, old);
+    for (const text of ["one", "two"]) {
+      await call(first, "POST", "/simulator/api/send", { ...old, text });
+      await before.next((e) => e.type === "message" && e.message.text === `You said: ${text}`);
+    }
+    await before.close();
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await conversation({ dir: first.dir, graph: first.graph });
+    const fresh = await newUser(c, "Finn");
+    const [a, b] = [await events(c, old), await events(c, fresh)];
+    await call(c, "POST", "/simulator/api/send", { ...old, text: "three" });
+    await call(c, "POST", "/simulator/api/send", { ...fresh, text: "first words" });
+    expect((await a.next((e) => e.type === "message")).message.text).toBe("You said: three");
+    expect((await b.next((e) => e.type === "message")).message.text).toBe("You said: first words");
+    const mids = (await rows(c, "SELECT event FROM inbox WHERE kind = 'message'")).map((r) => JSON.parse(String(r.event)).message.mid);
+    expect(mids).toHaveLength(4);
+    expect(new Set(mids).size).toBe(4);
+    await a.close();
+    await b.close();
+  });
+
+  test("GET / leads to the page while the simulator is on, and is what it was otherwise", async () => {
+    const on = await conversation();
+    const answer = await fetch(`${on.url}/`, { redirect: "manual" });
+    expect([answer.status, answer.headers.get("location")]).toEqual([302, "/simulator"]);
+    const off = await startConversation();
+    open.push(off);
+    expect((await fetch(`${off.url}/`, { redirect: "manual" })).status).toBe(404);
+  });
 });
