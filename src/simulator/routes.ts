@@ -8,7 +8,8 @@
  *   POST /simulator/api/users        {endpoint_id, page_id, name} → a new simulated user (201)
  *   POST /simulator/api/send         {endpoint_id, page_id, user_id, text | quick_reply | postback} (202)
  *   POST /simulator/api/done         {endpoint_id, page_id, user_id}: a person marks the handover Done (202)
- *   GET  /simulator/api/events?endpoint_id=&page_id=&user_id=   server-sent events: what Messenger would show
+ *   GET  /simulator/api/events?endpoint_id=&page_id=&user_id=   server-sent events: the thread state, the
+ *                                    conversation so far (history.ts), then what Messenger would show
  *
  * Bodies and queries are checked by Elysia against the schemas below; refusals, like every error
  * thrown here (`HttpError`), are answered by the app's error plugin (http/error-plugin.ts). Before
@@ -27,6 +28,7 @@ import { SIMULATOR_PAGE } from "./page/page.ts";
 import type { AllowedHosts } from "./hosts.ts";
 import { MAX_USERS_PER_ENDPOINT, type SimulatedUser, type Simulator } from "./simulator.ts";
 import { eventStream } from "./event-stream.ts";
+import { followWithHistory } from "./history.ts";
 
 /** Named in validation messages: "invalid simulator request: /page_id: …". */
 const title = "simulator request";
@@ -133,7 +135,11 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
           const user = simulatedUser(query);
           return eventStream(request.signal, simulator, (push) => {
             push({ type: "thread", state: threads.floor({ endpointId: user.endpoint_id, pageId: user.page_id, userId: user.user_id }) });
-            return simulator.subscribe(user, push);
+            return followWithHistory(
+              (live) => simulator.subscribe(user, live),
+              () => simulator.history(user),
+              push,
+            );
           });
         },
         { query: EventsQuery },

@@ -26,7 +26,8 @@ import { midSource, postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
 import type { Floor } from "../handover/threads.ts";
 import { AllowedHosts } from "./hosts.ts";
-import { SimulatorStore, type SimulatedUser } from "./store.ts";
+import { SimulatorStore, type SimulatedUser, type StoredHistory } from "./store.ts";
+import { HISTORY_LINES, type HistoryEvent } from "./history.ts";
 
 export type { SimulatedUser } from "./store.ts";
 
@@ -35,7 +36,8 @@ export type SimulatorEvent =
   | { type: "action"; action: string }
   | { type: "message"; message: Record<string, unknown>; message_id?: string }
   | { type: "thread"; state: Floor }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  | HistoryEvent;
 
 /** Simulated users per endpoint at most (each is a stored row). */
 export const MAX_USERS_PER_ENDPOINT = 1000;
@@ -223,6 +225,12 @@ export class Simulator {
           ? textMessage(page, psid, action.quick_reply.title, { timestamp, mid, quickReplyPayload: action.quick_reply.payload })
           : postback(page, psid, action.postback.payload, { timestamp, mid, title: action.postback.title });
     this.graphFor(user.endpoint_id).userEvent(page, psid, event);
+  }
+
+  /** The user's conversation so far (history.ts), or null when the endpoint keeps no transcripts (`collect_conversations`). */
+  async history(user: SimulatedUser): Promise<StoredHistory | null> {
+    if (!this.#endpoints.get(user.endpoint_id)?.data_protection.collect_conversations) return null;
+    return this.#store.history(user, HISTORY_LINES);
   }
 
   /** A person marks the conversation Done in the (simulated) Page Inbox: the thread comes back. */

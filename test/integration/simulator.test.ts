@@ -365,4 +365,51 @@ describe("simulator", () => {
     open.push(off);
     expect((await fetch(`${off.url}/`, { redirect: "manual" })).status).toBe(404);
   });
+
+  test("a stream begins with the conversation so far, in order; a reply still to be sent comes live, once", async () => {
+    const c = await conversation({ messenger: { typing: true, delayMs: 300 } });
+    const user = await newUser(c);
+    const first = await events(c, user);
+    expect((await first.next((e) => e.type === "history")).lines).toEqual([]);
+    for (const text of ["one", "two"]) {
+      await call(c, "POST", "/simulator/api/send", { ...user, text });
+      await first.next((e) => e.type === "message" && e.message.text === `You said: ${text}`);
+    }
+    await first.close();
+    // "three" is answered after the delay: the page reopened meanwhile gets its reply live, not in the history.
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "three" });
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM transcripts WHERE user_id = ? AND direction = 'out'", [user.user_id]))[0]!.n === 3);
+    const again = await events(c, user);
+    const history = await again.next((e) => e.type === "history");
+    expect(history.lines.map((l: any) => `${l.direction}:${l.source}:${l.text}`)).toEqual([
+      "in:user:one",
+      "out:flow:You said: one",
+      "in:user:two",
+      "out:flow:You said: two",
+      "in:user:three",
+    ]);
+    expect(history.lines[1].data).toMatchObject({ text: "You said: one", quick_replies: [{ title: "Buttons" }, { title: "Cards" }, { title: "Hello" }] });
+    await again.next((e) => e.type === "message" && e.message.text === "You said: three");
+    expect(again.seen.map((e) => e.type).filter((t) => t !== "action")).toEqual(["thread", "history", "message"]);
+    // Every reply sent: a page opened now has them all, and nothing comes live.
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent'", [user.user_id]))[0]!.n === 3);
+    const later = await events(c, user);
+    expect((await later.next((e) => e.type === "history")).lines.filter((l: any) => l.direction === "out")).toHaveLength(3);
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "four" });
+    await later.next((e) => e.type === "message" && e.message.text === "You said: four");
+    expect(later.seen.filter((e) => e.type === "message").map((e) => e.message.text)).toEqual(["You said: four"]);
+    for (const s of [again, later]) await s.close();
+  });
+
+  test("without collect_conversations, the stream says no conversation is kept", async () => {
+    const c = await conversation({ endpointToml: "[endpoints.data_protection]\ncollect_conversations = false" });
+    const user = await newUser(c);
+    const first = await events(c, user);
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "one" });
+    await first.next((e) => e.type === "message");
+    await first.close();
+    const again = await events(c, user);
+    expect(await again.next((e) => e.type === "history")).toEqual({ type: "history", kept: false, lines: [] });
+    await again.close();
+  });
 });
