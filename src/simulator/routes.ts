@@ -2,12 +2,14 @@
  * `/simulator`: the chat page and its small API. Only mounted when `[simulator] enabled` (on in
  * the demo); otherwise these paths do not exist (404 like any unknown path).
  *
+ *   GET  /                           302 to /simulator (without the simulator, / stays unknown: 404)
  *   GET  /simulator                  the page (embedded in the binary; no CDN)
  *   GET  /simulator/api/setup        endpoints, their Pages, persistent menus; the simulated users
  *   POST /simulator/api/users        {endpoint_id, page_id, name} → a new simulated user (201)
  *   POST /simulator/api/send         {endpoint_id, page_id, user_id, text | quick_reply | postback} (202)
  *   POST /simulator/api/done         {endpoint_id, page_id, user_id}: a person marks the handover Done (202)
- *   GET  /simulator/api/events?endpoint_id=&page_id=&user_id=   server-sent events: what Messenger would show
+ *   GET  /simulator/api/events?endpoint_id=&page_id=&user_id=   server-sent events: the thread state, the
+ *                                    conversation so far (history.ts), then what Messenger would show
  *
  * Bodies and queries are checked by Elysia against the schemas below; refusals, like every error
  * thrown here (`HttpError`), are answered by the app's error plugin (http/error-plugin.ts). Before
@@ -26,6 +28,7 @@ import { SIMULATOR_PAGE } from "./page/page.ts";
 import type { AllowedHosts } from "./hosts.ts";
 import { MAX_USERS_PER_ENDPOINT, type SimulatedUser, type Simulator } from "./simulator.ts";
 import { eventStream } from "./event-stream.ts";
+import { followWithHistory } from "./history.ts";
 
 /** Named in validation messages: "invalid simulator request: /page_id: …". */
 const title = "simulator request";
@@ -69,6 +72,8 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
   // The hooks are local to this plugin: the routes below, and nothing else of the server.
   return (
     new Elysia({ name: "simulator" })
+      // The server's root leads a newcomer to the page (before the hooks: a redirect to a path of its own tells nothing).
+      .get("/", () => new Response(null, { status: 302, headers: { location: "/simulator", "cache-control": "no-store" } }))
       // A body is parsed before anything else runs (transform, validation): its checks come first.
       .onParse(async ({ request }) => {
         refuseOtherHosts(simulator.hosts, request);
@@ -130,7 +135,11 @@ export function simulatorRoutes({ simulator, threads, log, maxBodyBytes }: Simul
           const user = simulatedUser(query);
           return eventStream(request.signal, simulator, (push) => {
             push({ type: "thread", state: threads.floor({ endpointId: user.endpoint_id, pageId: user.page_id, userId: user.user_id }) });
-            return simulator.subscribe(user, push);
+            return followWithHistory(
+              (live) => simulator.subscribe(user, live),
+              () => simulator.history(user),
+              push,
+            );
           });
         },
         { query: EventsQuery },

@@ -22,11 +22,12 @@ import type { Logger } from "../log/logger.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { FakeGraph } from "./fake-graph/fake-graph.ts";
 import type { FakePage, RecordedSend } from "./fake-graph/types.ts";
-import { postback, textMessage } from "./webhook-driver.ts";
+import { midSource, postback, textMessage } from "./webhook-driver.ts";
 import { desiredProfile } from "../messenger/profile.ts";
 import type { Floor } from "../handover/threads.ts";
 import { AllowedHosts } from "./hosts.ts";
-import { SimulatorStore, type SimulatedUser } from "./store.ts";
+import { SimulatorStore, type SimulatedUser, type StoredHistory } from "./store.ts";
+import { HISTORY_LINES, type HistoryEvent } from "./history.ts";
 
 export type { SimulatedUser } from "./store.ts";
 
@@ -35,7 +36,8 @@ export type SimulatorEvent =
   | { type: "action"; action: string }
   | { type: "message"; message: Record<string, unknown>; message_id?: string }
   | { type: "thread"; state: Floor }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  | HistoryEvent;
 
 /** Simulated users per endpoint at most (each is a stored row). */
 export const MAX_USERS_PER_ENDPOINT = 1000;
@@ -66,6 +68,8 @@ export class Simulator {
   /** The Host names the page and its API answer (hosts.ts). */
   readonly hosts: AllowedHosts;
   readonly #store: SimulatorStore;
+  /** The users' message ids: this simulator's own, so a restart never repeats one (webhook-driver.ts). */
+  readonly #mid = midSource();
 
   constructor(private readonly deps: SimulatorDeps) {
     this.#store = new SimulatorStore(deps.database, deps.writes);
@@ -213,13 +217,20 @@ export class Simulator {
   act(user: SimulatedUser, action: UserAction): void {
     const { page_id: page, user_id: psid } = user;
     const timestamp = this.deps.clock.now();
+    const mid = this.#mid();
     const event =
       "text" in action
-        ? textMessage(page, psid, action.text, { timestamp })
+        ? textMessage(page, psid, action.text, { timestamp, mid })
         : "quick_reply" in action
-          ? textMessage(page, psid, action.quick_reply.title, { timestamp, quickReplyPayload: action.quick_reply.payload })
-          : postback(page, psid, action.postback.payload, { timestamp, title: action.postback.title });
+          ? textMessage(page, psid, action.quick_reply.title, { timestamp, mid, quickReplyPayload: action.quick_reply.payload })
+          : postback(page, psid, action.postback.payload, { timestamp, mid, title: action.postback.title });
     this.graphFor(user.endpoint_id).userEvent(page, psid, event);
+  }
+
+  /** The user's conversation so far (history.ts), or null when the endpoint keeps no transcripts (`collect_conversations`). */
+  async history(user: SimulatedUser): Promise<StoredHistory | null> {
+    if (!this.#endpoints.get(user.endpoint_id)?.data_protection.collect_conversations) return null;
+    return this.#store.history(user, HISTORY_LINES);
   }
 
   /** A person marks the conversation Done in the (simulated) Page Inbox: the thread comes back. */

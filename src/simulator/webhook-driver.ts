@@ -4,7 +4,7 @@
  * number), timestamps in epoch milliseconds, and the body escaped like Meta's (`\u00e9`, `\/`)
  * before it is signed, so the signature covers the exact bytes on the wire.
  */
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { signBody } from "../webhook/signature.ts";
 
 /**
@@ -48,14 +48,21 @@ export function multiEnvelope(entries: EntrySpec[]): WebhookBody {
   return { object: "page", entry: entries.map(entryOf) };
 }
 
-// Auto-incremented message IDs and strictly increasing timestamps for events that don't give them.
-let midCounter = 0;
-let lastTimestamp = 0;
-
-export function nextMid(prefix = "m_sim_"): string {
-  midCounter++;
-  return `${prefix}${midCounter.toString().padStart(6, "0")}`;
+/**
+ * A source of message ids unique across restarts: `<prefix><tag>_<n>`, with a random tag per
+ * source and a counter. A counter alone starts again at 1 in every process, and the inbox (which
+ * drops an event whose endpoint and mid it has stored: src/inbox/inbox.ts) would take the new
+ * messages of a restarted simulator for redeliveries.
+ */
+export function midSource(prefix = "m_sim_"): () => string {
+  const tag = randomBytes(9).toString("base64url");
+  let n = 0;
+  return () => `${prefix}${tag}_${(++n).toString().padStart(6, "0")}`;
 }
+
+// Message IDs (unique per process: midSource) and strictly increasing timestamps for events that don't give them.
+export const nextMid = midSource();
+let lastTimestamp = 0;
 
 export function nextTimestamp(): number {
   lastTimestamp = Math.max(Date.now(), lastTimestamp + 1);

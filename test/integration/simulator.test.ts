@@ -332,4 +332,84 @@ describe("simulator", () => {
     expect(c.graph.calls.filter((call) => JSON.stringify(call).includes(user.user_id))).toEqual([]);
     await stream.close();
   });
+
+  test("after a restart on the same database, the users keep talking: new message ids, answered (an old user and a new one)", async () => {
+    const first = await startConversation({ extra: "[simulator]\nenabled = true" });
+    const old = await newUser(first, "Eve");
+    const before = await events(first, old);
+    for (const text of ["one", "two"]) {
+      await call(first, "POST", "/simulator/api/send", { ...old, text });
+      await before.next((e) => e.type === "message" && e.message.text === `You said: ${text}`);
+    }
+    await before.close();
+    await first.close({ keepDir: true, keepGraph: true });
+    const c = await conversation({ dir: first.dir, graph: first.graph });
+    const fresh = await newUser(c, "Finn");
+    const [a, b] = [await events(c, old), await events(c, fresh)];
+    await call(c, "POST", "/simulator/api/send", { ...old, text: "three" });
+    await call(c, "POST", "/simulator/api/send", { ...fresh, text: "first words" });
+    expect((await a.next((e) => e.type === "message")).message.text).toBe("You said: three");
+    expect((await b.next((e) => e.type === "message")).message.text).toBe("You said: first words");
+    const mids = (await rows(c, "SELECT event FROM inbox WHERE kind = 'message'")).map((r) => JSON.parse(String(r.event)).message.mid);
+    expect(mids).toHaveLength(4);
+    expect(new Set(mids).size).toBe(4);
+    await a.close();
+    await b.close();
+  });
+
+  test("GET / leads to the page while the simulator is on, and is what it was otherwise", async () => {
+    const on = await conversation();
+    const answer = await fetch(`${on.url}/`, { redirect: "manual" });
+    expect([answer.status, answer.headers.get("location")]).toEqual([302, "/simulator"]);
+    const off = await startConversation();
+    open.push(off);
+    expect((await fetch(`${off.url}/`, { redirect: "manual" })).status).toBe(404);
+  });
+
+  test("a stream begins with the conversation so far, in order; a reply still to be sent comes live, once", async () => {
+    const c = await conversation({ messenger: { typing: true, delayMs: 300 } });
+    const user = await newUser(c);
+    const first = await events(c, user);
+    expect((await first.next((e) => e.type === "history")).lines).toEqual([]);
+    for (const text of ["one", "two"]) {
+      await call(c, "POST", "/simulator/api/send", { ...user, text });
+      await first.next((e) => e.type === "message" && e.message.text === `You said: ${text}`);
+    }
+    await first.close();
+    // "three" is answered after the delay: the page reopened meanwhile gets its reply live, not in the history.
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "three" });
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM transcripts WHERE user_id = ? AND direction = 'out'", [user.user_id]))[0]!.n === 3);
+    const again = await events(c, user);
+    const history = await again.next((e) => e.type === "history");
+    expect(history.lines.map((l: any) => `${l.direction}:${l.source}:${l.text}`)).toEqual([
+      "in:user:one",
+      "out:flow:You said: one",
+      "in:user:two",
+      "out:flow:You said: two",
+      "in:user:three",
+    ]);
+    expect(history.lines[1].data).toMatchObject({ text: "You said: one", quick_replies: [{ title: "Buttons" }, { title: "Cards" }, { title: "Hello" }] });
+    await again.next((e) => e.type === "message" && e.message.text === "You said: three");
+    expect(again.seen.map((e) => e.type).filter((t) => t !== "action")).toEqual(["thread", "history", "message"]);
+    // Every reply sent: a page opened now has them all, and nothing comes live.
+    await until(async () => (await rows(c, "SELECT count(*) AS n FROM outbox WHERE user_id = ? AND status = 'sent'", [user.user_id]))[0]!.n === 3);
+    const later = await events(c, user);
+    expect((await later.next((e) => e.type === "history")).lines.filter((l: any) => l.direction === "out")).toHaveLength(3);
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "four" });
+    await later.next((e) => e.type === "message" && e.message.text === "You said: four");
+    expect(later.seen.filter((e) => e.type === "message").map((e) => e.message.text)).toEqual(["You said: four"]);
+    for (const s of [again, later]) await s.close();
+  });
+
+  test("without collect_conversations, the stream says no conversation is kept", async () => {
+    const c = await conversation({ endpointToml: "[endpoints.data_protection]\ncollect_conversations = false" });
+    const user = await newUser(c);
+    const first = await events(c, user);
+    await call(c, "POST", "/simulator/api/send", { ...user, text: "one" });
+    await first.next((e) => e.type === "message");
+    await first.close();
+    const again = await events(c, user);
+    expect(await again.next((e) => e.type === "history")).toEqual({ type: "history", kept: false, lines: [] });
+    await again.close();
+  });
 });

@@ -122,6 +122,64 @@ describe.skipIf(!haveChromium)("the simulator in a browser, on the demo", () => 
     expect(problems).toEqual([]);
   });
 
+  test("on a phone (390 px): reopened, the conversation so far once; refused and unreachable sends marked not delivered, with Retry; no overflow in handover", async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(String(error)));
+    // The widest of: the document, the first pane's right edge (#panes scrolls sideways, hiding a pane too wide
+    // from the document's width), and what its header holds.
+    const overflow = () =>
+      page.evaluate(() => {
+        type Box = { scrollWidth: number; clientWidth: number; getBoundingClientRect(): { right: number }; querySelector(selector: string): Box };
+        const document = (globalThis as unknown as { document: { documentElement: Box; querySelector(selector: string): Box } }).document;
+        const pane = document.querySelector("[data-testid=pane]");
+        const head = pane.querySelector(".pane-head");
+        return Math.max(document.documentElement.scrollWidth, pane.getBoundingClientRect().right, head.scrollWidth - head.clientWidth + 390 - 1);
+      });
+    await page.goto(`${base}/`); // the root leads to the page
+    expect(new URL(page.url()).pathname).toBe("/simulator");
+    // The first test's users, reopened: their conversations so far, from the transcript, each message once.
+    const pane = page.getByTestId("pane").first();
+    await pane.getByTestId("reply").filter({ hasText: "You said: hello from the browser" }).waitFor();
+    expect(await pane.getByTestId("mine").filter({ hasText: "hello from the browser" }).count()).toBe(1);
+    expect(await pane.getByTestId("reply").filter({ hasText: "You said: hello from the browser" }).count()).toBe(1);
+    expect(await pane.getByTestId("carousel").count()).toBe(1);
+    expect(await pane.getByTestId("get-started").count()).toBe(0);
+    expect(await overflow()).toBeLessThanOrEqual(390);
+
+    // Refused by the server (over the API's 2,000 characters): the bubble is marked, with the reason.
+    await pane.getByTestId("composer").fill("x".repeat(2001));
+    await pane.getByTestId("send").click();
+    const mark = pane.getByTestId("not-delivered");
+    await mark.waitFor();
+    expect(await mark.textContent()).toContain("invalid simulator request: /text");
+    // The server out of reach: marked too; Retry sends it once it answers again.
+    await page.route("**/simulator/api/send", (route) => route.abort("connectionrefused"));
+    await pane.getByTestId("composer").fill("are you there?");
+    await pane.getByTestId("send").click();
+    const unreachable = pane.getByTestId("not-delivered").filter({ hasText: "did not answer" });
+    await unreachable.waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    await page.unroute("**/simulator/api/send");
+    await unreachable.getByTestId("retry").click();
+    await pane.getByTestId("reply").filter({ hasText: "You said: are you there?" }).waitFor();
+    expect(await pane.getByTestId("not-delivered").count()).toBe(1); // the refused one stays marked
+    await page.screenshot({ path: join(ARTIFACTS, "simulator-phone.png") });
+
+    // Handover: the header's badge and Mark done wrap within the screen.
+    await pane.getByTestId("menu-button").click();
+    await pane.getByTestId("menu").getByText("Talk to a person").click();
+    await page.locator('[data-testid=pane][data-thread="handover"]').first().waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    const head = await pane.locator(".pane-head").boundingBox();
+    const done = await pane.getByTestId("mark-done").boundingBox();
+    expect(done!.x + done!.width).toBeLessThanOrEqual(head!.x + head!.width);
+    await page.screenshot({ path: join(ARTIFACTS, "simulator-phone-handover.png") });
+    await pane.getByTestId("mark-done").click();
+    await pane.getByTestId("reply").filter({ hasText: "I'm back" }).last().waitFor();
+    expect(problems).toEqual([]);
+  });
+
   test("SIGTERM with the page open (its event streams connected) stops the server cleanly", async () => {
     const page = await browser.newPage();
     await page.goto(`${base}/simulator`);

@@ -18,7 +18,9 @@ const api = async (path, body) => {
   const response = await fetch(
     `/simulator/api/${path}`,
     body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) },
-  );
+  ).catch(() => {
+    throw new Error("the server did not answer: is messenger-endpoint still running? Start it again, then retry");
+  });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.message || response.statusText);
   return data;
@@ -147,30 +149,58 @@ function openPane(user, fresh) {
     typing?.remove();
     typing = null;
   };
-  const mine = (text) => {
+  /** The user's own bubble; `action` (what was sent) lets a failed one be sent again. */
+  const mine = (text, action) => {
     start?.remove();
     start = null;
-    log.append(make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text })));
+    const row = make("div", { class: "row me" }, make("div", { class: "bubble", "data-testid": "mine", text }));
+    if (action) row.action = action;
+    log.append(row);
     scroll();
+    return row;
   };
+  /** Messenger's "not delivered" mark: a red (!) beside the bubble, the reason, and Retry. */
+  const failed = new Set();
+  function markFailed(row, reason) {
+    row.querySelector(".failed")?.remove();
+    row.dataset.status = "failed";
+    failed.add(row);
+    row.append(
+      make(
+        "div",
+        { class: "failed", "data-testid": "not-delivered", role: "alert" },
+        make("span", { class: "bang", text: "!", "aria-hidden": "true" }),
+        make("span", { class: "why", text: `Not delivered: ${reason}` }),
+        row.action ? make("button", { type: "button", "data-testid": "retry", text: "Retry", onclick: () => deliver(row) }) : null,
+      ),
+    );
+    scroll();
+  }
+  async function deliver(row) {
+    row.querySelector(".failed")?.remove();
+    delete row.dataset.status;
+    failed.delete(row);
+    try {
+      await api("send", { ...ref, ...row.action });
+    } catch (error) {
+      markFailed(row, error.message);
+    }
+  }
   async function send() {
     const text = input.value.trim();
     if (!text) return;
     input.value = "";
     quick.replaceChildren();
-    mine(text);
-    await api("send", { ...ref, text });
+    await deliver(mine(text, { text }));
   }
   async function tap(button) {
     if (!button) return;
     quick.replaceChildren();
-    mine(button.title);
-    await api("send", { ...ref, postback: { title: button.title, payload: button.payload } });
+    await deliver(mine(button.title, { postback: { title: button.title, payload: button.payload } }));
   }
   async function quickReply(q) {
     quick.replaceChildren();
-    mine(q.title);
-    await api("send", { ...ref, quick_reply: { title: q.title, payload: q.payload } });
+    await deliver(mine(q.title, { quick_reply: { title: q.title, payload: q.payload } }));
   }
   const buttonsOf = (buttons) =>
     (buttons || []).map((b) =>
@@ -252,27 +282,81 @@ function openPane(user, fresh) {
       stopTyping();
     } else if (event.type === "error") {
       stopTyping();
-      log.append(make("div", { class: "note", "data-testid": "error", text: `Not delivered: ${event.message}` }));
+      // The webhook did not take the user's last message: marked on it (Retry sends it again).
+      const last = [...log.querySelectorAll(".row.me")].filter((r) => r.dataset.status !== "failed").at(-1);
+      if (last) markFailed(last, event.message);
+      else log.append(make("div", { class: "note", "data-testid": "error", text: `Not delivered: ${event.message}` }));
+    } else if (event.type === "history") {
+      showHistory(event);
     } else if (event.type === "message") {
       stopTyping();
       log.append(make("div", { class: "row" }, render(event.message)));
-      const qr = event.message.quick_replies || [];
-      quick.replaceChildren(
-        ...qr.map((q) =>
-          q.content_type === "text"
-            ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
-            : // Messenger fills these from the user's account: the simulator makes one up.
-              make("button", {
-                text: q.content_type === "user_email" ? "Email" : "Phone",
-                onclick: () => {
-                  const value = q.content_type === "user_email" ? `${user.name.split(" ")[0].toLowerCase()}@example.com` : "+15555550100";
-                  quickReply({ title: value, payload: value });
-                },
-              }),
-        ),
-      );
+      showQuickReplies(event.message);
     }
     scroll();
+  };
+  /** The conversation so far (sent first on every connection, again after a reconnect): the log drawn anew. */
+  function showHistory(history) {
+    stopTyping();
+    log.replaceChildren();
+    if (e.greeting) log.append(make("div", { class: "note", text: e.greeting }));
+    if (!history.kept && !fresh)
+      log.append(
+        make("div", {
+          class: "note",
+          "data-testid": "no-history",
+          text: "This endpoint keeps no transcripts (collect_conversations = false): earlier messages are not shown.",
+        }),
+      );
+    if (history.error) log.append(make("div", { class: "note", "data-testid": "error", text: history.error }));
+    let lastOut = null;
+    for (const line of history.lines) {
+      lastOut = null;
+      if (line.direction === "out") {
+        const message = line.data && typeof line.data === "object" ? line.data : { text: line.text ?? "" };
+        log.append(make("div", { class: "row", "data-history": "" }, render(message)));
+        lastOut = message;
+      } else if (line.source === "echo") {
+        // A person answered in the Page Inbox: a message of the Page.
+        log.append(make("div", { class: "row", "data-history": "" }, render({ text: line.text ?? "" })));
+      } else if (line.source === "user" || line.source === "standby") {
+        if (line.text)
+          log.append(make("div", { class: "row me", "data-history": "" }, make("div", { class: "bubble", "data-testid": "mine", text: line.text })));
+      }
+    }
+    if (history.lines.length > 0) {
+      start?.remove();
+      start = null;
+    } else if (start) log.append(start);
+    for (const row of failed) log.append(row);
+    if (lastOut) showQuickReplies(lastOut);
+  }
+  function showQuickReplies(message) {
+    const qr = message.quick_replies || [];
+    quick.replaceChildren(
+      ...qr.map((q) =>
+        q.content_type === "text"
+          ? make("button", { text: q.title, "data-testid": "quick-reply", onclick: () => quickReply(q) })
+          : // Messenger fills these from the user's account: the simulator makes one up.
+            make("button", {
+              text: q.content_type === "user_email" ? "Email" : "Phone",
+              onclick: () => {
+                const value = q.content_type === "user_email" ? `${user.name.split(" ")[0].toLowerCase()}@example.com` : "+15555550100";
+                quickReply({ title: value, payload: value });
+              },
+            }),
+      ),
+    );
+  }
+  const offline = make("div", { class: "offline", "data-testid": "offline", role: "status", hidden: "" });
+  pane.insertBefore(offline, log);
+  events.onopen = () => {
+    offline.hidden = true;
+  };
+  // EventSource tries again by itself; the history it gets then draws the log anew.
+  events.onerror = () => {
+    offline.textContent = "Not connected to the server: trying again… (is messenger-endpoint running?)";
+    offline.hidden = false;
   };
   open.set(user.user_id, pane);
 }
