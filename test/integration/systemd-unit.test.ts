@@ -89,4 +89,19 @@ describe("examples/messenger-endpoint.service", () => {
     const missing = await verify(unitWith(UNIT, "/nonexistent/messenger-endpoint"));
     expect(missing.code).not.toBe(0);
   });
+
+  test.skipIf(!SYSTEMD_ANALYZE)("the backup service and timer of docs/operations.md (skipped where systemd-analyze is not installed) verify too", async () => {
+    const doc = readFileSync(join(REPO, "docs", "operations.md"), "utf8");
+    const units = [...doc.matchAll(/```ini\n# \/etc\/systemd\/system\/(messenger-endpoint-backup\.(?:service|timer))\n([\s\S]*?)```/g)];
+    expect(units.map((m) => m[1])).toEqual(["messenger-endpoint-backup.service", "messenger-endpoint-backup.timer"]);
+    const dir = root.sub("backup-units");
+    const exe = dir.write("messenger-endpoint", "#!/bin/sh\nexit 0\n");
+    chmodSync(exe, 0o755);
+    for (const [, name, text] of units) dir.write(name!, text!.replaceAll("/usr/local/bin/messenger-endpoint", exe));
+    for (const [, name] of units) {
+      const { code, output } = await verify(dir.join(name!));
+      expect(output).toBe("");
+      expect(code).toBe(0);
+    }
+  });
 });
