@@ -4,7 +4,7 @@
  * cleanly. Run against a fresh build, or against $MESSENGER_ENDPOINT_BINARY in CI.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
@@ -149,6 +149,21 @@ describe("compiled binary", () => {
       const stopped = await run(bin, ["healthcheck", "--port", String(port)], dir, env);
       expect(stopped.stderr).toContain("unreachable");
       expect(stopped.code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("MESSENGER_ENDPOINT_NATIVE_DIR (examples/messenger-endpoint.service) takes the driver instead of the binary's folder", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "me-native-"));
+    try {
+      mkdirSync(join(dir, "bin"));
+      const { bin } = await installBinaryInto(join(dir, "bin"), install.bin);
+      const cache = join(dir, "cache");
+      const result = await run(bin, ["version"], dir, { MESSENGER_ENDPOINT_NATIVE_DIR: cache });
+      expect(result.code).toBe(0);
+      expect(readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
+      expect(existsSync(join(dir, "bin", ".native"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
