@@ -1,6 +1,6 @@
 /** Command-line parsing: `messenger-endpoint [command] [arguments] [--flags]`. */
 
-export const COMMANDS = ["serve", "check", "migrate", "backup", "restore", "version", "help"] as const;
+export const COMMANDS = ["serve", "init", "check", "healthcheck", "migrate", "backup", "restore", "version", "help"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -55,7 +55,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     command = name as Command;
     explicit = true;
   }
-  const takes = command === "backup" || command === "restore" || command === "help" ? 1 : 0;
+  const takes = command === "backup" || command === "restore" || command === "help" || command === "init" ? 1 : 0;
   if (!version && positional.length > takes)
     throw new UsageError(`unexpected argument "${positional[takes]}" for ${command}${takes === 0 ? " (settings go with --config FILE)" : ""}`);
   if (adopt && !version && command !== "serve" && command !== "migrate" && command !== "help") {

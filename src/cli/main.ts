@@ -16,6 +16,8 @@ import { VERSION } from "../version.ts";
 import { parseArgs, UsageError, type ParsedArgs } from "./args.ts";
 import { USAGE } from "./usage.ts";
 import { serve } from "./serve.ts";
+import { init, InitError } from "./init.ts";
+import { healthcheck } from "./healthcheck.ts";
 
 export interface CliIo {
   out(text: string): void;
@@ -53,8 +55,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       case "version":
         io.out(`messenger-endpoint ${VERSION}`);
         return 0;
+      case "init":
+        return init(args, io);
       case "check":
         return check(args, io);
+      case "healthcheck":
+        return await healthcheck(loadConfig(args, io, { allowDemo: true }), { host: args.host, port: args.port }, io);
       case "serve":
         return await serve(loadConfig(args, io, { allowDemo: true }), { host: args.host, port: args.port, adopt: args.adopt ?? false }, io);
       case "migrate":
@@ -85,7 +91,7 @@ function loadConfig(args: ParsedArgs, io: CliIo, { allowDemo }: { allowDemo: boo
   throw new SettingsError(null, [
     {
       path: "",
-      message: `no settings file: pass --config FILE, set $${CONFIG_ENV}, or create ./${DEFAULT_CONFIG_FILE} (start from examples/messenger-endpoint.toml)`,
+      message: `no settings file: pass --config FILE, set $${CONFIG_ENV}, or write ./${DEFAULT_CONFIG_FILE} with "messenger-endpoint init"`,
     },
   ]);
 }
@@ -172,7 +178,7 @@ function reportFailure(error: unknown, runIo: CliIo): number {
     return 1;
   }
   if (error instanceof UsageError) return usageFailure(error.message, io);
-  if (error instanceof DatabaseError || error instanceof BackupError || error instanceof LockedError) {
+  if (error instanceof DatabaseError || error instanceof BackupError || error instanceof LockedError || error instanceof InitError) {
     io.err(`messenger-endpoint: ${error.message}`);
     return 2;
   }

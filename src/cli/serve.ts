@@ -169,8 +169,9 @@ function banner(
       "",
       "  DEMO MODE: no settings file was found (--config, $MESSENGER_ENDPOINT_CONFIG, ./messenger-endpoint.toml).",
       '  Endpoint "demo" runs the built-in echo flow; its data is in ./data/.',
-      "  To connect a real Facebook Page: copy examples/messenger-endpoint.toml to ./messenger-endpoint.toml,",
-      "  fill in your Page token, App secret and verify token, run `messenger-endpoint check`, and start again.",
+      "  To connect a real Facebook Page: run `messenger-endpoint init` (it writes ./messenger-endpoint.toml, the",
+      "  commented settings manual), fill in your Page id and token and App secret, run `messenger-endpoint check`,",
+      "  and start again.",
     );
   }
   lines.push("");

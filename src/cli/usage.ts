@@ -9,7 +9,9 @@ Usage: messenger-endpoint [command] [options]
 
 Commands:
   serve                 run the server (the default command)
+  init [FILE]           write a commented settings file with fresh secrets (never overwrites)
   check                 validate the settings file and print every problem
+  healthcheck           ask the running server's /readyz: exit 0 ready, 1 not ready, 2 no answer
   migrate               apply pending database migrations and exit
   backup OUT_FILE       write a checked copy of the live database (never overwrites)
   restore BACKUP_FILE   put a backup in place of the database (server stopped)
@@ -22,7 +24,7 @@ Options:
   --version             print the version
 
 ${COMMON}
-Without any settings file, serve starts the built-in demo.
+Without any settings file, serve starts the built-in demo; messenger-endpoint init writes one.
 Exit codes: 0 ok, 1 invalid settings or usage, 2 runtime failure.`,
   serve: `Usage: messenger-endpoint serve [--config FILE] [--host HOST] [--port PORT] [--adopt]
 
@@ -33,6 +35,21 @@ A database written by a newer version, or a SQLite file of another program, is r
 --adopt accepts the latter and adds messenger-endpoint's tables beside its own.
 ${COMMON}
 Without any settings file it starts the built-in demo (echo flow, endpoint "demo", ./data/).`,
+  init: `Usage: messenger-endpoint init [FILE]
+
+Writes the settings manual (every key, commented) to FILE, with a fresh random verify_token and
+admin API key, readable by you only (mode 0600). What only you know is left to fill in: your Page's
+id and access token and your App secret; messenger-endpoint check names each by its key path.
+Never overwrites: an existing file is left as it is (exit 2).
+FILE defaults to where serve looks: --config FILE, else $MESSENGER_ENDPOINT_CONFIG, else
+./messenger-endpoint.toml.`,
+  healthcheck: `Usage: messenger-endpoint healthcheck [--config FILE] [--host HOST] [--port PORT]
+
+Asks the running server's /readyz at server.host and server.port of the settings (0.0.0.0 and ::
+are asked on loopback), within 3 s. For systemd, Docker's HEALTHCHECK and Kubernetes exec probes.
+Exit 0 ready; 1 not ready (prints the checks that failed, e.g. the database not writable);
+2 no answer in time, or not messenger-endpoint's answer.
+${COMMON}`,
   check: `Usage: messenger-endpoint check [--config FILE]
 
 Validates the settings file. Prints every problem with its key path, and unknown keys as

@@ -30,7 +30,7 @@ describe("version and help", () => {
 
   test("--help prints the usage of each command", async () => {
     const dir = workdir();
-    for (const command of ["serve", "check", "migrate", "backup", "restore", "version"]) {
+    for (const command of ["serve", "init", "check", "healthcheck", "migrate", "backup", "restore", "version"]) {
       const { code, io } = await cli([command, "--help"], dir.path);
       expect(code).toBe(0);
       expect(io.stdout.join("\n")).toBe(USAGE[command]!);

@@ -4,7 +4,7 @@
  * cleanly. Run against a fresh build, or against $MESSENGER_ENDPOINT_BINARY in CI.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
@@ -101,12 +101,69 @@ describe("compiled binary", () => {
         expect(ready.status).toBe(200);
         expect(existsSync(join(dir, "data", "messenger-endpoint.db"))).toBe(true);
         expect(server.stderr()).toContain("DEMO MODE");
+        // The binary alone has no examples/ folder: the banner points to what it does contain.
+        expect(server.stderr()).toContain("`messenger-endpoint init`");
+        expect(server.stderr()).not.toContain("examples/");
         expect(server.stderr()).toContain("/webhooks/demo");
       } finally {
         server.proc.kill("SIGTERM");
         expect(await server.exited).toBe(0);
         noTmp.cleanup();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("init in an empty folder writes the settings; once filled in, it serves and healthcheck says ready", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "me-init-"));
+    try {
+      const { bin } = await installBinaryInto(dir, install.bin);
+      const init = await run(bin, ["init"], dir);
+      expect(init.stderr).toBe("");
+      expect(init.stdout).toContain(`wrote ${join(dir, "messenger-endpoint.toml")} (mode 0600)`);
+      expect(init.code).toBe(0);
+      expect((await run(bin, ["init"], dir)).code).toBe(2);
+      const fresh = await run(bin, ["check"], dir);
+      expect(fresh.code).toBe(1);
+      expect(fresh.stdout.match(/^error: [^:]+/gm)).toEqual([
+        "error: endpoints[0].app_secret",
+        "error: endpoints[0].pages[0].id",
+        "error: endpoints[0].pages[0].access_token",
+      ]);
+      const env = { FB_PAGE_ID: PAGE, FB_PAGE_TOKEN: "smoke-page-token-abcdef", FB_APP_SECRET: SECRET };
+      const filled = await run(bin, ["check"], dir, env);
+      expect(filled.stdout).toContain("valid (1 endpoint");
+      expect(filled.code).toBe(0);
+      const server = start(bin, ["--port", "0"], { cwd: dir, env });
+      let port = 0;
+      try {
+        port = Number((await server.waitFor(listening)).port);
+        const ready = await run(bin, ["healthcheck", "--port", String(port)], dir, env);
+        expect(ready.stdout.trim()).toBe(`ready: http://127.0.0.1:${port}/readyz`);
+        expect(ready.code).toBe(0);
+      } finally {
+        server.proc.kill("SIGTERM");
+        expect(await server.exited).toBe(0);
+      }
+      const stopped = await run(bin, ["healthcheck", "--port", String(port)], dir, env);
+      expect(stopped.stderr).toContain("unreachable");
+      expect(stopped.code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("MESSENGER_ENDPOINT_NATIVE_DIR (examples/messenger-endpoint.service) takes the driver instead of the binary's folder", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "me-native-"));
+    try {
+      mkdirSync(join(dir, "bin"));
+      const { bin } = await installBinaryInto(join(dir, "bin"), install.bin);
+      const cache = join(dir, "cache");
+      const result = await run(bin, ["version"], dir, { MESSENGER_ENDPOINT_NATIVE_DIR: cache });
+      expect(result.code).toBe(0);
+      expect(readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
+      expect(existsSync(join(dir, "bin", ".native"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
