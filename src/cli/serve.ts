@@ -45,6 +45,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     const migrations = await applyMigrations(database, options).catch((error) =>
       config.cluster.enabled ? applyMigrations(database, options) : Promise.reject(error),
     );
+    if (database.litestream) log.info("Litestream replicates this database: checkpoints are left to it", { folder: database.litestream });
     if (migrations.applied > 0) log.info("database migrated", { applied: migrations.applied, total: migrations.total, backup: migrations.backup });
   } catch (error) {
     lock?.release();
