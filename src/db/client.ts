@@ -74,7 +74,7 @@ export function databaseFile(url: string): string | null {
 
 /**
  * The folder `litestream replicate` keeps beside a database it replicates: `.<name>-litestream`
- * (Litestream's db.go, v0.3 and v0.5 alike). Measured with Litestream 0.3.13 running
+ * (Litestream 0.3 and 0.5 alike). Measured with Litestream 0.3.13 running
  * (test/integration/litestream.test.ts): our `wal_checkpoint(TRUNCATE)` at shutdown waited out the
  * whole busy timeout (5 s) for Litestream's read transaction, and Litestream asks applications to
  * leave checkpoints to it (it disables autocheckpoint on its own connection and checkpoints after

@@ -15,6 +15,7 @@ import { createClient } from "@libsql/client";
 import { start, type Running } from "../smoke/binary-helpers.ts";
 import { REPO, settingsToml, tempDir } from "../helpers/index.ts";
 import { signBody } from "../../src/webhook/signature.ts";
+import { checkDatabaseFile } from "../../src/db/backup.ts";
 import { APP_SECRET, PAGE_ID } from "../helpers/config.ts";
 
 const LITESTREAM = join(REPO, "node_modules", "@flydotio", `litestream-${process.platform}-${process.arch}`, "litestream");
@@ -168,6 +169,8 @@ test("replicated while the server runs; after kill -9, the restored file holds e
   const restored = dir.join("data", "restored.db");
   await restore(dir.path, restored);
   expect(await query(restored, "PRAGMA integrity_check")).toEqual(["ok"]);
+  // What `messenger-endpoint restore` checks before it puts a backup in place (db/backup.ts).
+  expect((await checkDatabaseFile(restored)).schemaProblem).toBeNull();
   const mids = await query(
     restored,
     "SELECT json_extract(event, '$.message.mid') FROM inbox WHERE json_extract(event, '$.message.mid') LIKE 'm_ls_%' ORDER BY id",

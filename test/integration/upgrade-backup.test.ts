@@ -13,7 +13,8 @@ import { applyMigrations, migrationsFolder } from "../../src/db/migrate.ts";
 import { checkDatabaseFile } from "../../src/db/backup.ts";
 import { knownMigrations } from "../../src/db/identity.ts";
 import { VERSION } from "../../src/version.ts";
-import { cli, settingsToml, tempDir } from "../helpers/index.ts";
+import { cli, REPO, settingsToml, tempDir } from "../helpers/index.ts";
+import { start } from "../smoke/binary-helpers.ts";
 
 const root = tempDir("upgrade");
 afterAll(() => root.remove());
@@ -132,5 +133,21 @@ describe("backup before migrate", () => {
     }
     expect(await migrationsIn(dbFile)).toBe(knownMigrations().length - 1);
     expect(readFileSync(target, "utf8")).toBe("in the way");
+  });
+
+  test("serve on an older database: the backup first, then the migration, both in the log line", async () => {
+    const { dir, dbFile } = await oldSite();
+    const server = start(process.execPath, [join(REPO, "src", "main.ts"), "serve", "--port", "0", "--host", "127.0.0.1"], { cwd: dir.path });
+    try {
+      const migrated = await server.waitFor((l) => l.msg === "database migrated", 30_000);
+      const backups = backupsOf(dbFile);
+      expect(backups).toHaveLength(1);
+      expect(migrated).toMatchObject({ applied: 1, total: knownMigrations().length, backup: join(dir.join("data"), backups[0]!) });
+      expect((await checkDatabaseFile(migrated.backup as string)).migrations).toBe(knownMigrations().length - 1);
+      await server.waitFor((l) => l.msg === "listening", 30_000);
+    } finally {
+      server.proc.kill("SIGTERM");
+      await server.exited;
+    }
   });
 });

@@ -60,7 +60,7 @@ test("no Litestream: SQLite's autocheckpoint, and checkpoint() truncates the WAL
 test("Litestream's tables do not make a new database someone else's", async () => {
   const file = dir.join("seen-by-litestream.db");
   const client = createClient({ url: `file:${file}` });
-  // What `litestream replicate` creates in a file it finds (its db.go).
+  // What `litestream replicate` creates in a file it finds.
   await client.execute("CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)");
   await client.execute("CREATE TABLE _litestream_lock (id INTEGER)");
   expect(identify(await inspectDatabase(client, { applicationId: true }))).toBe("new");
