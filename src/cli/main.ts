@@ -121,7 +121,8 @@ async function migrate(args: ParsedArgs, io: CliIo): Promise<number> {
   const config = loadConfig(args, io, { allowDemo: true });
   const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: args.adopt ?? false });
   try {
-    const result = await applyMigrations(database);
+    const result = await applyMigrations(database, { backupBefore: config.storage.backup_before_migrate });
+    if (result.backup) io.out(`backup written to ${result.backup} before migrating`);
     io.out(`${describeDatabase(config)}: applied ${result.applied} migration${result.applied === 1 ? "" : "s"} (${result.total} in total)`);
     return 0;
   } finally {

@@ -41,8 +41,12 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     if (database.file && !config.cluster.enabled) lock = await acquireInstanceLock(database.file, `serve pid ${process.pid}`);
     // Two instances starting together may both find a migration to apply: the second to try
     // fails on what the first created, and finds nothing left to apply when it looks again.
-    const migrations = await applyMigrations(database).catch((error) => (config.cluster.enabled ? applyMigrations(database) : Promise.reject(error)));
-    if (migrations.applied > 0) log.info("database migrated", { applied: migrations.applied, total: migrations.total });
+    const options = { backupBefore: config.storage.backup_before_migrate };
+    const migrations = await applyMigrations(database, options).catch((error) =>
+      config.cluster.enabled ? applyMigrations(database, options) : Promise.reject(error),
+    );
+    if (database.litestream) log.info("Litestream replicates this database: checkpoints are left to it", { folder: database.litestream });
+    if (migrations.applied > 0) log.info("database migrated", { applied: migrations.applied, total: migrations.total, backup: migrations.backup });
   } catch (error) {
     lock?.release();
     database.close();

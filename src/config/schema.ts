@@ -20,6 +20,8 @@ export const ServerSettings = Type.Object({
 export const StorageSettings = Type.Object({
   url: Type.String({ default: "file:data/messenger-endpoint.db", minLength: 1 }),
   auth_token: Type.Optional(Type.String()),
+  /** Write a checked backup next to a local database before applying migrations to it (db/migrate.ts). */
+  backup_before_migrate: Type.Boolean({ default: true }),
 });
 
 export const GraphSettings = Type.Object({

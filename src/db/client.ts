@@ -8,8 +8,8 @@
  * event loop, see wal-sync.ts and write-queue.ts), so neither a process crash nor a power cut
  * loses an acknowledged row. Writers batch so that one fsync covers many requests.
  */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Client } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
@@ -35,7 +35,12 @@ export interface Database {
    * Absent for a remote libSQL server, whose commits are durable when they return.
    */
   readonly durable: (() => Promise<void>) | undefined;
-  /** Folds the WAL back into the database file (at shutdown, so the file stands alone). */
+  /**
+   * Litestream's folder for this file (`litestreamFolder`) when Litestream replicates it, else
+   * null. Checkpoints are then Litestream's: no autocheckpoint here, no TRUNCATE at shutdown.
+   */
+  readonly litestream: string | null;
+  /** Folds the WAL back into the database file (at shutdown, so the file stands alone); not while Litestream replicates it. */
   checkpoint(): Promise<void>;
   close(): void;
 }
@@ -65,6 +70,18 @@ export function databaseFile(url: string): string | null {
     .replace(/^\/\/[^/]*/, "")
     .replace(/\?.*$/, "");
   return path === ":memory:" || path === "" ? null : path;
+}
+
+/**
+ * The folder `litestream replicate` keeps beside a database it replicates: `.<name>-litestream`
+ * (Litestream 0.3 and 0.5 alike). Measured with Litestream 0.3.13 running
+ * (test/integration/litestream.test.ts): our `wal_checkpoint(TRUNCATE)` at shutdown waited out the
+ * whole busy timeout (5 s) for Litestream's read transaction, and Litestream asks applications to
+ * leave checkpoints to it (it disables autocheckpoint on its own connection and checkpoints after
+ * it has copied the frames).
+ */
+export function litestreamFolder(file: string): string {
+  return join(dirname(file), `.${basename(file)}-litestream`);
 }
 
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
@@ -101,6 +118,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       // (measured: 937 µs → 362 µs to store a new user's rows). The cache only grows as it is used.
       await client.execute("PRAGMA cache_size = -65536");
       await client.execute("PRAGMA foreign_keys = ON");
+      if (existsSync(litestreamFolder(file))) await client.execute("PRAGMA wal_autocheckpoint = 0");
       if (inspection.applicationId !== APPLICATION_ID) await client.execute(`PRAGMA application_id = ${APPLICATION_ID}`);
     }
   } catch (error) {
@@ -121,8 +139,10 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     url,
     file,
     durable: wal ? () => wal.sync() : undefined,
+    litestream: file && existsSync(litestreamFolder(file)) ? litestreamFolder(file) : null,
     async checkpoint() {
-      if (file) await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+      // Looked at again: Litestream may have been started after the server.
+      if (file && !existsSync(litestreamFolder(file))) await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
     },
     close() {
       void wal?.close();

@@ -63,7 +63,7 @@ export interface AppliedMigration {
 export interface Inspection {
   /** null when not asked (a libSQL server: the header field is a local file's). */
   applicationId: number | null;
-  /** Its tables, without SQLite's own. */
+  /** Its tables, without SQLite's own and Litestream's (LITESTREAM_TABLES). */
   tables: string[];
   /** The rows of `__drizzle_migrations` by `created_at`; empty when there is no such table. */
   applied: AppliedMigration[];
@@ -71,10 +71,16 @@ export interface Inspection {
   writtenBy: string | null;
 }
 
+/**
+ * Tables Litestream adds to a database it replicates (`litestream replicate` creates them when it
+ * first sees the file, which may be before our first start). They say nothing about whose it is.
+ */
+export const LITESTREAM_TABLES: readonly string[] = ["_litestream_seq", "_litestream_lock"];
+
 export async function inspectDatabase(client: Client, { applicationId }: { applicationId: boolean }): Promise<Inspection> {
-  const tables = (
-    await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
-  ).rows.map((r) => String(column(r, "name")));
+  const tables = (await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")).rows
+    .map((r) => String(column(r, "name")))
+    .filter((name) => !LITESTREAM_TABLES.includes(name));
   const id = applicationId ? Number(column((await client.execute("PRAGMA application_id")).rows[0], "application_id") ?? 0) : null;
   let applied: AppliedMigration[] = [];
   if (tables.includes("__drizzle_migrations")) {

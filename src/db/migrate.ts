@@ -6,7 +6,8 @@ import { migrate } from "drizzle-orm/libsql/migrator";
 import { sql } from "drizzle-orm";
 import { VERSION } from "../version.ts";
 import { DatabaseError, type Database } from "./client.ts";
-import { APP_VERSION_KEY, inspectDatabase, migrationsFolder, schemaProblem } from "./identity.ts";
+import { APP_VERSION_KEY, compareSchema, inspectDatabase, migrationsFolder, schemaProblem } from "./identity.ts";
+import { backupDatabase } from "./backup.ts";
 import { isStorageError } from "./health.ts";
 import { column } from "./rows.ts";
 
@@ -15,15 +16,28 @@ export { migrationsFolder };
 export interface MigrationResult {
   applied: number;
   total: number;
+  /** The checked copy written before migrating (`storage.backup_before_migrate`), or null. */
+  backup: string | null;
 }
 
-export async function applyMigrations(database: Database): Promise<MigrationResult> {
+export interface MigrateOptions {
+  /**
+   * Before applying migrations to a local database that already holds data, write a checked
+   * backup next to it (`<db>.before-<version>-<time>`) and refuse to migrate if that fails.
+   * Default on; `storage.backup_before_migrate` (config/schema.ts).
+   */
+  backupBefore?: boolean;
+  now?: Date;
+}
+
+export async function applyMigrations(database: Database, options: MigrateOptions = {}): Promise<MigrationResult> {
   // openDatabase checked the schema already; checked again here, where it matters, in case a
   // newer binary migrated the file in between (`migrate` does not take the instance lock).
   const inspection = await inspectDatabase(database.client, { applicationId: false });
   const problem = schemaProblem(`the database ${database.file ?? "at storage.url"}`, inspection);
   if (problem) throw new DatabaseError(problem);
   const before = inspection.applied.length;
+  const backup = await backupBeforeMigrating(database, inspection, options);
   await migrate(database.db, { migrationsFolder: migrationsFolder() });
   const after = await appliedCount(database);
   // Which version last used the file, for the message an older binary gives (identity.ts). Only
@@ -40,7 +54,34 @@ export async function applyMigrations(database: Database): Promise<MigrationResu
       if (!isStorageError(error)) throw error; // recorded at the next start with space
     }
   }
-  return { applied: after - before, total: after };
+  return { applied: after - before, total: after, backup };
+}
+
+/**
+ * Not for a new database (nothing to keep), nor for a libSQL server (no file here: back it up
+ * with the server's own tools, docs/operations.md).
+ */
+async function backupBeforeMigrating(
+  database: Database,
+  inspection: Awaited<ReturnType<typeof inspectDatabase>>,
+  options: MigrateOptions,
+): Promise<string | null> {
+  if (options.backupBefore === false || !database.file) return null;
+  if (inspection.applied.length === 0) return null; // a new database, or another program's being adopted
+  const state = compareSchema(inspection.applied);
+  if (state.kind !== "ok" || state.pending === 0) return null;
+  const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, "-");
+  const out = `${database.file}.before-${VERSION}-${stamp}`;
+  try {
+    return (await backupDatabase(database.file, out)).file;
+  } catch (error) {
+    throw new DatabaseError(
+      `cannot write the backup ${out} before applying ${state.pending} migration${state.pending === 1 ? "" : "s"} to ${database.file} ` +
+        `(schema ${state.applied} → ${state.known}): ${(error as Error).message}; nothing was migrated. Free space or make the folder writable ` +
+        "and start again, or set storage.backup_before_migrate = false to migrate without this backup",
+      { cause: error },
+    );
+  }
 }
 
 async function appliedCount(database: Database): Promise<number> {

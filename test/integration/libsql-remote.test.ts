@@ -90,10 +90,10 @@ describe("opening a database on a libSQL server", () => {
     const first = await open(t);
     expect(first.file).toBeNull();
     expect(first.durable).toBeUndefined(); // the server's commits are durable when they return
-    expect(await applyMigrations(first)).toEqual({ applied: knownMigrations().length, total: knownMigrations().length });
+    expect(await applyMigrations(first)).toEqual({ applied: knownMigrations().length, total: knownMigrations().length, backup: null });
     first.close();
     const second = await open(t);
-    expect(await applyMigrations(second)).toEqual({ applied: 0, total: knownMigrations().length });
+    expect(await applyMigrations(second)).toEqual({ applied: 0, total: knownMigrations().length, backup: null });
     const tables = await t.client.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('inbox', 'outbox', 'meta')");
     expect(tables.rows.map((r) => r.name).sort()).toEqual(["inbox", "meta", "outbox"]);
   });
