@@ -85,6 +85,14 @@ function driverFolder(driver: string, version: string): string {
 async function compile(t: Target, version: string, driverVersion: string): Promise<string> {
   const bunVersion = Bun.version;
   const executable = join(root, npmPackage(t.runtimePackage, bunVersion), "bin", "bun");
+  if (t.name === "linux-x64-baseline") {
+    const x64 = join(root, npmPackage("@oven/bun-linux-x64", bunVersion), "bin", "bun");
+    if (readFileSync(x64).equals(readFileSync(executable))) {
+      console.warn(
+        `note: ${t.runtimePackage}@${bunVersion} carries the same executable as @oven/bun-linux-x64@${bunVersion}: the two x64 binaries will be identical`,
+      );
+    }
+  }
   const driver = driverFolder(t.driver, driverVersion);
   const driverMachine = elfMachine(readFileSync(join(root, driver, "index.node")));
   if (driverMachine !== t.machine) die(`${driver}/index.node is for ${driverMachine}, not ${t.machine}: delete ${cache} and run again`);
