@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { compileArgs } from "./compile.ts";
 
 const root = join(import.meta.dir, "..");
 const target = process.env.MESSENGER_ENDPOINT_TARGET; // e.g. bun-linux-x64-baseline for CPUs without AVX2
@@ -18,26 +19,7 @@ if (!existsSync(join(root, driver, "index.node"))) {
 }
 mkdirSync(join(root, "dist"), { recursive: true });
 
-const args = [
-  "build",
-  "--compile",
-  "--minify",
-  "--sourcemap",
-  "--bytecode",
-  "--format=esm",
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-bunfig",
-  "--asset",
-  "./migrations",
-  "--asset",
-  `./${driver}`,
-  ...(target ? [`--target=${target}`] : []),
-  "src/main.ts",
-  // The transformer worker is an entry point of its own (src/transformers/host.ts starts it).
-  "src/transformers/worker.ts",
-  "--outfile",
-  "dist/messenger-endpoint",
-];
+const args = compileArgs({ driver, outfile: "dist/messenger-endpoint", target });
 const started = performance.now();
 const proc = Bun.spawn([process.execPath, ...args], { cwd: root, stdout: "inherit", stderr: "inherit" });
 const code = await proc.exited;

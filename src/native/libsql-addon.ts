@@ -3,7 +3,8 @@
  *
  * The libsql driver loads its native addon with `require(\`@libsql/${target}\`)`, a computed name the
  * bundler cannot follow, so the compiled binary would die with "Cannot find module". The build
- * embeds the addon folder (`--asset ./node_modules/@libsql/linux-x64-gnu`); here we write the
+ * embeds the addon folder of the binary's CPU (`--asset ./node_modules/@libsql/linux-x64-gnu`, or
+ * a folder named linux-arm64-gnu for arm64: scripts/release.ts); here we write the
  * addon to disk once under a content-hashed name, `dlopen` it, and register it under the module
  * name the driver asks for. Bun's own extraction of embedded addons goes to $TMPDIR and fails on
  * a `noexec` /tmp, which is common on hardened VMs; we pick a folder of our own that can execute
@@ -16,20 +17,22 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
-const MODULE = "@libsql/linux-x64-gnu";
-const EMBEDDED = "/$bunfs/root/linux-x64-gnu/index.node";
+// The driver's name for this CPU, as the libsql package computes it (linux-x64-gnu, linux-arm64-gnu).
+const DRIVER = `linux-${process.arch}-gnu`;
+const MODULE = `@libsql/${DRIVER}`;
+const EMBEDDED = `/$bunfs/root/${DRIVER}/index.node`;
 
 if (Bun.isStandaloneExecutable) registerEmbeddedAddon();
 
 function registerEmbeddedAddon(): void {
-  if (process.platform !== "linux" || process.arch !== "x64") {
-    fail(`this build contains the libSQL driver for linux-x64 only; this machine is ${process.platform}-${process.arch}`);
+  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
+    fail(`there are builds for linux-x64 and linux-arm64 only; this machine is ${process.platform}-${process.arch}`);
   }
   let bytes: Buffer;
   try {
     bytes = readFileSync(EMBEDDED);
   } catch (error) {
-    fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts`);
+    fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts or scripts/release.ts`);
   }
   const digest = createHash("sha256").update(bytes).digest("hex");
   const name = `libsql-${digest.slice(0, 16)}.node`;
