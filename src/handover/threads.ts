@@ -40,8 +40,7 @@ export { PAGE_INBOX_APP_ID, targetAppId, type HandoverEvent, type HandoverOutcom
 
 export interface ThreadsDeps {
   config: Config;
-  /** The endpoints now, and those a reload removed (config/live.ts `known`); by default those of `config`. */
-  endpoints?: ReadonlyMap<string, EndpointSettings>;
+  endpoints?: ReadonlyMap<string, EndpointSettings>; // config/live.ts `known`; by default those of `config`
   database: Database;
   writes: WriteQueue;
   graph: GraphClient;
