@@ -312,7 +312,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     .onReload({ prepare: async (next) => log.reconfigure({ secrets: next.secrets }), apply: (next) => log.reconfigure({ level: next.log.level }) })
     .onReload({
       prepare: async (next, changed) => void (nextFlows = deps.flows || !changed.some((p) => p.startsWith("flows")) ? null : await loadFlows(next)),
-      apply: () => void (nextFlows && flows.swap(nextFlows)),
+      apply: () => void (nextFlows && flows.swap(new Map([...flows, ...nextFlows]))), // a removed flow stays for a removed endpoint's work
     })
     .onReload({ apply: (next) => pages.update(next) });
   readiness.add("settings", () => (live.endpoints.size > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));

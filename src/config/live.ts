@@ -14,7 +14,9 @@ import { LiveMap } from "../core/live-map.ts";
 import { Value } from "@sinclair/typebox/value";
 import { EndpointSettings } from "./schema.ts";
 
-export type ReloadOutcome = { ok: true; applied: string[]; needs_restart: string[]; unchanged: boolean } | { ok: false; problems: SettingsProblem[] };
+export type ReloadOutcome =
+  | { ok: true; applied: string[]; needs_restart: string[]; unchanged: boolean; warnings?: SettingsProblem[] }
+  | { ok: false; problems: SettingsProblem[] };
 
 /** A step of a reload: `prepare` may refuse the new settings (nothing is changed then), `apply` takes them. */
 export interface ReloadStep {
@@ -70,6 +72,7 @@ export class LiveSettings {
       for (const p of outcome.problems) log.error(`settings reload refused: ${formatProblem(p)}`, { path: p.path });
       return outcome;
     }
+    for (const warning of outcome.warnings ?? []) log.warn(`settings: ${formatProblem(warning)}`, { path: warning.path });
     log.info(outcome.unchanged ? "settings reloaded: nothing changed" : "settings reloaded", { applied: outcome.applied });
     if (outcome.needs_restart.length > 0) {
       log.warn(`settings changed that take effect only after a restart: ${outcome.needs_restart.join(", ")}`, { needs_restart: outcome.needs_restart });
@@ -95,7 +98,8 @@ export class LiveSettings {
       if (error instanceof SettingsError) return { ok: false, problems: error.problems };
       throw error;
     }
-    return this.apply(next);
+    const outcome = await this.apply(next);
+    return outcome.ok ? { ...outcome, warnings: [...next.warnings] } : outcome;
   }
 
   /** Applies settings already checked (loadSettingsFile): the live part at once, the rest reported. */
@@ -123,7 +127,8 @@ export class LiveSettings {
     for (const e of endpoints) known.set(e.id, e);
     this.known.swap(known);
     this.endpoints.swap(new Map(endpoints.map((e) => [e.id, e])));
-    for (const step of this.#steps) await step.apply(this.#current, previous);
+    // Every step starts in this same tick, so that no turn sees new endpoints with old flows; then their writes are awaited.
+    await Promise.all(this.#steps.map((step) => step.apply(this.#current, previous)));
     return { ok: true, applied: live, needs_restart: restart, unchanged: false };
   }
 }
