@@ -3,8 +3,9 @@
  * read and checked by the same pipeline as at start (load.ts); an invalid file changes nothing.
  * A valid one is compared with the current settings (diff.ts): the parts that take changes live
  * read them through `endpoints` and `known` at each use, and the steps registered with `onReload`
- * (new Page tokens, the log level, the flows) run in order; what is set up at start only is
- * reported as needing a restart.
+ * (app.ts: the log level and secrets, the flows, the Page tokens) take the rest: first every
+ * `prepare` (a flow module that does not load refuses the whole reload), then every `apply`; what
+ * is set up at start only keeps its old value and is reported as needing a restart.
  */
 import { loadSettingsFile, type Config, type Env } from "./load.ts";
 import { SettingsError, formatProblem, type SettingsProblem } from "./problems.ts";
