@@ -224,4 +224,19 @@ describe("a settings reload under traffic", () => {
     for (const got of replies.values()) expect(got.every((t) => t.startsWith("a:"))).toBe(true);
     expect(c.logs.records().some((r) => r.level === "debug")).toBe(true);
   });
+
+  test("a flow module that does not load refuses the reload: nothing changes", async () => {
+    const c = await start({ extra: withKeys([KEY]) });
+    c.dir.write("flows/broken.ts", "export default async (input) => {");
+    rewrite(c, (t) => t.replace('module = "flows/a.ts"', 'module = "flows/broken.ts"').replace('level = "debug"', 'level = "warn"'));
+    const answer = await api(c, "POST", "/api/reload");
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe("invalid_settings");
+    expect(answer.body.problems).toHaveLength(1);
+    expect(answer.body.problems[0].message).toStartWith("the new settings were not applied: ");
+    expect(c.app.live.current.log.level).toBe("debug");
+    await c.post([userText("still a", { psid: USERS[0] })]);
+    await until(() => messageTexts(c.sends(USERS[0])).length === 1);
+    expect(messageTexts(c.sends(USERS[0]))).toEqual(["a:still a"]);
+  });
 });
