@@ -6,6 +6,8 @@
  */
 import { Elysia, type AnyElysia } from "elysia";
 import type { Config } from "./config/load.ts";
+import { LiveSettings, type ReloadOutcome } from "./config/live.ts";
+import { LiveMap } from "./core/live-map.ts";
 import type { Database } from "./db/client.ts";
 import { WriteQueue } from "./db/write-queue.ts";
 import { StorageHealth } from "./db/health.ts";
@@ -108,6 +110,9 @@ export interface App {
   /** The partitions' leases, with `[cluster] enabled` (docs/scale-out.md); null for one instance. */
   readonly leases: Leases | null;
   readonly log: Logger;
+  readonly live: LiveSettings; // the settings now (config/live.ts)
+  /** Reads the settings file again and applies what can change live (SIGHUP, POST /api/reload); logged. */
+  reload(): Promise<ReloadOutcome>;
   /** Starts processing: resumes what was stored and not finished, then takes new work. */
   start(): Promise<void>;
   /** Stops taking work, lets what is in flight finish, commits. Does not close the database. */
@@ -115,11 +120,13 @@ export interface App {
 }
 
 export async function createApp(deps: AppDeps): Promise<App> {
-  const { config, db } = deps;
+  const { db } = deps;
+  const live = new LiveSettings(deps.config);
+  const config = live.current;
   const clock = deps.clock ?? systemClock;
   const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
-  const flows = deps.flows ?? (await loadFlows(config));
+  const flows = new LiveMap(deps.flows ?? (await loadFlows(config)));
   const metrics = new Registry();
   const graphCalls = metrics.counter(
     "messenger_graph_requests_total",
@@ -183,11 +190,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const pages = new PageDirectory(config, db, writes, clock, log);
   const install = await installId(writes, db.client);
   const sessions = new SessionStore(db);
-  const threads = new Threads({ config, database: db, writes, graph, pages, inbox, clock, timers, log, metrics });
+  const threads = new Threads({ config, endpoints: live.known, database: db, writes, graph, pages, inbox, clock, timers, log, metrics });
   threads.onChange((key, floor) => simulator.threadChanged(key, floor));
   const replies = new ReplyLanes({
     threads,
     config,
+    endpoints: live.known,
     database: db,
     writes,
     graph,
@@ -205,7 +213,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.replyLanes,
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
-  const transformers = await Transformers.start({ config, database: db, writes, clock, log, ...deps.transformers });
+  const transformers = await Transformers.start({ config, endpoints: live.known, database: db, writes, clock, log, ...deps.transformers });
   // While the simulator is on, its stand-ins for a translation provider and an NLU service answer at
   // http://stand-in.simulator, in process (the demo uses them: config/demo.ts).
   const serviceFetch = config.simulator.enabled ? standInFetch(fetch) : fetch;
@@ -228,6 +236,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const engine = new ConversationEngine({
     config,
+    endpoints: live.known,
     database: db,
     writes,
     flows,
@@ -285,6 +294,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const retention = new Retention({
     config,
+    endpoints: live.known,
     database: db,
     writes,
     clock,
@@ -297,7 +307,15 @@ export async function createApp(deps: AppDeps): Promise<App> {
     runsHere: () => leases?.holds(0) ?? true,
   }).addPurge("translation", (endpoint, now) => translation.purge(endpoint, now));
 
-  readiness.add("settings", () => (config.endpoints.length > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
+  let nextFlows: FlowRegistry | null = null;
+  live // a reload: new secrets redacted first; the flows loaded before anything changes
+    .onReload({ prepare: async (next) => log.reconfigure({ secrets: next.secrets }), apply: (next) => log.reconfigure({ level: next.log.level }) })
+    .onReload({
+      prepare: async (next, changed) => void (nextFlows = deps.flows || !changed.some((p) => p.startsWith("flows")) ? null : await loadFlows(next)),
+      apply: () => void (nextFlows && flows.swap(new Map([...flows, ...nextFlows]))), // a removed flow stays for a removed endpoint's work
+    })
+    .onReload({ apply: (next) => pages.update(next) });
+  readiness.add("settings", () => (live.endpoints.size > 0 ? null : "no endpoints are configured: add an [[endpoints]] table"));
   readiness.add("database", async () => {
     // While writes fail, the health check's own probes decide when processing resumes.
     const problem = health.problem();
@@ -312,17 +330,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   readiness.add("pages", () => {
     const paused = pages.paused();
     if (paused.length === 0) return null;
-    return paused.map((p) => `Page ${p.pageId} of endpoint ${p.endpointId} is paused (${p.reason}): replace its access token and restart`).join("; ");
+    return paused.map((p) => `Page ${p.pageId} of endpoint ${p.endpointId} is paused (${p.reason}): replace its access token, reload settings`).join("; ");
   });
 
   // normalize: false — a body with a property its schema does not know is refused (400), not trimmed.
   const server = new Elysia({ normalize: false })
     .use(httpErrors(log))
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
-    .use(webhookRoutes({ config, inbox, log, metrics, clock }))
+    .use(webhookRoutes({ config, endpoints: live.endpoints, inbox, log, metrics, clock }))
     .use(
       adminRoutes({
         config,
+        live,
+        reload: (l) => live.reload(l),
         inbox,
         engine,
         replies,
@@ -369,6 +389,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     health,
     log,
     leases,
+    live,
+    reload: () => live.reload(log),
     async start() {
       await leases?.start(); // the partitions this instance runs, before anything is read for them
       await pages.load(); // paused Pages first: a take that is due at once must know

@@ -7,7 +7,6 @@
  *   POST /api/endpoints/{id}/messenger-profile       apply the declared Messenger profile to each Page now
  */
 import { Elysia } from "elysia";
-import type { Config } from "../config/load.ts";
 import type { ConversationEngine } from "../conversations/engine.ts";
 import type { Threads } from "../handover/threads.ts";
 import { HttpError } from "../http/errors.ts";
@@ -22,7 +21,6 @@ import { EndpointParams } from "./schemas.ts";
 
 export interface EndpointRouteDeps {
   guard: AdminGuard;
-  config: Config;
   endpoints: Endpoints;
   engine: ConversationEngine;
   replies: ReplyLanes;
@@ -31,7 +29,7 @@ export interface EndpointRouteDeps {
   profiles: MessengerProfiles;
 }
 
-export function endpointRoutes({ guard, config, endpoints, engine, replies, threads, pages, profiles }: EndpointRouteDeps) {
+export function endpointRoutes({ guard, endpoints, engine, replies, threads, pages, profiles }: EndpointRouteDeps) {
   return new Elysia({ name: "admin-endpoints" })
     .use(guard.plugin)
     .get(
@@ -39,7 +37,7 @@ export function endpointRoutes({ guard, config, endpoints, engine, replies, thre
       async ({ requestId }) => {
         const depth = await replies.queueDepth();
         const pending = await engine.pendingByEndpoint();
-        const list = config.endpoints.map((e) => ({
+        const list = [...endpoints.values()].map((e) => ({
           id: e.id,
           enabled: e.enabled,
           flow: e.flow,

@@ -26,8 +26,8 @@ import { nextRequestId } from "../http/request-id.ts";
 import { sameSecret } from "../http/secrets.ts";
 
 export interface AdminGuardOptions {
-  /** `[admin] api_keys`; none: the API is off. */
-  keys: readonly string[];
+  /** `[admin] api_keys` now (a settings reload changes them: config/live.ts); none: the API is off. */
+  keys: () => readonly string[];
   log: Logger;
   /** `[server] max_body_bytes`: a larger body is refused (413 too_large). */
   maxBodyBytes: number;
@@ -57,10 +57,11 @@ export function adminGuard({ keys, log, maxBodyBytes }: AdminGuardOptions) {
     const requestId = nextRequestId();
     // A refusal is thrown before the id is in the context: it carries the id itself.
     const withId = { "x-request-id": requestId };
-    if (keys.length === 0) throw new HttpError("admin_api_off", API_OFF_MESSAGE, withId);
+    const current = keys();
+    if (current.length === 0) throw new HttpError("admin_api_off", API_OFF_MESSAGE, withId);
     const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
     let matched = false;
-    if (presented !== undefined) for (const key of keys) matched = sameSecret(presented, key) || matched;
+    if (presented !== undefined) for (const key of current) matched = sameSecret(presented, key) || matched;
     if (!matched) {
       throw new HttpError("unauthorized", "send Authorization: Bearer <one of [admin] api_keys>", {
         ...withId,

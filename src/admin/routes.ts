@@ -15,6 +15,7 @@
  *   conversations.ts   transcripts
  *   endpoints.ts       the endpoints' status; applying the Messenger profile
  *   analytics.ts       counts per day
+ *   reload.ts          the settings reload
  */
 import { Elysia } from "elysia";
 import type { Config } from "../config/load.ts";
@@ -52,8 +53,14 @@ import { userRoutes } from "./users.ts";
 import type { Ownership } from "../cluster/ownership.ts";
 import type { Leases } from "../cluster/leases.ts";
 import { clusterRoutes } from "./cluster.ts";
+import type { LiveSettings, ReloadOutcome } from "../config/live.ts";
+import { reloadRoutes } from "./reload.ts";
 export interface AdminDeps {
   config: Config;
+  /** The settings now: the admin keys and endpoints a reload changes. */
+  live: LiveSettings;
+  /** Reads the settings file again and applies it (app.ts). */
+  reload: (log: Logger) => Promise<ReloadOutcome>;
   inbox: Inbox;
   engine: ConversationEngine;
   replies: ReplyLanes;
@@ -78,11 +85,11 @@ export interface AdminDeps {
 }
 
 export function adminRoutes(deps: AdminDeps) {
-  const { config } = deps;
-  const keys = config.admin.api_keys;
+  const { config, live } = deps;
+  const keys = () => live.current.admin.api_keys;
   const off = () => new HttpError("admin_api_off", API_OFF_MESSAGE);
   const guard = adminGuard({ keys, log: deps.log, maxBodyBytes: config.server.max_body_bytes });
-  const shared = { ...deps, guard, endpoints: new Map(config.endpoints.map((e) => [e.id, e])) };
+  const shared = { ...deps, guard, endpoints: live.endpoints };
 
   const api = new Elysia({ name: "admin" })
     .use(userRoutes(shared))
@@ -92,7 +99,8 @@ export function adminRoutes(deps: AdminDeps) {
     .use(conversationRoutes(shared))
     .use(endpointRoutes(shared))
     .use(analyticsRoutes(shared))
-    .use(clusterRoutes(shared));
+    .use(clusterRoutes(shared))
+    .use(reloadRoutes(shared));
 
   // Made from the routes above at the first request for it (the admin API's routes are all known by then).
   let document: Record<string, unknown> | undefined;
@@ -100,7 +108,7 @@ export function adminRoutes(deps: AdminDeps) {
     .get(
       "/api/openapi.json",
       () => {
-        if (keys.length === 0) throw off();
+        if (keys().length === 0) throw off();
         document ??= openApiDocument(api.routes, { InjectBody, NotifyBody, ThreadBody });
         return jsonResponse(200, document);
       },
@@ -109,7 +117,7 @@ export function adminRoutes(deps: AdminDeps) {
     .all(
       "/api/*",
       ({ request }) => {
-        if (keys.length === 0) throw off();
+        if (keys().length === 0) throw off();
         throw new HttpError("not_found", `no admin API route for ${request.method} ${new URL(request.url).pathname}; see /api/openapi.json`);
       },
       { detail: { hide: true } },

@@ -1,6 +1,6 @@
 /**
  * `serve`: open and migrate the database, take the instance lock, listen, print the banner, and
- * stop cleanly on SIGTERM/SIGINT (a second signal exits at once).
+ * stop cleanly on SIGTERM/SIGINT (a second signal exits at once); reload the settings on SIGHUP.
  */
 import type { Config } from "../config/load.ts";
 import { formatProblem } from "../config/problems.ts";
@@ -53,13 +53,14 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     throw error;
   }
 
-  // Transformer modules (and NLU scripts) are watched; SIGHUP reloads them too (e.g. where file events do not
-  // arrive). Taken from the start, so that an early SIGHUP does not end the process.
-  let reloadTransformers: (() => Promise<void>) | null = null;
+  // SIGHUP reloads the settings file (config/live.ts: what can change live changes, the rest is
+  // reported as needing a restart) and the transformer modules and NLU scripts, which are also
+  // watched (where file events do not arrive). Taken from the start, so that an early SIGHUP does not end the process.
+  let reload: (() => Promise<void>) | null = null;
   process.on("SIGHUP", () => {
-    if (!reloadTransformers) return log.info("SIGHUP while starting: nothing to reload yet");
-    log.info("SIGHUP: reloading the transformer modules");
-    void reloadTransformers();
+    if (!reload) return log.info("SIGHUP while starting: nothing to reload yet");
+    log.info("SIGHUP: reloading the settings and the transformer modules");
+    void reload().catch((error) => log.error("reloading failed", { error }));
   });
 
   const app = await createApp({
@@ -71,7 +72,7 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     // restart recover from what is really on disk (nothing unsynced was acknowledged).
     onDurabilityFailure: () => process.exit(2),
   });
-  reloadTransformers = () => Promise.all([app.transformers.reload(), app.understanding.reload()]).then(() => {});
+  reload = () => Promise.all([app.reload(), app.transformers.reload(), app.understanding.reload()]).then(() => {});
 
   // The signals are taken before the server listens: a SIGTERM that comes while it starts (a
   // supervisor's stop right after the port opened) stops it cleanly once the start is done,

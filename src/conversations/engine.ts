@@ -49,6 +49,8 @@ const MAX_ATTEMPTS = 5;
 
 export interface EngineDeps {
   config: Config;
+  /** The endpoints now, and those a reload removed (config/live.ts `known`); by default those of `config`. */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
   database: Database;
   writes: WriteQueue;
   flows: FlowRegistry;
@@ -77,7 +79,7 @@ export interface EngineDeps {
 }
 
 export class ConversationEngine {
-  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #endpoints: ReadonlyMap<string, EndpointSettings>;
   readonly #store: ConversationStore;
   readonly #inboundLanes = new UserWorkers((key) => this.#step(key));
   /** The users' pending events, in their order: the inbound lanes' work list (pending.ts). */
@@ -100,7 +102,7 @@ export class ConversationEngine {
 
   constructor(private readonly deps: EngineDeps) {
     const { config, database, clock } = deps;
-    this.#endpoints = new Map(config.endpoints.map((e) => [e.id, e]));
+    this.#endpoints = deps.endpoints ?? new Map(config.endpoints.map((e) => [e.id, e]));
     this.#ownership = deps.ownership ?? soleOwner;
     this.#store = new ConversationStore(database, clock, config.secrets, this.#ownership);
     this.#pickupSeconds = deps.metrics.histogram(

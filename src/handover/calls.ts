@@ -141,5 +141,8 @@ export class ThreadCalls {
 }
 
 function pausedPage(key: UserKey): CallFailure {
-  return { status: 503, message: `Page ${key.pageId} is paused (Meta refused its access token) or not in the settings: replace its access_token and restart` };
+  return {
+    status: 503,
+    message: `Page ${key.pageId} is paused (Meta refused its access token) or not in the settings: replace its access_token and reload the settings (SIGHUP or POST /api/reload)`,
+  };
 }

@@ -40,14 +40,14 @@ export { PAGE_INBOX_APP_ID, targetAppId, type HandoverEvent, type HandoverOutcom
 
 export interface ThreadsDeps {
   config: Config;
+  endpoints?: ReadonlyMap<string, EndpointSettings>; // config/live.ts `known`; by default those of `config`
   database: Database;
   writes: WriteQueue;
   graph: GraphClient;
   pages: PageDirectory;
   inbox: Inbox;
   clock: Clock;
-  /** For the timeout and pause deadlines (default: real timers). */
-  timers?: Timers;
+  timers?: Timers; // for the timeout and pause deadlines (default: real timers)
   log: Logger;
   metrics: Registry;
 }
@@ -58,7 +58,7 @@ const RECENT = 10_000;
 const OWN_SKEW_MS = 2_000;
 
 export class Threads {
-  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #endpoints: ReadonlyMap<string, EndpointSettings>;
   readonly #store: ThreadStore;
   readonly #deadlines: ThreadDeadlines;
   readonly #calls: ThreadCalls;
@@ -83,7 +83,7 @@ export class Threads {
   readonly #events;
 
   constructor(private readonly deps: ThreadsDeps) {
-    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#endpoints = deps.endpoints ?? new Map(deps.config.endpoints.map((e) => [e.id, e]));
     this.#store = new ThreadStore(deps.database, deps.writes);
     this.#deadlines = new ThreadDeadlines(
       { clock: deps.clock, timers: deps.timers ?? realTimers, timeoutMinutes: (endpointId) => this.#endpoints.get(endpointId)?.handover.timeout_minutes ?? 0 },

@@ -52,6 +52,8 @@ export const ERROR_STATUS = {
   invalid_limit: 400,
   invalid_day: 400,
   no_messenger_profile: 400,
+  /** A settings reload found problems in the file (each with its key path, in `problems`): nothing was changed. */
+  invalid_settings: 400,
   /** Not possible in the thread's state. */
   conflict: 409,
   /** The Page is paused (its token was refused): nothing can be asked of Meta for it. */

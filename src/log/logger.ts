@@ -21,6 +21,11 @@ export interface Logger {
   /** A logger that adds `fields` to every line. */
   child(fields: LogFields): Logger;
   enabled(level: LogLevel): boolean;
+  /**
+   * A settings reload (config/live.ts): the level from now on, and more strings to redact (a
+   * rotated token). For this logger, the one it was made from and every child of either.
+   */
+  reconfigure(options: { level?: LogLevel; secrets?: Iterable<string> }): void;
 }
 
 export interface LoggerOptions {
@@ -33,16 +38,28 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const threshold = LEVEL_RANK[options.level ?? "info"];
+  let threshold = LEVEL_RANK[options.level ?? "info"];
   const format = options.format ?? "json";
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const secrets = [...new Set(options.secrets ?? [])]
-    .filter((s) => s.length >= MIN_SECRET_LENGTH)
-    // Lines are redacted after JSON encoding, where `"`, `\` and control characters are escaped.
-    .flatMap((s) => [s, JSON.stringify(s).slice(1, -1)])
-    .filter((s, i, all) => all.indexOf(s) === i)
-    // Longest first, so a secret that contains another is redacted whole.
-    .sort((a, b) => b.length - a.length);
+  const known = new Set(options.secrets ?? []);
+  let secrets: string[] = [];
+  const prepare = () => {
+    secrets = [...known]
+      .filter((s) => s.length >= MIN_SECRET_LENGTH)
+      // Lines are redacted after JSON encoding, where `"`, `\` and control characters are escaped.
+      .flatMap((s) => [s, JSON.stringify(s).slice(1, -1)])
+      .filter((s, i, all) => all.indexOf(s) === i)
+      // Longest first, so a secret that contains another is redacted whole.
+      .sort((a, b) => b.length - a.length);
+  };
+  prepare();
+  const reconfigure = ({ level, secrets: more }: { level?: LogLevel; secrets?: Iterable<string> }) => {
+    if (more) {
+      for (const s of more) known.add(s);
+      prepare();
+    }
+    if (level) threshold = LEVEL_RANK[level];
+  };
 
   const redact = (line: string): string => {
     for (const secret of secrets) if (line.includes(secret)) line = line.split(secret).join(REDACTED);
@@ -62,6 +79,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     error: (msg, fields) => emit("error", bound, msg, fields),
     child: (fields) => make({ ...bound, ...fields }),
     enabled: (level) => LEVEL_RANK[level] >= threshold,
+    reconfigure,
   });
   return make({});
 }

@@ -1,7 +1,8 @@
 /**
  * The Pages of all endpoints: their credentials for the Graph API, and whether sending is paused
  * because Meta rejected the token (error 190). A pause is stored, shown on /readyz and in the
- * logs, and lifted when the settings carry a different token at the next start.
+ * logs, and lifted when the settings carry a different token: at the next start, or at once when
+ * a settings reload brings one (`update`, called by config/live.ts's reload through app.ts).
  */
 import { createHash } from "node:crypto";
 import { and, eq } from "drizzle-orm";
@@ -39,10 +40,30 @@ export class PageDirectory {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
+    this.#setCredentials(config);
+  }
+
+  #setCredentials(config: Pick<Config, "endpoints">): void {
     for (const endpoint of config.endpoints) {
       for (const page of endpoint.pages) {
         this.#credentials.set(key(endpoint.id, page.id), { pageId: page.id, accessToken: page.access_token, appSecret: endpoint.app_secret });
       }
+    }
+  }
+
+  /**
+   * New settings: their Pages' credentials replace the old ones (the next Graph call uses them), and
+   * a paused Page whose token changed is resumed. Pages no longer in the settings keep their last
+   * credentials, for the replies already queued for them.
+   */
+  async update(config: Pick<Config, "endpoints">): Promise<void> {
+    const before = new Map(this.#credentials);
+    this.#setCredentials(config);
+    for (const p of this.paused()) {
+      const now = this.credentials(p.endpointId, p.pageId);
+      if (!now || now.accessToken === before.get(key(p.endpointId, p.pageId))?.accessToken) continue;
+      this.log.info("Page resumed: its access token was replaced", { endpoint: p.endpointId, page: p.pageId });
+      await this.resume(p.endpointId, p.pageId);
     }
   }
 
@@ -124,7 +145,7 @@ export class PageDirectory {
 
   #logPaused(endpointId: string, pageId: string, reason: string): void {
     this.log.error(
-      `sending to Page ${pageId} is paused: ${reason}. Replace pages[].access_token of endpoint ${endpointId} with a valid Page token and restart; queued messages are kept`,
+      `sending to Page ${pageId} is paused: ${reason}. Replace pages[].access_token of endpoint ${endpointId} with a valid Page token and reload the settings (SIGHUP or POST /api/reload); queued messages are kept`,
       { endpoint: endpointId, page: pageId },
     );
   }

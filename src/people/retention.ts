@@ -59,6 +59,8 @@ const PURGE_SESSIONS_SQL = "DELETE FROM sessions WHERE rowid > ? AND rowid <= ? 
 
 export interface RetentionDeps {
   config: Config;
+  /** The endpoints now, and those a reload removed (config/live.ts `known`); by default those of `config`. */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
   database: Database;
   writes: WriteQueue;
   clock: Clock;
@@ -108,7 +110,7 @@ export class Retention {
   async runOnce(): Promise<Record<string, Record<string, number>>> {
     const out: Record<string, Record<string, number>> = {};
     let any = false;
-    for (const endpoint of this.deps.config.endpoints) {
+    for (const endpoint of this.deps.endpoints?.values() ?? this.deps.config.endpoints) {
       const days = endpoint.data_protection.retention_days;
       if (days > 0) {
         const counts = await purge(this.deps.database, this.deps.writes, endpoint.id, this.deps.clock.now() - days * 86_400_000);

@@ -24,7 +24,7 @@ import { recipientOf, userRefRefusal } from "./recipient.ts";
 import type { ReplyStore } from "./store.ts";
 
 export interface DeliveryDeps {
-  endpoints: Map<string, EndpointSettings>;
+  endpoints: ReadonlyMap<string, EndpointSettings>;
   graph: GraphClient;
   pages: PageDirectory;
   clock: Clock;

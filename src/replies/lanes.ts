@@ -48,6 +48,8 @@ import { RecentIds } from "../core/recent-ids.ts";
 
 export interface ReplyLanesDeps {
   config: Config;
+  /** The endpoints now, and those a reload removed (config/live.ts `known`); by default those of `config`. */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
   database: Database;
   writes: WriteQueue;
   graph: GraphClient;
@@ -74,7 +76,7 @@ export interface ReplyLanesDeps {
 }
 
 export class ReplyLanes {
-  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #endpoints: ReadonlyMap<string, EndpointSettings>;
   readonly #workers = new UserWorkers((key) => this.#step(key));
   readonly #timers: Timers;
   readonly #echoGraceMs: number;
@@ -97,7 +99,7 @@ export class ReplyLanes {
   readonly #taken = new RecentIds(100_000);
 
   constructor(private readonly deps: ReplyLanesDeps) {
-    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#endpoints = deps.endpoints ?? new Map(deps.config.endpoints.map((e) => [e.id, e]));
     this.#timers = deps.timers ?? realTimers;
     this.#echoGraceMs = deps.echoGraceMs ?? 5_000;
     const sends = deps.metrics.counter("messenger_sends_total", "Send API calls for reply lane items by endpoint and result.");

@@ -18,7 +18,7 @@ export type Settled = "settled" | "open";
 
 export interface OutcomesDeps {
   config: Config;
-  endpoints: Map<string, EndpointSettings>;
+  endpoints: ReadonlyMap<string, EndpointSettings>;
   store: ReplyStore;
   clock: Clock;
   /** `messenger_sends_total`, by endpoint and result. */

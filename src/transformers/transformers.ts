@@ -63,6 +63,8 @@ const SWITCH: Record<Fn, keyof EndpointSettings["transformers"]> = {
 
 export interface TransformersDeps {
   config: Config;
+  /** The endpoints now, and those a reload removed (config/live.ts `known`); by default those of `config`. */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
   database: Database;
   writes: WriteQueue;
   clock: Clock;
@@ -73,10 +75,10 @@ export interface TransformersDeps {
 
 export class Transformers {
   readonly #hosts = new Map<string, TransformerHost>();
-  readonly #endpoints: Map<string, EndpointSettings>;
+  readonly #endpoints: ReadonlyMap<string, EndpointSettings>;
 
   private constructor(deps: TransformersDeps) {
-    this.#endpoints = new Map(deps.config.endpoints.map((e) => [e.id, e]));
+    this.#endpoints = deps.endpoints ?? new Map(deps.config.endpoints.map((e) => [e.id, e]));
   }
 
   /** Starts a worker pool for each endpoint whose transformer module has a function switched on. */

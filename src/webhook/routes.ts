@@ -28,12 +28,25 @@ export interface WebhookDeps {
   log: Logger;
   metrics: Registry;
   clock: Clock;
+  /** The endpoints now (a settings reload adds and removes them: config/live.ts); by default those of `config`. */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
 }
 
 const MAX_CHALLENGE_LENGTH = 1024;
 
-export function webhookRoutes({ config, inbox, log, metrics, clock }: WebhookDeps) {
-  const endpoints = new Map(config.endpoints.map((e) => [e.id, { settings: e, pages: new Set(e.pages.map((p) => p.id)) }]));
+export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: current }: WebhookDeps) {
+  const live = current ?? new Map(config.endpoints.map((e) => [e.id, e]));
+  // Each settings object's Page ids, made at its first request: an endpoint's settings are replaced, never changed.
+  const pageIds = new WeakMap<EndpointSettings, ReadonlySet<string>>();
+  const endpoints = {
+    get(id: string): { settings: EndpointSettings; pages: ReadonlySet<string> } | undefined {
+      const settings = live.get(id);
+      if (!settings) return undefined;
+      let pages = pageIds.get(settings);
+      if (!pages) pageIds.set(settings, (pages = new Set(settings.pages.map((p) => p.id))));
+      return { settings, pages };
+    },
+  };
   const maxBody = config.server.max_body_bytes;
   // Bounded: forged Page ids must not grow it without end.
   const unknownPagesLogged = new Set<string>();

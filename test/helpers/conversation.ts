@@ -11,6 +11,7 @@ import { applyMigrations } from "../../src/db/migrate.ts";
 import type { FlowRegistry } from "../../src/flows/index.ts";
 import { FakeGraph, type FakeGraphOptions, type RecordedSend } from "../../src/simulator/fake-graph.ts";
 import { signBody } from "../../src/webhook/signature.ts";
+import { parseSettings } from "../../src/config/load.ts";
 import { APP_SECRET, PAGE_ID, PAGE_TOKEN, PSID, VERIFY_TOKEN, configFromToml } from "./config.ts";
 import { collectingLogger, type CollectingLogger } from "./log.ts";
 import { tempDir, type TempDir } from "./tmp.ts";
@@ -57,6 +58,8 @@ export interface ConversationOptions {
   storageHealth?: { minDelayMs?: number; maxDelayMs?: number };
   /** Another database than the folder's file: a libSQL server (`storage.url`, its token, its request time limit). */
   storage?: { url: string; authToken?: string; requestTimeoutMs?: number };
+  /** Write the settings to `settings.toml` in the folder and load them from there (a reload reads the file again). */
+  settingsFile?: boolean;
 }
 
 export interface Conversation {
@@ -67,6 +70,9 @@ export interface Conversation {
   logs: CollectingLogger;
   dir: TempDir;
   url: string;
+  /** The settings' text; and with `settingsFile`, the file it is in (else null). */
+  toml: string;
+  settingsFile: string | null;
   /** POSTs a signed envelope with these messaging items for the Page; resolves with the status. */
   post(items: unknown[], options?: { pageId?: string; standby?: boolean }): Promise<number>;
   /** Successful Send API calls to a user, in arrival order. */
@@ -127,7 +133,8 @@ mark_seen = ${m.markSeen ?? false}
 expiration_minutes = ${options.expirationMinutes ?? 30}
 ${options.endpointToml ?? ""}
 `;
-  const config = configFromToml(toml, { dir: dir.path });
+  const settingsFile = options.settingsFile ? dir.write("settings.toml", toml) : null;
+  const config = settingsFile ? parseSettings(toml, { file: settingsFile, env: {} }) : configFromToml(toml, { dir: dir.path });
   const opened = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, requestTimeoutMs: options.storage?.requestTimeoutMs });
   await applyMigrations(opened);
   const database = options.wrapDatabase ? options.wrapDatabase(opened) : opened;
@@ -159,6 +166,8 @@ ${options.endpointToml ?? ""}
     logs,
     dir,
     url,
+    toml,
+    settingsFile,
     async post(items, postOptions = {}) {
       const body = JSON.stringify({
         object: "page",

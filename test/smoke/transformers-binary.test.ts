@@ -98,7 +98,7 @@ export function handleOutput({ processedOutput }) { return { text: processedOutp
   const reloads = () => server!.lines.filter((l) => l.msg === "transformer module reloaded").length;
   const before = reloads();
   server.proc.kill("SIGHUP");
-  await server.waitFor((l) => l.msg === "SIGHUP: reloading the transformer modules", 15_000);
+  await server.waitFor((l) => l.msg === "SIGHUP: reloading the settings and the transformer modules", 15_000);
   const deadline = Date.now() + 15_000;
   while (reloads() === before && Date.now() < deadline) await Bun.sleep(20);
   expect(reloads()).toBe(before + 1);
