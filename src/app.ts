@@ -126,8 +126,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
-  const flows = new LiveMap(deps.flows ?? (await loadFlows(config)));
   const metrics = new Registry();
+  const flowsOf = (settings: typeof config) => loadFlows(settings, fetch, { timers, metrics }); // llm flows' tool time limits, metrics
+  const flows = new LiveMap(deps.flows ?? (await flowsOf(config)));
   const graphCalls = metrics.counter(
     "messenger_graph_requests_total",
     "Graph API calls by operation (send, profile, ids_for_pages) and result (ok, graph_error, network_error, unreadable_answer).",
@@ -161,9 +162,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       : "check that the libSQL server is reachable and accepts writes",
     ...deps.storageHealth,
   });
-  // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are
-  // refused when it is off: never to Facebook. Its stored users are read first; with the simulator
-  // off and none stored, the Graph client gets the plain fetch.
+  // Simulated users' Graph calls (all of them in the demo) go to the simulator's stand-in, or are refused when it is off:
+  // never to Facebook. Its stored users are read first; with the simulator off and none stored, the Graph client gets the plain fetch.
   const simulator = new Simulator({ enabled: config.simulator.enabled, config, database: db, writes, clock, log });
   await simulator.load();
   const graphFetch = simulator.routesGraphCalls ? simulator.fetchFor(fetch) : fetch;
@@ -311,7 +311,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   live // a reload: new secrets redacted first; the flows loaded before anything changes
     .onReload({ prepare: async (next) => log.reconfigure({ secrets: next.secrets }), apply: (next) => log.reconfigure({ level: next.log.level }) })
     .onReload({
-      prepare: async (next, changed) => void (nextFlows = deps.flows || !changed.some((p) => p.startsWith("flows")) ? null : await loadFlows(next)),
+      prepare: async (next, changed) => void (nextFlows = deps.flows || !changed.some((p) => p.startsWith("flows")) ? null : await flowsOf(next)),
       apply: () => void (nextFlows && flows.swap(new Map([...flows, ...nextFlows]))), // a removed flow stays for a removed endpoint's work
     })
     .onReload({ apply: (next) => pages.update(next) });

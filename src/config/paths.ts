@@ -2,13 +2,16 @@
 import { isAbsolute, resolve } from "node:path";
 import type { Settings } from "./schema.ts";
 
-/** The flows', transformers' and NLU scripts' modules (not the built-in flows) and a `file:` storage URL, made absolute. */
+/** The flows', their tools' parameters files, transformers' and NLU scripts' modules (not the built-in flows) and a `file:` storage URL, made absolute. */
 export function makePathsAbsolute(settings: Settings, dir: string): Settings {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
   const flows = Object.fromEntries(
     Object.entries(settings.flows).map(([name, flow]) => [
       name,
-      flow.module && !flow.module.startsWith("builtin:") ? { ...flow, module: abs(flow.module) } : flow,
+      {
+        ...(flow.module && !flow.module.startsWith("builtin:") ? { ...flow, module: abs(flow.module) } : flow),
+        ...(flow.tools ? { tools: flow.tools.map((t) => (t.parameters_file ? { ...t, parameters_file: abs(t.parameters_file) } : t)) } : {}),
+      },
     ]),
   );
   const endpoints = settings.endpoints.map((e) => ({

@@ -75,6 +75,25 @@ export const ClusterSettings = Type.Object({
   poll_ms: Type.Integer({ minimum: 10, maximum: 10_000, default: 200 }),
 });
 
+/**
+ * A tool an `llm` flow offers its model (src/flows/llm-tools.ts, docs/flows.md): the model calls
+ * it by `name` with arguments that follow `parameters` (a JSON Schema), and the endpoint makes an
+ * HTTP call to `url` with them.
+ */
+export const LlmToolSettings = Type.Object({
+  name: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  description: Type.String({ minLength: 1, maxLength: 1024 }),
+  /** A JSON Schema of the arguments (an object schema); or `parameters_file`, a JSON file holding it. */
+  parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  parameters_file: Type.Optional(Type.String({ minLength: 1 })),
+  url: Type.String({ pattern: "^https?://" }),
+  /** Default POST (src/flows/llm-tools.ts). */
+  method: Type.Optional(Type.Union([Type.Literal("POST"), Type.Literal("PUT"), Type.Literal("PATCH")])),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /** Sent as `Authorization: Bearer <api_key>`. */
+  api_key: Type.Optional(Type.String({ minLength: 1 })),
+});
+
 /** One flow = one AI agent. Which fields apply depends on `kind`; see validate.ts. */
 export const FlowSettings = Type.Object({
   kind: Type.Union([Type.Literal("http"), Type.Literal("script"), Type.Literal("llm")]),
@@ -88,6 +107,12 @@ export const FlowSettings = Type.Object({
   history_turns: Type.Optional(Type.Integer({ minimum: 0, maximum: 200 })),
   temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
   max_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** llm: the tools the model may call (docs/flows.md). */
+  tools: Type.Optional(Type.Array(LlmToolSettings)),
+  /** llm: how many times in one turn the model may call tools before it must answer in text. */
+  max_tool_rounds: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+  /** llm: how long one tool call may take. */
+  tool_timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
 });
 
 export const PageSettings = Type.Object({
@@ -299,6 +324,7 @@ export const Settings = Type.Object({
 
 export type Settings = Static<typeof Settings>;
 export type FlowSettings = Static<typeof FlowSettings>;
+export type LlmToolSettings = Static<typeof LlmToolSettings>;
 export type EndpointSettings = Static<typeof EndpointSettings>;
 export type ClusterSettings = Static<typeof ClusterSettings>;
 export type PageSettings = Static<typeof PageSettings>;

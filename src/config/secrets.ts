@@ -15,7 +15,11 @@ export function collectSecrets(settings: Settings): string[] {
   add(settings.storage.auth_token);
   for (const s of urlSecrets(settings.storage.url)) add(s);
   for (const s of urlSecrets(settings.graph.url)) add(s);
-  for (const flow of Object.values(settings.flows)) for (const s of flowSecrets(flow)) add(s);
+  for (const flow of Object.values(settings.flows)) {
+    for (const s of flowSecrets(flow)) add(s);
+    // An llm flow's tools: their keys and credential headers.
+    for (const tool of flow.tools ?? []) for (const s of flowSecrets(tool)) add(s);
+  }
   for (const endpoint of settings.endpoints) {
     add(endpoint.app_secret);
     add(endpoint.verify_token);

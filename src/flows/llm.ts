@@ -5,11 +5,21 @@
  * when longer than Messenger allows. The history lives in the session context under `history`,
  * so it ends with the session. Error messages show the URL in its display form and quote the
  * API's answer without the flow's secrets (log/scrub.ts), as http.ts does.
+ *
+ * With `tools` (llm-tools.ts) the model may answer with tool calls instead: each is called, its
+ * result given back as a `role: "tool"` message, and the model asked again, up to
+ * `max_tool_rounds` times; then it is asked without tools for its answer. Only the user's texts and
+ * the final answers are kept in the history.
  */
+import { Type } from "@sinclair/typebox";
 import { flowSecrets } from "../config/secrets.ts";
 import type { FlowSettings } from "../config/schema.ts";
+import { checker } from "../core/checks.ts";
+import type { Timers } from "../core/clock.ts";
 import { displayUrl, scrub } from "../log/scrub.ts";
+import type { Registry } from "../metrics/registry.ts";
 import { FlowError, type Flow } from "./flow.ts";
+import { DEFAULT_MAX_TOOL_ROUNDS, LlmTools, type ToolCall } from "./llm-tools.ts";
 import type { FlowInput, FlowResult } from "./schema.ts";
 
 export const LLM_FLOW_TIMEOUT_MS = 60_000;
@@ -20,15 +30,89 @@ interface ChatMessage {
   content: string;
 }
 
-export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof fetch = fetch): Flow {
+/** The messages of one turn: the history's, and the model's tool calls with their results. */
+type TurnMessage =
+  | ChatMessage
+  | { role: "assistant"; content: string | null; tool_calls: ToolCall[] }
+  | { role: "tool"; tool_call_id: string; content: string };
+
+/** The model's answer: the one schema of what this flow reads from it. */
+const ChatAnswer = Type.Object({
+  choices: Type.Array(
+    Type.Object({
+      message: Type.Object({
+        content: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+        tool_calls: Type.Optional(
+          Type.Array(
+            Type.Object({
+              id: Type.String(),
+              type: Type.Optional(Type.String()),
+              function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }),
+            }),
+          ),
+        ),
+      }),
+    }),
+    { minItems: 1 },
+  ),
+  usage: Type.Optional(
+    Type.Object({ prompt_tokens: Type.Optional(Type.Number({ minimum: 0 })), completion_tokens: Type.Optional(Type.Number({ minimum: 0 })) }),
+  ),
+});
+
+/** What the flow needs besides its settings; tests pass a fake fetch and a manual clock (test/helpers/manual-clock.ts). */
+export interface LlmFlowDeps {
+  fetch?: typeof fetch;
+  /** The tools' time limits. */
+  timers?: Timers;
+  metrics?: Registry;
+}
+
+export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps | typeof fetch = {}): Flow {
+  const { fetch: fetchImpl = fetch, timers, metrics } = typeof deps === "function" ? { fetch: deps } : deps;
   const endpoint = `${settings.url!.replace(/\/+$/, "")}/chat/completions`;
   const shown = displayUrl(endpoint);
   const secrets = flowSecrets(settings);
   const quote = (text: string) => scrub(text, secrets).slice(0, 200);
   const timeoutMs = settings.timeout_ms ?? LLM_FLOW_TIMEOUT_MS;
   const historyTurns = settings.history_turns ?? DEFAULT_HISTORY_TURNS;
+  const maxRounds = settings.max_tool_rounds ?? DEFAULT_MAX_TOOL_ROUNDS;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (settings.api_key) headers.authorization = `Bearer ${settings.api_key}`;
+  const calls = metrics?.counter(
+    "messenger_llm_tool_calls_total",
+    "Tool calls of llm flows, by flow, tool and outcome (ok, error, timeout, unknown_tool, invalid_arguments).",
+  );
+  const tokens = metrics?.counter("messenger_llm_tokens_total", "Tokens the llm flows' models reported, by endpoint, flow and kind (prompt, completion).");
+  const tools = new LlmTools(name, settings, { fetch: fetchImpl, timers, calls });
+
+  /** One request to the model: its message, with or without the tools on offer. */
+  async function complete(messages: TurnMessage[], offerTools: boolean, input: FlowInput, signal: AbortSignal) {
+    const body: Record<string, unknown> = { model: settings.model, messages };
+    if (settings.temperature !== undefined) body.temperature = settings.temperature;
+    if (settings.max_tokens !== undefined) body.max_tokens = settings.max_tokens;
+    if (offerTools) body.tools = tools.definitions();
+    let response: Response;
+    try {
+      response = await fetchImpl(endpoint, { method: "POST", headers, body: JSON.stringify(body), signal });
+    } catch (error) {
+      if (signal.aborted) throw new FlowError(`the LLM at ${shown} did not answer within ${timeoutMs} ms`, { cause: error });
+      throw new FlowError(`cannot reach the LLM at ${shown}: ${scrub(String((error as Error)?.message), secrets)}`, { cause: error });
+    }
+    const text = await response.text().catch(() => "");
+    if (!response.ok) throw new FlowError(`the LLM at ${shown} answered HTTP ${response.status}: ${quote(text)}`);
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      throw new FlowError(`the LLM at ${shown} answered with a body that is not JSON: ${quote(text)}`);
+    }
+    if (!checker(ChatAnswer).Check(answer)) throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content or tool_calls`);
+    const labels = { endpoint: input.endpoint_id, flow: name };
+    tokens?.inc({ ...labels, kind: "prompt" }, answer.usage?.prompt_tokens ?? 0);
+    tokens?.inc({ ...labels, kind: "completion" }, answer.usage?.completion_tokens ?? 0);
+    return answer.choices[0]!.message;
+  }
 
   return {
     name,
@@ -37,29 +121,29 @@ export function llmFlow(name: string, settings: FlowSettings, fetchImpl: typeof 
     async run(input, ctx): Promise<FlowResult> {
       const history = lastTurns(readHistory(input.context.history), historyTurns);
       const userText = describeInput(input);
-      const messages: ChatMessage[] = [
+      const messages: TurnMessage[] = [
         ...(settings.system_prompt ? [{ role: "system" as const, content: settings.system_prompt }] : []),
         ...history,
         { role: "user", content: userText },
       ];
-      const body: Record<string, unknown> = { model: settings.model, messages };
-      if (settings.temperature !== undefined) body.temperature = settings.temperature;
-      if (settings.max_tokens !== undefined) body.max_tokens = settings.max_tokens;
-
-      let response: Response;
-      try {
-        response = await fetchImpl(endpoint, { method: "POST", headers, body: JSON.stringify(body), signal: ctx.signal });
-      } catch (error) {
-        if (ctx.signal.aborted) throw new FlowError(`the LLM at ${shown} did not answer within ${timeoutMs} ms`, { cause: error });
-        throw new FlowError(`cannot reach the LLM at ${shown}: ${scrub(String((error as Error)?.message), secrets)}`, { cause: error });
-      }
-      const text = await response.text().catch(() => "");
-      if (!response.ok) throw new FlowError(`the LLM at ${shown} answered HTTP ${response.status}: ${quote(text)}`);
-      let answer: unknown;
-      try {
-        answer = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
-      } catch {
-        throw new FlowError(`the LLM at ${shown} answered with a body that is not JSON: ${quote(text)}`);
+      // Up to max_tool_rounds answers with tool calls; after them the model is asked without tools.
+      let answer: string | null | undefined;
+      for (let round = 0; ; round++) {
+        const offer = tools.size > 0 && round < maxRounds;
+        const message = await complete(messages, offer, input, ctx.signal);
+        const wanted = offer ? (message.tool_calls ?? []) : [];
+        if (wanted.length === 0) {
+          answer = message.content;
+          break;
+        }
+        const toolCalls: ToolCall[] = wanted.map((c) => ({
+          id: c.id,
+          type: "function",
+          function: { name: c.function.name, arguments: c.function.arguments ?? "" },
+        }));
+        messages.push({ role: "assistant", content: message.content ?? null, tool_calls: toolCalls });
+        const results = await Promise.all(toolCalls.map((c) => tools.call(c, input, ctx)));
+        for (const [i, c] of toolCalls.entries()) messages.push({ role: "tool", tool_call_id: c.id, content: results[i]! });
       }
       if (typeof answer !== "string") throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content`);
       const reply = answer.trim();
