@@ -58,7 +58,7 @@ describe("llm flow tools in the settings", () => {
     expect(problemsOf(flow(`${TOOL}${PARAMS}${TOOL}${PARAMS}`))).toEqual([
       'flows.shop.tools[1].name: "order_status" is already the name of tools[0]; tool names must be unique',
     ]);
-    const bad = '[[flows.shop.tools]]\nname = "order status"\ndescription = "d"\nmethod = "GET"\n' + PARAMS;
+    const bad = `[[flows.shop.tools]]\nname = "order status"\ndescription = "d"\nmethod = "GET"\n${PARAMS}`;
     const problems = problemsOf(flow(bad, "max_tool_rounds = 0\n"));
     expect(problems.some((p) => p.startsWith("flows.shop.tools[0].name: "))).toBe(true);
     expect(problems.some((p) => p.startsWith("flows.shop.tools[0].url: "))).toBe(true);
