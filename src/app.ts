@@ -127,7 +127,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const metrics = new Registry();
-  const flowsOf = (settings: typeof config) => loadFlows(settings, fetch, { timers, metrics }); // llm flows' tool time limits, metrics
+  const flowsOf = (settings: typeof config) => loadFlows(settings, fetch, { timers, clock, metrics }); // llm flows' time limits and retries, metrics
   const flows = new LiveMap(deps.flows ?? (await flowsOf(config)));
   const graphCalls = metrics.counter(
     "messenger_graph_requests_total",

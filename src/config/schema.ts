@@ -113,6 +113,14 @@ export const FlowSettings = Type.Object({
   max_tool_rounds: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
   /** llm: how long one tool call may take. */
   tool_timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
+  /** llm: "openai" (default; any OpenAI-compatible API) or "azure" (Azure OpenAI: `url` is the deployment's URL). */
+  provider: Type.Optional(Type.Union([Type.Literal("openai"), Type.Literal("azure")])),
+  /** llm, provider "azure": the `api-version` query parameter, like "2024-10-21". */
+  api_version: Type.Optional(Type.String({ minLength: 1 })),
+  /** llm: how many times a request is tried again on 429, 5xx or a network error (src/flows/llm-call.ts). */
+  retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+  /** llm: sent to the user when the model cannot answer, instead of failing the turn. */
+  fallback_text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
 });
 
 export const PageSettings = Type.Object({

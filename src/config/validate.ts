@@ -29,8 +29,14 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
       requires("url");
       requires("model");
       for (const p of toolProblems(flow.tools ?? [], dir)) problem(["flows", name, "tools", ...p.path], p.message);
+      if (flow.provider === "azure" && !flow.api_version) {
+        problem(at("api_version"), 'missing (required for provider "azure"): the Azure OpenAI API version, like "2024-10-21"');
+      }
+      if (flow.provider !== "azure" && flow.api_version !== undefined) {
+        problem(at("api_version"), 'only for provider "azure": set provider = "azure", or remove api_version');
+      }
     } else {
-      for (const key of ["tools", "max_tool_rounds", "tool_timeout_ms"] as const) {
+      for (const key of ["tools", "max_tool_rounds", "tool_timeout_ms", "provider", "api_version", "retries", "fallback_text"] as const) {
         if (flow[key] !== undefined) problem(at(key), `only for kind "llm" (this flow is "${flow.kind}")`);
       }
     }

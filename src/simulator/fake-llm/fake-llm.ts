@@ -1,7 +1,8 @@
 /**
  * A stand-in for an OpenAI-compatible chat completions API, on 127.0.0.1 like the fake NLU
  * (fake-nlu/fake-nlu.ts), for the `llm` flow's tests (src/flows/llm.ts, llm-tools.ts):
- * `POST /v1/chat/completions` (also `/chat/completions`) takes `{ model, messages, tools? }` and
+ * `POST /v1/chat/completions` (also `/chat/completions`, and Azure OpenAI's
+ * `/openai/deployments/{name}/chat/completions?api-version=…`) takes `{ model, messages, tools? }` and
  * answers a `chat.completion`: `choices[0].message` with `content`, or with `tool_calls`
  * (`[{ id, type: "function", function: { name, arguments } }]`, `arguments` a JSON string, and
  * `finish_reason: "tool_calls"`), and `usage` (`prompt_tokens`, `completion_tokens`, `total_tokens`).
@@ -26,8 +27,8 @@ export interface FakeLlmToolCall {
 export type FakeLlmAnswer =
   | { content: string; usage?: { prompt_tokens: number; completion_tokens: number } }
   | { tool_calls: FakeLlmToolCall[]; content?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
-  /** This status with OpenAI's error body; `retryAfter` in seconds as the `Retry-After` header. */
-  | { status: number; retryAfter?: number }
+  /** This status with OpenAI's error body; `retryAfter` as the `Retry-After` header (seconds, or a string such as an HTTP date). */
+  | { status: number; retryAfter?: number | string }
   /** No answer until the client gives up or the fake stops. */
   | { hang: true };
 
@@ -40,6 +41,8 @@ export interface FakeLlmMessage {
 
 export interface FakeLlmRequest {
   path: string;
+  /** The query string, with its `?` (or ""). */
+  query: string;
   headers: Record<string, string>;
   body: {
     model?: unknown;
@@ -63,7 +66,7 @@ export class FakeLlm {
     this.#server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (request) => this.#answer(request) });
   }
 
-  /** With `token`, requests need `Authorization: Bearer <token>` (401 otherwise). */
+  /** With `token`, requests need `Authorization: Bearer <token>` or, as Azure OpenAI takes it, `api-key: <token>` (401 otherwise). */
   static start(options: { token?: string } = {}): FakeLlm {
     return new FakeLlm(options.token);
   }
@@ -97,7 +100,7 @@ export class FakeLlm {
 
   async #answer(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    if (request.method !== "POST" || !/^(\/v1)?\/chat\/completions$/.test(url.pathname)) {
+    if (request.method !== "POST" || !/^(\/v1)?(\/openai\/deployments\/[^/]+)?\/chat\/completions$/.test(url.pathname)) {
       return Response.json(
         { error: { message: `Unknown request URL: ${request.method} ${url.pathname}`, type: "invalid_request_error", code: "unknown_url" } },
         { status: 404 },
@@ -109,10 +112,10 @@ export class FakeLlm {
     } catch {
       return failure(400, "We could not parse the JSON body of your request.");
     }
-    const seen: FakeLlmRequest = { path: url.pathname, headers: Object.fromEntries(request.headers), body };
+    const seen: FakeLlmRequest = { path: url.pathname, query: url.search, headers: Object.fromEntries(request.headers), body };
     this.requests.push(seen);
     for (const resolve of this.#waiting.splice(0)) resolve(seen);
-    if (this.token && request.headers.get("authorization") !== `Bearer ${this.token}`) {
+    if (this.token && request.headers.get("authorization") !== `Bearer ${this.token}` && request.headers.get("api-key") !== this.token) {
       return failure(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key");
     }
     if (typeof body?.model !== "string" || !Array.isArray(body.messages)) return failure(400, "you must provide a model parameter and messages");
