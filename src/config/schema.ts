@@ -7,6 +7,7 @@
  * in `validate.ts`, where the messages can say exactly what to do.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { LLM_BUILTIN_TOOLS } from "./llm-names.ts";
 
 const PositiveMs = (def: number, max = 3_600_000) => Type.Integer({ minimum: 0, maximum: max, default: def });
 
@@ -121,6 +122,12 @@ export const FlowSettings = Type.Object({
   retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
   /** llm: sent to the user when the model cannot answer, instead of failing the turn. */
   fallback_text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+  /** llm: the built-in tools offered to the model: Messenger answers, handover, end_session, remember (src/flows/llm-builtins.ts). */
+  builtin_tools: Type.Optional(Type.Array(Type.Union(LLM_BUILTIN_TOOLS.map((t) => Type.Literal(t))), { uniqueItems: true })),
+  /** llm: the history's budget in estimated tokens (4 characters each); the oldest turns are left out beyond it. */
+  history_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  /** llm: an answer longer than this is sent as several messages, split at paragraph boundaries. */
+  message_max_chars: Type.Optional(Type.Integer({ minimum: 100, maximum: 2000 })),
 });
 
 export const PageSettings = Type.Object({

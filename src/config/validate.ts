@@ -2,9 +2,10 @@
  * Rules the schema cannot express: what each flow kind needs, references between sections,
  * duplicates, and files that must exist. Each message says what to change.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import type { LlmToolSettings, Settings } from "./schema.ts";
+import type { Settings } from "./schema.ts";
+import { llmFlowProblems } from "./llm-validate.ts";
 import { closest, joinPath, type SettingsProblem } from "./problems.ts";
 import { profileProblems } from "./messenger-profile.ts";
 import { settingsFileWarning } from "./file-mode.ts";
@@ -28,7 +29,7 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
     if (flow.kind === "llm") {
       requires("url");
       requires("model");
-      for (const p of toolProblems(flow.tools ?? [], dir)) problem(["flows", name, "tools", ...p.path], p.message);
+      for (const p of llmFlowProblems(flow, dir)) problem(["flows", name, ...p.path], p.message);
       if (flow.provider === "azure" && !flow.api_version) {
         problem(at("api_version"), 'missing (required for provider "azure"): the Azure OpenAI API version, like "2024-10-21"');
       }
@@ -36,7 +37,18 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
         problem(at("api_version"), 'only for provider "azure": set provider = "azure", or remove api_version');
       }
     } else {
-      for (const key of ["tools", "max_tool_rounds", "tool_timeout_ms", "provider", "api_version", "retries", "fallback_text"] as const) {
+      for (const key of [
+        "tools",
+        "max_tool_rounds",
+        "tool_timeout_ms",
+        "provider",
+        "api_version",
+        "retries",
+        "fallback_text",
+        "builtin_tools",
+        "history_tokens",
+        "message_max_chars",
+      ] as const) {
         if (flow[key] !== undefined) problem(at(key), `only for kind "llm" (this flow is "${flow.kind}")`);
       }
     }
@@ -128,42 +140,6 @@ export function validateSettings(settings: Settings, dir: string): SettingsProbl
   });
 
   return problems;
-}
-
-/** An `llm` flow's tools (docs/flows.md): unique names, and one JSON Schema of an object for the arguments of each. */
-function toolProblems(tools: LlmToolSettings[], dir: string): { path: (string | number)[]; message: string }[] {
-  const found: { path: (string | number)[]; message: string }[] = [];
-  const names = new Map<string, number>();
-  tools.forEach((tool, i) => {
-    const earlier = names.get(tool.name);
-    if (earlier !== undefined) found.push({ path: [i, "name"], message: `"${tool.name}" is already the name of tools[${earlier}]; tool names must be unique` });
-    else names.set(tool.name, i);
-    if (tool.parameters !== undefined && tool.parameters_file !== undefined) {
-      found.push({ path: [i, "parameters_file"], message: "set either parameters or parameters_file, not both" });
-      return;
-    }
-    let schema: unknown = tool.parameters;
-    const key = tool.parameters_file === undefined ? "parameters" : "parameters_file";
-    if (tool.parameters_file !== undefined) {
-      const file = isAbsolute(tool.parameters_file) ? tool.parameters_file : resolve(dir, tool.parameters_file);
-      try {
-        schema = JSON.parse(readFileSync(file, "utf8"));
-      } catch (error) {
-        const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-        found.push({ path: [i, key], message: `cannot read a JSON Schema from ${file}: ${why}` });
-        return;
-      }
-    }
-    if (schema === undefined) {
-      found.push({
-        path: [i, "parameters"],
-        message: 'missing: the JSON Schema of the arguments (parameters = { type = "object", properties = { … } }), or parameters_file',
-      });
-    } else if (typeof schema !== "object" || schema === null || (schema as { type?: unknown }).type !== "object") {
-      found.push({ path: [i, key], message: 'must be a JSON Schema with type = "object": the model passes the arguments as one object' });
-    }
-  });
-  return found;
 }
 
 /**

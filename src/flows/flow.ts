@@ -6,6 +6,8 @@ export interface FlowContext {
   /** Aborted when the turn's time is up or the server stops. */
   signal: AbortSignal;
   log: Logger;
+  /** Tokens the flow's model used, reported as they are known (counted by the engine). */
+  usage?(tokens: { prompt: number; completion: number }): void;
 }
 
 export interface Flow {

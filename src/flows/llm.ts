@@ -16,6 +16,13 @@
  * result given back as a `role: "tool"` message, and the model asked again, up to
  * `max_tool_rounds` times; then it is asked without tools for its answer. Only the user's texts and
  * the final answers are kept in the history.
+ *
+ * With `builtin_tools` (llm-builtins.ts) the model may answer in Messenger's shapes (quick replies,
+ * buttons, cards, an image), hand the conversation to people, end the session or remember facts.
+ * An answer whose calls are all built-in ones that show something ends the turn; else the model
+ * is asked again. The user gets the model's texts first, each split at paragraph boundaries
+ * (`message_max_chars`), then what the built-in tools showed, in the order they were called; quick
+ * replies go on the last message. The system prompt is templated with the person (llm-prompt.ts).
  */
 import { Type } from "@sinclair/typebox";
 import { flowSecrets } from "../config/secrets.ts";
@@ -27,17 +34,25 @@ import type { Registry } from "../metrics/registry.ts";
 import { FlowError, type Flow, type FlowContext } from "./flow.ts";
 import { type ChatCall, DEFAULT_LLM_RETRIES, postChat } from "./llm-call.ts";
 import { DEFAULT_MAX_TOOL_ROUNDS, LlmTools, type ToolCall } from "./llm-tools.ts";
-import type { FlowInput, FlowResult } from "./schema.ts";
+import { BuiltinEffects, builtinDefinitions, describeOutput, quickRepliesLast, readFacts } from "./llm-builtins.ts";
+import {
+  boundHistory,
+  type ChatMessage,
+  DEFAULT_HISTORY_TOKENS,
+  DEFAULT_MESSAGE_MAX_CHARS,
+  describeInput,
+  memoryPrompt,
+  readHistory,
+  renderPrompt,
+  splitParagraphs,
+} from "./llm-prompt.ts";
+import type { FlowInput, FlowResult, Output } from "./schema.ts";
+import type { LlmBuiltinTool } from "../config/llm-names.ts";
 
 export const LLM_FLOW_TIMEOUT_MS = 60_000;
 export const DEFAULT_HISTORY_TURNS = 20;
 /** With `fallback_text` the flow gives up at `timeout_ms` and the turn may take this much longer, to send the fallback. */
 export const FALLBACK_GRACE_MS = 1_000;
-
-interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
-}
 
 /** The messages of one turn: the history's, and the model's tool calls with their results. */
 type TurnMessage =
@@ -115,15 +130,19 @@ export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps 
     "messenger_llm_tool_calls_total",
     "Tool calls of llm flows, by flow, tool and outcome (ok, error, timeout, unknown_tool, invalid_arguments).",
   );
-  const tokens = metrics?.counter("messenger_llm_tokens_total", "Tokens the llm flows' models reported, by endpoint, flow and kind (prompt, completion).");
   const tools = new LlmTools(name, settings, { fetch: fetchImpl, timers, calls });
+  const builtins: readonly LlmBuiltinTool[] = settings.builtin_tools ?? [];
+  const isBuiltin = (tool: string): tool is LlmBuiltinTool => (builtins as readonly string[]).includes(tool);
+  const definitions = [...tools.definitions(), ...builtinDefinitions(builtins)];
+  const historyTokens = settings.history_tokens ?? DEFAULT_HISTORY_TOKENS;
+  const messageMaxChars = settings.message_max_chars ?? DEFAULT_MESSAGE_MAX_CHARS;
 
   /** One request to the model: its message, with or without the tools on offer. */
-  async function complete(messages: TurnMessage[], offerTools: boolean, input: FlowInput, signal: AbortSignal, deadline: number) {
+  async function complete(messages: TurnMessage[], offerTools: boolean, ctx: FlowContext, signal: AbortSignal, deadline: number) {
     const body: Record<string, unknown> = { model: settings.model, messages };
     if (settings.temperature !== undefined) body.temperature = settings.temperature;
     if (settings.max_tokens !== undefined) body.max_tokens = settings.max_tokens;
-    if (offerTools) body.tools = tools.definitions();
+    if (offerTools) body.tools = definitions;
     const text = await postChat(call, JSON.stringify(body), signal, deadline);
     let answer: unknown;
     try {
@@ -132,9 +151,7 @@ export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps 
       throw new FlowError(`the LLM at ${shown} answered with a body that is not JSON: ${quote(text)}`);
     }
     if (!checker(ChatAnswer).Check(answer)) throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content or tool_calls`);
-    const labels = { endpoint: input.endpoint_id, flow: name };
-    tokens?.inc({ ...labels, kind: "prompt" }, answer.usage?.prompt_tokens ?? 0);
-    tokens?.inc({ ...labels, kind: "completion" }, answer.usage?.completion_tokens ?? 0);
+    if (answer.usage) ctx.usage?.({ prompt: answer.usage.prompt_tokens ?? 0, completion: answer.usage.completion_tokens ?? 0 });
     return answer.choices[0]!.message;
   }
 
@@ -162,21 +179,26 @@ export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps 
 
   async function turn(input: FlowInput, ctx: FlowContext, signal: AbortSignal): Promise<FlowResult> {
     const deadline = clock.now() + timeoutMs;
-    const history = lastTurns(readHistory(input.context.history), historyTurns);
+    const history = boundHistory(readHistory(input.context.history), historyTurns, historyTokens);
     const userText = describeInput(input);
-    const messages: TurnMessage[] = [
-      ...(settings.system_prompt ? [{ role: "system" as const, content: settings.system_prompt }] : []),
-      ...history,
-      { role: "user", content: userText },
-    ];
+    const effects = new BuiltinEffects(readFacts(input.contact.memories), readFacts(input.context.memory), input.contact_id !== null);
+    const system = [renderPrompt(settings.system_prompt ?? "", input, clock.now()), memoryPrompt(effects.facts.person, effects.facts.conversation)]
+      .filter((part) => part !== "")
+      .join("\n\n");
+    const messages: TurnMessage[] = [...(system ? [{ role: "system" as const, content: system }] : []), ...history, { role: "user", content: userText }];
+    const texts: string[] = [];
+    const toolCtx = { ...ctx, signal };
     // Up to max_tool_rounds answers with tool calls; after them the model is asked without tools.
-    let answer: string | null | undefined;
     for (let round = 0; ; round++) {
-      const offer = tools.size > 0 && round < maxRounds;
-      const message = await complete(messages, offer, input, signal, deadline);
+      const offer = definitions.length > 0 && round < maxRounds;
+      const message = await complete(messages, offer, ctx, signal, deadline);
       const wanted = offer ? (message.tool_calls ?? []) : [];
+      const said = message.content?.trim();
+      if (said) texts.push(said);
       if (wanted.length === 0) {
-        answer = message.content;
+        if (typeof message.content !== "string" && texts.length === 0 && effects.outputs.length === 0) {
+          throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content`);
+        }
         break;
       }
       const toolCalls: ToolCall[] = wanted.map((c) => ({
@@ -185,34 +207,36 @@ export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps 
         function: { name: c.function.name, arguments: c.function.arguments ?? "" },
       }));
       messages.push({ role: "assistant", content: message.content ?? null, tool_calls: toolCalls });
-      const results = await Promise.all(toolCalls.map((c) => tools.call(c, input, { ...ctx, signal })));
+      // Built-in calls first, in order (their outputs keep the order of the calls); the HTTP tools at the same time.
+      const deferred = toolCalls.some((c) => !isBuiltin(c.function.name));
+      let final = false;
+      const results = await Promise.all(
+        toolCalls.map((c) => {
+          if (!isBuiltin(c.function.name)) return tools.call(c, input, toolCtx);
+          const applied = effects.apply(c.function.name, c.function.arguments, deferred);
+          calls?.inc({ flow: name, tool: c.function.name, outcome: applied.outcome });
+          if (applied.outcome !== "ok")
+            ctx.log.warn("llm tool call failed", { flow: name, tool: c.function.name, outcome: applied.outcome, detail: applied.content });
+          final ||= applied.final;
+          return applied.content;
+        }),
+      );
       for (const [i, c] of toolCalls.entries()) messages.push({ role: "tool", tool_call_id: c.id, content: results[i]! });
+      // Nothing left for the model to read: what the built-in tools showed is the answer.
+      if (final && !deferred) break;
     }
-    if (typeof answer !== "string") throw new FlowError(`the LLM at ${shown} answered without choices[0].message.content`);
-    const reply = answer.trim();
-    const kept = [...history, { role: "user" as const, content: userText }, ...(reply ? [{ role: "assistant" as const, content: reply }] : [])];
-    return {
-      outputs: reply ? [{ text: reply }] : [],
-      context: { ...input.context, history: lastTurns(kept, historyTurns) },
-    };
+    const outputs: Output[] = quickRepliesLast([
+      ...texts.flatMap((text) => splitParagraphs(text, messageMaxChars).map((t) => ({ text: t }))),
+      ...effects.outputs,
+    ]);
+    const answered = outputs.map(describeOutput).join("\n\n");
+    const kept = [...history, { role: "user" as const, content: userText }, ...(answered ? [{ role: "assistant" as const, content: answered }] : [])];
+    const context: Record<string, unknown> = { ...input.context, history: boundHistory(kept, historyTurns, historyTokens) };
+    if (effects.facts.changed.conversation) context.memory = effects.facts.conversation;
+    const result: FlowResult = { outputs, context };
+    if (effects.facts.changed.person) result.contact = { memories: effects.facts.person };
+    if (effects.handover) result.handover = effects.handover;
+    if (effects.endSession) result.end_session = true;
+    return result;
   }
-}
-
-/** The last `turns` turns (a user message and its answer each). `slice(-0)` would keep everything. */
-function lastTurns(messages: ChatMessage[], turns: number): ChatMessage[] {
-  return turns > 0 ? messages.slice(-2 * turns) : [];
-}
-
-function readHistory(value: unknown): ChatMessage[] {
-  if (!Array.isArray(value)) return [];
-  return value.filter(
-    (m): m is ChatMessage => typeof m === "object" && m !== null && (m.role === "user" || m.role === "assistant") && typeof m.content === "string",
-  );
-}
-
-/** What the model reads for this input: the text, and what was attached. */
-function describeInput(input: FlowInput): string {
-  const parts = input.text ? [input.text] : [];
-  for (const a of input.data.attachments ?? []) parts.push(`[${a.type}${a.url ? `: ${a.url}` : ""}]`);
-  return parts.join("\n") || "[empty message]";
 }

@@ -61,6 +61,8 @@ export const FlowResult = Type.Object({
   outputs: Type.Optional(Type.Array(Output)),
   context: Type.Optional(Type.Record(Str, Type.Unknown())),
   handover: Type.Optional(Handover),
+  end_session: Type.Optional(Type.Boolean()),
+  contact: Type.Optional(Type.Record(Str, Type.Unknown())),
 });
 
 export type QuickReply = Static<typeof QuickReply>;

@@ -77,3 +77,33 @@ describe("llm flow tools in the settings", () => {
     expect(warnings).toEqual(['flows.shop.tools[0].descripton: unknown key, ignored (did you mean "description"?)']);
   });
 });
+
+describe("llm flow built-in tools, prompt and pacing in the settings", () => {
+  test("builtin_tools, history_tokens and message_max_chars load", () => {
+    const extra = 'builtin_tools = ["offer_quick_replies", "handover", "remember"]\nhistory_tokens = 2000\nmessage_max_chars = 300\n';
+    const shop = configFromToml(flow("", `${extra}system_prompt = "Hi {{first_name}}, today is {{date}} ({{contact.plan}})."\n`), { dir: dir.path }).flows
+      .shop!;
+    expect(shop.builtin_tools).toEqual(["offer_quick_replies", "handover", "remember"]);
+    expect(shop.history_tokens).toBe(2000);
+    expect(shop.message_max_chars).toBe(300);
+  });
+
+  test("an unknown built-in tool, one named twice, a tool of the operator with a built-in's name, an unknown placeholder", () => {
+    expect(problemsOf(flow("", 'builtin_tools = ["send_video"]\n')).join("\n")).toContain("flows.shop.builtin_tools[0]");
+    expect(problemsOf(flow("", 'builtin_tools = ["handover", "handover"]\n')).join("\n")).toContain("flows.shop.builtin_tools");
+    expect(problemsOf(flow(`${TOOL.replace("order_status", "handover")}${PARAMS}`))).toEqual([
+      'flows.shop.tools[0].name: "handover" is the name of a built-in tool (builtin_tools); choose another name',
+    ]);
+    const [problem] = problemsOf(flow("", 'system_prompt = "Hello {{frist_name}}"\n'));
+    expect(problem).toStartWith("flows.shop.system_prompt: unknown placeholder {{frist_name}}; the placeholders are {{first_name}}, {{last_name}}");
+    expect(problem).toContain("{{contact.<field>}}");
+  });
+
+  test("the llm-only keys are refused on other kinds", () => {
+    const http = `[flows.shop]\nkind = "http"\nurl = "http://127.0.0.1:5005/agent"\nbuiltin_tools = ["handover"]\nmessage_max_chars = 300\n${ENDPOINT}`;
+    expect(problemsOf(http)).toEqual([
+      'flows.shop.builtin_tools: only for kind "llm" (this flow is "http")',
+      'flows.shop.message_max_chars: only for kind "llm" (this flow is "http")',
+    ]);
+  });
+});

@@ -135,11 +135,17 @@ describe("llm flow: the result", () => {
     expect(result.context!.history).toEqual([...turn(2), ...turn(3)]);
   });
 
-  test("a long answer stays one output (the converter splits it at paragraphs)", async () => {
-    const long = Array.from({ length: 10 }, (_, i) => `Paragraph ${i}. ${"word ".repeat(80)}`.trim()).join("\n\n");
+  test("a long answer is split at paragraph boundaries into messages of at most message_max_chars (default 640)", async () => {
+    const paragraphs = Array.from({ length: 10 }, (_, i) => `Paragraph ${i}. ${"word ".repeat(80)}`.trim());
+    const long = paragraphs.join("\n\n");
     llm.answer = () => completion(long);
     const result = (await flow().run(sampleInput(), flowContext())) as FlowResult;
-    expect(result.outputs).toEqual([{ text: long }]);
+    // Each paragraph is 414 characters: two do not fit in 640, so each is a message.
+    expect(result.outputs).toEqual(paragraphs.map((text) => ({ text })));
+    const wider = (await flow({ message_max_chars: 2000 }).run(sampleInput(), flowContext())) as FlowResult;
+    expect(wider.outputs!.map((o) => o.text)).toEqual([0, 4, 8].map((i) => paragraphs.slice(i, i + 4).join("\n\n")));
+    // The history keeps the whole answer.
+    expect((result.context!.history as { content: string }[]).at(-1)!.content).toBe(long);
   });
 
   test("an empty answer gives no outputs; only the user's turn is kept", async () => {
