@@ -5,6 +5,10 @@ import { scriptFlow } from "../../src/flows/script.ts";
 import { httpFlow } from "../../src/flows/http.ts";
 import { validateFlowResult, type FlowInput } from "../../src/flows/schema.ts";
 import { collectingLogger } from "../helpers/log.ts";
+import { loadSettingsFile } from "../../src/config/load.ts";
+import { loadFlows } from "../../src/flows/index.ts";
+import { FakeLlm } from "../../src/simulator/fake-llm/fake-llm.ts";
+import { startOrderTools } from "../../examples/shop-assistant/order-tools.ts";
 
 const EXAMPLES = join(import.meta.dir, "..", "..", "examples");
 
@@ -56,5 +60,47 @@ describe("examples/http-agent.ts", () => {
       ok: true,
       result: { outputs: [{ text: 'Turn 3: you wrote "hi".', quick_replies: [{ title: "Again", payload: "AGAIN" }] }], context: { turns: 3 } },
     });
+  });
+});
+
+describe("examples/shop-assistant", () => {
+  const tools = startOrderTools({ port: 0, key: "example-tool-key-123" });
+  const model = FakeLlm.start({ token: "sk-example-model-key" });
+  afterAll(() => {
+    tools.stop(true);
+    model.stop();
+  });
+  const env = {
+    LLM_URL: model.url,
+    LLM_MODEL: "gpt-test",
+    LLM_API_KEY: "sk-example-model-key",
+    SHOP_TOOLS_URL: `http://127.0.0.1:${tools.port}`,
+    SHOP_TOOL_KEY: "example-tool-key-123",
+  };
+
+  test("its settings load; the model looks an order up with the shop's tool, then hands over when asked", async () => {
+    const config = loadSettingsFile(join(EXAMPLES, "shop-assistant", "settings.toml"), env);
+    const flow = (await loadFlows(config)).get("shop")!;
+    model.answer({ tool_calls: [{ name: "order_status", arguments: { order_id: "a-1001" } }] });
+    model.respond = (r) => {
+      const result = JSON.parse(String(r.body.messages.at(-1)!.content));
+      return { content: result.found ? `Order ${result.order_id} is ${result.status} with ${result.carrier}.` : result.message };
+    };
+    const contact = { first_name: "Amelie", email: "amelie@example.com" };
+    const looked = validateFlowResult(await flow.run(input("Where is my order a-1001?", { contact }), ctx()));
+    expect(looked.ok && looked.result.outputs).toEqual([{ text: "Order A-1001 is shipped with DHL." }]);
+    expect(String(model.requests[0]!.body.messages[0]!.content)).toStartWith(
+      "You are Robin, the assistant of Example Shop (outdoor clothing). You are talking with Amelie.",
+    );
+    expect(model.requests[0]!.body.tools!.map((t) => t.function.name)).toContain("handover");
+
+    // Someone else's order is not shown.
+    model.answer({ tool_calls: [{ name: "order_status", arguments: { order_id: "A-1003" } }] });
+    const other = validateFlowResult(await flow.run(input("And A-1003?", { contact }), ctx()));
+    expect(other.ok && other.result.outputs).toEqual([{ text: "Order A-1003 is not one of this customer's orders." }]);
+
+    model.answer({ tool_calls: [{ name: "handover", arguments: { reason: "wants a refund", message: "I am passing you to the team." } }] });
+    const handed = validateFlowResult(await flow.run(input("I want a refund", { contact }), ctx()));
+    expect(handed.ok && handed.result).toMatchObject({ outputs: [{ text: "I am passing you to the team." }], handover: { metadata: "wants a refund" } });
   });
 });
