@@ -13,6 +13,8 @@ const server = Bun.serve({
   async fetch(request) {
     if (request.method !== "POST" || new URL(request.url).pathname !== "/agent") return new Response("not found", { status: 404 });
     const input = (await request.json()) as { text: string; context: { turns?: number } };
+    // "bye" ends the session: the next message starts a new one, with an empty context.
+    if (/^bye\b/i.test(input.text)) return Response.json({ outputs: [{ text: "Bye! Write again any time." }], end_session: true });
     const turns = (input.context.turns ?? 0) + 1;
     return Response.json({
       outputs: [{ text: `Turn ${turns}: you wrote "${input.text}".`, quick_replies: [{ title: "Again", payload: "AGAIN" }] }],

@@ -1,7 +1,8 @@
 /**
  * Sessions: one current session per user (UserKey). After `expiration_minutes` without input
- * (0 = never) the next input starts a new session with an empty context; the old one is ended,
- * not deleted. The session is written in the same commit that finishes the turn.
+ * (0 = never), or after a turn whose flow ended it (`end_session`), the next input starts a new
+ * session with an empty context; the old one is ended, not deleted. The session is written in the
+ * same commit that finishes the turn.
  *
  * The current sessions of recently active users are also kept in memory, so a turn does not read
  * the database for them. That is safe because this process is the only writer of a user's
@@ -49,12 +50,13 @@ const LAST_ACTIVE_SQL = "SELECT max(last_active_at) AS last_active_at FROM sessi
 const readLastActive = rowReader(sessions, ["lastActiveAt"]);
 
 const END_SQL = "UPDATE sessions SET ended_at = ? WHERE id = ?";
-const INSERT_SQL = "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+/** `ended_at` is null, or the turn's time when the flow ended the session with this turn. */
+const INSERT_SQL = "INSERT INTO sessions (id, endpoint_id, page_id, user_id, context, created_at, last_active_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 /**
  * An upsert, so that a session the retention purge deleted while the turn ran comes back; a
  * session reset (ended) meanwhile stays ended.
  */
-const UPSERT_SQL = `${INSERT_SQL} ON CONFLICT (id) DO UPDATE SET context = excluded.context, last_active_at = excluded.last_active_at WHERE sessions.ended_at IS NULL`;
+const UPSERT_SQL = `${INSERT_SQL} ON CONFLICT (id) DO UPDATE SET context = excluded.context, last_active_at = excluded.last_active_at, ended_at = excluded.ended_at WHERE sessions.ended_at IS NULL`;
 
 export class SessionStore {
   /** Least recently used first (a Map keeps insertion order; a hit is moved to the end). */
@@ -98,20 +100,32 @@ export class SessionStore {
   /**
    * The statements that store the session after a turn, with the context the flow left, and the
    * function to call once they are committed (the memory follows the database, never leads it).
+   * `end`: the flow ended the session with this turn (`end_session`): it is stored ended, with
+   * this context, and the user's next input starts a new one.
    */
-  save(key: UserKey, session: SessionState, context: Record<string, unknown>, now: number): { statements: InStatement[]; committed(): void } {
+  save(
+    key: UserKey,
+    session: SessionState,
+    context: Record<string, unknown>,
+    now: number,
+    options: { end?: boolean } = {},
+  ): { statements: InStatement[]; committed(): void } {
     const statements: InStatement[] = [];
     const json = JSON.stringify(context);
+    const end = options.end === true;
     if (session.endsId) statements.push({ sql: END_SQL, args: [now, session.endsId] });
-    statements.push({ sql: session.isNew ? INSERT_SQL : UPSERT_SQL, args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now] });
+    statements.push({
+      sql: session.isNew ? INSERT_SQL : UPSERT_SQL,
+      args: [session.id, key.endpointId, key.pageId, key.userId, json, now, now, end ? now : null],
+    });
     const id = userKeyId(key);
     // What `current` saw: a forget after it (the flow was running) wins over this turn's memory.
     const generation = this.#readAt.get(id) ?? this.#generation;
     return {
       statements,
       committed: () => {
-        // Reset or erased while the turn ran: the memory must not bring the old session back.
-        if ((this.#forgotten.get(id) ?? -1) >= generation || this.#forgotAllAt >= generation) this.#cache.delete(id);
+        // Ended by the flow, or reset or erased while the turn ran: the memory must not bring the old session back.
+        if (end || (this.#forgotten.get(id) ?? -1) >= generation || this.#forgotAllAt >= generation) this.#cache.delete(id);
         else this.#remember(id, { id: session.id, contextJson: json, lastActiveAt: now });
       },
     };

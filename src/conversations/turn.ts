@@ -143,8 +143,10 @@ export class FlowTurns {
       return;
     }
     const messageCount = replies.filter((r) => !r.passThread).length;
-    const saved = this.deps.sessions.save(key, session, context, now);
-    const statements: InStatement[] = [...saved.statements, ...person.statements];
+    const ended = outcome.ok && outcome.result.end_session === true;
+    const saved = this.deps.sessions.save(key, session, context, now, { end: ended });
+    const personSaved = person.save(outcome.ok ? outcome.result.contact : undefined, turnLog);
+    const statements: InStatement[] = [...saved.statements, ...personSaved.statements];
     const protection = endpoint.data_protection;
     if (protection.collect_conversations)
       statements.push(transcriptOf(key, person.contactId, session.id, input, replies, now, protection.hide_external_references));
@@ -158,7 +160,8 @@ export class FlowTurns {
     const results = await this.#commit(statements, row, key, erasuresAtStart, turnLog);
     if (results === null) return; // erased while it waited for the database: nothing kept
     saved.committed();
-    person.committed(results.slice(saved.statements.length, saved.statements.length + person.statements.length));
+    personSaved.committed(results.slice(saved.statements.length, saved.statements.length + personSaved.statements.length));
+    if (ended) turnLog.debug("the flow ended the session (end_session): the next input starts a new one");
     this.#inputs.inc({ endpoint: key.endpointId, source: input.source });
     if (session.isNew) this.#sessionsStarted.inc({ endpoint: key.endpointId });
     if (messageCount > 0) this.#outputs.inc({ endpoint: key.endpointId }, messageCount);

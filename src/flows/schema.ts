@@ -61,7 +61,9 @@ export const FlowResult = Type.Object({
   outputs: Type.Optional(Type.Array(Output)),
   context: Type.Optional(Type.Record(Str, Type.Unknown())),
   handover: Type.Optional(Handover),
+  /** The session ends with this turn: the user's next input starts a new one, with an empty context. */
   end_session: Type.Optional(Type.Boolean()),
+  /** Fields merged into the person's contact profile (`input.contact`); null deletes one (people/contact-fields.ts). */
   contact: Type.Optional(Type.Record(Str, Type.Unknown())),
 });
 

@@ -13,7 +13,8 @@
  * - `data_protection.contact_profiles = false`: nothing of this is written to the database; the
  *   profile cache is then kept in memory only.
  *
- * The statements a turn needs are returned, to be committed with the turn; the memory follows
+ * After the flow, `Person.save` adds the fields its result changed (`contact`, people/contact-fields.ts)
+ * and returns the statements a turn needs, to be committed with the turn; the memory follows
  * the database after the commit (`committed`). Recently seen users are kept in memory (LRU), so a
  * turn of a known user reads nothing.
  */
@@ -29,6 +30,7 @@ import { setNewest } from "../core/bounded.ts";
 import { isUserRef } from "../core/user-key.ts";
 import { ContactStore, dropOrphan, linkUser, mergeContacts, upsertContact, upsertUser, type StoredUser } from "./store.ts";
 import { FacebookProfiles, errorFields } from "./profiles.ts";
+import { applyContactChange } from "./contact-fields.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -50,10 +52,33 @@ export interface Person {
   contact: Record<string, unknown>;
   /** `input.data.profile` (request_profile_data), or undefined. */
   profile: Record<string, unknown> | undefined;
+  /**
+   * What to commit with the turn, with the contact fields of the flow's result (`result.contact`:
+   * a field's value replaces it, null deletes it; refused whole, with a warning, past the limits
+   * of people/contact-fields.ts).
+   */
+  save(change: Record<string, unknown> | undefined, log: Logger): PersonSave;
+}
+
+export interface PersonSave {
   /** To commit with the turn. */
   statements: InStatement[];
   /** Call after they are committed, with their results. */
   committed(results: ResultSet[]): void;
+}
+
+/** What a turn writes of the contact (contact_profiles on), as `forTurn` found it before the flow ran. */
+interface Written {
+  /** The profile as read (the base of the patch, people/contact-fields.ts). */
+  read: Record<string, unknown>;
+  /** With the Facebook fields copied (update_contact_profiles). */
+  copied: Record<string, unknown>;
+  /** The contact before the links were looked at. */
+  firstId: string;
+  /** Whether that contact is written before the links (new, changed, or an hour since its last write). */
+  writeCopy: boolean;
+  /** The statements of the links looked at this turn (merge_contact_profiles), or null when not due. */
+  linked: InStatement[] | null;
 }
 
 export interface ContactsDeps {
@@ -113,38 +138,88 @@ export class Contacts {
       }
     }
 
-    const statements: InStatement[] = [];
-    let orphanCheck = -1;
+    let written: Written | null = null;
     if (keep) {
-      let contactProfile = rec.contactProfile;
+      const read = rec.contactProfile;
+      let copied = read;
       if (settings.update_contact_profiles && rec.profileStatus === "ok" && rec.profile) {
-        contactProfile = { ...contactProfile, ...withoutId(rec.profile) };
+        copied = { ...read, ...withoutId(rec.profile) };
       }
-      const profileChanged = JSON.stringify(contactProfile) !== JSON.stringify(rec.contactProfile);
+      const profileChanged = JSON.stringify(copied) !== JSON.stringify(read);
       if (!rec.contactId) rec.contactId = newContactId();
       if (profileChanged || !rec.touchedAt) dirty = true;
-      if (dirty) statements.push(upsertContact(rec.contactId, key.endpointId, contactProfile, now));
-      rec.contactProfile = contactProfile;
+      written = { read, copied, firstId: rec.contactId, writeCopy: dirty, linked: null };
+      rec.contactProfile = copied;
       if (settings.merge_contact_profiles && (rec.linkedAt ?? -Infinity) <= now - LINK_TTL) {
-        statements.push(...(await this.#link(rec, key, endpoint, now, log)));
+        written.linked = await this.#link(rec, key, endpoint, now, log);
         dirty = true;
-      }
-      if (dirty) {
-        statements.push(upsertUser(key, rec, now));
-        rec.touchedAt = now;
-        orphanCheck = statements.push(dropOrphan(rec.contactId)) - 1;
       }
     }
 
     return {
       contactId: rec.contactId,
-      contact: { ...rec.contactProfile },
+      // A copy the flow may change: the cached profile's objects stay as they were stored.
+      contact: structuredClone(rec.contactProfile),
       profile: settings.request_profile_data ? profileForInput(key.userId, rec) : undefined,
+      save: (change, turnLog) => this.#save(key, rec, written, dirty, change, now, turnLog),
+    };
+  }
+
+  /**
+   * The statements of a turn for its person: the contact (with the fields the flow's result
+   * changed), the PSID's row and the links found, in this order; the memory follows on commit.
+   */
+  #save(
+    key: UserKey,
+    rec: StoredUser,
+    written: Written | null,
+    dirty: boolean,
+    change: Record<string, unknown> | undefined,
+    now: number,
+    log: Logger,
+  ): PersonSave {
+    const id = userKeyId(key);
+    const statements: InStatement[] = [];
+    let orphanCheck = -1;
+    let changed = false;
+    if (!written) {
+      if (change && Object.keys(change).length > 0)
+        log.debug("the contact fields of the flow's result are not stored: data_protection.contact_profiles is off");
+    } else {
+      const beforeFlow = rec.contactProfile;
+      if (change) {
+        const applied = applyContactChange(beforeFlow, change);
+        if (!applied.ok) log.warn(`the contact fields of the flow's result were not stored (the contact is left as it was): ${applied.problem}`);
+        else if (applied.changed) {
+          rec.contactProfile = applied.profile;
+          changed = true;
+        }
+      }
+      const contactId = rec.contactId!;
+      if (!written.linked) {
+        if (dirty || changed) statements.push(upsertContact(contactId, key.endpointId, written.read, rec.contactProfile, now));
+      } else {
+        // The contact as it was before the links were looked at, the links (a merge writes the survivor whole), then the flow's fields.
+        if (written.writeCopy) statements.push(upsertContact(written.firstId, key.endpointId, written.read, written.copied, now));
+        statements.push(...written.linked);
+        if (changed) statements.push(upsertContact(contactId, key.endpointId, beforeFlow, rec.contactProfile, now));
+      }
+      if (dirty || changed) {
+        statements.push(upsertUser(key, rec, now));
+        rec.touchedAt = now;
+        orphanCheck = statements.push(dropOrphan(contactId)) - 1;
+      }
+    }
+    return {
       statements,
       committed: (results) => {
         // This turn's contact was dropped (the PSID had been linked to another): read it anew next time.
         if (orphanCheck >= 0 && (results[orphanCheck]?.rowsAffected ?? 0) > 0) this.#cache.delete(id);
-        else this.#remember(id, rec);
+        else {
+          this.#remember(id, rec);
+          // The contact's other PSIDs (merge_contact_profiles) read the fields the flow wrote anew.
+          if (changed) for (const [other, user] of this.#cache) if (other !== id && user.contactId === rec.contactId) this.#cache.delete(other);
+        }
       },
     };
   }

@@ -9,6 +9,7 @@ import type { Database } from "../db/client.ts";
 import { rowReader } from "../db/rows.ts";
 import { contacts, contactUsers } from "../db/schema.ts";
 import type { UserKey } from "../core/user-key.ts";
+import { profilePatch } from "./contact-fields.ts";
 
 export type ProfileStatus = "ok" | "unavailable" | "denied" | "error";
 
@@ -47,11 +48,17 @@ const UPSERT_USER_SQL =
   // The link stays (another turn or a merge may have set it meanwhile) unless its contact is gone.
   "contact_id = CASE WHEN EXISTS (SELECT 1 FROM contacts WHERE id = contact_users.contact_id) THEN contact_users.contact_id ELSE excluded.contact_id END";
 
-/** Creates or updates a contact row (an UPSERT: a contact purged while the turn ran comes back). */
+/**
+ * Creates a contact row with the whole profile (?3), or updates the stored one with the fields the
+ * turn changed (people/contact-fields.ts): the fields to remove (?4), then those to set (?5), so a
+ * field another PSID of the contact wrote meanwhile stays. An UPSERT: a contact purged while the
+ * turn ran comes back.
+ */
 const UPSERT_CONTACT_SQL =
-  "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?) " +
-  "ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, last_active_at = excluded.last_active_at, " +
-  "updated_at = CASE WHEN excluded.profile <> contacts.profile THEN excluded.updated_at ELSE contacts.updated_at END";
+  "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?1, ?2, ?3, ?6, ?6, ?6) " +
+  "ON CONFLICT (id) DO UPDATE SET last_active_at = excluded.last_active_at, " +
+  "profile = CASE WHEN ?4 = '{}' AND ?5 = '{}' THEN contacts.profile ELSE json_patch(json_patch(contacts.profile, ?4), ?5) END, " +
+  "updated_at = CASE WHEN ?4 = '{}' AND ?5 = '{}' THEN contacts.updated_at ELSE excluded.updated_at END";
 
 /**
  * The last statement of a turn that wrote contact rows: a contact this PSID does not belong to
@@ -112,10 +119,17 @@ export class ContactStore {
   }
 }
 
-export const upsertContact = (contactId: string, endpointId: string, profile: Record<string, unknown>, now: number): InStatement => ({
-  sql: UPSERT_CONTACT_SQL,
-  args: [contactId, endpointId, JSON.stringify(profile), now, now, now],
-});
+/** The contact with `profile`, written as the change from `stored` (what the turn read) where the row exists. */
+export function upsertContact(
+  contactId: string,
+  endpointId: string,
+  stored: Record<string, unknown>,
+  profile: Record<string, unknown>,
+  now: number,
+): InStatement {
+  const patch = profilePatch(stored, profile);
+  return { sql: UPSERT_CONTACT_SQL, args: [contactId, endpointId, JSON.stringify(profile), JSON.stringify(patch.remove), JSON.stringify(patch.set), now] };
+}
 
 export const upsertUser = (key: UserKey, user: StoredUser, now: number): InStatement => ({
   sql: UPSERT_USER_SQL,

@@ -60,6 +60,8 @@ describe("examples/http-agent.ts", () => {
       ok: true,
       result: { outputs: [{ text: 'Turn 3: you wrote "hi".', quick_replies: [{ title: "Again", payload: "AGAIN" }] }], context: { turns: 3 } },
     });
+    const bye = validateFlowResult(await flow.run(input("Bye now", { context: { turns: 3 } }), ctx()));
+    expect(bye).toEqual({ ok: true, result: { outputs: [{ text: "Bye! Write again any time." }], end_session: true } });
   });
 });
 

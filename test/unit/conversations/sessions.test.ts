@@ -111,6 +111,50 @@ describe("SessionStore", () => {
     expect(await store.current(key, T0 + 1, 30)).toMatchObject({ isNew: true, context: {}, endsId: null });
   });
 
+  test("end: the session is stored ended with the turn's context; the next input starts a new one, empty", async () => {
+    const store = new SessionStore(database);
+    const key = newKey();
+    const first = await commit(store, key, T0, { n: 1 });
+    const session = await store.current(key, T0 + MINUTE, 30);
+    const saved = store.save(key, session, { n: 2, done: true }, T0 + MINUTE, { end: true });
+    await database.client.batch(saved.statements, "write");
+    saved.committed();
+    const row = (await database.client.execute({ sql: "SELECT context, ended_at FROM sessions WHERE id = ?", args: [first.id] })).rows[0]!;
+    expect([JSON.parse(String(row[0])), Number(row[1])]).toEqual([{ n: 2, done: true }, T0 + MINUTE]);
+    const next = await store.current(key, T0 + 2 * MINUTE, 30);
+    expect(next).toEqual({ id: expect.stringMatching(/^s_/), context: {}, isNew: true, endsId: null, lastActiveAt: T0 + MINUTE });
+    expect(next.id).not.toBe(first.id);
+    // After a restart too.
+    expect(await new SessionStore(database).current(key, T0 + 2 * MINUTE, 30)).toMatchObject({ isNew: true, context: {}, endsId: null });
+    // The new session is stored as any new one, and is the user's current session from then on.
+    await commit(store, key, T0 + 2 * MINUTE, { n: 1 });
+    expect(await new SessionStore(database).current(key, T0 + 3 * MINUTE, 30)).toMatchObject({ isNew: false, context: { n: 1 } });
+  });
+
+  test("end on the first turn of a session (a new user, or after an expired one): stored ended at once", async () => {
+    const store = new SessionStore(database);
+    const key = newKey();
+    const old = await commit(store, key, T0, {});
+    const session = await store.current(key, T0 + 31 * MINUTE, 30); // expired: a new session replaces it
+    const saved = store.save(key, session, { bye: true }, T0 + 31 * MINUTE, { end: true });
+    await database.client.batch(saved.statements, "write");
+    saved.committed();
+    const ended = await database.client.execute({ sql: "SELECT id, ended_at FROM sessions WHERE user_id = ? ORDER BY created_at", args: [key.userId] });
+    expect(ended.rows.map((r) => [String(r[0]), Number(r[1])])).toEqual([
+      [old.id, T0 + 31 * MINUTE],
+      [session.id, T0 + 31 * MINUTE],
+    ]);
+    expect(await store.current(key, T0 + 32 * MINUTE, 30)).toMatchObject({ isNew: true, context: {}, endsId: null });
+  });
+
+  test("end not committed (the turn failed): the session goes on", async () => {
+    const store = new SessionStore(database);
+    const key = newKey();
+    const first = await commit(store, key, T0, { n: 1 });
+    store.save(key, await store.current(key, T0 + 1, 30), { n: 2 }, T0 + 1, { end: true }); // never committed
+    expect(await store.current(key, T0 + 2, 30)).toMatchObject({ id: first.id, isNew: false, context: { n: 1 } });
+  });
+
   test("at most `capacity` users are kept in memory; the least recently active go first", async () => {
     const { store: make, reads } = counted();
     const store = make(2);

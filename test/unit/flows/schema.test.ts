@@ -21,6 +21,10 @@ describe("validateFlowResult: accepted", () => {
       { handover: {} },
       { handover: { target: "page_inbox", metadata: "m" } },
       { handover: { target: "263902037430900" } },
+      { end_session: true },
+      { end_session: false },
+      { contact: {} },
+      { contact: { plan: "gold", visits: 3, prefs: { lang: "fr" }, old: null } },
     ]) {
       expect(validateFlowResult(value)).toEqual({ ok: true, result: value });
     }
@@ -111,6 +115,14 @@ describe("validateFlowResult: rejected, with the path of the first problem", () 
     expect(problemOf({ context: [] })).toBe("invalid flow result at /context: Expected object");
     expect(problemOf({ context: "state" })).toContain("/context");
     expect(problemOf({ handover: { target: 5 } })).toBe("invalid flow result at /handover/target: Expected string");
+  });
+
+  test("end_session that is not a boolean; contact that is not an object", () => {
+    expect(problemOf({ end_session: "yes" })).toBe("invalid flow result at /end_session: Expected boolean");
+    expect(problemOf({ end_session: 1 })).toContain("/end_session");
+    expect(problemOf({ contact: [] })).toBe("invalid flow result at /contact: Expected object");
+    expect(problemOf({ contact: "gold" })).toContain("/contact");
+    expect(problemOf({ contact: null })).toContain("/contact");
   });
 
   test("only the first problem is reported", () => {
