@@ -109,3 +109,35 @@ test("the model's handover: its message is sent, then pass_thread_control with i
   await until(() => messageTexts(c.sends(PSID)).length >= 2);
   expect(messageTexts(c.sends(PSID))[1]).toBe('Welcome back ([the conversation came back to you from the team: completed, "refund made"])');
 });
+
+test("remember and end_session: a fact about the person outlives the session the model ended; the conversation's own memory does not", async () => {
+  model.respond = (r) => {
+    const said = lastUserText(r);
+    const answered = r.body.messages.at(-1)!.role === "tool";
+    if (answered) return { content: "Noted." };
+    if (said === "I wear size M, and today I shop for my brother") {
+      return {
+        tool_calls: [
+          { name: "remember", arguments: { fact: "Wears size M" } },
+          { name: "remember", arguments: { fact: "Shops for the brother today", about: "conversation" } },
+        ],
+      };
+    }
+    if (said === "bye") return { tool_calls: [{ name: "end_session", arguments: { message: "Goodbye!" } }] };
+    return { content: "Hello again." };
+  };
+  const c = await conversation();
+  for (const [i, text] of ["I wear size M, and today I shop for my brother", "bye", "hi"].entries()) {
+    expect(await c.post([userText(text)])).toBe(200);
+    await c.graph.waitForSends(i + 1, { recipientId: PSID });
+  }
+  expect(messageTexts(c.sends(PSID))).toEqual(["Noted.", "Goodbye!", "Hello again."]);
+  // Turn 2 still had both facts; turn 3 (a new session) has the person's fact, no history and not the conversation's fact.
+  const system = (i: number) => String(model.requests[i]!.body.messages[0]!.content);
+  expect(system(2)).toContain("- Wears size M");
+  expect(system(2)).toContain("- Shops for the brother today");
+  const last = model.requests.at(-1)!.body.messages;
+  expect(last[0]!.content).toContain("What you remembered about this person earlier:\n- Wears size M");
+  expect(String(last[0]!.content)).not.toContain("brother");
+  expect(last.slice(1)).toEqual([{ role: "user", content: "hi" }]);
+});
