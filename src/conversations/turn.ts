@@ -34,6 +34,7 @@ import type { PendingEvent } from "./pending.ts";
 import type { SessionStore } from "./sessions.ts";
 import type { ConversationStore } from "./store.ts";
 import type { TurnContext, TurnTranslation, TurnUnderstanding } from "./language.ts";
+import { laneTyping, TypingKeeper } from "./typing.ts";
 
 /** The server stops: the turn is abandoned, its event stays pending and runs again after the restart. */
 export class ShutdownAbort extends Error {}
@@ -68,6 +69,7 @@ export class FlowTurns {
   readonly #inputs;
   readonly #outputs;
   readonly #sessionsStarted;
+  readonly #typing: TypingKeeper;
 
   constructor(private readonly deps: TurnDeps) {
     const { metrics } = deps;
@@ -76,6 +78,7 @@ export class FlowTurns {
     this.#inputs = metrics.counter("messenger_inputs_total", "Inputs given to the flow, by endpoint and source (user, inject).");
     this.#outputs = metrics.counter("messenger_outputs_total", "Messages the flow queued for users, by endpoint.");
     this.#sessionsStarted = metrics.counter("messenger_sessions_started_total", "Sessions started, by endpoint.");
+    this.#typing = new TypingKeeper({ timers: deps.timers, lane: laneTyping(deps) });
   }
 
   /** Abandons the flows still running (their events stay pending, for the restart). */
@@ -132,7 +135,9 @@ export class FlowTurns {
       return;
     }
 
-    const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging);
+    // The typing indicator while the flow works (typing.ts).
+    const typing = this.#typing.keep(key, endpoint, row.id, turnLog);
+    const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging).finally(() => typing.stop());
     const now = clock.now();
     const replies = outcome.ok ? await this.#replies(outcome.result, row, key, endpoint, flow, input, session.id, handover, language) : [];
     const context = (outcome.ok && outcome.result.context) || session.context;
@@ -152,7 +157,7 @@ export class FlowTurns {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);
       statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: messageCount, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
     }
-    const enqueue = enqueueReplies(replies, now);
+    const enqueue = enqueueReplies(typing.closing(replies), now);
     if (enqueue) statements.push(enqueue.statement);
     statements.push(store.done(row.id, error));
     const results = await this.#commit(statements, row, key, erasuresAtStart, turnLog);
