@@ -1,4 +1,7 @@
-/** `GET /api/analytics[?endpoint_id=&from=YYYY-MM-DD&to=YYYY-MM-DD]`: counts per endpoint and UTC day (default: the last 30 days). */
+/**
+ * `GET /api/analytics[?endpoint_id=&from=YYYY-MM-DD&to=YYYY-MM-DD]`: counts per endpoint and UTC day
+ * (default: the last 30 days), each day with the tokens its flows reported, by flow.
+ */
 import { Elysia } from "elysia";
 import type { Clock } from "../core/clock.ts";
 import { jsonResponse } from "../http/responses.ts";
@@ -15,6 +18,43 @@ export interface AnalyticsRouteDeps {
   clock: Clock;
 }
 
+const count = (description: string) => ({ type: "integer", minimum: 0, description });
+
+/** The answer's shape, for the OpenAPI document (people/analytics.ts `DayCounts`). */
+const ANALYTICS_ANSWER = {
+  type: "object",
+  properties: {
+    from: { type: "string", description: "YYYY-MM-DD (UTC)" },
+    to: { type: "string", description: "YYYY-MM-DD (UTC)" },
+    days: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          endpoint_id: { type: "string" },
+          day: { type: "string", description: "YYYY-MM-DD (UTC)" },
+          inputs: count("flow turns"),
+          outputs: count("messages queued by flows and notify"),
+          sessions: count("sessions started"),
+          users: count("distinct users with an input that day"),
+          failed_sends: count("messages given up or dropped"),
+          tokens: {
+            type: "object",
+            description: "The tokens the endpoint's flows reported that day (FlowContext usage), by flow name; {} when none did",
+            additionalProperties: {
+              type: "object",
+              properties: { prompt_tokens: count("prompt tokens"), completion_tokens: count("completion tokens") },
+              required: ["prompt_tokens", "completion_tokens"],
+            },
+          },
+        },
+        required: ["endpoint_id", "day", "inputs", "outputs", "sessions", "users", "failed_sends", "tokens"],
+      },
+    },
+  },
+  required: ["from", "to", "days"],
+};
+
 export function analyticsRoutes({ guard, endpoints, analytics, clock }: AnalyticsRouteDeps) {
   return new Elysia({ name: "admin-analytics" }).use(guard.plugin).get(
     "/api/analytics",
@@ -27,8 +67,8 @@ export function analyticsRoutes({ guard, endpoints, analytics, clock }: Analytic
     {
       query: AnalyticsQuery,
       detail: {
-        summary: "Counts per endpoint and UTC day: inputs, outputs, sessions, users, failed sends",
-        responses: { "200": answer("days"), "400": errorAnswer("bad day") },
+        summary: "Counts per endpoint and UTC day: inputs, outputs, sessions, users, failed sends, and the tokens of each flow",
+        responses: { "200": answer("the days from `from` to `to` that have counts, by day then endpoint", ANALYTICS_ANSWER), "400": errorAnswer("bad day") },
       },
     },
   );

@@ -12,7 +12,7 @@ import { sleep, type Clock, type Timers } from "../core/clock.ts";
 import type { UserKey } from "../core/user-key.ts";
 import { isStorageError, type StorageHealth } from "../db/health.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
-import { FlowError, type Flow } from "../flows/flow.ts";
+import { FlowError, type Flow, type FlowContext } from "../flows/flow.ts";
 import type { FlowRegistry } from "../flows/index.ts";
 import { validateFlowResult, type FlowInput, type FlowResult } from "../flows/schema.ts";
 import { targetAppId, type HandoverEvent, type HandoverOutcome, type Threads } from "../handover/threads.ts";
@@ -34,6 +34,8 @@ import type { PendingEvent } from "./pending.ts";
 import type { SessionStore } from "./sessions.ts";
 import type { ConversationStore } from "./store.ts";
 import type { TurnContext, TurnTranslation, TurnUnderstanding } from "./language.ts";
+import { laneTyping, TypingKeeper } from "./typing.ts";
+import { TokenCounts } from "./usage.ts";
 
 /** The server stops: the turn is abandoned, its event stays pending and runs again after the restart. */
 export class ShutdownAbort extends Error {}
@@ -68,6 +70,8 @@ export class FlowTurns {
   readonly #inputs;
   readonly #outputs;
   readonly #sessionsStarted;
+  readonly #typing: TypingKeeper;
+  readonly #tokens: TokenCounts;
 
   constructor(private readonly deps: TurnDeps) {
     const { metrics } = deps;
@@ -76,6 +80,8 @@ export class FlowTurns {
     this.#inputs = metrics.counter("messenger_inputs_total", "Inputs given to the flow, by endpoint and source (user, inject).");
     this.#outputs = metrics.counter("messenger_outputs_total", "Messages the flow queued for users, by endpoint.");
     this.#sessionsStarted = metrics.counter("messenger_sessions_started_total", "Sessions started, by endpoint.");
+    this.#typing = new TypingKeeper({ timers: deps.timers, lane: laneTyping(deps) });
+    this.#tokens = new TokenCounts(metrics);
   }
 
   /** Abandons the flows still running (their events stay pending, for the restart). */
@@ -132,7 +138,10 @@ export class FlowTurns {
       return;
     }
 
-    const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging);
+    // The typing indicator while the flow works (typing.ts), and the tokens it reports (usage.ts).
+    const typing = this.#typing.keep(key, endpoint, row.id, turnLog);
+    const usage = this.#tokens.turn(key.endpointId, flow.name, turnLog);
+    const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging, usage.report).finally(() => typing.stop());
     const now = clock.now();
     const replies = outcome.ok ? await this.#replies(outcome.result, row, key, endpoint, flow, input, session.id, handover, language) : [];
     const context = (outcome.ok && outcome.result.context) || session.context;
@@ -153,8 +162,10 @@ export class FlowTurns {
     if (protection.collect_analytics) {
       const newToday = session.lastActiveAt === null || dayOf(session.lastActiveAt) !== dayOf(now);
       statements.push(countStatement(key.endpointId, now, { inputs: 1, outputs: messageCount, sessions: session.isNew ? 1 : 0, users: newToday ? 1 : 0 }));
+      const tokens = usage.statement(now);
+      if (tokens) statements.push(tokens);
     }
-    const enqueue = enqueueReplies(replies, now);
+    const enqueue = enqueueReplies(typing.closing(replies), now);
     if (enqueue) statements.push(enqueue.statement);
     statements.push(store.done(row.id, error));
     const results = await this.#commit(statements, row, key, erasuresAtStart, turnLog);
@@ -264,6 +275,7 @@ export class FlowTurns {
     input: Parameters<Flow["run"]>[0],
     log: Logger,
     mask: boolean,
+    usage: FlowContext["usage"],
   ): Promise<{ ok: true; result: FlowResult } | { ok: false; error: string }> {
     const controller = new AbortController();
     this.#controllers.add(controller);
@@ -274,7 +286,7 @@ export class FlowTurns {
     const started = performance.now();
     let result: "ok" | "flow_error" | "invalid_result" | "timeout" = "ok";
     try {
-      const raw = await Promise.race([flow.run(input, { signal: controller.signal, log }), aborted]);
+      const raw = await Promise.race([flow.run(input, { signal: controller.signal, log, usage }), aborted]);
       const checked = validateFlowResult(raw);
       if (!checked.ok) {
         result = "invalid_result";

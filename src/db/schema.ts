@@ -226,6 +226,23 @@ export const analyticsDaily = sqliteTable(
 );
 
 /**
+ * Analytics (`collect_analytics`): the tokens flows reported (FlowContext `usage`, src/flows/flow.ts)
+ * per endpoint, flow and UTC day, summed in each turn's commit. No user text, data or ids.
+ */
+export const analyticsTokensDaily = sqliteTable(
+  "analytics_tokens_daily",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    flow: text("flow").notNull(),
+    /** YYYY-MM-DD, UTC */
+    day: text("day").notNull(),
+    promptTokens: integer("prompt_tokens").notNull().default(0),
+    completionTokens: integer("completion_tokens").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.flow, t.day] })],
+);
+
+/**
  * Transformers' `getSessionStorage(userId, sessionId)` objects (src/transformers/), per endpoint; the key
  * is the JSON of the pair. Kept until the retention purge finds them idle.
  */

@@ -6,8 +6,19 @@ export interface FlowContext {
   /** Aborted when the turn's time is up or the server stops. */
   signal: AbortSignal;
   log: Logger;
-  /** Tokens the flow's model used, reported as they are known (counted by the engine). */
-  usage?(tokens: { prompt: number; completion: number }): void;
+  /**
+   * Reports tokens a model used for this turn (call it once per model answer; the calls add up).
+   * The engine counts them in `messenger_llm_tokens_total{endpoint, flow, kind}` at once and, with
+   * `collect_analytics`, sums them into the turn's commit (src/conversations/usage.ts). Given by
+   * the engine for every turn; optional so that a flow can be run without it (tests).
+   */
+  usage?(tokens: TokenUsage): void;
+}
+
+/** Tokens of one model answer: the prompt's and the completion's (non-negative integers). */
+export interface TokenUsage {
+  prompt: number;
+  completion: number;
 }
 
 export interface Flow {

@@ -241,6 +241,11 @@ export class ReplyLanes {
     return this.#echoes.ownEcho(endpointId, pageId);
   }
 
+  /** Whether this item still waits in the user's lane: not sent, dropped or given up yet. */
+  isOpen(key: UserKey, outboxId: number): boolean {
+    return this.#items.of(key)?.some((i) => i.id === outboxId) ?? false;
+  }
+
   /** Items waiting in this user's lane (held while another app or a person has the floor). */
   waiting(key: UserKey): number {
     return this.#items.of(key)?.length ?? 0;

@@ -8,7 +8,8 @@ import type { WriteQueue } from "../db/write-queue.ts";
 const readId = rowReader(outbox, ["id"]);
 const readValue = rowReader(meta, ["value"]);
 
-export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen";
+/** seen: the engine's mark_seen; typing: its typing indicator while a flow works (conversations/typing.ts). */
+export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen" | "typing";
 
 export interface NewReply {
   endpointId: string;
@@ -21,7 +22,7 @@ export interface NewReply {
   message?: Record<string, unknown>;
   messagingType?: "RESPONSE" | "UPDATE" | "MESSAGE_TAG";
   tag?: string;
-  /** A sender action such as mark_seen, sent as soon as its turn in the lane comes. */
+  /** A sender action (mark_seen, a typing indicator), sent as soon as its turn in the lane comes. */
   senderAction?: "mark_seen" | "typing_on" | "typing_off";
   /** A handover (kind "control"): `pass_thread_control` once everything before it is sent. */
   passThread?: { targetAppId: string; metadata: string | null };

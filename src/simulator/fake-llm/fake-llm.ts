@@ -11,8 +11,8 @@
  * request (`respond`). It checks the conversation as OpenAI does (400 with OpenAI's error body):
  * every assistant message with `tool_calls` followed by one `role: "tool"` message per call id,
  * and no tool message without such a call. It can
- * answer an error status (429 with `Retry-After`, 5xx) or hang until the client gives up. Every
- * request is recorded.
+ * answer an error status (429 with `Retry-After`, 5xx), hang until the client gives up, or hold an
+ * answer until a promise of the test resolves (a slow model). Every request is recorded.
  */
 import type { Server } from "bun";
 
@@ -30,7 +30,9 @@ export type FakeLlmAnswer =
   /** This status with OpenAI's error body; `retryAfter` as the `Retry-After` header (seconds, or a string such as an HTTP date). */
   | { status: number; retryAfter?: number | string }
   /** No answer until the client gives up or the fake stops. */
-  | { hang: true };
+  | { hang: true }
+  /** `answer`, once `after` has settled (a slow model: the test decides when it answers); nothing if the client gives up first. */
+  | { after: Promise<unknown>; answer: FakeLlmAnswer };
 
 export interface FakeLlmMessage {
   role: string;
@@ -122,7 +124,24 @@ export class FakeLlm {
     const wrong = conversationProblem(body.messages);
     if (wrong) return failure(400, wrong);
 
-    const answer = this.#queue.shift() ?? this.respond(seen);
+    let answer = this.#queue.shift() ?? this.respond(seen);
+    while ("after" in answer) {
+      const held = answer;
+      // Released by the promise, or given up by the client (or the fake's stop) first.
+      const gaveUp = await new Promise<boolean>((resolve) => {
+        const end = (gave: boolean) => () => {
+          this.#hung.delete(giveUp);
+          request.signal.removeEventListener("abort", giveUp);
+          resolve(gave);
+        };
+        const giveUp = end(true);
+        this.#hung.add(giveUp);
+        request.signal.addEventListener("abort", giveUp, { once: true });
+        held.after.then(end(false), end(false));
+      });
+      if (gaveUp) return new Response("gave up", { status: 499 });
+      answer = held.answer;
+    }
     if ("hang" in answer) {
       await new Promise<void>((resolve) => {
         const release = () => {

@@ -83,4 +83,32 @@ describe("fake llm", () => {
     // The next request is answered normally.
     expect((await post(user("next"))).status).toBe(200);
   });
+
+  test("a held answer comes once its promise resolves (a slow model); a client that gives up first gets nothing", async () => {
+    let answerNow = () => {};
+    const after = new Promise<void>((resolve) => (answerNow = resolve));
+    fake.answer({ after, answer: { content: "at last", usage: { prompt_tokens: 5, completion_tokens: 2 } } });
+    let answered = false;
+    const arrived = fake.nextRequest();
+    const pending = post(user("slow")).then(async (r) => {
+      answered = true;
+      return (await r.json()) as any;
+    });
+    await arrived;
+    await Bun.sleep(50);
+    expect(answered).toBe(false);
+    answerNow();
+    const body = await pending;
+    expect(body.choices[0].message.content).toBe("at last");
+    expect(body.usage).toEqual({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 });
+
+    fake.answer({ after: new Promise(() => {}), answer: { content: "never" } });
+    const client = new AbortController();
+    const arrivedAgain = fake.nextRequest();
+    const given = post(user("wait"), { signal: client.signal }).catch((error) => error as Error);
+    await arrivedAgain;
+    client.abort();
+    expect(((await given) as Error).name).toBe("AbortError");
+    expect((await post(user("next"))).status).toBe(200);
+  });
 });
