@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, expect, test } from "bun:test";
 import { PAGE_ID, PSID } from "../helpers/config.ts";
-import { messageTexts, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
+import { messageTexts, rows, startConversation, until, userText, type Conversation } from "../helpers/conversation.ts";
 import { PAGE_INBOX_APP_ID } from "../../src/handover/threads.ts";
 import { FakeLlm, lastUserText } from "../../src/simulator/fake-llm/fake-llm.ts";
 
@@ -140,4 +140,11 @@ test("remember and end_session: a fact about the person outlives the session the
   expect(last[0]!.content).toContain("What you remembered about this person earlier:\n- Wears size M");
   expect(String(last[0]!.content)).not.toContain("brother");
   expect(last.slice(1)).toEqual([{ role: "user", content: "hi" }]);
+
+  // What the model used, per endpoint and flow: in /metrics at once, in the analytics with each turn.
+  const prompt = model.requests.reduce((sum, r) => sum + Math.ceil(JSON.stringify(r.body.messages).length / 4), 0);
+  expect(c.app.metrics.render()).toContain(`messenger_llm_tokens_total{endpoint="support",flow="agent",kind="prompt"} ${prompt}`);
+  await until(async () => (await rows(c, "SELECT prompt_tokens FROM analytics_tokens_daily"))[0]?.prompt_tokens === prompt);
+  const [row] = await rows(c, "SELECT endpoint_id, flow FROM analytics_tokens_daily");
+  expect([row!.endpoint_id, row!.flow]).toEqual(["support", "agent"]);
 });
