@@ -15,6 +15,8 @@ import { realTimers, systemClock, type Clock, type Timers } from "./core/clock.t
 import { createLogger, type Logger } from "./log/logger.ts";
 import { scrub } from "./log/scrub.ts";
 import { Registry } from "./metrics/registry.ts";
+import { TurnTimings } from "./metrics/turn-timings.ts";
+import { measureEventLoop } from "./metrics/event-loop.ts";
 import { httpErrors } from "./http/error-plugin.ts";
 import { GraphClient } from "./messenger/graph.ts";
 import { loadFlows, type FlowRegistry } from "./flows/index.ts";
@@ -25,7 +27,7 @@ import { ContactViews } from "./people/contact-views.ts";
 import { SessionViews } from "./people/session-views.ts";
 import { Transcripts } from "./people/transcripts.ts";
 import { Retention } from "./people/retention.ts";
-import { Analytics, countStatement, dayOf } from "./people/analytics.ts";
+import { Analytics, countStatement } from "./people/analytics.ts";
 import { UserData } from "./people/user-data.ts";
 import { contactData, transcriptData } from "./people/people-data.ts";
 import { sessionData } from "./conversations/user-data.ts";
@@ -127,6 +129,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const timers = deps.timers ?? realTimers;
   const log = deps.log ?? createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   const metrics = new Registry();
+  const timings = new TurnTimings(metrics); // each step of a turn, and the event loop's delay
+  const stopMeasuringLoop = measureEventLoop(metrics);
   const flowsOf = (settings: typeof config) => loadFlows(settings, fetch, { timers, clock, metrics }); // llm flows' time limits and retries, metrics
   const flows = new LiveMap(deps.flows ?? (await flowsOf(config)));
   const graphCalls = metrics.counter(
@@ -210,6 +214,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     health,
     failedSendCount: (endpointId, at) => countStatement(endpointId, at, { failedSends: 1 }),
     ownership,
+    timings,
     ...deps.replyLanes,
   });
   const contacts = new Contacts({ database: db, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
@@ -254,6 +259,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...(translation.active ? { translation } : {}),
     understanding,
     ownership,
+    timings,
   });
   inbox.onStored((endpointId, events) => engine.accept(endpointId, events));
   const contactViews = new ContactViews(db);
@@ -281,17 +287,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   if (leases) userData.register(erasureNotices(clock));
   const analytics = new Analytics(db);
   const profiles = new MessengerProfiles({ database: db, writes, graph, credentials: (e, p) => pages.activeCredentials(e, p), clock, log });
-  const today = metrics.gauge(
-    "messenger_analytics_today",
-    "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.",
-  );
-  metrics.onCollect(async () => {
-    const day = dayOf(clock.now());
-    for (const row of await analytics.days(undefined, day, day)) {
-      for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"] as const)
-        today.set({ endpoint: row.endpoint_id, measure }, row[measure]);
-    }
-  });
+  analytics.gaugeToday(metrics, clock);
   const retention = new Retention({
     config,
     endpoints: live.known,
@@ -337,7 +333,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const server = new Elysia({ normalize: false })
     .use(httpErrors(log))
     .use(opsRoutes({ readiness, metrics, metricsEnabled: config.metrics.enabled }))
-    .use(webhookRoutes({ config, endpoints: live.endpoints, inbox, log, metrics, clock }))
+    .use(webhookRoutes({ config, endpoints: live.endpoints, inbox, log, metrics, clock, timings }))
     .use(
       adminRoutes({
         config,
@@ -424,6 +420,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await understanding.stop();
       await simulator.stop();
       await writes.drain();
+      stopMeasuringLoop();
     },
   };
 }

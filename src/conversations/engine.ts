@@ -24,6 +24,7 @@ import type { StoredEvent } from "../inbox/inbox.ts";
 import type { Logger } from "../log/logger.ts";
 import { userFields } from "../log/mask.ts";
 import type { Registry } from "../metrics/registry.ts";
+import type { TurnTimings } from "../metrics/turn-timings.ts";
 import type { Contacts } from "../people/contacts.ts";
 import { transcriptInsert } from "../people/transcripts.ts";
 import type { ReplyLanes } from "../replies/lanes.ts";
@@ -76,6 +77,8 @@ export interface EngineDeps {
   translation?: TurnTranslation;
   /** Whose turns this instance runs (cluster/): everyone's, unless `[cluster] enabled`. */
   ownership?: Ownership;
+  /** Each step of a turn (metrics/turn-timings.ts). */
+  timings?: TurnTimings;
 }
 
 export class ConversationEngine {

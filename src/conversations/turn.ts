@@ -20,6 +20,7 @@ import type { Logger } from "../log/logger.ts";
 import { maskMessage } from "../log/mask.ts";
 import { convertOutput } from "../messenger/convert.ts";
 import type { Registry } from "../metrics/registry.ts";
+import type { TurnTimings } from "../metrics/turn-timings.ts";
 import { countStatement, dayOf } from "../people/analytics.ts";
 import type { Contacts } from "../people/contacts.ts";
 import { messageText, transcriptInsert, type TranscriptLine } from "../people/transcripts.ts";
@@ -60,6 +61,8 @@ export interface TurnDeps {
   translation?: TurnTranslation;
   /** The NLU connector, when an endpoint has one (src/nlu/). */
   understanding?: TurnUnderstanding;
+  /** Each step of a turn (metrics/turn-timings.ts). */
+  timings?: TurnTimings;
 }
 
 /** The turns in progress (their flows' controllers: a stop past its grace abandons them), and what runs one. */
@@ -94,7 +97,8 @@ export class FlowTurns {
    * `returned`: a user's message that brought it back (`source: "user"` with `input.handover`).
    */
   async run(row: PendingEvent, key: UserKey, endpoint: EndpointSettings, log: Logger, handover?: HandoverOutcome, returned?: HandoverOutcome): Promise<void> {
-    const { clock, store, writes, erasures, transformers } = this.deps;
+    const { clock, store, writes, erasures, transformers, timings } = this.deps;
+    timings?.mark(row.id, "turn_started");
     const erasuresAtStart = erasures.mark();
     const injected = row.kind === "inject" ? (row.item as InjectedInput) : null;
     // Not to a person known only by a user_ref: Messenger takes no sender action there (replies/recipient.ts).
@@ -142,6 +146,7 @@ export class FlowTurns {
     const typing = this.#typing.keep(key, endpoint, row.id, turnLog);
     const usage = this.#tokens.turn(key.endpointId, flow.name, turnLog);
     const outcome = await this.#runFlow(flow, input, turnLog, endpoint.data_protection.mask_logging, usage.report).finally(() => typing.stop());
+    timings?.mark(row.id, "flow_answered");
     const now = clock.now();
     const replies = outcome.ok ? await this.#replies(outcome.result, row, key, endpoint, flow, input, session.id, handover, language) : [];
     const context = (outcome.ok && outcome.result.context) || session.context;
@@ -170,6 +175,8 @@ export class FlowTurns {
     statements.push(store.done(row.id, error));
     const results = await this.#commit(statements, row, key, erasuresAtStart, turnLog);
     if (results === null) return; // erased while it waited for the database: nothing kept
+    if (messageCount > 0) timings?.mark(row.id, "outputs_stored");
+    else timings?.forget(row.id);
     saved.committed();
     personSaved.committed(results.slice(saved.statements.length, saved.statements.length + personSaved.statements.length));
     if (ended) turnLog.debug("the flow ended the session (end_session): the next input starts a new one");

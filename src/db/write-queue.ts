@@ -14,6 +14,7 @@ import type { Client, InStatement, ResultSet } from "@libsql/client";
 interface Pending {
   statements: InStatement[];
   durable: boolean;
+  onCommit?: (results: ResultSet[]) => void;
   resolve(results: ResultSet[]): void;
   reject(error: unknown): void;
 }
@@ -27,6 +28,13 @@ export interface RunOptions {
    * them too, and a power cut before it only loses work that is done again from the inbox.
    */
   durable?: boolean;
+  /**
+   * Called with the group's results as soon as its commit returned, before the fsync that makes
+   * it durable: for work that may start before the acknowledgement, as long as nothing it does is
+   * seen outside before a durable write of its own (the inbox hands its events to the engine here:
+   * inbox/inbox.ts). Must not throw.
+   */
+  onCommit?: (results: ResultSet[]) => void;
 }
 
 export interface WriteQueueOptions {
@@ -63,7 +71,7 @@ export class WriteQueue {
   run(statements: InStatement[], options: RunOptions = {}): Promise<ResultSet[]> {
     if (statements.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ statements, durable: options.durable ?? true, resolve, reject });
+      this.#queue.push({ statements, durable: options.durable ?? true, onCommit: options.onCommit, resolve, reject });
       this.#schedule();
     });
   }
@@ -98,6 +106,15 @@ export class WriteQueue {
     }
     if (this.options.onCommitFailure) for (const o of outcomes) if (!o.ok) this.options.onCommitFailure(o.error);
     const durable = this.options.durable;
+    batch.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (!o.ok || !p.onCommit) return;
+      try {
+        p.onCommit(o.results);
+      } catch {
+        // The caller's own failure, not the commit's: the group still resolves as committed.
+      }
+    });
     const waiting = new Set(durable ? batch.filter((p, i) => p.durable && outcomes[i]!.ok) : []);
     settle(batch, outcomes, (p) => !waiting.has(p));
     if (waiting.size === 0) return;

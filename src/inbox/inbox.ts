@@ -3,12 +3,13 @@
  * answers 200 after that. All events of one POST are one INSERT, so they commit together; POSTs
  * that arrive together share a commit through the write queue (db/write-queue.ts).
  */
-import type { InStatement } from "@libsql/client";
+import type { InStatement, ResultSet } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
 import { columnList, rowReader } from "../db/rows.ts";
 import { inbox } from "../db/schema.ts";
 import type { InboxEvent } from "./events.ts";
+import type { RequestTiming } from "../metrics/turn-timings.ts";
 
 /** An event as written to the inbox, with its row. */
 export interface StoredEvent extends InboxEvent {
@@ -53,8 +54,13 @@ export class Inbox {
     this.#listeners.push(listener);
   }
 
-  /** Stores events durably; duplicates of stored events are counted, not written again. */
-  async store(endpointId: string, events: InboxEvent[]): Promise<StoreResult> {
+  /**
+   * Stores events durably; duplicates of stored events are counted, not written again. With a
+   * `timing` (a webhook's POST: metrics/turn-timings.ts), the listeners hear of the events as soon
+   * as they are committed, while the fsync runs; else once they are durable, right before this
+   * resolves (a caller may change state after it that the turn must see: handover/calls.ts).
+   */
+  async store(endpointId: string, events: InboxEvent[], timing?: RequestTiming): Promise<StoreResult> {
     if (events.length === 0) return { stored: [], duplicates: 0 };
     const receivedAt = this.clock.now();
     const statements: InStatement[] = [];
@@ -66,7 +72,24 @@ export class Inbox {
         args: chunk.flatMap((e) => [endpointId, e.pageId, e.userId, e.kind, e.standby ? 1 : 0, e.dedupKey, e.timestamp, receivedAt, JSON.stringify(e.item)]),
       });
     }
-    const results = await this.writes.run(statements);
+    // A webhook's events go to the engine as soon as they are committed, while the fsync runs: a
+    // turn shows nothing outside before its own durable write (the reply's "sending" mark,
+    // replies/delivery.ts), which the WAL orders after these rows. The 200 waits for the fsync.
+    let outcome: StoreResult = { stored: [], duplicates: 0 };
+    await this.writes.run(statements, {
+      onCommit: (results) => {
+        outcome = this.#fresh(events, results);
+        timing?.stored(outcome.stored.map((e) => e.inboxId));
+        if (timing && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
+      },
+    });
+    timing?.fsynced();
+    if (!timing && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
+    return outcome;
+  }
+
+  /** The events the commit wrote (RETURNING names them; the unique dedup index skips redeliveries). */
+  #fresh(events: InboxEvent[], results: ResultSet[]): StoreResult {
     const fresh = new Map<string, number>();
     for (const result of results) {
       for (const row of result.rows) {
@@ -86,15 +109,16 @@ export class Inbox {
       fresh.delete(event.dedupKey);
       stored.push({ ...event, inboxId });
     }
-    if (stored.length > 0) {
-      for (const listener of this.#listeners) {
-        try {
-          listener(endpointId, stored);
-        } catch (error) {
-          this.onListenerError(error);
-        }
+    return { stored, duplicates };
+  }
+
+  #notify(endpointId: string, stored: StoredEvent[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(endpointId, stored);
+      } catch (error) {
+        this.onListenerError(error);
       }
     }
-    return { stored, duplicates };
   }
 }

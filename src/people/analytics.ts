@@ -8,6 +8,8 @@
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { columnList, rowReader } from "../db/rows.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Registry } from "../metrics/registry.ts";
 import { analyticsDaily, analyticsTokensDaily } from "../db/schema.ts";
 
 export interface Counts {
@@ -109,6 +111,21 @@ export class Analytics {
     const result = [...days.values()].map(({ counts, tokens }) => ({ ...counts, tokens: Object.fromEntries(tokens) }));
     // By day, then endpoint, as the queries order them (a day with tokens and no counts comes from the second).
     return result.sort((a, b) => compare(a.day, b.day) || compare(a.endpoint_id, b.endpoint_id));
+  }
+
+  /** `messenger_analytics_today{endpoint, measure}`: today's counts (UTC), read at each scrape. */
+  gaugeToday(metrics: Registry, clock: Clock): void {
+    const today = metrics.gauge(
+      "messenger_analytics_today",
+      "Today's analytics counts (UTC) by endpoint and measure: inputs, outputs, sessions, users, failed_sends.",
+    );
+    metrics.onCollect(async () => {
+      const day = dayOf(clock.now());
+      for (const row of await this.days(undefined, day, day)) {
+        for (const measure of ["inputs", "outputs", "sessions", "users", "failed_sends"] as const)
+          today.set({ endpoint: row.endpoint_id, measure }, row[measure]);
+      }
+    });
   }
 }
 

@@ -22,6 +22,7 @@ import { stampFor, type ControlBody, type OutboxItem } from "./outbox.ts";
 import type { Outcomes, Settled } from "./outcomes.ts";
 import { recipientOf, userRefRefusal } from "./recipient.ts";
 import type { ReplyStore } from "./store.ts";
+import type { TurnTimings } from "../metrics/turn-timings.ts";
 
 export interface DeliveryDeps {
   endpoints: ReadonlyMap<string, EndpointSettings>;
@@ -42,6 +43,8 @@ export interface DeliveryDeps {
   sleep(ms: number): Promise<boolean>;
   /** Whether this instance may send to the user now (cluster/ownership.ts). */
   ownsNow(key: UserKey): boolean;
+  /** Each step of a turn (metrics/turn-timings.ts). */
+  timings?: TurnTimings | undefined;
 }
 
 export class Delivery {
@@ -116,9 +119,12 @@ export class Delivery {
     if (item.kind === "control") return this.deps.control.pass(item, key, body as unknown as ControlBody, log, interrupted);
     const payload: Record<string, unknown> = { recipient, ...body };
     if (item.kind === "message") payload.message = { ...(body.message as object), metadata: stampFor(this.deps.installId, item.id) };
+    const timed = item.kind === "message" && item.inboxId != null ? item.inboxId : null;
+    if (timed !== null) this.deps.timings?.mark(timed, "send_started");
     const started = performance.now();
     try {
       const result = await this.deps.graph.send(page, payload);
+      if (timed !== null) this.deps.timings?.mark(timed, "graph_answered");
       this.deps.sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       this.deps.sends.inc({ endpoint: key.endpointId, result: "sent" });
       item.accepted = { status: "sent", messageId: result.message_id ?? null };

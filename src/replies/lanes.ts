@@ -32,6 +32,7 @@ import { userKeyId, type UserKey } from "../core/user-key.ts";
 import type { Logger } from "../log/logger.ts";
 import { userFields } from "../log/mask.ts";
 import type { Registry } from "../metrics/registry.ts";
+import type { TurnTimings } from "../metrics/turn-timings.ts";
 import type { GraphClient } from "../messenger/graph.ts";
 import type { PageDirectory } from "../messenger/pages.ts";
 import type { Threads } from "../handover/threads.ts";
@@ -73,6 +74,8 @@ export interface ReplyLanesDeps {
   failedSendCount?: (endpointId: string, at: number) => InStatement;
   /** Whose lanes this instance runs (cluster/): everyone's, unless `[cluster] enabled`. */
   ownership?: Ownership;
+  /** Each step of a turn (metrics/turn-timings.ts): the first message's send. */
+  timings?: TurnTimings;
 }
 
 export class ReplyLanes {
@@ -144,6 +147,7 @@ export class ReplyLanes {
       sendSeconds,
       sleep: (ms) => this.#sleep(ms),
       ownsNow: (key) => ownership.ownsNow(key),
+      timings: deps.timings,
     });
 
     pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));

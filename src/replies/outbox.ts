@@ -60,6 +60,8 @@ export interface OutboxItem {
   echoed?: boolean;
   /** (control) An earlier call may have passed the thread: ask Graph before passing again. */
   maybeDone?: boolean;
+  /** The event whose turn queued it (metrics/turn-timings.ts follows it); not read back after a restart. */
+  inboxId?: number;
 }
 
 export interface Enqueued {
@@ -108,6 +110,7 @@ export function enqueueReplies(replies: NewReply[], now: number): Enqueued | nul
         attempts: 0,
         nextAttemptAt: null,
         firstAttemptAt: null,
+        ...(r.inboxId != null ? { inboxId: r.inboxId } : {}),
       }));
     },
   };

@@ -21,6 +21,7 @@ import { verifySignature } from "./signature.ts";
 import { nextRequestId } from "../http/request-id.ts";
 import { sameSecret } from "../http/secrets.ts";
 import { isStorageError } from "../db/health.ts";
+import type { TurnTimings } from "../metrics/turn-timings.ts";
 
 export interface WebhookDeps {
   config: Config;
@@ -30,11 +31,13 @@ export interface WebhookDeps {
   clock: Clock;
   /** The endpoints now (a settings reload adds and removes them: config/live.ts); by default those of `config`. */
   endpoints?: ReadonlyMap<string, EndpointSettings>;
+  /** Each step of a turn (metrics/turn-timings.ts). */
+  timings?: TurnTimings;
 }
 
 const MAX_CHALLENGE_LENGTH = 1024;
 
-export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: current }: WebhookDeps) {
+export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: current, timings }: WebhookDeps) {
   const live = current ?? new Map(config.endpoints.map((e) => [e.id, e]));
   // Each settings object's Page ids, made at its first request: an endpoint's settings are replaced, never changed.
   const pageIds = new WeakMap<EndpointSettings, ReadonlySet<string>>();
@@ -108,6 +111,8 @@ export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: c
           l.warn(`signature mismatch on endpoint ${id}: check app_secret (it must be the secret of the App whose webhook this is)`);
           return done(errorResponse("signature_mismatch", "X-Hub-Signature-256 is missing or does not match the body", requestId), "bad_signature");
         }
+        const timing = timings?.request(started);
+        timing?.verified();
         if (!endpoint.settings.enabled) {
           l.debug("endpoint disabled: event acknowledged and ignored");
           return done(textResponse(200, "EVENT_RECEIVED", requestId), "disabled");
@@ -162,7 +167,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: c
         }
 
         try {
-          const result = await inbox.store(id, events);
+          const result = await inbox.store(id, events, timing);
           for (const e of result.stored) eventsCounter.inc({ endpoint: id, kind: e.kind, result: "stored" });
           if (result.duplicates > 0) eventsCounter.inc({ endpoint: id, kind: "any", result: "duplicate" }, result.duplicates);
           if (l.enabled("debug")) l.debug("webhook stored", { stored: result.stored.length, duplicates: result.duplicates });

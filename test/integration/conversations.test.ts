@@ -487,3 +487,23 @@ describe("restarts", () => {
     expect(second.sends(PSID)).toHaveLength(4);
   });
 });
+
+describe("where a turn's time goes (src/metrics/turn-timings.ts)", () => {
+  test("one turn with two messages: each step observed once, the whole turn once, up to its first message's send", async () => {
+    const c = await conversation({ flow: OUTPUTS_FLOW, files: outputsFlow("one: $", "two") });
+    expect(await c.post([userText("hi")])).toBe(200);
+    await c.graph.waitForSends(2, { recipientId: PSID });
+    await until(() => c.app.metrics.render().includes("messenger_turn_end_to_end_seconds_count 1"));
+    const text = c.app.metrics.render();
+    for (const stage of ["verified", "stored", "fsynced", "turn_started", "flow_answered", "outputs_stored", "send_started", "graph_answered"]) {
+      expect(text).toContain(`messenger_turn_stage_seconds_count{stage="${stage}"} 1`);
+    }
+    // A delivery report is stored and applied, with no turn: only the POST's steps.
+    expect(
+      await c.post([{ sender: { id: PSID }, recipient: { id: PAGE_ID }, timestamp: Date.now(), delivery: { mids: ["m_x"], watermark: Date.now() } }]),
+    ).toBe(200);
+    const after = c.app.metrics.render();
+    expect(after).toContain('messenger_turn_stage_seconds_count{stage="stored"} 2');
+    expect(after).toContain('messenger_turn_stage_seconds_count{stage="turn_started"} 1');
+  });
+});

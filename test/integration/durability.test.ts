@@ -1,6 +1,7 @@
 /**
  * Durable before 200: the webhook is answered only after the fsync of the WAL that covers its
- * events (db/wal-sync.ts). Here the fsync is held back by a gate, and the answer waits for it.
+ * events (db/wal-sync.ts). Here the fsync is held back by a gate, and the answer waits for it; the
+ * turn may run meanwhile (inbox/inbox.ts), but its reply waits for a durable write of its own.
  */
 import { expect, test } from "bun:test";
 import { createApp } from "../../src/app.ts";
@@ -10,6 +11,8 @@ import { configFromToml, settingsToml } from "../helpers/config.ts";
 import { collectingLogger } from "../helpers/log.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { envelope, textItem, webhookPost } from "../helpers/webhook.ts";
+import { PSID } from "../helpers/config.ts";
+import { messageTexts, startConversation, until, userText } from "../helpers/conversation.ts";
 
 test("a webhook is answered only after the WAL's fsync; the rows are in the table before that", async () => {
   const dir = tempDir("durability");
@@ -53,5 +56,54 @@ test("a webhook is answered only after the WAL's fsync; the rows are in the tabl
     await app.shutdown();
     database.close();
     dir.remove();
+  }
+});
+
+test("the turn runs while the webhook's fsync is held, but nothing reaches Facebook before a durable write", async () => {
+  let gateOn = false;
+  let open: () => void = () => {};
+  let held = 0;
+  const c = await startConversation({
+    wrapDatabase: (database) => ({
+      ...database,
+      durable: async () => {
+        if (gateOn) {
+          held++;
+          await new Promise<void>((resolve) => {
+            const before = open;
+            open = () => {
+              before();
+              resolve();
+            };
+          });
+        }
+        await database.durable!();
+      },
+    }),
+  });
+  try {
+    gateOn = true;
+    let answered = false;
+    const posted = c.post([userText("while the disk syncs")]).then((status) => {
+      answered = true;
+      return status;
+    });
+    // The engine had the event at its commit: the turn ran and queued its reply meanwhile.
+    // (Read without draining the write queue: its fsync is the one held.)
+    const outbox = async () => Number((await c.database.client.execute("SELECT count(*) AS n FROM outbox")).rows[0]!.n);
+    await until(async () => (await outbox()) === 1);
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(false);
+    expect(held).toBeGreaterThanOrEqual(1);
+    expect(c.sends(PSID)).toEqual([]); // the reply's "sending" mark waits for an fsync too
+    gateOn = false;
+    open();
+    expect(await posted).toBe(200);
+    await c.graph.waitForSends(1, { recipientId: PSID });
+    expect(messageTexts(c.sends(PSID))).toEqual(["You said: while the disk syncs"]);
+  } finally {
+    gateOn = false;
+    open();
+    await c.close();
   }
 });
