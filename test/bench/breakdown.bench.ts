@@ -11,7 +11,7 @@
  *
  * A step's quantiles come from histogram buckets: "≤ 2" means the bucket up to 2 ms.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
@@ -47,6 +47,12 @@ function quantile(before: { le: number; count: number }[] | undefined, after: { 
   return delta.find((b) => b.count >= q * total)!.le * 1000;
 }
 
+/** The process's CPU time so far in ms: user and system. */
+function cpuMs(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 }; // utime, stime in clock ticks (100/s)
+}
+
 const gauge = (text: string, name: string, quantileLabel: string) =>
   Number(new RegExp(`^${name}\\{quantile="${quantileLabel.replace(".", "\\.")}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN) * 1000;
 
@@ -70,12 +76,15 @@ try {
   const rows: string[] = [];
   for (const phase of ["cold", "warm"]) {
     const before = await scrape();
+    const cpuBefore = cpuMs(server.proc.pid);
     const total = Math.round(RATE * SECONDS);
     const sent = replies(graph).length;
     const user = (i: number) => String(6400000000000000 + (phase === "cold" ? 0 : 1_000_000) + (i % USERS));
     const starts = await openLoop(RATE, total, (i) => post(signedMessage(url, BENCH.page, BENCH.secret, user(i), `${phase}${i}`)));
     await messagesArrived(graph, sent + total, 60_000);
     const after = await scrape();
+    const cpuAfter = cpuMs(server.proc.pid);
+    const cpu = `${fmt((cpuAfter.user - cpuBefore.user) / total, 2)} + ${fmt((cpuAfter.system - cpuBefore.system) / total, 2)}`;
     const due = new Map(starts.map((t0, i) => [`${user(i)} You said: ${phase}${i}`, t0]));
     const latencies = replies(graph)
       .slice(sent)
@@ -85,13 +94,15 @@ try {
     const [tb, ta] = [histogram(before, "messenger_turn_end_to_end_seconds", "none"), histogram(after, "messenger_turn_end_to_end_seconds", "none")];
     const steps = STAGES.map((s) => `${s} ≤ ${fmt(quantile(hb.get(s), ha.get(s) ?? [], 0.5), 2)} / ${fmt(quantile(hb.get(s), ha.get(s) ?? [], 0.99), 2)}`);
     rows.push(
-      `| ${phase} | ${fmt(percentile(latencies, 50))} / ${fmt(percentile(latencies, 99))} / ${fmt(Math.max(...latencies))} | ` +
+      `| ${phase} | ${cpu} | ${fmt(percentile(latencies, 50))} / ${fmt(percentile(latencies, 99))} / ${fmt(Math.max(...latencies))} | ` +
         `≤ ${fmt(quantile(tb.get(""), ta.get("") ?? [], 0.5), 2)} / ${fmt(quantile(tb.get(""), ta.get("") ?? [], 0.99), 2)} | ${steps.join("<br>")} | ` +
         `${fmt(gauge(after, "messenger_event_loop_delay_seconds", "0.5"), 2)} / ${fmt(gauge(after, "messenger_event_loop_delay_seconds", "0.99"), 2)} / ${fmt(gauge(after, "messenger_event_loop_delay_seconds", "1"), 2)} |`,
     );
   }
-  console.log("\n| phase | client e2e p50 / p99 / max ms | server turn p50 / p99 ms | steps p50 / p99 ms | event loop delay p50 / p99 / max ms |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    "\n| phase | server CPU ms per turn, user + system | client e2e p50 / p99 / max ms | server turn p50 / p99 ms | steps p50 / p99 ms | event loop delay p50 / p99 / max ms |",
+  );
+  console.log("|---|---:|---|---|---|---|");
   for (const r of rows) console.log(r);
   console.log(`\npeak RSS ${fmt(peakRssMb(server.proc.pid), 0)} MB`);
   server.proc.kill("SIGTERM");

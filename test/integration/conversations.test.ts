@@ -225,7 +225,7 @@ describe("Send API failures", () => {
     const c = await conversation({ files: outputsFlow("one"), flow: OUTPUTS_FLOW });
     c.graph.failNext({ code: 613 }, { times: 100, when: (body) => body.message?.text === "one" });
     await c.post([userText("go")]);
-    const [{ id }] = (await waitForRows(c, "SELECT id FROM outbox WHERE attempts > 0")) as [{ id: number }];
+    const [{ id }] = (await waitForRows(c, "SELECT id FROM outbox WHERE attempts > 0 AND last_error IS NOT NULL")) as [{ id: number }];
     // Same outbox id, another install's stamp: staging's echo, say.
     const foreign = {
       sender: { id: PAGE_ID },
