@@ -170,7 +170,7 @@ export class FlowTurns {
       const tokens = usage.statement(now);
       if (tokens) statements.push(tokens);
     }
-    const enqueue = enqueueReplies(typing.closing(replies), now);
+    const enqueue = enqueueReplies(typing.closing(replies), now, { markFirst: this.deps.replies.sendsAtOnce(key, endpoint) });
     if (enqueue) statements.push(enqueue.statement);
     statements.push(store.done(row.id, error));
     const results = await this.#commit(statements, row, key, erasuresAtStart, turnLog);

@@ -6,6 +6,12 @@
  * overlaps with the next commit, so one fsync covers many webhooks and sends. Groups that need
  * no fsync of their own (RunOptions) resolve at commit.
  *
+ * Every commit gets a number; a sync started when commit N was the last covers commits up to N,
+ * and a group waits for the first sync that covers its commit (one sync serves many). A group that
+ * `lingers` (a webhook's events: inbox/inbox.ts) starts its sync only after the next commit (or
+ * 2 ms), so that the turn those events start, when it is quick, commits first and the same fsync
+ * covers the events, the turn and its reply's "sending" mark (replies/delivery.ts `synced`).
+ *
  * If a shared commit fails, each of its groups is retried in a transaction of its own, so one
  * bad group fails alone.
  */
@@ -15,6 +21,7 @@ interface Pending {
   statements: InStatement[];
   durable: boolean;
   onCommit?: (results: ResultSet[]) => void;
+  linger?: boolean;
   resolve(results: ResultSet[]): void;
   reject(error: unknown): void;
 }
@@ -28,6 +35,8 @@ export interface RunOptions {
    * them too, and a power cut before it only loses work that is done again from the inbox.
    */
   durable?: boolean;
+  /** Start the fsync only after the next commit, or 2 ms (see above). */
+  linger?: boolean;
   /**
    * Called with the group's results as soon as its commit returned, before the fsync that makes
    * it durable: for work that may start before the acknowledgement, as long as nothing it does is
@@ -55,12 +64,21 @@ export interface WriteQueueOptions {
   onCommitFailure?: (error: unknown) => void;
 }
 
+/** How long a lingering group waits for the next commit before its fsync starts. */
+const LINGER_MS = 2;
+
 export class WriteQueue {
   #queue: Pending[] = [];
   #scheduled = false;
   #committing: Promise<void> | null = null;
   /** Commits that are done but not yet durable. */
   readonly #syncing = new Set<Promise<void>>();
+  /** The number of the last commit. */
+  #committed = 0;
+  /** The latest sync asked for, and the last commit it covers. */
+  #sync: { covers: number; done: Promise<void> } | null = null;
+  /** Called after the next commit (lingering groups). */
+  #afterCommit: (() => void)[] = [];
 
   constructor(
     private readonly client: Client,
@@ -71,8 +89,37 @@ export class WriteQueue {
   run(statements: InStatement[], options: RunOptions = {}): Promise<ResultSet[]> {
     if (statements.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ statements, durable: options.durable ?? true, onCommit: options.onCommit, resolve, reject });
+      this.#queue.push({ statements, durable: options.durable ?? true, onCommit: options.onCommit, linger: options.linger, resolve, reject });
       this.#schedule();
+    });
+  }
+
+  /** Resolves when everything committed so far is durable (at once without a durability step). */
+  synced(): Promise<void> {
+    return this.options.durable ? this.#covering(this.#committed) : Promise.resolve();
+  }
+
+  /** A sync that covers commit `n`: the latest one asked for if it does, else a new one. */
+  #covering(n: number): Promise<void> {
+    if (this.#sync && this.#sync.covers >= n) return this.#sync.done;
+    // db/wal-sync.ts: what was written before this call is on disk when it resolves.
+    const sync = { covers: this.#committed, done: this.options.durable!() };
+    this.#sync = sync;
+    void sync.done.then(
+      () => this.#sync === sync && (this.#sync = null),
+      () => this.#sync === sync && (this.#sync = null),
+    );
+    return sync.done;
+  }
+
+  /** Resolves after the next commit, or after `ms` when none comes. */
+  #nextCommit(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#afterCommit.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -105,6 +152,7 @@ export class WriteQueue {
       if (this.#queue.length > 0) this.#schedule(); // the next commit overlaps with this one's fsync
     }
     if (this.options.onCommitFailure) for (const o of outcomes) if (!o.ok) this.options.onCommitFailure(o.error);
+    const commit = ++this.#committed;
     const durable = this.options.durable;
     batch.forEach((p, i) => {
       const o = outcomes[i]!;
@@ -117,8 +165,11 @@ export class WriteQueue {
     });
     const waiting = new Set(durable ? batch.filter((p, i) => p.durable && outcomes[i]!.ok) : []);
     settle(batch, outcomes, (p) => !waiting.has(p));
+    // The groups that lingered for a commit: this one (settled above) was it.
+    for (const wake of this.#afterCommit.splice(0)) wake();
     if (waiting.size === 0) return;
-    const syncing = durable!().then(
+    const lingers = [...waiting].every((p) => p.linger);
+    const syncing = (lingers ? this.#nextCommit(LINGER_MS).then(() => this.#covering(commit)) : this.#covering(commit)).then(
       () => settle(batch, outcomes, (p) => waiting.has(p)),
       (error) => {
         this.options.onDurabilityFailure?.(error);

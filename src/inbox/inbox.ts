@@ -77,6 +77,7 @@ export class Inbox {
     // replies/delivery.ts), which the WAL orders after these rows. The 200 waits for the fsync.
     let outcome: StoreResult = { stored: [], duplicates: 0 };
     await this.writes.run(statements, {
+      linger: timing !== undefined,
       onCommit: (results) => {
         outcome = this.#fresh(events, results);
         timing?.stored(outcome.stored.map((e) => e.inboxId));

@@ -45,6 +45,8 @@ export interface DeliveryDeps {
   ownsNow(key: UserKey): boolean;
   /** Each step of a turn (metrics/turn-timings.ts). */
   timings?: TurnTimings | undefined;
+  /** Resolves once everything committed so far is durable (db/write-queue.ts `synced`). */
+  synced(): Promise<void>;
 }
 
 export class Delivery {
@@ -84,7 +86,7 @@ export class Delivery {
           const failure = classifySendError(error);
           if (failure.action === "pause_page") {
             await this.deps.pages.pause(key.endpointId, key.pageId, failure.reason);
-            return "open";
+            return this.#unmarked(item);
           }
           // A failed typing indicator is cosmetic; the message itself decides what happens next.
           log.debug("typing indicator failed", { error });
@@ -95,20 +97,26 @@ export class Delivery {
     }
 
     // The thread may have left us during the typing delay (another app took it, a person answered).
-    if (this.deps.threads?.holds(key)) return "open";
+    if (this.deps.threads?.holds(key)) return this.#unmarked(item);
     // With several instances, the user's partition may have moved on during the delay: not marked
     // then (an item left "sending" would make the next holder wait for an echo that cannot come).
     if (!this.deps.ownsNow(key)) {
       await this.deps.sleep(250);
-      return "open";
+      return this.#unmarked(item);
     }
-    // Mark "sending" before the call, so a crash in between is recognised at the next start.
-    const interrupted = item.status === "sending";
-    const now = this.deps.clock.now();
-    if (!(await this.deps.store.markSending(key, item.id, item.attempts + 1, item.firstAttemptAt ?? now))) return "settled"; // its echo arrived meanwhile: already sent
-    item.status = "sending";
-    item.attempts += 1;
-    item.firstAttemptAt ??= now;
+    const interrupted = item.status === "sending" && !item.premarked;
+    if (item.premarked) {
+      // Committed "sending" with its turn: the sync that makes that commit durable is its mark.
+      item.premarked = false;
+      await this.deps.synced();
+    } else {
+      // Mark "sending" before the call, so a crash in between is recognised at the next start.
+      const now = this.deps.clock.now();
+      if (!(await this.deps.store.markSending(key, item.id, item.attempts + 1, item.firstAttemptAt ?? now))) return "settled"; // its echo arrived meanwhile: already sent
+      item.status = "sending";
+      item.attempts += 1;
+      item.firstAttemptAt ??= now;
+    }
 
     // With several instances: not once this instance's lease may have expired in the others' eyes
     // (the item stays "sending"; whoever holds the user next treats it as interrupted).
@@ -133,5 +141,11 @@ export class Delivery {
       this.deps.sendSeconds.observe({ endpoint: key.endpointId }, (performance.now() - started) / 1000);
       return failures.failed(item, key, error, log);
     }
+  }
+
+  /** An item that stays in the lane unsent (store.ts `release`). */
+  async #unmarked(item: OutboxItem): Promise<Settled> {
+    await this.deps.store.release(item);
+    return "open";
   }
 }

@@ -33,6 +33,7 @@ import type { Logger } from "../log/logger.ts";
 import { userFields } from "../log/mask.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { TurnTimings } from "../metrics/turn-timings.ts";
+import { isUserRef } from "../core/user-key.ts";
 import type { GraphClient } from "../messenger/graph.ts";
 import type { PageDirectory } from "../messenger/pages.ts";
 import type { Threads } from "../handover/threads.ts";
@@ -148,6 +149,7 @@ export class ReplyLanes {
       sleep: (ms) => this.#sleep(ms),
       ownsNow: (key) => ownership.ownsNow(key),
       timings: deps.timings,
+      synced: () => deps.writes.synced(),
     });
 
     pages.onResume((endpointId, pageId) => this.#resumePage(endpointId, pageId));
@@ -245,6 +247,21 @@ export class ReplyLanes {
     return this.#echoes.ownEcho(endpointId, pageId);
   }
 
+  /**
+   * Whether a message queued now for this user would be sent at once, with nothing before it:
+   * the lane is empty, the bot has the floor, the Page is not paused, no `message_delay_ms`, a
+   * PSID, one instance on a local file. The turn then commits its first message already marked "sending"
+   * (outbox.ts `markFirst`): the sync that covers the turn's commit is its mark (delivery.ts).
+   */
+  sendsAtOnce(key: UserKey, endpoint: EndpointSettings): boolean {
+    // A local file only: a commit to a libSQL server may time out and still have gone through, and
+    // the turn's retry must then find its reply pending, not seemingly interrupted (turn.ts #commit).
+    const local = this.deps.database.durable !== undefined && !this.#ownership.clustered;
+    const idle = local && this.#startedAt !== 0 && !this.#stopped && (this.#items.of(key)?.length ?? 0) === 0;
+    const free = !this.deps.threads?.holds(key) && !this.deps.pages.isPaused(key.endpointId, key.pageId);
+    return idle && free && endpoint.messenger.message_delay_ms === 0 && !isUserRef(key.userId);
+  }
+
   /** Whether this item still waits in the user's lane: not sent, dropped or given up yet. */
   isOpen(key: UserKey, outboxId: number): boolean {
     return this.#items.of(key)?.some((i) => i.id === outboxId) ?? false;
@@ -286,6 +303,10 @@ export class ReplyLanes {
             { outbox_id: item.id, error },
           ),
         );
+    }
+    // Messages committed "sending" with their turn that no lane reached before the stop (store.ts `release`).
+    for (const item of [...this.#items.lanes()].flatMap((list) => list.filter((i) => i.premarked))) {
+      await this.#store.release(item).catch((error) => this.deps.log.warn("a message queued at the stop stays marked sending", { outbox_id: item.id, error }));
     }
   }
 
@@ -338,6 +359,7 @@ export class ReplyLanes {
   async #next(item: OutboxItem, key: UserKey, log: Logger): Promise<Settled | "idle"> {
     if (item.echoed) return "settled"; // its echo marked it sent meanwhile
     if (item.accepted) return this.#outcomes.recordAccepted(item, key); // Graph took it: only its outcome is left to store
+    if (this.deps.pages.isPaused(key.endpointId, key.pageId) || this.deps.threads?.holds(key)) await this.#store.release(item); // it waits now
     if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
     if (this.deps.threads?.holds(key)) return "idle"; // another app or a person has the floor: woken by onRelease
     const now = this.deps.clock.now();
@@ -349,7 +371,7 @@ export class ReplyLanes {
       item.echoWaitUntil = undefined;
       return this.#failures.noEcho(item, key, log);
     }
-    if (item.status === "sending") {
+    if (item.status === "sending" && !item.premarked) {
       // Interrupted between "sending" and "sent" before this start: give its echo time to arrive.
       const until = this.#startedAt + this.#echoGraceMs;
       if (now < until) {

@@ -62,6 +62,11 @@ export interface OutboxItem {
   maybeDone?: boolean;
   /** The event whose turn queued it (metrics/turn-timings.ts follows it); not read back after a restart. */
   inboxId?: number;
+  /**
+   * Committed already marked "sending" with the turn (enqueueReplies `markFirst`): the lane sends
+   * it once a sync covers that commit, without a "sending" write of its own.
+   */
+  premarked?: boolean;
 }
 
 export interface Enqueued {
@@ -75,8 +80,10 @@ export interface Enqueued {
  * One INSERT for the replies, in order; commit it together with whatever produced them, then
  * hand `items(result)` to the reply lanes. (Plain SQL: it runs once per turn.)
  */
-export function enqueueReplies(replies: NewReply[], now: number): Enqueued | null {
+export function enqueueReplies(replies: NewReply[], now: number, options: { markFirst?: boolean } = {}): Enqueued | null {
   if (replies.length === 0) return null;
+  // The turn's first message, committed as "sending" when the lane will send it at once (lanes.ts `sendsAtOnce`).
+  const markFirst = options.markFirst === true && !replies[0]!.passThread && !replies[0]!.senderAction;
   const rows = replies.map((r) => ({
     reply: r,
     kind: r.passThread ? "control" : r.senderAction ? "action" : "message",
@@ -91,10 +98,26 @@ export function enqueueReplies(replies: NewReply[], now: number): Enqueued | nul
   return {
     statement: {
       sql:
-        "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at) VALUES " +
-        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
+        "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at, status, attempts, first_attempt_at) VALUES " +
+        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
         " RETURNING id",
-      args: rows.flatMap(({ reply: r, kind, body }) => [r.endpointId, r.pageId, r.userId, r.source, r.inboxId ?? null, r.sessionId ?? null, kind, body, now]),
+      args: rows.flatMap(({ reply: r, kind, body }, i) => {
+        const marked = markFirst && i === 0;
+        return [
+          r.endpointId,
+          r.pageId,
+          r.userId,
+          r.source,
+          r.inboxId ?? null,
+          r.sessionId ?? null,
+          kind,
+          body,
+          now,
+          marked ? "sending" : "pending",
+          marked ? 1 : 0,
+          marked ? now : null,
+        ];
+      }),
     },
     items(result) {
       // One statement assigns increasing ids in the order of its VALUES.
@@ -106,11 +129,12 @@ export function enqueueReplies(replies: NewReply[], now: number): Enqueued | nul
         userId: r.userId,
         kind,
         body,
-        status: "pending",
-        attempts: 0,
+        status: markFirst && i === 0 ? "sending" : "pending",
+        attempts: markFirst && i === 0 ? 1 : 0,
         nextAttemptAt: null,
-        firstAttemptAt: null,
+        firstAttemptAt: markFirst && i === 0 ? now : null,
         ...(r.inboxId != null ? { inboxId: r.inboxId } : {}),
+        ...(markFirst && i === 0 ? { premarked: true } : {}),
       }));
     },
   };

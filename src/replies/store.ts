@@ -24,6 +24,7 @@ const SELECT_OPEN_SQL = `SELECT ${columnList(outbox, OPEN_FIELDS)} FROM outbox W
 const MAX_ID_SQL = "SELECT max(id) AS id FROM outbox";
 const SELECT_OPEN_BETWEEN_SQL = `SELECT ${columnList(outbox, OPEN_FIELDS)} FROM outbox WHERE id > ? AND id <= ? AND status IN ('pending', 'sending') ORDER BY id`;
 const MARK_SENDING_SQL = "UPDATE outbox SET status = 'sending', attempts = ?, first_attempt_at = ? WHERE id = ? AND status IN ('pending', 'sending')";
+const UNMARK_SQL = "UPDATE outbox SET status = 'pending', attempts = 0, first_attempt_at = NULL WHERE id = ? AND status = 'sending'";
 const MARK_SENT_SQL = "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, next_attempt_at = NULL WHERE id = ?";
 // Both only touch an item that is still open: an echo that marked it sent wins over a late error.
 const REOPEN_SQL = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ? AND status IN ('pending', 'sending')";
@@ -147,6 +148,20 @@ export class ReplyStore {
     const fence = this.ownership.fence(key, { outboxId: id });
     const results = await this.writes.run(fence ? [fence, mark] : [mark]);
     return results[results.length - 1]!.rowsAffected > 0;
+  }
+
+  /**
+   * A message committed "sending" with its turn (outbox.ts `markFirst`) that will not be sent at
+   * once after all (the floor left, the Page paused, the lanes stop): pending again, so that a
+   * restart sends it instead of waiting for an echo that cannot come. Nothing for other items.
+   */
+  async release(item: OutboxItem): Promise<void> {
+    if (!item.premarked) return;
+    item.premarked = false;
+    await this.writes.run([{ sql: UNMARK_SQL, args: [item.id] }], { durable: false });
+    item.status = "pending";
+    item.attempts = 0;
+    item.firstAttemptAt = null;
   }
 
   /** The "sent" mark, to commit with something else (a handover's new state). */

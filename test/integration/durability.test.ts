@@ -92,6 +92,10 @@ test("the turn runs while the webhook's fsync is held, but nothing reaches Faceb
     // (Read without draining the write queue: its fsync is the one held.)
     const outbox = async () => Number((await c.database.client.execute("SELECT count(*) AS n FROM outbox")).rows[0]!.n);
     await until(async () => (await outbox()) === 1);
+    // The lane was idle: the reply was committed already marked "sending" with its turn (replies/outbox.ts
+    // markFirst); the sync that covers that commit is its mark, and the held fsync holds it.
+    const [row] = (await c.database.client.execute("SELECT status, attempts FROM outbox")).rows;
+    expect([row!.status, Number(row!.attempts)]).toEqual(["sending", 1]);
     for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(answered).toBe(false);
     expect(held).toBeGreaterThanOrEqual(1);
@@ -104,6 +108,20 @@ test("the turn runs while the webhook's fsync is held, but nothing reaches Faceb
   } finally {
     gateOn = false;
     open();
+    await c.close();
+  }
+});
+
+test("a reply that waits (message_delay_ms) is committed pending and marked sending by its lane", async () => {
+  const c = await startConversation({ messenger: { delayMs: 50 } });
+  try {
+    expect(await c.post([userText("slowly")])).toBe(200);
+    await until(async () => Number((await c.database.client.execute("SELECT count(*) AS n FROM outbox")).rows[0]!.n) === 1);
+    const [row] = (await c.database.client.execute("SELECT status, attempts FROM outbox")).rows;
+    expect([row!.status, Number(row!.attempts)]).toEqual(["pending", 0]);
+    await c.graph.waitForSends(1, { recipientId: PSID });
+    expect(messageTexts(c.sends(PSID))).toEqual(["You said: slowly"]);
+  } finally {
     await c.close();
   }
 });

@@ -11,10 +11,10 @@ function result(n: number): ResultSet {
 }
 
 /** Records each commit (execute or batch) and answers after a tick of real time. */
-function slowClient(failOn?: (sql: string) => boolean) {
+function slowClient(failOn?: (sql: string) => boolean, delayMs = 5) {
   const commits: string[][] = [];
   const answer = async (statements: InStatement[]) => {
-    await new Promise((r) => setTimeout(r, 5));
+    await (delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)) : Promise.resolve());
     const sqls = statements.map((s) => (typeof s === "string" ? s : s.sql));
     if (failOn && sqls.some(failOn)) throw new Error("constraint failed");
     commits.push(sqls);
@@ -72,6 +72,39 @@ describe("WriteQueue", () => {
     gates[1]!();
     await second;
     await writes.drain();
+  });
+
+  test("one sync covers every commit made before it starts: a second wait for the same commits asks for none", async () => {
+    const { client } = slowClient();
+    let syncs = 0;
+    const writes = new WriteQueue(client, { durable: async () => void syncs++ });
+    await writes.run(["A"], { durable: false });
+    await Promise.all([writes.synced(), writes.synced()]);
+    expect(syncs).toBe(1);
+    await writes.synced(); // nothing committed since: the last sync covers it, or a new one is asked (never fewer)
+    expect(syncs).toBeLessThanOrEqual(2);
+  });
+
+  test("a lingering group starts its sync after the next commit, and that sync serves the next commit's waiter too", async () => {
+    const { client, commits } = slowClient(undefined, 0); // commits well within the 2 ms
+    let syncs = 0;
+    const writes = new WriteQueue(client, { durable: async () => void syncs++ });
+    let turn: Promise<unknown> = Promise.resolve();
+    // As the inbox does: the engine gets the event at its commit and commits the turn at once.
+    const event = writes.run(["EVENT"], { linger: true, onCommit: () => (turn = writes.run(["TURN"], { durable: false })) });
+    while (commits.length < 1) await new Promise((r) => setImmediate(r));
+    await turn;
+    await Promise.all([event, writes.synced()]); // the reply waits for a sync that covers the turn
+    expect(syncs).toBe(1);
+    expect(commits).toEqual([["EVENT"], ["TURN"]]);
+  });
+
+  test("a lingering group without a next commit syncs after 2 ms", async () => {
+    const { client } = slowClient();
+    let syncs = 0;
+    const writes = new WriteQueue(client, { durable: async () => void syncs++ });
+    await writes.run(["EVENT"], { linger: true });
+    expect(syncs).toBe(1);
   });
 
   test("a failed durability step rejects the groups and is reported", async () => {
