@@ -55,12 +55,14 @@ export class Inbox {
   }
 
   /**
-   * Stores events durably; duplicates of stored events are counted, not written again. With a
-   * `timing` (a webhook's POST: metrics/turn-timings.ts), the listeners hear of the events as soon
-   * as they are committed, while the fsync runs; else once they are durable, right before this
-   * resolves (a caller may change state after it that the turn must see: handover/calls.ts).
+   * Stores events durably; duplicates of stored events are counted, not written again. With
+   * `early` (a webhook's POST), the listeners hear of the events as soon as they are committed,
+   * while the fsync runs, and the fsync lingers for the turn's commit (db/write-queue.ts); else
+   * once they are durable, right before this resolves (a caller may change state after it that the
+   * turn must see: handover/calls.ts). `timing`: the POST's steps (metrics/turn-timings.ts).
    */
-  async store(endpointId: string, events: InboxEvent[], timing?: RequestTiming): Promise<StoreResult> {
+  async store(endpointId: string, events: InboxEvent[], options: { early?: boolean; timing?: RequestTiming | undefined } = {}): Promise<StoreResult> {
+    const { early = false, timing } = options;
     if (events.length === 0) return { stored: [], duplicates: 0 };
     const receivedAt = this.clock.now();
     const statements: InStatement[] = [];
@@ -77,15 +79,15 @@ export class Inbox {
     // replies/delivery.ts), which the WAL orders after these rows. The 200 waits for the fsync.
     let outcome: StoreResult = { stored: [], duplicates: 0 };
     await this.writes.run(statements, {
-      linger: timing !== undefined,
+      linger: early,
       onCommit: (results) => {
         outcome = this.#fresh(events, results);
         timing?.stored(outcome.stored.map((e) => e.inboxId));
-        if (timing && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
+        if (early && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
       },
     });
     timing?.fsynced();
-    if (!timing && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
+    if (!early && outcome.stored.length > 0) this.#notify(endpointId, outcome.stored);
     return outcome;
   }
 

@@ -359,9 +359,12 @@ export class ReplyLanes {
   async #next(item: OutboxItem, key: UserKey, log: Logger): Promise<Settled | "idle"> {
     if (item.echoed) return "settled"; // its echo marked it sent meanwhile
     if (item.accepted) return this.#outcomes.recordAccepted(item, key); // Graph took it: only its outcome is left to store
-    if (this.deps.pages.isPaused(key.endpointId, key.pageId) || this.deps.threads?.holds(key)) await this.#store.release(item); // it waits now
-    if (this.deps.pages.isPaused(key.endpointId, key.pageId)) return "idle"; // resumed by onResume
-    if (this.deps.threads?.holds(key)) return "idle"; // another app or a person has the floor: woken by onRelease
+    // A paused Page (resumed by onResume), or another app or a person has the floor (woken by
+    // onRelease): the item waits, so one committed "sending" with its turn is pending again.
+    if (this.deps.pages.isPaused(key.endpointId, key.pageId) || this.deps.threads?.holds(key)) {
+      await this.#store.release(item);
+      return "idle";
+    }
     const now = this.deps.clock.now();
     if (item.echoWaitUntil !== undefined) {
       if (now < item.echoWaitUntil) {

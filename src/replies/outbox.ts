@@ -84,8 +84,9 @@ export function enqueueReplies(replies: NewReply[], now: number, options: { mark
   if (replies.length === 0) return null;
   // The turn's first message, committed as "sending" when the lane will send it at once (lanes.ts `sendsAtOnce`).
   const markFirst = options.markFirst === true && !replies[0]!.passThread && !replies[0]!.senderAction;
-  const rows = replies.map((r) => ({
+  const rows = replies.map((r, i) => ({
     reply: r,
+    marked: markFirst && i === 0,
     kind: r.passThread ? "control" : r.senderAction ? "action" : "message",
     body: JSON.stringify(
       r.passThread
@@ -101,8 +102,7 @@ export function enqueueReplies(replies: NewReply[], now: number, options: { mark
         "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at, status, attempts, first_attempt_at) VALUES " +
         rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
         " RETURNING id",
-      args: rows.flatMap(({ reply: r, kind, body }, i) => {
-        const marked = markFirst && i === 0;
+      args: rows.flatMap(({ reply: r, kind, body, marked }) => {
         return [
           r.endpointId,
           r.pageId,
@@ -122,19 +122,19 @@ export function enqueueReplies(replies: NewReply[], now: number, options: { mark
     items(result) {
       // One statement assigns increasing ids in the order of its VALUES.
       const ids = result.rows.map((row) => readId(row).id).sort((a, b) => a - b);
-      return rows.map(({ reply: r, kind, body }, i) => ({
+      return rows.map(({ reply: r, kind, body, marked }, i) => ({
         id: ids[i]!,
         endpointId: r.endpointId,
         pageId: r.pageId,
         userId: r.userId,
         kind,
         body,
-        status: markFirst && i === 0 ? "sending" : "pending",
-        attempts: markFirst && i === 0 ? 1 : 0,
+        status: marked ? "sending" : "pending",
+        attempts: marked ? 1 : 0,
         nextAttemptAt: null,
-        firstAttemptAt: markFirst && i === 0 ? now : null,
+        firstAttemptAt: marked ? now : null,
         ...(r.inboxId != null ? { inboxId: r.inboxId } : {}),
-        ...(markFirst && i === 0 ? { premarked: true } : {}),
+        ...(marked ? { premarked: true } : {}),
       }));
     },
   };

@@ -167,7 +167,7 @@ export function webhookRoutes({ config, inbox, log, metrics, clock, endpoints: c
         }
 
         try {
-          const result = await inbox.store(id, events, timing);
+          const result = await inbox.store(id, events, { early: true, timing });
           for (const e of result.stored) eventsCounter.inc({ endpoint: id, kind: e.kind, result: "stored" });
           if (result.duplicates > 0) eventsCounter.inc({ endpoint: id, kind: "any", result: "duplicate" }, result.duplicates);
           if (l.enabled("debug")) l.debug("webhook stored", { stored: result.stored.length, duplicates: result.duplicates });
