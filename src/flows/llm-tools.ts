@@ -70,15 +70,21 @@ export class LlmTools {
     }));
   }
 
+  /**
+   * Counts one call — of these tools or of a built-in one (llm-builtins.ts) — by tool (`unknown`
+   * for a name the flow does not have) and outcome, logs a failed one; returns `content`.
+   */
+  record(name: string, known: boolean, outcome: ToolOutcome, content: string, log: FlowContext["log"], detail?: string): string {
+    this.deps.calls?.inc({ flow: this.flowName, tool: known ? name : "unknown", outcome });
+    if (outcome !== "ok") log.warn("llm tool call failed", { flow: this.flowName, tool: name, outcome, detail: detail ?? content });
+    return content;
+  }
+
   /** Calls one tool; the content of its `role: "tool"` message. Never throws. */
   async call(call: ToolCall, input: FlowInput, ctx: FlowContext): Promise<string> {
     const name = call.function.name;
     const tool = this.#tools.get(name);
-    const done = (outcome: ToolOutcome, content: string, detail?: string) => {
-      this.deps.calls?.inc({ flow: this.flowName, tool: tool ? name : "unknown", outcome });
-      if (outcome !== "ok") ctx.log.warn("llm tool call failed", { flow: this.flowName, tool: name, outcome, detail: detail ?? content });
-      return content;
-    };
+    const done = (outcome: ToolOutcome, content: string, detail?: string) => this.record(name, tool !== undefined, outcome, content, ctx.log, detail);
     if (!tool) return done("unknown_tool", errorResult(`there is no tool named "${name}"; the tools are: ${[...this.#tools.keys()].join(", ")}`));
     let args: unknown;
     try {

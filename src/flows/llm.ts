@@ -214,11 +214,8 @@ export function llmFlow(name: string, settings: FlowSettings, deps: LlmFlowDeps 
         toolCalls.map((c) => {
           if (!isBuiltin(c.function.name)) return tools.call(c, input, toolCtx);
           const applied = effects.apply(c.function.name, c.function.arguments, deferred);
-          calls?.inc({ flow: name, tool: c.function.name, outcome: applied.outcome });
-          if (applied.outcome !== "ok")
-            ctx.log.warn("llm tool call failed", { flow: name, tool: c.function.name, outcome: applied.outcome, detail: applied.content });
           final ||= applied.final;
-          return applied.content;
+          return tools.record(c.function.name, true, applied.outcome, applied.content, ctx.log);
         }),
       );
       for (const [i, c] of toolCalls.entries()) messages.push({ role: "tool", tool_call_id: c.id, content: results[i]! });
