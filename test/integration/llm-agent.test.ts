@@ -104,7 +104,9 @@ test("the model's handover: its message is sent, then pass_thread_control with i
   expect(pass!.body).toMatchObject({ recipient: { id: PSID }, target_app_id: PAGE_INBOX_APP_ID, metadata: "asks for a person" });
   expect(model.requests).toHaveLength(1);
 
-  // A person marks the conversation done: the model's turn tells it the conversation came back.
+  // A person marks the conversation done (once our side has recorded the handover, as a person
+  // could not answer sooner): the model's turn tells it the conversation came back.
+  await until(async () => (await rows(c, "SELECT state FROM threads"))[0]?.state === "handover");
   c.graph.inboxDone(PAGE_ID, PSID, "refund made");
   await until(() => messageTexts(c.sends(PSID)).length >= 2);
   expect(messageTexts(c.sends(PSID))[1]).toBe('Welcome back ([the conversation came back to you from the team: completed, "refund made"])');
