@@ -2,6 +2,9 @@
  * The `bun build --compile` command line shared by scripts/build.ts (one binary for this machine)
  * and scripts/release.ts (one binary per target). The flags are explained in docs/building.md.
  */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 export interface CompileOptions {
   /** Folder of the libSQL native driver to embed, relative to the repository; its last part must be the driver's name (linux-x64-gnu, linux-arm64-gnu), see src/native/libsql-addon.ts. */
@@ -15,6 +18,11 @@ export interface CompileOptions {
 }
 
 export function compileArgs(o: CompileOptions): string[] {
+  // src/native/libsql-addon.ts checks a driver unpacked before against this digest instead of
+  // reading the embedded copy, which would stay resident for the process's lifetime.
+  const driverSha256 = createHash("sha256")
+    .update(readFileSync(join(import.meta.dir, "..", o.driver, "index.node")))
+    .digest("hex");
   return [
     "build",
     "--compile",
@@ -24,6 +32,8 @@ export function compileArgs(o: CompileOptions): string[] {
     "--format=esm",
     "--no-compile-autoload-dotenv",
     "--no-compile-autoload-bunfig",
+    "--define",
+    `process.env.MESSENGER_ENDPOINT_LIBSQL_SHA256="${driverSha256}"`,
     "--asset",
     "./migrations",
     "--asset",

@@ -13,7 +13,7 @@
  * From source and in `bun test` this does nothing: node_modules resolves normally.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -28,13 +28,20 @@ function registerEmbeddedAddon(): void {
   if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
     fail(`there are builds for linux-x64 and linux-arm64 only; this machine is ${process.platform}-${process.arch}`);
   }
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(EMBEDDED);
-  } catch (error) {
-    fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts or scripts/release.ts`);
-  }
-  const digest = createHash("sha256").update(bytes).digest("hex");
+  // The build writes the driver's SHA-256 into the binary (scripts/compile.ts), so that a driver
+  // unpacked before is checked without reading the embedded copy: read, its 9.7 MB would stay in
+  // the process's resident memory for as long as it runs (they are pages of the executable).
+  const built = process.env.MESSENGER_ENDPOINT_LIBSQL_SHA256;
+  let embedded: Buffer | null = null;
+  const bytes = (): Buffer => {
+    try {
+      embedded ??= readFileSync(EMBEDDED);
+      return embedded;
+    } catch (error) {
+      fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts or scripts/release.ts`);
+    }
+  };
+  const digest = built && /^[0-9a-f]{64}$/.test(built) ? built : sha256(bytes());
   const name = `libsql-${digest.slice(0, 16)}.node`;
   const problems: string[] = [];
   for (const dir of candidateFolders()) {
@@ -42,10 +49,11 @@ function registerEmbeddedAddon(): void {
     try {
       // A file already there is used only if it is exactly the embedded driver: a folder
       // someone else can write to must not be able to slip us a different library.
-      if (!existsSync(file) || createHash("sha256").update(readFileSync(file)).digest("hex") !== digest) {
+      if (!existsSync(file) || fileSha256(file) !== digest) {
+        if (sha256(bytes()) !== digest) fail("the embedded libSQL driver does not match the digest written at build time; rebuild with scripts/build.ts");
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const partial = `${file}.${process.pid}.partial`;
-        writeFileSync(partial, bytes, { mode: 0o700 });
+        writeFileSync(partial, bytes(), { mode: 0o700 });
         renameSync(partial, file);
       }
       const module = { exports: {} as Record<string, unknown> };
@@ -76,6 +84,23 @@ function candidateFolders(): string[] {
     join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "messenger-endpoint"),
   ];
   return [...new Set(folders.filter((f): f is string => Boolean(f)))];
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A file's SHA-256, read in small pieces (the whole file in one buffer would grow the heap by its size). */
+function fileSha256(file: string): string {
+  const hash = createHash("sha256");
+  const chunk = Buffer.allocUnsafe(1 << 16);
+  const fd = openSync(file, "r");
+  try {
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 function fail(message: string): never {

@@ -4,7 +4,8 @@
  * cleanly. Run against a fresh build, or against $MESSENGER_ENDPOINT_BINARY in CI.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
@@ -164,6 +165,29 @@ describe("compiled binary", () => {
       expect(result.code).toBe(0);
       expect(readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
       expect(existsSync(join(dir, "bin", ".native"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a driver unpacked before is checked against the digest written at build time: a changed one is replaced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "me-native-"));
+    try {
+      mkdirSync(join(dir, "bin"));
+      const { bin } = await installBinaryInto(join(dir, "bin"), install.bin);
+      const cache = join(dir, "cache");
+      const env = { MESSENGER_ENDPOINT_NATIVE_DIR: cache };
+      expect((await run(bin, ["version"], dir, env)).code).toBe(0);
+      const [name] = readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f));
+      const driver = readFileSync(join(cache, name!));
+      // The name is the digest of the driver the build embedded (scripts/compile.ts).
+      const digest = createHash("sha256").update(driver).digest("hex");
+      expect(name).toBe(`libsql-${digest.slice(0, 16)}.node`);
+      // Written into the binary, so that the embedded copy is not read at each start (its pages would stay resident).
+      expect(readFileSync(install.bin).includes(digest)).toBe(true);
+      writeFileSync(join(cache, name!), Buffer.concat([driver, Buffer.from("tampered")]));
+      expect((await run(bin, ["version"], dir, env)).code).toBe(0);
+      expect(readFileSync(join(cache, name!)).equals(driver)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
