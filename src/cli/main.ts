@@ -119,7 +119,11 @@ function check(args: ParsedArgs, io: CliIo): number {
 
 async function migrate(args: ParsedArgs, io: CliIo): Promise<number> {
   const config = loadConfig(args, io, { allowDemo: true });
-  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: args.adopt ?? false });
+  const database = await openDatabase(config.storage.url, {
+    authToken: config.storage.auth_token,
+    cacheMib: config.storage.cache_mib,
+    adopt: args.adopt ?? false,
+  });
   try {
     const result = await applyMigrations(database, { backupBefore: config.storage.backup_before_migrate });
     if (result.backup) io.out(`backup written to ${result.backup} before migrating`);

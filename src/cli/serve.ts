@@ -33,7 +33,11 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
   for (const warning of config.warnings) log.warn(`settings: ${formatProblem(warning)}`);
   if (!config.demo) for (const warning of securityWarnings(config)) log.warn(warning);
 
-  const database = await openDatabase(config.storage.url, { authToken: config.storage.auth_token, adopt: overrides.adopt ?? false });
+  const database = await openDatabase(config.storage.url, {
+    authToken: config.storage.auth_token,
+    cacheMib: config.storage.cache_mib,
+    adopt: overrides.adopt ?? false,
+  });
   let lock: InstanceLock | null = null;
   try {
     // With [cluster] enabled several instances share the file, and the leases say who runs what

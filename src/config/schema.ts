@@ -23,6 +23,11 @@ export const StorageSettings = Type.Object({
   auth_token: Type.Optional(Type.String()),
   /** Write a checked backup next to a local database before applying migrations to it (db/migrate.ts). */
   backup_before_migrate: Type.Boolean({ default: true }),
+  /**
+   * SQLite's page cache for a local database, in MiB (db/client.ts). It grows only as it is used;
+   * a bigger one pays off with hundreds of thousands of contacts (docs/operations.md).
+   */
+  cache_mib: Type.Integer({ minimum: 1, maximum: 4096, default: 16 }),
 });
 
 export const GraphSettings = Type.Object({

@@ -53,6 +53,8 @@ export interface OpenOptions {
   requestTimeoutMs?: number;
   /** Use a database another program made (`--adopt`): our tables are added beside its own. */
   adopt?: boolean;
+  /** SQLite's page cache of a local database, MiB (`storage.cache_mib`); 16 when absent. */
+  cacheMib?: number;
 }
 
 export class DatabaseError extends Error {
@@ -113,10 +115,12 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       // Durability comes from WalSync: the write queue fsyncs the WAL (off the event loop)
       // before it acknowledges any commit. See db/wal-sync.ts.
       await client.execute("PRAGMA synchronous = NORMAL");
-      // 64 MiB of page cache instead of SQLite's 2 MiB: with a million contacts the indexes a turn
-      // touches no longer fit in 2 MiB, and each commit then reads pages back from the OS
-      // (measured: 937 µs → 362 µs to store a new user's rows). The cache only grows as it is used.
-      await client.execute("PRAGMA cache_size = -65536");
+      // 16 MiB of page cache instead of SQLite's 2 MiB by default (`storage.cache_mib`): with many
+      // contacts the indexes a turn touches no longer fit in 2 MiB, and each commit then reads
+      // pages back from the OS (measured with a million contacts: 937 µs → 362 µs to store a new
+      // user's rows with 64 MiB). The cache only grows as it is used; docs/benchmarks.md weighs
+      // its size against the process's memory.
+      await client.execute(`PRAGMA cache_size = -${Math.trunc(options.cacheMib ?? 16) * 1024}`);
       await client.execute("PRAGMA foreign_keys = ON");
       if (existsSync(litestreamFolder(file))) await client.execute("PRAGMA wal_autocheckpoint = 0");
       if (inspection.applicationId !== APPLICATION_ID) await client.execute(`PRAGMA application_id = ${APPLICATION_ID}`);

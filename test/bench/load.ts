@@ -137,12 +137,14 @@ export const BENCH = { page: "104857600012345", token: "bench-page-token", secre
 /**
  * Settings for the binary under benchmark: one endpoint `bench` with builtin:echo (or the script
  * flow `flowModule`) on the bench Page; `top` goes before the endpoint (e.g. `[admin]`), `endpoint` after it (its own tables).
+ * BENCH_CACHE_MIB sets `storage.cache_mib` (SQLite's page cache; the server's default when unset).
  */
 export function benchSettings(o: { db: string; graphUrl: string; top?: string; endpoint?: string; flowModule?: string }): string {
   return `[server]
 port = 0
 [storage]
 url = "file:data/${o.db}.db"
+${process.env.BENCH_CACHE_MIB ? `cache_mib = ${Number(process.env.BENCH_CACHE_MIB)}` : ""}
 [log]
 level = "info"
 [graph]

@@ -204,3 +204,22 @@ describe("a database of a newer version", () => {
     expect(readFileSync(file).equals(before)).toBe(true);
   });
 });
+
+describe("the page cache (storage.cache_mib)", () => {
+  const cacheSize = async (options: { cacheMib?: number }) => {
+    const database = await openDatabase(`file:${fresh().join("cache.db")}`, options);
+    try {
+      return Number((await database.client.execute("PRAGMA cache_size")).rows[0]![0]);
+    } finally {
+      database.close();
+    }
+  };
+
+  test("is 16 MiB unless set (a negative cache_size is KiB)", async () => {
+    expect(await cacheSize({})).toBe(-16 * 1024);
+  });
+
+  test("follows the setting", async () => {
+    expect(await cacheSize({ cacheMib: 64 })).toBe(-64 * 1024);
+  });
+});
