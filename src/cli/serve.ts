@@ -8,6 +8,7 @@ import { openDatabase, type Database } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
 import { createApp } from "../app.ts";
+import { warmUp } from "./warm-up.ts";
 import { createLogger } from "../log/logger.ts";
 import { displayUrl } from "../log/scrub.ts";
 import { VERSION } from "../version.ts";
@@ -66,6 +67,11 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     log.info("SIGHUP: reloading the settings and the transformer modules");
     void reload().catch((error) => log.error("reloading failed", { error }));
   });
+
+  // The turn path's code compiled before the first real turn (cli/warm-up.ts): private, in memory.
+  const warm = await warmUp(config.server.warm_up_turns);
+  if (warm.error) log.warn("the warm-up failed (server.warm_up_turns); the first turns run colder", { error: warm.error });
+  else if (warm.turns > 0) log.info("warmed up", { turns: warm.turns, ms: Math.round(warm.ms) });
 
   const app = await createApp({
     config,

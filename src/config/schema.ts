@@ -16,6 +16,12 @@ export const ServerSettings = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   public_url: Type.Optional(Type.String({ pattern: "^https?://" })),
   max_body_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1_048_576 }),
+  /**
+   * Made-up turns run through a private app before listening, so that the first real ones after
+   * a start are not slower (cli/warm-up.ts); 0, the default: none. It costs about 35 MB of memory
+   * from the start (docs/benchmarks.md).
+   */
+  warm_up_turns: Type.Integer({ minimum: 0, maximum: 10_000, default: 0 }),
 });
 
 export const StorageSettings = Type.Object({

@@ -20,6 +20,7 @@ function settings(port: number, db = "data/smoke.db") {
   return `
 [server]
 port = ${port}
+warm_up_turns = 40
 [storage]
 url = "file:${db}"
 [flows.echo]
@@ -202,6 +203,8 @@ describe("compiled binary", () => {
       writeFileSync(join(install.dir, "settings.toml"), settings(0));
       server = start(install.bin, ["serve", "--config", "settings.toml"], { cwd: install.dir });
       base = String((await server.waitFor(listening)).url);
+      // server.warm_up_turns = 40 (src/cli/warm-up.ts): every made-up turn answered inside the process.
+      expect((await server.waitFor((l) => l.msg === "warmed up")).turns).toBe(40);
     });
     afterAll(() => {
       if (server.proc.exitCode === null) server.proc.kill("SIGKILL");

@@ -23,7 +23,7 @@ describe("defaults", () => {
   const config = configFromToml(MINIMAL, { dir: dir.path });
 
   test("server, graph, log, metrics, simulator, admin", () => {
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 8080, max_body_bytes: 1_048_576 });
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 8080, max_body_bytes: 1_048_576, warm_up_turns: 0 });
     expect(config.graph.url).toBe("https://graph.facebook.com");
     expect(config.graph.version).toMatch(/^v\d+\.\d+$/);
     expect(config.graph.timeout_ms).toBe(10_000);
