@@ -32,16 +32,21 @@ function registerEmbeddedAddon(): void {
   // unpacked before is checked without reading the embedded copy: read, its 9.7 MB would stay in
   // the process's resident memory for as long as it runs (they are pages of the executable).
   const built = process.env.MESSENGER_ENDPOINT_LIBSQL_SHA256;
+  const builtDigest = built && /^[0-9a-f]{64}$/.test(built) ? built : null;
   let embedded: Buffer | null = null;
+  /** The embedded driver, read (and checked against the build's digest) once, only when needed. */
   const bytes = (): Buffer => {
+    if (embedded) return embedded;
     try {
-      embedded ??= readFileSync(EMBEDDED);
-      return embedded;
+      embedded = readFileSync(EMBEDDED);
     } catch (error) {
       fail(`the embedded libSQL driver is missing from this build (${(error as Error).message}); rebuild with scripts/build.ts or scripts/release.ts`);
     }
+    if (builtDigest && sha256(embedded) !== builtDigest)
+      fail("the embedded libSQL driver does not match the digest written at build time; rebuild with scripts/build.ts");
+    return embedded;
   };
-  const digest = built && /^[0-9a-f]{64}$/.test(built) ? built : sha256(bytes());
+  const digest = builtDigest ?? sha256(bytes());
   const name = `libsql-${digest.slice(0, 16)}.node`;
   const problems: string[] = [];
   for (const dir of candidateFolders()) {
@@ -50,7 +55,6 @@ function registerEmbeddedAddon(): void {
       // A file already there is used only if it is exactly the embedded driver: a folder
       // someone else can write to must not be able to slip us a different library.
       if (!existsSync(file) || fileSha256(file) !== digest) {
-        if (sha256(bytes()) !== digest) fail("the embedded libSQL driver does not match the digest written at build time; rebuild with scripts/build.ts");
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const partial = `${file}.${process.pid}.partial`;
         writeFileSync(partial, bytes(), { mode: 0o700 });
