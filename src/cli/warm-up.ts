@@ -74,7 +74,7 @@ export async function warmUp(turns: number): Promise<WarmUpResult> {
   let stopTimer = () => {};
   try {
     await applyMigrations(db, { backupBefore: false });
-    const graph = new GraphClient({ url: "http://warm-up.invalid", version: "v26.0", timeoutMs: 1_000, fetch: graphFetch });
+    const graph = new GraphClient({ url: "http://warm-up.invalid", version: config.graph.version, timeoutMs: config.graph.timeout_ms, fetch: graphFetch });
     const app = await createApp({ config, db, graph, log: silentLogger });
     try {
       await app.start();
