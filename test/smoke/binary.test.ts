@@ -156,28 +156,30 @@ describe("compiled binary", () => {
     }
   });
 
-  test("MESSENGER_ENDPOINT_NATIVE_DIR (examples/messenger-endpoint.service) takes the driver instead of the binary's folder", async () => {
+  /** A copy of the binary in `<temp>/bin` whose driver goes to `<temp>/cache` (MESSENGER_ENDPOINT_NATIVE_DIR). */
+  async function withNativeDir(use: (o: { dir: string; bin: string; cache: string; env: Record<string, string> }) => Promise<void>) {
     const dir = mkdtempSync(join(tmpdir(), "me-native-"));
     try {
       mkdirSync(join(dir, "bin"));
       const { bin } = await installBinaryInto(join(dir, "bin"), install.bin);
       const cache = join(dir, "cache");
-      const result = await run(bin, ["version"], dir, { MESSENGER_ENDPOINT_NATIVE_DIR: cache });
-      expect(result.code).toBe(0);
-      expect(readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
-      expect(existsSync(join(dir, "bin", ".native"))).toBe(false);
+      await use({ dir, bin, cache, env: { MESSENGER_ENDPOINT_NATIVE_DIR: cache } });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  test("MESSENGER_ENDPOINT_NATIVE_DIR (examples/messenger-endpoint.service) takes the driver instead of the binary's folder", async () => {
+    await withNativeDir(async ({ dir, bin, cache, env }) => {
+      const result = await run(bin, ["version"], dir, env);
+      expect(result.code).toBe(0);
+      expect(readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
+      expect(existsSync(join(dir, "bin", ".native"))).toBe(false);
+    });
   });
 
   test("a driver unpacked before is checked against the digest written at build time: a changed one is replaced", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "me-native-"));
-    try {
-      mkdirSync(join(dir, "bin"));
-      const { bin } = await installBinaryInto(join(dir, "bin"), install.bin);
-      const cache = join(dir, "cache");
-      const env = { MESSENGER_ENDPOINT_NATIVE_DIR: cache };
+    await withNativeDir(async ({ dir, bin, cache, env }) => {
       expect((await run(bin, ["version"], dir, env)).code).toBe(0);
       const [name] = readdirSync(cache).filter((f) => /^libsql-[0-9a-f]{16}\.node$/.test(f));
       const driver = readFileSync(join(cache, name!));
@@ -187,9 +189,7 @@ describe("compiled binary", () => {
       writeFileSync(join(cache, name!), Buffer.concat([driver, Buffer.from("tampered")]));
       expect((await run(bin, ["version"], dir, env)).code).toBe(0);
       expect(readFileSync(join(cache, name!)).equals(driver)).toBe(true);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   describe("with a settings file", () => {
