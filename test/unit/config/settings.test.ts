@@ -177,6 +177,16 @@ describe("schema problems carry their key path", () => {
     expect(problems).toContain("admin.api_keys[0]: must be at least 16 characters long");
   });
 
+  test("the memory settings: storage.cache_mib and server.warm_up_turns", () => {
+    const problems = problemsOf(`[server]\nwarm_up_turns = -1\n[storage]\ncache_mib = 0\n`);
+    expect(problems).toContain("server.warm_up_turns: must be at least 0, got -1");
+    expect(problems).toContain("storage.cache_mib: must be at least 1, got 0");
+    // A number in a string is taken (as from a ${VAR}); anything else is not.
+    const retyped = problemsOf(`[server]\nwarm_up_turns = "many"\n[storage]\ncache_mib = 16.5\n`);
+    expect(retyped.some((p) => p.startsWith("server.warm_up_turns:"))).toBe(true);
+    expect(retyped.some((p) => p.startsWith("storage.cache_mib:"))).toBe(true);
+  });
+
   test("an empty list and an empty string", () => {
     const problems = problemsOf(MINIMAL.replace(/pages = .*/, "pages = []").replace('verify_token = "verify-me-please"', 'verify_token = ""'));
     expect(problems).toContain("endpoints[0].pages: needs at least 1 item");
