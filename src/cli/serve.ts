@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config/load.ts";
 import { formatProblem } from "../config/problems.ts";
+import { BACKSTOP_FRAMES } from "../db/checkpointer.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
@@ -38,6 +39,10 @@ export async function serve(config: Config, overrides: ServeOverrides, io: CliIo
     authToken: config.storage.auth_token,
     cacheMib: config.storage.cache_mib,
     adopt: overrides.adopt ?? false,
+    onCheckpointError: (error) =>
+      log.warn(
+        `a WAL checkpoint off the event loop failed (${(error as Error)?.message ?? String(error)}): check the disk's free space and the database folder's permissions; until one succeeds, SQLite checkpoints on the main connection once the WAL holds ${BACKSTOP_FRAMES.toLocaleString("en")} pages`,
+      ),
   });
   let lock: InstanceLock | null = null;
   try {

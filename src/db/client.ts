@@ -15,6 +15,7 @@ import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema.ts";
 import { LocalClient } from "./local-client.ts";
 import { WalSync } from "./wal-sync.ts";
+import { BACKSTOP_FRAMES, Checkpointer } from "./checkpointer.ts";
 import { column } from "./rows.ts";
 import { displayUrl, scrub, urlSecrets } from "../log/scrub.ts";
 import { createPrivate } from "./private-file.ts";
@@ -40,6 +41,8 @@ export interface Database {
    * null. Checkpoints are then Litestream's: no autocheckpoint here, no TRUNCATE at shutdown.
    */
   readonly litestream: string | null;
+  /** For a local file not replicated by Litestream: the checkpoints off the event loop (checkpointer.ts); else null. */
+  readonly checkpointer: Checkpointer | null;
   /** Folds the WAL back into the database file (at shutdown, so the file stands alone); not while Litestream replicates it. */
   checkpoint(): Promise<void>;
   close(): void;
@@ -55,6 +58,8 @@ export interface OpenOptions {
   adopt?: boolean;
   /** SQLite's page cache of a local database, MiB (`storage.cache_mib`); 16 when absent. */
   cacheMib?: number;
+  /** A checkpoint off the event loop failed (checkpointer.ts): called once until one succeeds again. */
+  onCheckpointError?: (error: unknown) => void;
 }
 
 export class DatabaseError extends Error {
@@ -90,6 +95,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   const file = databaseFile(url);
   if (file) prepareFile(file);
   let client: Client | undefined;
+  let checkpointer: Checkpointer | null = null;
   try {
     // A local file: our own client with cached prepared statements (local-client.ts). Anything
     // else (libsql://, http:// for sqld or Turso): @libsql/client's, with a time limit (remote.ts).
@@ -122,10 +128,20 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       // its size against the process's memory.
       await client.execute(`PRAGMA cache_size = -${Math.trunc(options.cacheMib ?? 16) * 1024}`);
       await client.execute("PRAGMA foreign_keys = ON");
-      if (existsSync(litestreamFolder(file))) await client.execute("PRAGMA wal_autocheckpoint = 0");
+      // Checkpoints: Litestream's when it replicates the file, else a second connection's, off
+      // the event loop, with SQLite's own as a backstop (checkpointer.ts).
+      const replicated = () => existsSync(litestreamFolder(file));
+      if (replicated()) {
+        await client.execute("PRAGMA wal_autocheckpoint = 0");
+      } else if (client instanceof LocalClient) {
+        await client.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_FRAMES}`);
+        checkpointer = new Checkpointer(file, { onError: options.onCheckpointError, skip: replicated });
+        client.onWrite = () => checkpointer?.written();
+      }
       if (inspection.applicationId !== APPLICATION_ID) await client.execute(`PRAGMA application_id = ${APPLICATION_ID}`);
     }
   } catch (error) {
+    void checkpointer?.close();
     client?.close();
     if (error instanceof DatabaseError) throw error;
     // The first read (the inspection) is where SQLite finds the file is not a database.
@@ -144,11 +160,14 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     file,
     durable: wal ? () => wal.sync() : undefined,
     litestream: file && existsSync(litestreamFolder(file)) ? litestreamFolder(file) : null,
+    checkpointer,
     async checkpoint() {
+      await checkpointer?.close(); // a checkpoint of its own running would make TRUNCATE wait
       // Looked at again: Litestream may have been started after the server.
       if (file && !existsSync(litestreamFolder(file))) await client.execute("PRAGMA wal_checkpoint(TRUNCATE)");
     },
     close() {
+      void checkpointer?.close();
       void wal?.close();
       client.close();
     },

@@ -32,6 +32,9 @@ export class LocalClient implements Client {
   readonly #db: InstanceType<typeof Database>;
   readonly #cache = new Map<string, Cached>();
 
+  /** Called after each statement that may have written (db/checkpointer.ts follows the writes). */
+  onWrite: (() => void) | null = null;
+
   constructor(path: string, options: { timeoutMs?: number } = {}) {
     this.#db = new Database(path, { timeout: options.timeoutMs ?? 5000 } as never);
   }
@@ -113,6 +116,7 @@ export class LocalClient implements Client {
       return resultSet(columns, rows, 0, undefined);
     }
     const info = statement.run(args);
+    this.onWrite?.();
     return resultSet([], [], info.changes, BigInt(info.lastInsertRowid));
   }
 }

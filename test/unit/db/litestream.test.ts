@@ -1,11 +1,12 @@
 /**
  * With Litestream's folder beside the database (`.<name>-litestream`, db/client.ts), checkpoints
- * are left to Litestream: no autocheckpoint, no TRUNCATE at our shutdown. Without it, SQLite's
- * defaults and our TRUNCATE at shutdown stay.
+ * are left to Litestream: no autocheckpoint, no TRUNCATE at our shutdown. Without it, checkpoints
+ * off the event loop (db/checkpointer.ts), SQLite's own as a backstop, and our TRUNCATE at shutdown.
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, statSync } from "node:fs";
 import { createClient } from "@libsql/client";
+import { BACKSTOP_FRAMES } from "../../../src/db/checkpointer.ts";
 import { litestreamFolder, openDatabase } from "../../../src/db/client.ts";
 import { applyMigrations } from "../../../src/db/migrate.ts";
 import { identify, inspectDatabase } from "../../../src/db/identity.ts";
@@ -35,6 +36,7 @@ test("Litestream replicates the file: no autocheckpoint, and checkpoint() leaves
   const { file, database } = await opened("replicated.db", true);
   expect(database.litestream).toBe(litestreamFolder(file));
   expect(await autocheckpoint(database)).toBe(0);
+  expect(database.checkpointer).toBeNull();
   // A reader, as Litestream's read transaction: our checkpoint must not wait for it.
   const reader = createClient({ url: `file:${file}` });
   const read = await reader.transaction("read");
@@ -48,10 +50,11 @@ test("Litestream replicates the file: no autocheckpoint, and checkpoint() leaves
   database.close();
 });
 
-test("no Litestream: SQLite's autocheckpoint, and checkpoint() truncates the WAL", async () => {
+test("no Litestream: checkpoints off the event loop, SQLite's own as a backstop, and checkpoint() truncates the WAL", async () => {
   const { file, database } = await opened("plain.db", false);
   expect(database.litestream).toBeNull();
-  expect(await autocheckpoint(database)).toBe(1000);
+  expect(database.checkpointer).not.toBeNull();
+  expect(await autocheckpoint(database)).toBe(BACKSTOP_FRAMES);
   await database.checkpoint();
   expect(statSync(`${file}-wal`).size).toBe(0);
   database.close();
