@@ -22,6 +22,8 @@ interface Prepared {
 interface Cached {
   statement: Prepared;
   columns: string[] | null; // null: does not return rows
+  /** May change the database: not a SELECT, PRAGMA or EXPLAIN (an INSERT … RETURNING returns rows and writes). */
+  writes: boolean;
 }
 
 const CACHE_LIMIT = 1000;
@@ -32,7 +34,7 @@ export class LocalClient implements Client {
   readonly #db: InstanceType<typeof Database>;
   readonly #cache = new Map<string, Cached>();
 
-  /** Called after each statement that may have written (db/checkpointer.ts follows the writes). */
+  /** Called after each statement that may have written, before its transaction commits (db/checkpointer.ts follows the writes, a delay later). */
   onWrite: (() => void) | null = null;
 
   constructor(path: string, options: { timeoutMs?: number } = {}) {
@@ -103,20 +105,21 @@ export class LocalClient implements Client {
       columns = statement.columns().map((c) => c.name);
     }
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear(); // multi-row INSERTs vary in length
-    cached = { statement, columns };
+    cached = { statement, columns, writes: !/^\s*(SELECT|PRAGMA|EXPLAIN)\b/i.test(sql) };
     this.#cache.set(sql, cached);
     return cached;
   }
 
   #run(stmt: { sql: string; args?: InArgs }): ResultSet {
-    const { statement, columns } = this.#prepare(stmt.sql);
+    const { statement, columns, writes } = this.#prepare(stmt.sql);
     const args = toArgs(stmt.args);
     if (columns) {
       const rows = statement.all(args).map((values) => toRow(values, columns));
+      if (writes) this.onWrite?.();
       return resultSet(columns, rows, 0, undefined);
     }
     const info = statement.run(args);
-    this.onWrite?.();
+    if (writes) this.onWrite?.();
     return resultSet([], [], info.changes, BigInt(info.lastInsertRowid));
   }
 }

@@ -48,7 +48,10 @@ test("quick replies and buttons from the model reach the Send API in Messenger's
     return { content: `You chose: ${said}` };
   };
   const c = await conversation();
-  c.graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent", timezone: 14 }, permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"] });
+  c.graph.setUser(PAGE_ID, PSID, {
+    profile: { first_name: "Amelie", last_name: "Laurent", timezone: 14 },
+    permissions: ["pages_user_locale", "pages_user_timezone", "pages_user_gender"],
+  });
   expect(await c.post([userText("menu")])).toBe(200);
   const [buttons] = await c.graph.waitForSends(1, { recipientId: PSID });
   expect(buttons!.message!.attachment).toEqual({

@@ -59,6 +59,22 @@ test("writes go on while checkpoints run, and all of them land", async () => {
   reopened.close();
 });
 
+test("an INSERT … RETURNING schedules a checkpoint like any write; a SELECT does not", async () => {
+  const database = await openDatabase(`file:${dir.join("returning.db")}`);
+  await database.client.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  const checkpointer = database.checkpointer!;
+  await checkpointer.idle();
+  const runs = checkpointer.runs;
+  await database.client.execute("SELECT count(*) FROM t");
+  await checkpointer.idle();
+  expect(checkpointer.runs).toBe(runs);
+  const inserted = await database.client.execute({ sql: "INSERT INTO t (v) VALUES (?) RETURNING id", args: ["x"] });
+  expect(inserted.rows).toHaveLength(1);
+  await checkpointer.idle();
+  expect(checkpointer.runs).toBe(runs + 1);
+  database.close();
+});
+
 test("a checkpoint that fails is reported once until one succeeds, and never thrown", async () => {
   const errors: unknown[] = [];
   const checkpointer = new Checkpointer(dir.join("no-such-folder", "x.db"), { delayMs: 1, onError: (e) => errors.push(e) });
