@@ -10,8 +10,8 @@
  * driver's asynchronous `exec`, which runs on the driver's own threads: the copying and both
  * fsyncs happen while the event loop goes on. A PASSIVE checkpoint takes no lock a writer needs
  * (SQLite's documentation of `sqlite3_wal_checkpoint_v2`: it never invokes the busy handler and
- * writers proceed), so the event loop's connection never waits for it. It follows the writes: a
- * checkpoint starts `delayMs` after a commit, one at a time.
+ * writers proceed), so the event loop's connection does not wait for it. It follows the writes: a
+ * checkpoint starts `delayMs` after a write, one at a time.
  *
  * The WAL starts again from its beginning only at a write that finds every frame copied. Under
  * a steady stream of writes that moment may not come, so the event loop's connection keeps
@@ -63,7 +63,7 @@ export class Checkpointer {
     this.#skip = options.skip ?? (() => false);
   }
 
-  /** Something was committed: a checkpoint follows within `delayMs`. */
+  /** Something was written (its commit follows at once): a checkpoint follows `delayMs` later. */
   written(): void {
     if (this.#closed || this.#timer) return;
     if (this.#running) {
