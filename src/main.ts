@@ -1,3 +1,5 @@
+// The engine's memory settings first: serve may restart itself with them (cli/heap.ts).
+import "./cli/heap-restart.ts";
 // The driver registration must run before anything imports @libsql/client.
 import "./native/libsql-addon.ts";
 import { runCli } from "./cli/main.ts";

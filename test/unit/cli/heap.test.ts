@@ -1,0 +1,23 @@
+/**
+ * The environment serve restarts itself with (src/cli/heap.ts): JavaScriptCore told the machine
+ * has 1 GiB, for serve only, never over an operator's own value. (The restart itself is in the
+ * binary's smoke test: test/smoke/binary.test.ts.)
+ */
+import { expect, test } from "bun:test";
+import { ASSUMED_RAM_BYTES, RAM_VARIABLE, heapEnvironment } from "../../../src/cli/heap.ts";
+
+const env = { PATH: "/usr/bin", HOME: "/home/bot", EMPTY: "" };
+
+test("serve, named or by default, gets the variable with everything else kept", () => {
+  for (const argv of [["serve"], [], ["serve", "--config", "bot.toml"], ["--port", "0"]]) {
+    expect(heapEnvironment(argv, env)).toEqual({ ...env, [RAM_VARIABLE]: String(ASSUMED_RAM_BYTES) });
+  }
+  expect(ASSUMED_RAM_BYTES).toBe(1_073_741_824);
+});
+
+test("other commands, a command line the CLI will refuse, or the operator's own value: no restart", () => {
+  for (const argv of [["version"], ["--version"], ["check"], ["migrate"], ["backup", "x.db"], ["help"]]) expect(heapEnvironment(argv, env)).toBeNull();
+  expect(heapEnvironment(["serve", "--no-such-flag"], env)).toBeNull();
+  expect(heapEnvironment(["frobnicate"], env)).toBeNull();
+  expect(heapEnvironment(["serve"], { ...env, [RAM_VARIABLE]: "536870912" })).toBeNull();
+});
