@@ -19,10 +19,12 @@ import { parseArgs } from "./args.ts";
 /** The RAM JavaScriptCore is told about on a larger machine: 4 GiB. */
 export const ASSUMED_RAM_BYTES = 4 * 1024 ** 3;
 export const RAM_VARIABLE = "BUN_JSC_forceRAMSize";
+/** Set by the restart itself: never a second one, even if a runtime hid the variable above. */
+export const RESTARTED_VARIABLE = "MESSENGER_ENDPOINT_HEAP_RESTARTED";
 
 /** The environment `serve` should run with, or null when the current one will do. */
 export function heapEnvironment(argv: readonly string[], env: NodeJS.ProcessEnv, ramBytes: number): Record<string, string> | null {
-  if (env[RAM_VARIABLE] !== undefined || ramBytes <= ASSUMED_RAM_BYTES) return null;
+  if (env[RAM_VARIABLE] !== undefined || env[RESTARTED_VARIABLE] !== undefined || ramBytes <= ASSUMED_RAM_BYTES) return null;
   try {
     if (parseArgs(argv).command !== "serve") return null;
   } catch {
@@ -31,6 +33,7 @@ export function heapEnvironment(argv: readonly string[], env: NodeJS.ProcessEnv,
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
   out[RAM_VARIABLE] = String(ASSUMED_RAM_BYTES);
+  out[RESTARTED_VARIABLE] = "1";
   return out;
 }
 
