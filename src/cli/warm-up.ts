@@ -22,7 +22,7 @@ import { applyMigrations } from "../db/migrate.ts";
 import { resolveSettings } from "../config/load.ts";
 import { GraphClient } from "../messenger/graph.ts";
 import { silentLogger } from "../log/logger.ts";
-import { signBody } from "../webhook/signature.ts";
+import { envelope, metaJson, textMessage, webhookHeaders } from "../simulator/webhook-driver.ts";
 
 /** The warm-up's made-up endpoint: its Page and secret exist only in the private app. */
 const PAGE = "100000000000001";
@@ -102,29 +102,13 @@ export async function warmUp(turns: number): Promise<WarmUpResult> {
   }
 }
 
-/** A signed text message of made-up user `u`, its `m`-th, as Facebook would POST it. */
+/** A signed text message of made-up user `u`, its `m`-th, as Facebook would POST it (simulator/webhook-driver.ts). */
 function webhook(u: number, m: number): Request {
   const time = Date.now();
-  const body = JSON.stringify({
-    object: "page",
-    entry: [
-      {
-        id: PAGE,
-        time,
-        messaging: [
-          {
-            sender: { id: String(2_000_000_000_000_000 + u) },
-            recipient: { id: PAGE },
-            timestamp: time + m,
-            message: { mid: `m_warm_up_${u}_${m}`, text: `Hello, this is message ${m} of a warm-up user` },
-          },
-        ],
-      },
-    ],
+  const item = textMessage(PAGE, String(2_000_000_000_000_000 + u), `Hello, this is message ${m} of a warm-up user`, {
+    mid: `m_warm_up_${u}_${m}`,
+    timestamp: time + m,
   });
-  return new Request("http://warm-up.invalid/webhooks/warm-up", {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-hub-signature-256": signBody(SECRET, body) },
-    body,
-  });
+  const body = metaJson(envelope(PAGE, [item], { time }));
+  return new Request("http://warm-up.invalid/webhooks/warm-up", { method: "POST", headers: webhookHeaders(body, SECRET), body });
 }
