@@ -7,7 +7,7 @@ import { demoConfig } from "../config/demo.ts";
 import { loadSettingsFile, locateSettingsFile, CONFIG_ENV, DEFAULT_CONFIG_FILE, type Config, type Env } from "../config/load.ts";
 import { SettingsError, formatProblem } from "../config/problems.ts";
 import { securityWarnings } from "../config/validate.ts";
-import { openDatabase, databaseFile, DatabaseError } from "../db/client.ts";
+import { databaseFile, DatabaseError } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { backupDatabase, restoreDatabase, BackupError } from "../db/backup.ts";
 import { LockedError } from "../db/lock.ts";
@@ -15,7 +15,7 @@ import { displayUrl, scrub } from "../log/scrub.ts";
 import { VERSION } from "../version.ts";
 import { parseArgs, UsageError, type ParsedArgs } from "./args.ts";
 import { USAGE } from "./usage.ts";
-import { serve } from "./serve.ts";
+import { openStorage, serve } from "./serve.ts";
 import { init, InitError } from "./init.ts";
 import { healthcheck } from "./healthcheck.ts";
 
@@ -119,11 +119,7 @@ function check(args: ParsedArgs, io: CliIo): number {
 
 async function migrate(args: ParsedArgs, io: CliIo): Promise<number> {
   const config = loadConfig(args, io, { allowDemo: true });
-  const database = await openDatabase(config.storage.url, {
-    authToken: config.storage.auth_token,
-    cacheMib: config.storage.cache_mib,
-    adopt: args.adopt ?? false,
-  });
+  const database = await openStorage(config, { adopt: args.adopt ?? false });
   try {
     const result = await applyMigrations(database, { backupBefore: config.storage.backup_before_migrate });
     if (result.backup) io.out(`backup written to ${result.backup} before migrating`);

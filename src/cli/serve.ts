@@ -5,7 +5,7 @@
 import type { Config } from "../config/load.ts";
 import { formatProblem } from "../config/problems.ts";
 import { BACKSTOP_FRAMES } from "../db/checkpointer.ts";
-import { openDatabase, type Database } from "../db/client.ts";
+import { openDatabase, type Database, type OpenOptions } from "../db/client.ts";
 import { applyMigrations } from "../db/migrate.ts";
 import { acquireInstanceLock, type InstanceLock } from "../db/lock.ts";
 import { createApp } from "../app.ts";
@@ -30,14 +30,17 @@ export class StartupError extends Error {
   }
 }
 
+/** The database of the settings' `[storage]`, opened the same way by serve and migrate. */
+export function openStorage(config: Config, options: Pick<OpenOptions, "adopt" | "onCheckpointError">): Promise<Database> {
+  return openDatabase(config.storage.url, { authToken: config.storage.auth_token, cacheMib: config.storage.cache_mib, ...options });
+}
+
 export async function serve(config: Config, overrides: ServeOverrides, io: CliIo): Promise<number> {
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets: config.secrets });
   for (const warning of config.warnings) log.warn(`settings: ${formatProblem(warning)}`);
   if (!config.demo) for (const warning of securityWarnings(config)) log.warn(warning);
 
-  const database = await openDatabase(config.storage.url, {
-    authToken: config.storage.auth_token,
-    cacheMib: config.storage.cache_mib,
+  const database = await openStorage(config, {
     adopt: overrides.adopt ?? false,
     onCheckpointError: (error) =>
       log.warn(
