@@ -8,7 +8,6 @@
  * and the same from any body, mapped by the endpoint's handleInject / handleNotify transformer
  * (docs/transformers.md): `POST /webhooks/{endpointId}/inject` and `/notify`, with the admin key too.
  */
-import { randomBytes } from "node:crypto";
 import { Elysia } from "elysia";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Clock } from "../core/clock.ts";
@@ -33,6 +32,7 @@ import type { AdminGuard } from "./guard.ts";
 import { endpointNamed, userOn, type Endpoints } from "./lookup.ts";
 import { answer, errorAnswer } from "./openapi.ts";
 import { EndpointParams, InjectBody, NotifyBody, WebhookParams } from "./schemas.ts";
+import { sortableId } from "../core/sortable-id.ts";
 
 export interface UserRouteDeps {
   guard: AdminGuard;
@@ -64,7 +64,7 @@ export function userRoutes(deps: UserRouteDeps) {
       ...(data !== undefined ? { data } : {}),
       ...(session.isNew ? { new_session_id: session.id } : {}),
     };
-    const dedupKey = `inject:${randomBytes(12).toString("base64url")}`;
+    const dedupKey = sortableId("inject:");
     await deps.inbox.store(endpoint.id, [
       { pageId: key.pageId, userId: key.userId, kind: "inject", standby: false, dedupKey, timestamp: now, item: item as never },
     ]);

@@ -12,13 +12,13 @@
  * kept as JSON text and parsed for every turn, so a flow that changes the object it was given
  * changes nothing that was not saved.
  */
-import { randomBytes } from "node:crypto";
 import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { rowReader } from "../db/rows.ts";
 import { sessions } from "../db/schema.ts";
 import { userKeyId, type UserKey } from "../core/user-key.ts";
 import { setNewest } from "../core/bounded.ts";
+import { sortableId } from "../core/sortable-id.ts";
 
 export interface SessionState {
   id: string;
@@ -38,7 +38,7 @@ interface Cached {
 }
 
 export function newSessionId(): string {
-  return `s_${randomBytes(12).toString("base64url")}`;
+  return sortableId("s_");
 }
 
 /** The user's open session (at most one: the index sessions_current). */

@@ -18,7 +18,6 @@
  * the database after the commit (`committed`). Recently seen users are kept in memory (LRU), so a
  * turn of a known user reads nothing.
  */
-import { randomBytes } from "node:crypto";
 import type { InStatement, ResultSet } from "@libsql/client";
 import type { EndpointSettings } from "../config/schema.ts";
 import type { Database } from "../db/client.ts";
@@ -31,6 +30,7 @@ import { isUserRef } from "../core/user-key.ts";
 import { ContactStore, dropOrphan, linkUser, mergeContacts, upsertContact, upsertUser, type StoredUser } from "./store.ts";
 import { FacebookProfiles, errorFields } from "./profiles.ts";
 import { applyContactChange } from "./contact-fields.ts";
+import { sortableId } from "../core/sortable-id.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -92,7 +92,7 @@ export interface ContactsDeps {
 }
 
 export function newContactId(): string {
-  return `c_${randomBytes(12).toString("base64url")}`;
+  return sortableId("c_");
 }
 
 export class Contacts {
