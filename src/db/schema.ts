@@ -180,7 +180,9 @@ export const contactUsers = sqliteTable(
 
 /**
  * Transcripts (`collect_conversations`, src/people/transcripts): each turn's input and the messages it queued,
- * readable per contact, per session and per user.
+ * readable per contact, per session and per user. One index, by PSID: every turn writes two rows, and each
+ * index more is one more page each commit writes; a session or a contact names its PSIDs, and retention walks
+ * id ranges (docs/benchmarks.md, "One index for the transcripts").
  */
 export const transcripts = sqliteTable(
   "transcripts",
@@ -201,11 +203,9 @@ export const transcripts = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   (t) => [
-    // By PSID (the conversations API, export, erasure), newest first.
+    // By PSID, newest first: the conversations API (also by session or contact, through their PSIDs),
+    // export, erasure, a merge's new contact id.
     index("transcripts_user").on(t.userId, t.id),
-    index("transcripts_session").on(t.sessionId, t.id),
-    index("transcripts_contact").on(t.contactId, t.id),
-    index("transcripts_age").on(t.createdAt),
   ],
 );
 

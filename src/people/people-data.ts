@@ -60,8 +60,9 @@ export function contactData(database: Database): UserDataPart {
 }
 
 /**
- * The transcript: each PSID's lines (exported and erased), and the lines kept under the contact
- * (erased too, also those of PSIDs it no longer has).
+ * The transcript: each PSID's lines, exported and erased. A contact's lines are those of its PSIDs
+ * (a merge moves the other contact's PSIDs and lines together: people/store.ts), so erasing the
+ * PSIDs erases them.
  */
 export function transcriptData(database: Database): UserDataPart {
   const { db } = database;
@@ -73,11 +74,7 @@ export function transcriptData(database: Database): UserDataPart {
       for (const k of subject.keys) out.push(...(await db.select().from(transcripts).where(rows.of(k)).orderBy(asc(transcripts.id))).map(transcriptEntry));
       return out;
     },
-    erase(subject: PartSubject) {
-      const statements = rows.erase(subject.keys);
-      if (subject.contact) statements.push(statement(db.delete(transcripts).where(eq(transcripts.contactId, subject.contact.id))));
-      return statements;
-    },
+    erase: (subject: PartSubject) => rows.erase(subject.keys),
     pagesOf: rows.pagesOf,
   };
 }

@@ -70,6 +70,10 @@ const DROP_ORPHAN_SQL = "DELETE FROM contacts WHERE id = ?1 AND NOT EXISTS (SELE
 const LINK_USER_SQL =
   "INSERT INTO contact_users (endpoint_id, page_id, user_id, contact_id, first_seen_at, last_seen_at, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 
+/** A merge's transcript lines: those under the loser (?3) of the PSIDs now of the survivor (?1, ?2). */
+const MERGE_TRANSCRIPTS_SQL =
+  "UPDATE transcripts SET contact_id = ? WHERE user_id IN (SELECT user_id FROM contact_users WHERE contact_id = ?) AND contact_id = ?";
+
 /** The surviving contact of a merge: the profile of both, the older creation time, the later activity. */
 const MERGE_SURVIVOR_SQL =
   "INSERT INTO contacts (id, endpoint_id, profile, created_at, updated_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET " +
@@ -166,7 +170,8 @@ export function mergeContacts(
   return [
     { sql: MERGE_SURVIVOR_SQL, args: [survivor, endpointId, JSON.stringify(profile), createdAt, now, now] },
     { sql: "UPDATE contact_users SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },
-    { sql: "UPDATE transcripts SET contact_id = ? WHERE contact_id = ?", args: [survivor, loser] },
+    // The loser's PSIDs are the survivor's now (the statement above): their lines, through the index by PSID.
+    { sql: MERGE_TRANSCRIPTS_SQL, args: [survivor, survivor, loser] },
     { sql: "DELETE FROM contacts WHERE id = ?", args: [loser] },
   ];
 }

@@ -3,9 +3,9 @@
  * the commit of the work that produced them, and read back by the admin API per user, session or
  * contact.
  */
-import type { InStatement } from "@libsql/client";
+import type { InStatement, Row } from "@libsql/client";
 import type { Database } from "../db/client.ts";
-import { columnList, rowReader } from "../db/rows.ts";
+import { column, columnList, rowReader } from "../db/rows.ts";
 import { transcripts } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
@@ -90,9 +90,13 @@ export const messageText = (message: Record<string, unknown> | undefined): strin
 
 const ENTRY_KEYS = ["id", "endpointId", "pageId", "userId", "contactId", "sessionId", "direction", "source", "text", "data", "createdAt"] as const;
 const readEntry = rowReader(transcripts, ENTRY_KEYS);
-/** The conversations API's query; its WHERE is made of the filters given (FILTERS). */
-const CONVERSATION_SQL = `SELECT ${columnList(transcripts, ENTRY_KEYS)} FROM transcripts WHERE `;
-const FILTERS = { userId: "user_id = ?", endpointId: "endpoint_id = ?", sessionId: "session_id = ?", contactId: "contact_id = ?" } as const;
+/** The conversations API's query for one PSID (through the index transcripts_user); the other filters given are added (FILTERS). */
+const CONVERSATION_SQL = `SELECT ${columnList(transcripts, ENTRY_KEYS)} FROM transcripts WHERE user_id = ?`;
+const FILTERS = { endpointId: "endpoint_id = ?", sessionId: "session_id = ?", contactId: "contact_id = ?" } as const;
+/** The PSID of a session, and the PSIDs of a contact: their lines are among those PSIDs' lines. */
+const USER_OF_SESSION_SQL = "SELECT user_id FROM sessions WHERE id = ?";
+const USERS_OF_CONTACT_SQL = "SELECT DISTINCT user_id FROM contact_users WHERE contact_id = ?";
+const readUserId = (row: Row) => String(column(row, "user_id"));
 
 export function transcriptEntry(row: Pick<typeof transcripts.$inferSelect, (typeof ENTRY_KEYS)[number]>): TranscriptEntry {
   return {
@@ -114,21 +118,38 @@ export function transcriptEntry(row: Pick<typeof transcripts.$inferSelect, (type
 export class Transcripts {
   constructor(private readonly database: Database) {}
 
-  /** The transcript, oldest first: the last `limit` entries that match. */
+  /**
+   * The transcript, oldest first: the last `limit` entries that match. Read per PSID: the PSID
+   * given, else the session's, else the contact's (a contact's lines are those of its PSIDs under
+   * it), then merged by id.
+   */
   async conversation(filter: { userId?: string; endpointId?: string; sessionId?: string; contactId?: string }, limit: number): Promise<TranscriptEntry[]> {
     const where: string[] = [];
     const args: (string | number)[] = [];
-    for (const name of ["userId", "endpointId", "sessionId", "contactId"] as const) {
+    for (const name of ["endpointId", "sessionId", "contactId"] as const) {
       const value = filter[name];
       if (value) {
-        where.push(FILTERS[name]);
+        where.push(` AND ${FILTERS[name]}`);
         args.push(value);
       }
     }
-    const result = await this.database.client.execute({
-      sql: `${CONVERSATION_SQL}${where.join(" AND ") || "1"} ORDER BY id DESC LIMIT ?`,
-      args: [...args, limit],
-    });
-    return result.rows.map(readEntry).reverse().map(transcriptEntry);
+    const sql = `${CONVERSATION_SQL}${where.join("")} ORDER BY id DESC LIMIT ?`;
+    const found: ReturnType<typeof readEntry>[] = [];
+    for (const userId of await this.#users(filter)) {
+      found.push(...(await this.database.client.execute({ sql, args: [userId, ...args, limit] })).rows.map(readEntry));
+    }
+    return found
+      .sort((a, b) => b.id - a.id)
+      .slice(0, limit)
+      .reverse()
+      .map(transcriptEntry);
+  }
+
+  async #users(filter: { userId?: string; sessionId?: string; contactId?: string }): Promise<string[]> {
+    if (filter.userId) return [filter.userId];
+    const { client } = this.database;
+    if (filter.sessionId) return (await client.execute({ sql: USER_OF_SESSION_SQL, args: [filter.sessionId] })).rows.map(readUserId);
+    if (filter.contactId) return (await client.execute({ sql: USERS_OF_CONTACT_SQL, args: [filter.contactId] })).rows.map(readUserId);
+    return [];
   }
 }

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { FakeGraph } from "../../src/simulator/fake-graph.ts";
 import { APP_SECRET, PAGE_ID, PAGE_ID_2, PAGE_TOKEN, PAGE_TOKEN_2, PSID, PSID_2 } from "../helpers/config.ts";
+import { api, WITH_KEYS } from "../helpers/admin.ts";
 import { APP_ID, startConversation, userText, type Conversation, type ConversationOptions, until, rows } from "../helpers/conversation.ts";
 
 /** A flow that answers with what it was given, as JSON. */
@@ -142,6 +143,7 @@ async function samePersonOnTwoPages(business: Record<string, string>) {
       { id: PAGE_ID_2, token: PAGE_TOKEN_2 },
     ],
     endpointToml: "[endpoints.profiles]\nmerge_contact_profiles = true",
+    ...WITH_KEYS,
   });
   graph.setUser(PAGE_ID, PSID, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
   graph.setUser(PAGE_ID_2, PSID_2, { profile: { first_name: "Amelie", last_name: "Laurent" }, person: "amelie" });
@@ -203,6 +205,30 @@ describe("contacts", () => {
     expect(merged.contact_id).toBe(a.contact_id);
     expect(merged.contact).toMatchObject({ first_name: "Amelie", vip: 1 });
     expect(await rows(c, "SELECT id FROM contacts")).toHaveLength(1);
+    // The other contact's lines moved with its PSID; the conversations API reads the contact's lines through its PSIDs.
+    expect((await rows(c, "SELECT DISTINCT contact_id FROM transcripts")).map((r) => String(r[0]))).toEqual([a.contact_id]);
+    const byContact = (await api(c, "GET", `/api/conversations?contact_id=${a.contact_id}`)).body.entries as any[];
+    expect(byContact.map((e) => [e.user_id, e.direction, e.text])).toEqual([
+      [PSID, "in", "one"],
+      [PSID, "out", expect.any(String)],
+      [PSID_2, "in", "two"],
+      [PSID_2, "out", expect.any(String)],
+      [PSID, "in", "three"],
+      [PSID, "out", expect.any(String)],
+    ]);
+    const lastThree = (await api(c, "GET", `/api/conversations?contact_id=${a.contact_id}&limit=3`)).body.entries as any[];
+    expect(lastThree.map((e) => e.id)).toEqual(byContact.slice(-3).map((e) => e.id));
+    const onSecondPage = (await api(c, "GET", `/api/conversations?contact_id=${a.contact_id}&session_id=${b.session}`)).body.entries as any[];
+    expect(onSecondPage.map((e) => e.text)).toEqual(["two", expect.any(String)]);
+    const bySession = (await api(c, "GET", `/api/conversations?session_id=${a.session}`)).body.entries as any[];
+    expect(bySession.map((e) => [e.user_id, e.text])).toEqual([
+      [PSID, "one"],
+      [PSID, expect.any(String)],
+      [PSID, "three"],
+      [PSID, expect.any(String)],
+    ]);
+    expect((await api(c, "GET", `/api/conversations?contact_id=${b.contact_id}`)).body.entries).toEqual([]);
+    expect((await api(c, "GET", "/api/conversations?session_id=s_none")).body.entries).toEqual([]);
   });
 
   test("a known user's turn writes no contact rows unless an hour has passed or something changed", async () => {

@@ -34,10 +34,10 @@ export async function seedPeople(c: Client): Promise<void> {
   await run(
     "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES " +
       "('e', 'p1', 'u1', 'c_1', 's_1a', 'in', 'user', 'hello', '{\"a\":1}', ?), ('e', 'p1', 'u1', 'c_1', 's_1a', 'out', 'flow', 'hi Ada', NULL, ?), " +
-      "('e', 'p2', 'u2', 'c_1', 's_2', 'in', 'user', 'from p2', NULL, ?), ('e', 'p1', 'u_gone', 'c_1', NULL, 'in', 'user', 'merged away', NULL, ?), " +
+      "('e', 'p2', 'u2', 'c_1', 's_2', 'in', 'user', 'from p2', NULL, ?), " +
       "('e', 'p1', 'u3', 'c_2', 's_3', 'in', 'user', 'other person', NULL, ?), ('e', 'p3', 'u9', NULL, NULL, 'out', 'notify', 'to u9', 'not json', ?), " +
       "('f', 'p1', 'u1', NULL, 's_f', 'in', 'user', 'other endpoint', NULL, ?)",
-    [T + 1, T + 2, T + 3, T + 4, T + 5, T + 6, T + 7],
+    [T + 1, T + 2, T + 3, T + 5, T + 6, T + 7],
   );
   await run(
     "INSERT INTO inbox (endpoint_id, page_id, user_id, kind, standby, dedup_key, timestamp, received_at, event, status) VALUES " +

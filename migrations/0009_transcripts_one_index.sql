@@ -1,0 +1,3 @@
+DROP INDEX `transcripts_session`;--> statement-breakpoint
+DROP INDEX `transcripts_contact`;--> statement-breakpoint
+DROP INDEX `transcripts_age`;
