@@ -215,7 +215,7 @@ export class ConversationEngine {
     const state = events.filter((e) => STATE_KINDS.has(e.kind));
     if (state.length > 0) {
       const key = (e: StoredEvent) => ({ endpointId, pageId: e.pageId, userId: e.userId });
-      this.#stateEvents.add(state.map((e) => ({ key: key(e), kind: e.kind, standby: e.standby, item: e.item, dedupKey: e.dedupKey })));
+      this.#stateEvents.add(state.map((e) => ({ key: key(e), kind: e.kind, standby: e.standby, item: e.item, inboxId: e.inboxId })));
     }
     for (const e of events) {
       if (STATE_KINDS.has(e.kind)) continue;

@@ -38,11 +38,8 @@ const PENDING_BETWEEN_SQL = `SELECT ${columnList(inbox, SCANNED)}, received_at F
 const PENDING_OF_USER_SQL = `SELECT ${columnList(inbox, SCANNED)} FROM inbox WHERE endpoint_id = ? AND page_id = ? AND user_id = ? AND status = 'pending' AND kind NOT IN (${stateKindList}) ORDER BY timestamp, id`;
 
 const DONE_SQL = "UPDATE inbox SET status = 'done', processed_at = ?, last_error = ? WHERE id = ?";
-/** A state event as the inbox reported it after its commit has no row id in hand: found by its dedup key. */
-const STATE_DONE_BY_ID_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE id = ?";
-const STATE_DONE_BY_KEY_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE endpoint_id = ? AND dedup_key = ?";
-const FAILED_BY_ID_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE id = ?";
-const FAILED_BY_KEY_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE endpoint_id = ? AND dedup_key = ?";
+const STATE_DONE_SQL = "UPDATE inbox SET status = 'done', processed_at = ? WHERE id = ?";
+const FAILED_SQL = "UPDATE inbox SET status = 'failed', processed_at = ?, last_error = ? WHERE id = ?";
 
 /** A pending inbox row, read back. */
 export interface ScannedEvent {
@@ -71,8 +68,7 @@ export interface ScannedStateEvent {
 /** Which inbox row a state event is: its id, or (reported by the inbox after its commit) its dedup key. */
 export interface StateEventRow {
   key: UserKey;
-  inboxId?: number;
-  dedupKey?: string;
+  inboxId: number;
 }
 
 export class ConversationStore {
@@ -158,17 +154,12 @@ export class ConversationStore {
 
   /** A state event is applied. */
   stateDone(e: StateEventRow, now: number): InStatement {
-    return e.inboxId !== undefined
-      ? { sql: STATE_DONE_BY_ID_SQL, args: [now, e.inboxId] }
-      : { sql: STATE_DONE_BY_KEY_SQL, args: [now, e.key.endpointId, e.dedupKey!] };
+    return { sql: STATE_DONE_SQL, args: [now, e.inboxId] };
   }
 
   /** A state event that cannot be applied is set aside, with why. */
   stateFailed(e: StateEventRow, error: string, now: number): InStatement {
-    const message = this.storable(error);
-    return e.inboxId !== undefined
-      ? { sql: FAILED_BY_ID_SQL, args: [now, message, e.inboxId] }
-      : { sql: FAILED_BY_KEY_SQL, args: [now, message, e.key.endpointId, e.dedupKey!] };
+    return { sql: FAILED_SQL, args: [now, this.storable(error), e.inboxId] };
   }
 
   /** An error as stored: without the secrets a log line would lose. */

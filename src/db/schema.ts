@@ -7,7 +7,7 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 
 /**
  * Webhook events, stored before Facebook gets its 200. One row per `messaging[]`/`standby[]`
- * item of a known Page. `dedup_key` makes a redelivered event a no-op: it is unique per endpoint.
+ * item of a known Page. `dedup_key` makes a redelivered event a no-op: it is unique per endpoint and event time.
  * Rows are drained per (endpoint, page, user) in `timestamp` order, then `id` order.
  */
 export const inbox = sqliteTable(
@@ -36,7 +36,10 @@ export const inbox = sqliteTable(
     processedAt: integer("processed_at"),
   },
   (t) => [
-    uniqueIndex("inbox_dedup").on(t.endpointId, t.dedupKey),
+    // Led by the event's time, so that new events land on the last pages of the index instead of
+    // a random page each (a message id is random): docs/benchmarks.md, "The dedup index in time
+    // order". A redelivery carries the same event, time included.
+    uniqueIndex("inbox_dedup_time").on(t.endpointId, t.timestamp, t.dedupKey),
     // Only pending rows: the per-user drain and the restart scan read it, and a row leaves it when
     // processed, so it stays small however long the inbox history is.
     index("inbox_pending_lane").on(t.endpointId, t.pageId, t.userId, t.timestamp, t.id).where(sql`status = 'pending'`),

@@ -283,6 +283,21 @@ describe("POST: redeliveries", () => {
     expect(reported).toEqual(["message:m_storm"]);
   });
 
+  test("a redelivery is the same event at the same time: the dedup index is keyed by endpoint, time and key", async () => {
+    const t = await app();
+    expect((await post(t, textBody("m_twice", { timestamp: 1767225600100 }))).status).toBe(200);
+    expect((await post(t, textBody("m_twice", { timestamp: 1767225600100, text: "again" }))).status).toBe(200);
+    expect((await post(t, textBody("m_later", { timestamp: 1767225600200 }))).status).toBe(200);
+    expect((await t.inboxRows()).map((r) => r.dedupKey)).toEqual(["message:m_twice", "message:m_later"]);
+    // The unique index new events land in leads with their time (and no other index on the key is written).
+    const indexes = await t.database.client.execute(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox' AND sql LIKE '%dedup_key%'",
+    );
+    expect(indexes.rows.map((r) => [String(r[0]), String(r[1]).replace(/.*\((.*)\).*/, "$1")])).toEqual([
+      ["inbox_dedup_time", "`endpoint_id`,`timestamp`,`dedup_key`"],
+    ]);
+  });
+
   test("events without mid are deduplicated by kind, user and timestamp", async () => {
     const t = await app();
     await post(t, fixtureText("read"));
