@@ -11,9 +11,33 @@ interface Metric {
   render(): string;
 }
 
+/**
+ * A series' identity on the hot path: label names in sorted order with their raw values, joined
+ * by separators no label holds. Rendering it for Prometheus (escaping, quoting) waits for a scrape:
+ * metrics are observed on every webhook and turn, and read a few times a minute.
+ */
 function labelKey(labels: Labels): string {
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(",");
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let key = "";
+  for (const k of keys) {
+    const value = labels[k]!;
+    // The separators themselves are kept out of the value (none of ours holds them).
+    key += `${k}\u0002${value.includes("\u0001") || value.includes("\u0002") ? value.replace(/[\u0001\u0002]/g, "\ufffd") : value}\u0001`;
+  }
+  return key;
+}
+
+/** `name="value",...` of a series' identity (labelKey). */
+function exposition(key: string): string {
+  if (key === "") return "";
+  const pairs = key.slice(0, -1).split("\u0001");
+  return pairs
+    .map((pair) => {
+      const at = pair.indexOf("\u0002");
+      return `${pair.slice(0, at)}="${escapeLabel(pair.slice(at + 1))}"`;
+    })
+    .join(",");
 }
 
 function escapeLabel(value: string): string {
@@ -21,8 +45,8 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
-function series(name: string, key: string, value: number): string {
-  return `${name}${key ? `{${key}}` : ""} ${Number.isFinite(value) ? value : value > 0 ? "+Inf" : "-Inf"}`;
+function series(name: string, labels: string, value: number): string {
+  return `${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(value) ? value : value > 0 ? "+Inf" : "-Inf"}`;
 }
 
 export class Counter implements Metric {
@@ -40,7 +64,7 @@ export class Counter implements Metric {
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
+    for (const [key, value] of this.#values) lines.push(series(this.name, exposition(key), value));
     return lines.join("\n");
   }
 }
@@ -65,7 +89,7 @@ export class Gauge implements Metric {
   render(): string {
     for (const fn of this.#collectors) fn();
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const [key, value] of this.#values) lines.push(series(this.name, key, value));
+    for (const [key, value] of this.#values) lines.push(series(this.name, exposition(key), value));
     return lines.join("\n");
   }
 }
@@ -81,7 +105,10 @@ export class Histogram implements Metric {
     const key = labelKey(labels);
     let s = this.#series.get(key);
     if (!s) this.#series.set(key, (s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    // The first bucket that holds the value; render() adds them up (Prometheus buckets are cumulative).
+    let i = 0;
+    while (i < this.buckets.length && value > this.buckets[i]!) i++;
+    if (i < this.buckets.length) s.counts[i]!++;
     s.sum += value;
     s.count++;
   }
@@ -91,11 +118,13 @@ export class Histogram implements Metric {
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [key, s] of this.#series) {
-      const prefix = key ? `${key},` : "";
-      for (const [i, le] of this.buckets.entries()) lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${s.counts[i]}`);
+      const labels = exposition(key);
+      const prefix = labels ? `${labels},` : "";
+      let below = 0;
+      for (const [i, le] of this.buckets.entries()) lines.push(`${this.name}_bucket{${prefix}le="${le}"} ${(below += s.counts[i]!)}`);
       lines.push(`${this.name}_bucket{${prefix}le="+Inf"} ${s.count}`);
-      lines.push(series(`${this.name}_sum`, key, s.sum));
-      lines.push(series(`${this.name}_count`, key, s.count));
+      lines.push(series(`${this.name}_sum`, labels, s.sum));
+      lines.push(series(`${this.name}_count`, labels, s.count));
     }
     return lines.join("\n");
   }

@@ -1,0 +1,41 @@
+import { describe, expect, test } from "bun:test";
+import { Counter, Gauge, Histogram } from "../../../src/metrics/registry.ts";
+
+describe("the metrics registry", () => {
+  test("the same labels in any order are one series; rendered sorted and escaped", () => {
+    const c = new Counter("t_total", "help");
+    c.inc({ endpoint: "a", outcome: "ok" });
+    c.inc({ outcome: "ok", endpoint: "a" }, 2);
+    c.inc({ endpoint: 'q"u\\o\nte', outcome: "ok" });
+    c.inc();
+    expect(c.get({ outcome: "ok", endpoint: "a" })).toBe(3);
+    expect(c.get()).toBe(1);
+    expect(c.render().split("\n")).toEqual([
+      "# HELP t_total help",
+      "# TYPE t_total counter",
+      't_total{endpoint="a",outcome="ok"} 3',
+      't_total{endpoint="q\\"u\\\\o\\nte",outcome="ok"} 1',
+      "t_total 1",
+    ]);
+  });
+
+  test("a value holding the key's separators stays one label of its own", () => {
+    const g = new Gauge("t_gauge", "help");
+    g.set({ a: "x\u0001b\u0002y", b: "z" }, 5);
+    expect(g.get({ b: "z", a: "x\u0001b\u0002y" })).toBe(5);
+    expect(g.render().split("\n")[2]).toBe('t_gauge{a="x\ufffdb\ufffdy",b="z"} 5');
+  });
+
+  test("histogram buckets are cumulative; a value above the last counts in +Inf only", () => {
+    const h = new Histogram("t_seconds", "help", [0.1, 1]);
+    for (const v of [0.05, 0.1, 0.5, 2]) h.observe({ stage: "s" }, v);
+    expect(h.count({ stage: "s" })).toBe(4);
+    expect(h.render().split("\n").slice(2)).toEqual([
+      't_seconds_bucket{stage="s",le="0.1"} 2',
+      't_seconds_bucket{stage="s",le="1"} 3',
+      't_seconds_bucket{stage="s",le="+Inf"} 4',
+      't_seconds_sum{stage="s"} 2.65',
+      't_seconds_count{stage="s"} 4',
+    ]);
+  });
+});
