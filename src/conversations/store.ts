@@ -65,7 +65,7 @@ export interface ScannedStateEvent {
   inboxId: number;
 }
 
-/** Which inbox row a state event is: its id, or (reported by the inbox after its commit) its dedup key. */
+/** Which inbox row a state event is (the inbox hands its id over with the event). */
 export interface StateEventRow {
   key: UserKey;
   inboxId: number;
