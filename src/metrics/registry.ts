@@ -23,7 +23,7 @@ function labelKey(labels: Labels): string {
   for (const k of keys) {
     const value = labels[k]!;
     // The separators themselves are kept out of the value (none of ours holds them).
-    key += `${k}\u0002${value.includes("\u0001") || value.includes("\u0002") ? value.replace(/[\u0001\u0002]/g, "\ufffd") : value}\u0001`;
+    key += `${k}\u0002${value.includes("\u0001") || value.includes("\u0002") ? value.replaceAll("\u0001", "\ufffd").replaceAll("\u0002", "\ufffd") : value}\u0001`;
   }
   return key;
 }
