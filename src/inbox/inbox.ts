@@ -28,7 +28,7 @@ export type StoredListener = (endpointId: string, events: StoredEvent[]) => void
 // SQLite allows 32766 bound parameters per statement; a row has 9.
 const ROWS_PER_STATEMENT = 2000;
 const INSERTED = ["endpointId", "pageId", "userId", "kind", "standby", "dedupKey", "timestamp", "receivedAt", "event"] as const;
-const RETURNED = ["dedupKey", "id"] as const;
+const RETURNED = ["dedupKey", "timestamp", "id"] as const;
 const INSERT_HEAD = `INSERT INTO inbox (${columnList(inbox, INSERTED)}) VALUES `;
 const ROW_VALUES = `(${INSERTED.map(() => "?").join(", ")})`;
 const INSERT_TAIL = ` ON CONFLICT DO NOTHING RETURNING ${columnList(inbox, RETURNED)}`;
@@ -38,6 +38,8 @@ const INSERT_TAIL = ` ON CONFLICT DO NOTHING RETURNING ${columnList(inbox, RETUR
  */
 const insertSql = (rows: number) => INSERT_HEAD + Array.from({ length: rows }, () => ROW_VALUES).join(", ") + INSERT_TAIL;
 const readReturned = rowReader(inbox, RETURNED);
+/** What the unique index inbox_dedup_time holds for an event of the endpoint. */
+const uniqueKey = (timestamp: number, dedupKey: string) => `${timestamp}\u0000${dedupKey}`;
 
 export class Inbox {
   readonly #listeners: StoredListener[] = [];
@@ -91,25 +93,29 @@ export class Inbox {
     return outcome;
   }
 
-  /** The events the commit wrote (RETURNING names them; the unique dedup index skips redeliveries). */
+  /**
+   * The events the commit wrote (RETURNING names them; the unique dedup index, on the event's time
+   * and dedup key, skips redeliveries).
+   */
   #fresh(events: InboxEvent[], results: ResultSet[]): StoreResult {
     const fresh = new Map<string, number>();
     for (const result of results) {
       for (const row of result.rows) {
-        const { dedupKey, id } = readReturned(row);
-        fresh.set(dedupKey, id);
+        const { dedupKey, timestamp, id } = readReturned(row);
+        fresh.set(uniqueKey(timestamp, dedupKey), id);
       }
     }
     const stored: StoredEvent[] = [];
     let duplicates = 0;
     for (const event of events) {
       // A second copy of one event in the same POST is a duplicate too.
-      const inboxId = fresh.get(event.dedupKey);
+      const unique = uniqueKey(event.timestamp, event.dedupKey);
+      const inboxId = fresh.get(unique);
       if (inboxId === undefined) {
         duplicates++;
         continue;
       }
-      fresh.delete(event.dedupKey);
+      fresh.delete(unique);
       stored.push({ ...event, inboxId });
     }
     return { stored, duplicates };

@@ -107,7 +107,7 @@ export class Histogram implements Metric {
     if (!s) this.#series.set(key, (s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
     // The first bucket that holds the value; render() adds them up (Prometheus buckets are cumulative).
     let i = 0;
-    while (i < this.buckets.length && value > this.buckets[i]!) i++;
+    while (i < this.buckets.length && !(value <= this.buckets[i]!)) i++; // NaN: in no bucket
     if (i < this.buckets.length) s.counts[i]!++;
     s.sum += value;
     s.count++;

@@ -167,7 +167,7 @@ function parseEntry(entry: unknown, now: number, skipped: SkippedItem[]): Parsed
       // Kept, like a malformed item: it may have been events.
       const reason = `entry.${key} is ${typeName(list)}, not a list`;
       skipped.push({ pageId, reason });
-      events.push(malformedEvent(list, pageId, standby, time, reason));
+      events.push(malformedEvent(list, pageId, standby, reason));
       continue;
     }
     for (const raw of list) {
@@ -183,7 +183,7 @@ function parseEntry(entry: unknown, now: number, skipped: SkippedItem[]): Parsed
       }
       // Acknowledged, so kept: Facebook has no replay. Stored for inspection, never run.
       skipped.push({ pageId, reason: event });
-      events.push(malformedEvent(raw, pageId, standby, time, event));
+      events.push(malformedEvent(raw, pageId, standby, event));
     }
   }
   return { pageId, events };
@@ -217,8 +217,11 @@ export function toInboxEvent(raw: unknown, pageId: string, standby: boolean, fal
  * `{ reason, raw_json, raw_length, truncated }` with the first MAX_MALFORMED_JSON characters of it.
  * Keyed by the sha256 of the whole item, so a redelivery stores it once.
  */
-function malformedEvent(raw: unknown, pageId: string, standby: boolean, time: number, reason: string): InboxEvent {
+function malformedEvent(raw: unknown, pageId: string, standby: boolean, reason: string): InboxEvent {
   const json = boundedJson(raw, MAX_MALFORMED_JSON);
+  // Its own time when it has a usable one, else 0: never the entry's or the arrival's, which may
+  // differ between deliveries, and the dedup index is keyed by time and key.
+  const own = isObject(raw) ? raw.timestamp : undefined;
   const item: Record<string, unknown> =
     json.truncated || deeperThan(raw, MAX_ITEM_DEPTH) ? { reason, raw_json: json.text, raw_length: json.length, truncated: json.truncated } : { reason, raw };
   return {
@@ -226,7 +229,7 @@ function malformedEvent(raw: unknown, pageId: string, standby: boolean, time: nu
     userId: "",
     kind: "malformed",
     standby,
-    timestamp: time,
+    timestamp: checkMillis(own) ? own : 0,
     dedupKey: `malformed:${pageId}:${json.sha256}`,
     item: item as MessagingItem,
   };

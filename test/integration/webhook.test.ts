@@ -298,6 +298,34 @@ describe("POST: redeliveries", () => {
     ]);
   });
 
+  test("a malformed item is one event whatever the entry's time (it is keyed by its own time, else 0, and its content)", async () => {
+    const t = await app();
+    const bad = { sender: { id: 42 } };
+    const timed = { sender: { id: 43 }, timestamp: 1767225600300 };
+    for (const time of [1767225600001, 1767225600002, "not a time"]) {
+      const body = JSON.stringify({ object: "page", entry: [{ id: PAGE_ID, time, messaging: [bad, timed] }] });
+      expect((await post(t, body)).status).toBe(200);
+    }
+    const rows = await t.inboxRows();
+    expect(rows.map((r) => [r.kind, r.timestamp])).toEqual([
+      ["malformed", 0],
+      ["malformed", 1767225600300],
+    ]);
+  });
+
+  test("one mid at two times in one POST: two events, each handed on with its own row", async () => {
+    const t = await app();
+    const reported: [number, number][] = [];
+    t.app.inbox.onStored((_endpoint, events) => reported.push(...events.map((e) => [e.timestamp, e.inboxId] as [number, number])));
+    const body = JSON.stringify(
+      envelope([{ messaging: [textItem("m_same", "one", { timestamp: 1767225600400 }), textItem("m_same", "two", { timestamp: 1767225600500 })] }]),
+    );
+    expect((await post(t, body)).status).toBe(200);
+    const rows = await t.inboxRows();
+    expect(rows.map((r) => [r.timestamp, r.id])).toEqual(reported);
+    expect(reported.map(([time]) => time)).toEqual([1767225600400, 1767225600500]);
+  });
+
   test("events without mid are deduplicated by kind, user and timestamp", async () => {
     const t = await app();
     await post(t, fixtureText("read"));

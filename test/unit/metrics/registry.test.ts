@@ -29,6 +29,9 @@ describe("the metrics registry", () => {
   test("histogram buckets are cumulative; a value above the last counts in +Inf only", () => {
     const h = new Histogram("t_seconds", "help", [0.1, 1]);
     for (const v of [0.05, 0.1, 0.5, 2]) h.observe({ stage: "s" }, v);
+    const odd = new Histogram("t_odd", "help", [1]);
+    odd.observe({}, Number.NaN);
+    expect(odd.render().split("\n")[2]).toBe('t_odd_bucket{le="1"} 0');
     expect(h.count({ stage: "s" })).toBe(4);
     expect(h.render().split("\n").slice(2)).toEqual([
       't_seconds_bucket{stage="s",le="0.1"} 2',
