@@ -4,16 +4,17 @@
  * written next to it first (db/migrate.ts); if that fails, nothing is migrated.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { openDatabase } from "../../src/db/client.ts";
-import { applyMigrations, migrationsFolder } from "../../src/db/migrate.ts";
+import { applyMigrations } from "../../src/db/migrate.ts";
 import { checkDatabaseFile } from "../../src/db/backup.ts";
 import { knownMigrations } from "../../src/db/identity.ts";
 import { VERSION } from "../../src/version.ts";
 import { cli, REPO, settingsToml, tempDir } from "../helpers/index.ts";
+import { olderMigrations } from "../helpers/migrations.ts";
 import { start } from "../smoke/binary-helpers.ts";
 
 const root = tempDir("upgrade");
@@ -21,16 +22,7 @@ afterAll(() => root.remove());
 let n = 0;
 
 /** The migrations folder of a binary one schema older than this one. */
-function olderMigrations(): string {
-  const folder = root.join("older-migrations");
-  if (existsSync(folder)) return folder;
-  cpSync(migrationsFolder(), folder, { recursive: true });
-  const journalFile = join(folder, "meta", "_journal.json");
-  const journal = JSON.parse(readFileSync(journalFile, "utf8")) as { entries: unknown[] };
-  journal.entries.pop();
-  writeFileSync(journalFile, JSON.stringify(journal));
-  return folder;
-}
+const oneOlder = () => olderMigrations(root.join("older-migrations"), knownMigrations().length - 1);
 
 /** A site whose data/bot.db has every migration but the last, and a row of data. */
 async function oldSite(extra = "") {
@@ -39,7 +31,7 @@ async function oldSite(extra = "") {
   const dbFile = dir.join("data/bot.db");
   const database = await openDatabase(`file:${dbFile}`);
   try {
-    await migrate(database.db, { migrationsFolder: olderMigrations() });
+    await migrate(database.db, { migrationsFolder: oneOlder() });
     await database.client.execute("INSERT INTO meta (key, value, updated_at) VALUES ('kept', 'from the old version', 1)");
     await database.client.execute("INSERT INTO meta (key, value, updated_at) VALUES ('app_version', '0.0.1-old', 1)");
   } finally {

@@ -4,28 +4,19 @@
  * duplicate when Facebook redelivers it, and its transcript is still read by session and contact.
  */
 import { afterAll, expect, test } from "bun:test";
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { createApp } from "../../src/app.ts";
 import { openDatabase } from "../../src/db/client.ts";
-import { applyMigrations, migrationsFolder } from "../../src/db/migrate.ts";
+import { applyMigrations } from "../../src/db/migrate.ts";
 import { collectingLogger, configFromToml, fixedClock, PAGE_ID, PSID, settingsToml, tempDir, textBody, webhookPost } from "../helpers/index.ts";
 import { KEY } from "../helpers/admin.ts";
+import { olderMigrations } from "../helpers/migrations.ts";
 
 const root = tempDir("upgrade-rows");
 afterAll(() => root.remove());
 
-/** The migrations folder of the schema before 0009 (schema 9: migrations 0000–0008). */
-function schema9(): string {
-  const folder = root.join("schema9");
-  cpSync(migrationsFolder(), folder, { recursive: true });
-  const journalFile = join(folder, "meta", "_journal.json");
-  const journal = JSON.parse(readFileSync(journalFile, "utf8")) as { entries: { tag: string }[] };
-  journal.entries = journal.entries.filter((e) => e.tag < "0009");
-  writeFileSync(journalFile, JSON.stringify(journal));
-  return folder;
-}
+/** The migrations folder of schema 9 (migrations 0000–0008), before 0009 and 0010. */
+const schema9 = () => olderMigrations(root.join("schema9"), 9);
 
 const T = 1767225599876;
 
