@@ -14,6 +14,7 @@ import type { Client, InArgs, InStatement, ResultSet, Row, TransactionMode } fro
 interface Prepared {
   run(...args: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   all(...args: unknown[]): unknown[][];
+  get(...args: unknown[]): unknown[] | undefined;
   raw(toggle?: boolean): Prepared;
   columns(): { name: string }[];
   readonly reader: boolean;
@@ -24,6 +25,28 @@ interface Cached {
   columns: string[] | null; // null: does not return rows
   /** May change the database: not a SELECT, PRAGMA or EXPLAIN (an INSERT … RETURNING returns rows and writes). */
   writes: boolean;
+  /** Returns one row at most (`atMostOneRow`): read with the driver's `get`, one call instead of an iterator's two. */
+  single: boolean;
+}
+
+/** A value in a VALUES tuple that holds no parenthesis or comma of its own: a parameter, a quoted literal, a number, NULL. */
+const TUPLE_VALUE = String.raw`(?:\?\d*|'[^']*'|-?\d+|NULL)`;
+/** `INSERT INTO t (…) VALUES (one tuple)`, then no second tuple, then (after an upsert clause, perhaps) RETURNING. */
+const ONE_ROW_INSERT = new RegExp(
+  String.raw`^\s*INSERT\s+INTO\s+[\w"\x60]+\s*\([^()]*\)\s*VALUES\s*\(\s*${TUPLE_VALUE}(?:\s*,\s*${TUPLE_VALUE})*\s*\)(?!\s*,)[\s\S]*\bRETURNING\b`,
+  "i",
+);
+/** A SELECT whose last clause is `LIMIT 1`: a trailing LIMIT belongs to the outermost query. */
+const LIMIT_ONE = /^\s*(?:SELECT|WITH)\b[\s\S]*\bLIMIT\s+1\s*$/i;
+
+/**
+ * Whether a statement that returns rows returns one at most, as far as its text shows: an INSERT of
+ * one VALUES tuple with RETURNING (an upsert too: one row in, one row out at most), or a query that
+ * ends in `LIMIT 1`. Anything else (several tuples, INSERT … SELECT, UPDATE or DELETE … RETURNING,
+ * a LIMIT bound as a parameter) is read as many rows.
+ */
+export function atMostOneRow(sql: string): boolean {
+  return ONE_ROW_INSERT.test(sql) || LIMIT_ONE.test(sql);
 }
 
 const CACHE_LIMIT = 1000;
@@ -105,22 +128,38 @@ export class LocalClient implements Client {
       columns = statement.columns().map((c) => c.name);
     }
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear(); // multi-row INSERTs vary in length
-    cached = { statement, columns, writes: !/^\s*(SELECT|PRAGMA|EXPLAIN)\b/i.test(sql) };
+    cached = { statement, columns, writes: !/^\s*(SELECT|PRAGMA|EXPLAIN)\b/i.test(sql), single: columns !== null && atMostOneRow(sql) };
     this.#cache.set(sql, cached);
     return cached;
   }
 
   #run(stmt: { sql: string; args?: InArgs }): ResultSet {
-    const { statement, columns, writes } = this.#prepare(stmt.sql);
+    const { statement, columns, writes, single } = this.#prepare(stmt.sql);
     const args = toArgs(stmt.args);
     if (columns) {
-      const rows = statement.all(args).map((values) => toRow(values, columns));
+      const rows = single ? this.#one(stmt.sql, statement, args, columns) : statement.all(args).map((values) => toRow(values, columns));
       if (writes) this.onWrite?.();
       return resultSet(columns, rows, 0, undefined);
     }
     const info = statement.run(args);
     if (writes) this.onWrite?.();
     return resultSet([], [], info.changes, BigInt(info.lastInsertRowid));
+  }
+
+  /**
+   * The row of a statement that returns one at most. The driver's `get` steps once and then resets
+   * the statement, but not when the step fails: the statement is then dropped from the cache, so
+   * that its next use prepares it afresh instead of binding to one left mid-step.
+   */
+  #one(sql: string, statement: Prepared, args: unknown, columns: string[]): Row[] {
+    let values: unknown[] | undefined;
+    try {
+      values = statement.get(args);
+    } catch (error) {
+      this.#cache.delete(sql);
+      throw error;
+    }
+    return values === undefined ? [] : [toRow(values, columns)];
   }
 }
 

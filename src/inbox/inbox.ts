@@ -6,7 +6,7 @@
 import type { InStatement, ResultSet } from "@libsql/client";
 import type { WriteQueue } from "../db/write-queue.ts";
 import type { Clock } from "../core/clock.ts";
-import { columnList, rowReader } from "../db/rows.ts";
+import { columnList, insertedIds, rowReader, valuesSql } from "../db/rows.ts";
 import { inbox } from "../db/schema.ts";
 import type { InboxEvent } from "./events.ts";
 import type { RequestTiming } from "../metrics/turn-timings.ts";
@@ -30,13 +30,16 @@ const ROWS_PER_STATEMENT = 2000;
 const INSERTED = ["endpointId", "pageId", "userId", "kind", "standby", "dedupKey", "timestamp", "receivedAt", "event"] as const;
 const RETURNED = ["dedupKey", "timestamp", "id"] as const;
 const INSERT_HEAD = `INSERT INTO inbox (${columnList(inbox, INSERTED)}) VALUES `;
-const ROW_VALUES = `(${INSERTED.map(() => "?").join(", ")})`;
-const INSERT_TAIL = ` ON CONFLICT DO NOTHING RETURNING ${columnList(inbox, RETURNED)}`;
 /**
  * Plain SQL on the hottest path, one multi-row INSERT per chunk: RETURNING names the rows
  * actually written (the unique dedup index skips redeliveries).
  */
-const insertSql = (rows: number) => INSERT_HEAD + Array.from({ length: rows }, () => ROW_VALUES).join(", ") + INSERT_TAIL;
+const insertSql = valuesSql(INSERT_HEAD, INSERTED.length, ` ON CONFLICT DO NOTHING RETURNING ${columnList(inbox, RETURNED)}`);
+/**
+ * A POST of one event (nearly all of them) needs no RETURNING: one row written or none tells
+ * whether it is new, and its id is the statement's last (db/rows.ts `insertedIds`).
+ */
+const INSERT_ONE_SQL = valuesSql(INSERT_HEAD, INSERTED.length, " ON CONFLICT DO NOTHING")(1);
 const readReturned = rowReader(inbox, RETURNED);
 /** What the unique index inbox_dedup_time holds for an event of the endpoint. */
 const uniqueKey = (timestamp: number, dedupKey: string) => `${timestamp}\u0000${dedupKey}`;
@@ -71,7 +74,7 @@ export class Inbox {
     for (let i = 0; i < events.length; i += ROWS_PER_STATEMENT) {
       const chunk = events.slice(i, i + ROWS_PER_STATEMENT);
       statements.push({
-        sql: insertSql(chunk.length),
+        sql: events.length === 1 ? INSERT_ONE_SQL : insertSql(chunk.length),
         // In the order of INSERTED.
         args: chunk.flatMap((e) => [endpointId, e.pageId, e.userId, e.kind, e.standby ? 1 : 0, e.dedupKey, e.timestamp, receivedAt, JSON.stringify(e.item)]),
       });
@@ -98,6 +101,10 @@ export class Inbox {
    * and dedup key, skips redeliveries).
    */
   #fresh(events: InboxEvent[], results: ResultSet[]): StoreResult {
+    if (events.length === 1) {
+      const written = results[0]!.rowsAffected === 1;
+      return written ? { stored: [{ ...events[0]!, inboxId: insertedIds(results[0]!, 1) }], duplicates: 0 } : { stored: [], duplicates: 1 };
+    }
     const fresh = new Map<string, number>();
     for (const result of results) {
       for (const row of result.rows) {

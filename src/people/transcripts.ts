@@ -5,7 +5,7 @@
  */
 import type { InStatement, Row } from "@libsql/client";
 import type { Database } from "../db/client.ts";
-import { column, columnList, rowReader } from "../db/rows.ts";
+import { column, columnList, rowReader, valuesSql } from "../db/rows.ts";
 import { transcripts } from "../db/schema.ts";
 import { isoTime, storedJson } from "../db/values.ts";
 import type { UserKey } from "../core/user-key.ts";
@@ -34,8 +34,10 @@ export interface TranscriptEntry {
   created_at: string;
 }
 
-const INSERT_SQL = "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ";
-const INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const insertSql = valuesSql(
+  "INSERT INTO transcripts (endpoint_id, page_id, user_id, contact_id, session_id, direction, source, text, data, created_at) VALUES ",
+  10,
+);
 
 /** One INSERT for transcript lines of one user (kept with the work that produced them). */
 export function transcriptInsert(
@@ -48,7 +50,7 @@ export function transcriptInsert(
 ): InStatement {
   const lines = options.hideExternalReferences ? given.map((l) => (l.direction === "in" ? withReferencesAsText(l) : l)) : given;
   return {
-    sql: INSERT_SQL + lines.map(() => INSERT_ROW).join(", "),
+    sql: insertSql(lines.length),
     args: lines.flatMap((l) => [
       key.endpointId,
       key.pageId,

@@ -1,12 +1,16 @@
 /** Rows of the reply lanes (table `outbox`): what the engine and the APIs add to a user's lane. */
 import { randomBytes } from "node:crypto";
 import type { Client, InStatement, ResultSet } from "@libsql/client";
-import { rowReader } from "../db/rows.ts";
-import { meta, outbox } from "../db/schema.ts";
+import { insertedIds, rowReader, valuesSql } from "../db/rows.ts";
+import { meta } from "../db/schema.ts";
 import type { WriteQueue } from "../db/write-queue.ts";
 
-const readId = rowReader(outbox, ["id"]);
 const readValue = rowReader(meta, ["value"]);
+/** No RETURNING: the ids are read from the last one (`insertedIds`), which costs the driver one call less per statement. */
+const insertSql = valuesSql(
+  "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at, status, attempts, first_attempt_at) VALUES ",
+  12,
+);
 
 /** seen: the engine's mark_seen; typing: its typing indicator while a flow works (conversations/typing.ts). */
 export type OutboxSource = "flow" | "inject" | "notify" | "handover" | "seen" | "typing";
@@ -98,10 +102,7 @@ export function enqueueReplies(replies: NewReply[], now: number, options: { mark
   }));
   return {
     statement: {
-      sql:
-        "INSERT INTO outbox (endpoint_id, page_id, user_id, source, inbox_id, session_id, kind, body, created_at, status, attempts, first_attempt_at) VALUES " +
-        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ") +
-        " RETURNING id",
+      sql: insertSql(rows.length),
       args: rows.flatMap(({ reply: r, kind, body, marked }) => {
         return [
           r.endpointId,
@@ -120,10 +121,9 @@ export function enqueueReplies(replies: NewReply[], now: number, options: { mark
       }),
     },
     items(result) {
-      // One statement assigns increasing ids in the order of its VALUES.
-      const ids = result.rows.map((row) => readId(row).id).sort((a, b) => a - b);
+      const first = insertedIds(result, rows.length);
       return rows.map(({ reply: r, kind, body, marked }, i) => ({
-        id: ids[i]!,
+        id: first + i,
         endpointId: r.endpointId,
         pageId: r.pageId,
         userId: r.userId,
