@@ -25,7 +25,7 @@ interface Cached {
   columns: string[] | null; // null: does not return rows
   /** May change the database: not a SELECT, PRAGMA or EXPLAIN (an INSERT … RETURNING returns rows and writes). */
   writes: boolean;
-  /** Returns one row at most (`atMostOneRow`): read with the driver's `get`, one call instead of an iterator's two. */
+  /** Returns one row at most (`atMostOneRow`): read with the driver's `get`, one call instead of an iterator's two (a write only inside a transaction). */
   single: boolean;
 }
 
@@ -137,7 +137,10 @@ export class LocalClient implements Client {
     const { statement, columns, writes, single } = this.#prepare(stmt.sql);
     const args = toArgs(stmt.args);
     if (columns) {
-      const rows = single ? this.#one(stmt.sql, statement, args, columns) : statement.all(args).map((values) => toRow(values, columns));
+      // A write read with `get` only inside a transaction: alone, it would commit when `get` resets
+      // it, and the driver drops what that reset returns (a commit that failed would look stored).
+      const one = single && (!writes || this.#db.inTransaction);
+      const rows = one ? this.#one(stmt.sql, statement, args, columns) : statement.all(args).map((values) => toRow(values, columns));
       if (writes) this.onWrite?.();
       return resultSet(columns, rows, 0, undefined);
     }

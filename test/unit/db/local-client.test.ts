@@ -64,6 +64,19 @@ describe("LocalClient rows", () => {
     expect(other.rows[0]!.id).toBeGreaterThan(1);
   });
 
+  test("a one-row INSERT … RETURNING outside a transaction still reports a commit that failed", async () => {
+    // A deferred foreign key fails at the commit, as a full disk would: the statement commits by
+    // itself here, so it must not be read with the driver's get (whose reset drops that error).
+    await client.executeMultiple(
+      "PRAGMA foreign_keys = ON; CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
+    );
+    await expect(client.execute({ sql: "INSERT INTO c (pid) VALUES (?) RETURNING id", args: [5] })).rejects.toThrow(/FOREIGN KEY/);
+    expect((await client.execute("SELECT count(*) AS n FROM c")).rows[0]!.n).toBe(0);
+    // Inside a transaction the commit is the batch's own, and fails there.
+    await expect(client.batch([{ sql: "INSERT INTO c (pid) VALUES (?) RETURNING id", args: [5] }], "write")).rejects.toThrow(/FOREIGN KEY/);
+    expect((await client.execute("SELECT count(*) AS n FROM c")).rows[0]!.n).toBe(0);
+  });
+
   test("a multi-row INSERT with RETURNING gives every row", async () => {
     const result = await client.execute({ sql: valuesSql("INSERT INTO t (k, v) VALUES ", 2, " RETURNING k")(3), args: ["a", 1, "b", 2, "c", 3] });
     expect(result.rows.map((r) => r.k).sort()).toEqual(["a", "b", "c"]);
