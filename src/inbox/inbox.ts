@@ -97,8 +97,9 @@ export class Inbox {
   }
 
   /**
-   * The events the commit wrote (RETURNING names them; the unique dedup index, on the event's time
-   * and dedup key, skips redeliveries).
+   * The events the commit wrote (the unique dedup index, on the event's time and dedup key, skips
+   * redeliveries): for one event, whether its INSERT wrote a row; for several, the rows RETURNING
+   * names.
    */
   #fresh(events: InboxEvent[], results: ResultSet[]): StoreResult {
     if (events.length === 1) {
