@@ -26,6 +26,34 @@ describe("the metrics registry", () => {
     expect(g.render().split("\n")[2]).toBe('t_gauge{a="x\ufffdb\ufffdy",b="z"} 5');
   });
 
+  test("labels that extend, shorten or reorder another set are series of their own, found again in any order", () => {
+    const c = new Counter("t_total", "help");
+    c.inc({ a: "x" });
+    c.inc({ a: "x", b: "y" }, 2);
+    c.inc({ b: "y", a: "x" }, 3);
+    c.inc({ b: "y" }, 4);
+    c.inc({ a: "x\u0001b\u0002y" }, 8);
+    c.inc({}, 16);
+    c.inc({ a: "x" }, 32);
+    expect([c.get({ a: "x" }), c.get({ a: "x", b: "y" }), c.get({ b: "y" }), c.get({ a: "x\u0001b\u0002y" }), c.get()]).toEqual([33, 5, 4, 8, 16]);
+    expect(c.get({ a: "y" })).toBe(0);
+    expect(c.render().split("\n").slice(2)).toEqual([
+      't_total{a="x"} 33',
+      't_total{a="x",b="y"} 5',
+      't_total{b="y"} 4',
+      't_total{a="x\ufffdb\ufffdy"} 8',
+      "t_total 16",
+    ]);
+    const h = new Histogram("t_seconds", "help", [1]);
+    h.observe({ stage: "s", endpoint: "e" }, 0.5);
+    h.observe({ endpoint: "e", stage: "s" }, 2);
+    expect(h.count({ stage: "s", endpoint: "e" })).toBe(2);
+    expect(h.render().split("\n").slice(2, 4)).toEqual([
+      't_seconds_bucket{endpoint="e",stage="s",le="1"} 1',
+      't_seconds_bucket{endpoint="e",stage="s",le="+Inf"} 2',
+    ]);
+  });
+
   test("histogram buckets are cumulative; a value above the last counts in +Inf only", () => {
     const h = new Histogram("t_seconds", "help", [0.1, 1]);
     for (const v of [0.05, 0.1, 0.5, 2]) h.observe({ stage: "s" }, v);
