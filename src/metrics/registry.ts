@@ -47,7 +47,7 @@ function escapeLabel(value: string): string {
 }
 
 function series(name: string, labels: string, value: number): string {
-  return `${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(value) ? value : value > 0 ? "+Inf" : "-Inf"}`;
+  return `${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(value) ? value : Number.isNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf"}`;
 }
 
 /** A node of Series' tree: per label name, per value, the node below; at the end, the cell. */
@@ -71,18 +71,24 @@ class Series<C> {
   cell(labels: Labels): C {
     let node = this.#root;
     for (const name in labels) {
+      // The labels labelKey reads: own properties with a string value. Anything else (a value of
+      // another type, an inherited property) takes the key's way, which keeps them apart.
+      if (!Object.hasOwn(labels, name)) return this.#byKey(labels);
+      const value = labels[name];
+      if (typeof value !== "string") return this.#byKey(labels);
       let values = node.next.get(name);
       if (!values) node.next.set(name, (values = new Map()));
-      const value = labels[name]!;
       let below = values.get(value);
       if (!below) values.set(value, (below = { next: new Map() }));
       node = below;
     }
-    if (node.cell) return node.cell;
+    return (node.cell ??= this.#byKey(labels));
+  }
+
+  #byKey(labels: Labels): C {
     const key = labelKey(labels);
     let cell = this.byKey.get(key);
     if (!cell) this.byKey.set(key, (cell = this.make()));
-    node.cell = cell;
     return cell;
   }
 

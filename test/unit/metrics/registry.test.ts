@@ -54,6 +54,25 @@ describe("the metrics registry", () => {
     ]);
   });
 
+  test("only own labels count, as in the series' key: an inherited property neither joins a series nor moves one", () => {
+    const c = new Counter("t_total", "help");
+    const inherited = Object.assign(Object.create({ b: "y" }) as Record<string, string>, { a: "x" });
+    c.inc(inherited);
+    c.inc({ a: "x", b: "y" }, 10);
+    c.inc(inherited, 100);
+    expect([c.get({ a: "x" }), c.get({ a: "x", b: "y" })]).toEqual([101, 10]);
+    expect(c.render().split("\n").slice(2)).toEqual(['t_total{a="x"} 101', 't_total{a="x",b="y"} 10']);
+  });
+
+  test("a value that is not a number renders as NaN, not -Inf", () => {
+    const g = new Gauge("t_gauge", "help");
+    g.set({}, Number.NaN);
+    const h = new Histogram("t_seconds", "help", [1]);
+    h.observe({}, Number.NaN);
+    expect(g.render().split("\n")[2]).toBe("t_gauge NaN");
+    expect(h.render().split("\n").slice(4)).toEqual(["t_seconds_sum NaN", "t_seconds_count 1"]);
+  });
+
   test("histogram buckets are cumulative; a value above the last counts in +Inf only", () => {
     const h = new Histogram("t_seconds", "help", [0.1, 1]);
     for (const v of [0.05, 0.1, 0.5, 2]) h.observe({ stage: "s" }, v);
