@@ -1,5 +1,5 @@
-// The engine's memory settings first: serve may restart itself with them (cli/heap.ts).
-import "./cli/heap-restart.ts";
+// The engine's settings first: serve may restart itself with them (cli/engine.ts).
+import "./cli/engine-restart.ts";
 // The driver registration must run before anything imports @libsql/client.
 import "./native/libsql-addon.ts";
 import { runCli } from "./cli/main.ts";

@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { createClient } from "@libsql/client";
 import { signBody } from "../../src/webhook/signature.ts";
 import { installBinary, run, start, type Running } from "./binary-helpers.ts";
-import { ASSUMED_RAM_BYTES, RAM_VARIABLE } from "../../src/cli/heap.ts";
+import { ASSUMED_RAM_BYTES, FTL_VARIABLE, RAM_VARIABLE } from "../../src/cli/engine.ts";
 
 const SECRET = "smoke-app-secret-0123456789";
 const VERIFY = "smoke-verify-token";
@@ -102,12 +102,13 @@ describe("compiled binary", () => {
       try {
         const line = await server.waitFor(listening);
         expect(line.demo).toBe(true);
-        // serve replaced its own image to set the engine's memory view (src/cli/heap.ts): same pid.
+        // serve replaced its own image to set the engine's settings (src/cli/engine.ts): same pid.
         // Under qemu-user (the arm64 release check) the host cannot run the arm64 image it asks
         // for, and the server goes on as it started, as it would anywhere the restart failed.
-        // On a machine with no more RAM than that, nothing is set.
-        const expected = !emulated(server.proc.pid) && totalmem() > ASSUMED_RAM_BYTES;
-        expect(environ(server.proc.pid).includes(`${RAM_VARIABLE}=${ASSUMED_RAM_BYTES}`)).toBe(expected);
+        // On a machine with no more RAM than that, the memory view is not set.
+        const restarted = !emulated(server.proc.pid);
+        expect(environ(server.proc.pid).includes(`${RAM_VARIABLE}=${ASSUMED_RAM_BYTES}`)).toBe(restarted && totalmem() > ASSUMED_RAM_BYTES);
+        expect(environ(server.proc.pid).includes(`${FTL_VARIABLE}=0`)).toBe(restarted);
         const base = String(line.url);
         expect((await fetch(`${base}/healthz`)).status).toBe(200);
         const ready = await fetch(`${base}/readyz`);
@@ -128,14 +129,15 @@ describe("compiled binary", () => {
     }
   });
 
-  test("an operator's own BUN_JSC_forceRAMSize is kept as it is", async () => {
+  test("an operator's own BUN_JSC_forceRAMSize and BUN_JSC_useFTLJIT are kept as they are", async () => {
     const dir = mkdtempSync(join(tmpdir(), "me-ram-"));
     try {
-      const server = start(install.bin, ["--port", "0"], { cwd: dir, env: { [RAM_VARIABLE]: "536870912" } });
+      const server = start(install.bin, ["--port", "0"], { cwd: dir, env: { [RAM_VARIABLE]: "536870912", [FTL_VARIABLE]: "1" } });
       try {
         await server.waitFor(listening);
-        const vars = environ(server.proc.pid).filter((v) => v.startsWith(`${RAM_VARIABLE}=`));
-        expect(vars).toEqual([`${RAM_VARIABLE}=536870912`]); // under qemu too: it is the environment it was given
+        const vars = environ(server.proc.pid).filter((v) => v.startsWith(`${RAM_VARIABLE}=`) || v.startsWith(`${FTL_VARIABLE}=`));
+        // Under qemu too: it is the environment it was given.
+        expect(vars.sort()).toEqual([`${RAM_VARIABLE}=536870912`, `${FTL_VARIABLE}=1`].sort());
       } finally {
         server.proc.kill("SIGTERM");
         expect(await server.exited).toBe(0);
