@@ -3,8 +3,9 @@
  * first by src/main.ts, calls restartWithEngineSettings). JavaScriptCore reads them from
  * `BUN_JSC_*` variables once, when the process starts, so `serve` replaces its own process image
  * once, at the start, with the same program, arguments and environment plus the variables below
- * (execve: the same pid, nothing else is running yet). A variable the operator set is kept as it
- * is; when nothing is left to set, or the replacement is impossible, the server starts as it is.
+ * (execve of the executable's own path, so the process keeps its name; the same pid, nothing else
+ * is running yet). A variable the operator set is kept as it is; when nothing is left to set, or
+ * the replacement is impossible, the server starts as it is.
  *
  * - `BUN_JSC_forceRAMSize` = 4 GiB, on a machine with more. JavaScriptCore sizes its garbage
  *   collection by the RAM it sees: on a 24 GB machine a server under load let its heap grow to a
@@ -17,7 +18,7 @@
  *   by 10–20 MB, with the same CPU per turn once warm (docs/benchmarks.md, "Three compiler tiers
  *   instead of four").
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { totalmem } from "node:os";
 import { parseArgs } from "./args.ts";
 
@@ -26,8 +27,11 @@ export const ASSUMED_RAM_BYTES = 4 * 1024 ** 3;
 export const RAM_VARIABLE = "BUN_JSC_forceRAMSize";
 /** JavaScriptCore's fourth tier (FTL), off unless the operator sets it. */
 export const FTL_VARIABLE = "BUN_JSC_useFTLJIT";
-/** Set by the restart itself: never a second one, even if a runtime hid the variables above. */
-export const RESTARTED_VARIABLE = "MESSENGER_ENDPOINT_ENGINE_RESTARTED";
+/**
+ * Set by the restart itself: never a second one, even if a runtime hid the variables above. (Its
+ * name is from when the restart set the heap's view only; operators may have set it to avoid one.)
+ */
+export const RESTARTED_VARIABLE = "MESSENGER_ENDPOINT_HEAP_RESTARTED";
 
 /** The environment `serve` should run with, or null when the current one will do. */
 export function engineEnvironment(argv: readonly string[], env: NodeJS.ProcessEnv, ramBytes: number): Record<string, string> | null {
@@ -37,7 +41,8 @@ export function engineEnvironment(argv: readonly string[], env: NodeJS.ProcessEn
   if (env[FTL_VARIABLE] === undefined) wanted[FTL_VARIABLE] = "0";
   if (Object.keys(wanted).length === 0) return null;
   try {
-    if (parseArgs(argv).command !== "serve") return null;
+    const args = parseArgs(argv);
+    if (args.command !== "serve" || args.help) return null;
   } catch {
     return null; // the command line's own error is reported by the CLI, unchanged
   }
@@ -55,7 +60,10 @@ export function restartWithEngineSettings(): void {
     // The command line exactly as given (process.argv of a compiled binary is not that).
     const args = readFileSync("/proc/self/cmdline", "utf8").split("\0");
     if (args.at(-1) === "") args.pop();
-    process.execve?.("/proc/self/exe", args, env); // throws when it fails
+    // The kernel names the process after the file it runs: "/proc/self/exe" would make it "exe" in
+    // ps, top and the journal. That link names the executable, unless it was replaced since.
+    const self = readlinkSync("/proc/self/exe");
+    process.execve?.(self.endsWith(" (deleted)") ? "/proc/self/exe" : self, args, env); // throws when it fails
   } catch {
     // No /proc, or the image could not be replaced (under an emulator, say): start as we are.
   }

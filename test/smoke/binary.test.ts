@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { createClient } from "@libsql/client";
 import { signBody } from "../../src/webhook/signature.ts";
 import { installBinary, run, start, type Running } from "./binary-helpers.ts";
-import { ASSUMED_RAM_BYTES, FTL_VARIABLE, RAM_VARIABLE } from "../../src/cli/engine.ts";
+import { ASSUMED_RAM_BYTES, FTL_VARIABLE, RAM_VARIABLE, RESTARTED_VARIABLE } from "../../src/cli/engine.ts";
 
 const SECRET = "smoke-app-secret-0123456789";
 const VERIFY = "smoke-verify-token";
@@ -109,6 +109,8 @@ describe("compiled binary", () => {
         const restarted = !emulated(server.proc.pid);
         expect(environ(server.proc.pid).includes(`${RAM_VARIABLE}=${ASSUMED_RAM_BYTES}`)).toBe(restarted && totalmem() > ASSUMED_RAM_BYTES);
         expect(environ(server.proc.pid).includes(`${FTL_VARIABLE}=0`)).toBe(restarted);
+        // It kept its name (the kernel's: 15 characters at most), not "exe" from /proc/self/exe.
+        if (restarted) expect(readFileSync(`/proc/${server.proc.pid}/comm`, "utf8").trim()).toBe(basename(bin).slice(0, 15));
         const base = String(line.url);
         expect((await fetch(`${base}/healthz`)).status).toBe(200);
         const ready = await fetch(`${base}/readyz`);
@@ -129,21 +131,32 @@ describe("compiled binary", () => {
     }
   });
 
-  test("an operator's own BUN_JSC_forceRAMSize and BUN_JSC_useFTLJIT are kept as they are", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "me-ram-"));
-    try {
-      const server = start(install.bin, ["--port", "0"], { cwd: dir, env: { [RAM_VARIABLE]: "536870912", [FTL_VARIABLE]: "1" } });
+  test("an operator's own BUN_JSC_forceRAMSize or BUN_JSC_useFTLJIT is kept, and the other one still set", async () => {
+    const ram = totalmem() > ASSUMED_RAM_BYTES ? [`${RAM_VARIABLE}=${ASSUMED_RAM_BYTES}`] : [];
+    const cases: { env: Record<string, string>; restarts: boolean; expected: string[] }[] = [
+      // Both set: no restart, the environment as given (under qemu too).
+      { env: { [RAM_VARIABLE]: "536870912", [FTL_VARIABLE]: "1" }, restarts: false, expected: [`${RAM_VARIABLE}=536870912`, `${FTL_VARIABLE}=1`] },
+      // One set: the restart adds the other (the RAM view only on a machine with more than 4 GiB).
+      { env: { [FTL_VARIABLE]: "1" }, restarts: true, expected: [`${FTL_VARIABLE}=1`, ...ram] },
+    ];
+    for (const c of cases) {
+      const dir = mkdtempSync(join(tmpdir(), "me-ram-"));
       try {
-        await server.waitFor(listening);
-        const vars = environ(server.proc.pid).filter((v) => v.startsWith(`${RAM_VARIABLE}=`) || v.startsWith(`${FTL_VARIABLE}=`));
-        // Under qemu too: it is the environment it was given.
-        expect(vars.sort()).toEqual([`${RAM_VARIABLE}=536870912`, `${FTL_VARIABLE}=1`].sort());
+        const server = start(install.bin, ["--port", "0"], { cwd: dir, env: c.env });
+        try {
+          await server.waitFor(listening);
+          const all = environ(server.proc.pid);
+          const vars = all.filter((v) => v.startsWith(`${RAM_VARIABLE}=`) || v.startsWith(`${FTL_VARIABLE}=`));
+          const restarted = c.restarts && !emulated(server.proc.pid);
+          expect(vars.sort()).toEqual((restarted || !c.restarts ? c.expected : [`${FTL_VARIABLE}=1`]).sort());
+          expect(all.includes(`${RESTARTED_VARIABLE}=1`)).toBe(restarted);
+        } finally {
+          server.proc.kill("SIGTERM");
+          expect(await server.exited).toBe(0);
+        }
       } finally {
-        server.proc.kill("SIGTERM");
-        expect(await server.exited).toBe(0);
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -45,7 +45,8 @@ test("an operator's own value is kept, and the other variable still set", () => 
 });
 
 test("other commands, a command line the CLI will refuse, nothing left to set, or restarted once: no restart", () => {
-  for (const argv of [["version"], ["--version"], ["check"], ["migrate"], ["backup", "x.db"], ["help"]]) expect(engineEnvironment(argv, env, BIG)).toBeNull();
+  for (const argv of [["version"], ["--version"], ["check"], ["migrate"], ["backup", "x.db"], ["help"], ["--help"], ["serve", "-h"]])
+    expect(engineEnvironment(argv, env, BIG)).toBeNull();
   expect(engineEnvironment(["serve", "--no-such-flag"], env, BIG)).toBeNull();
   expect(engineEnvironment(["frobnicate"], env, BIG)).toBeNull();
   expect(engineEnvironment(["serve"], { ...env, [RAM_VARIABLE]: "536870912", [FTL_VARIABLE]: "1" }, BIG)).toBeNull();
