@@ -14,8 +14,8 @@
  * - `BUN_JSC_useFTLJIT` = 0: no fourth compiler tier. Its compilations took 15 % of the process's
  *   CPU 6–11 s after the start under load, and some more for the rest of the first minute, on the
  *   cores the turns need, for code whose time is mostly spent in SQLite, the HTTP stack and the
- *   kernel: without it the p99 at 1,000 webhooks a second fell by about a fifth and the peak RSS
- *   by 10–20 MB, with the same CPU per turn once warm (docs/benchmarks.md, "Three compiler tiers
+ *   kernel: without it the p99 at 1,000 webhooks a second fell by a quarter to a third and the peak
+ *   RSS by 10–20 MB, with the same CPU per turn once warm (docs/benchmarks.md, "Three compiler tiers
  *   instead of four").
  */
 import { readFileSync, readlinkSync } from "node:fs";
